@@ -1,0 +1,66 @@
+// parallax: plan, predict and validate distributed training of large models.
+#include "commands.h"
+
+#include "parallax/traces/io.h"
+
+#include <google/protobuf/stubs/common.h>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: parallax <command> [options]
+
+Plan, predict and validate distributed training of large models.
+
+Commands:
+  inspect SCENARIO [--json] [-o PLAN.pb]
+      Build the job graph of one training step and report parameters, FLOPs per iteration,
+      tasks and edges, peak memory per GPU (and whether it fits), micro-batches and the
+      pipeline bubble. -o saves the graph as a plan file for the backends.
+
+Options:
+  -h, --help       show this help (or `parallax <command> --help`)
+  --version        show the version
+
+Scenarios are protobuf text format (.pbtxt) or JSON (.json); see scenarios/ for examples.
+Exit codes: 0 ok, 2 bad input (the message names file, line, field and fix), 3 does not fit in memory.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return parallax::cli::kBadInput;
+  }
+  const std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::cout << kUsage;
+    return parallax::cli::kOk;
+  }
+  if (command == "--version") {
+    std::cout << "parallax " << PARALLAX_VERSION << " (protobuf " << google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION)
+              << ")\n";
+    return parallax::cli::kOk;
+  }
+  try {
+    if (command == "inspect") return parallax::cli::inspect(args);
+    std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
+    return parallax::cli::kBadInput;
+  } catch (const parallax::InputError& e) {
+    std::cerr << "parallax " << command << ": " << e.what() << "\n";
+    return parallax::cli::kBadInput;
+  } catch (const std::exception& e) {
+    // Not the user's fault: say so rather than crash.
+    std::cerr << "parallax " << command << ": internal error: " << e.what()
+              << " (please report it with the scenario)\n";
+    return parallax::cli::kInternalError;
+  }
+}

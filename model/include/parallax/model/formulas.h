@@ -1,0 +1,26 @@
+// Closed forms from the literature (DESIGN.md §2). The graph builder and the memory model compute the
+// same quantities from first principles; tests hold them to these formulas.
+#pragma once
+
+#include "parallax/model/scenario.h"
+
+namespace parallax::model::formulas {
+
+// P = 12 L h^2 (1 + 13/(12h) + (V+s)/(12 L h)).
+double parameters(const Dims& d);
+
+// Narayanan et al. SC21 eq. 3, FLOPs per iteration: 96 B s L h^2 (1 + s/(6h) + V/(16 L h)) with full
+// recompute, 72 B s L h^2 (1 + s/(6h) + V/(12 L h)) without. Assumes an FFN of 4h.
+double flops_per_iteration(const Dims& d, bool full_recompute);
+
+// Pipeline bubble: (p-1)/(v m) (v = 1 for GPipe and 1F1B).
+double bubble_fraction(const Dims& d);
+
+// Korthikanti et al. 2022, activation bytes per layer per micro-batch on one GPU.
+double activation_bytes_per_layer(const Dims& d, Layout::Recompute recompute);
+
+// Korthikanti: with 1F1B the first stage holds p micro-batches of L/p layers (L layers' worth);
+// interleaving multiplies that by (1 + (p-1)/(p v)); GPipe holds all m. Result in layers' worth.
+double first_stage_layers_in_flight(const Dims& d, Layout::Schedule schedule);
+
+}  // namespace parallax::model::formulas

@@ -1,0 +1,134 @@
+// The job graph: every task of one training step on every rank, and their dependencies.
+#pragma once
+
+#include "parallax/parallax.pb.h"
+
+#include <boost/graph/compressed_sparse_row_graph.hpp>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parallax::model {
+
+// What a task computes or communicates (kept as a small enum: the graph of a 1000-GPU job has
+// millions of tasks; the name is rebuilt from it on demand).
+enum class Op : std::uint8_t {
+  Embedding,
+  LayerNorm,
+  Qkv,
+  AttnScores,
+  Softmax,
+  AttnDropout,
+  AttnContext,
+  AttnProj,
+  DropoutResidual,
+  Fc1,
+  Gelu,
+  Fc2,
+  FinalLayerNorm,
+  Logits,
+  CrossEntropy,
+  TpAllReduce,
+  SpAllGather,
+  SpReduceScatter,
+  PpSend,
+  PpRecv,
+  DpGradAllReduce,
+  DpGradReduceScatter,
+  DpParamAllGather,
+  EmbeddingGradAllReduce,
+  OptimizerStep,
+  kCount
+};
+std::string_view op_name(Op op);
+
+// Which GEMM of a backward pass a task is: the input gradient or the weight gradient.
+enum class GemmRole : std::uint8_t { Forward, InputGrad, WeightGrad };
+
+struct Task {
+  double flops = 0;          // GEMMs: 2 m n k batch; memory-bound ops: elementwise work
+  std::uint64_t bytes = 0;   // compute: HBM traffic; communication: full tensor size S (nccl-tests)
+  std::uint32_t gemm_m = 0, gemm_n = 0, gemm_k = 0, gemm_batch = 0;
+  std::uint32_t rank = 0;    // global rank of the (representative) rank running it
+  std::int32_t peer = -1;    // send/recv: the other global rank
+  std::int32_t microbatch = -1;
+  std::int16_t layer = -1;   // global layer index, -1 outside layers
+  Op op = Op::Embedding;
+  GemmRole role = GemmRole::Forward;
+  TaskKind kind = GEMM;
+  Stream stream = COMPUTE;
+  Phase phase = FORWARD;
+  CollectiveKind collective = ALL_REDUCE;
+  CommGroup group = GROUP_NONE;
+
+  bool is_compute() const { return kind == GEMM || kind == MEMORY_BOUND; }
+  bool is_communication() const { return !is_compute(); }
+};
+
+// One representative rank and the ranks it stands for.
+struct RankClass {
+  std::uint32_t rank;          // global rank: tp + t * (dp + d * pp), Megatron's order
+  std::uint32_t multiplicity;  // ranks with an identical task list (itself included)
+  std::int32_t pp_stage;
+};
+
+class JobGraph {
+ public:
+  using Csr = boost::compressed_sparse_row_graph<boost::bidirectionalS, boost::no_property,
+                                                 boost::no_property, boost::no_property,
+                                                 std::uint32_t, std::uint32_t>;
+
+  JobGraph(Scenario scenario, std::vector<RankClass> ranks, std::vector<Task> tasks,
+           std::vector<std::vector<std::uint32_t>> rank_tasks,
+           const std::vector<std::pair<std::uint32_t, std::uint32_t>>& edges);
+
+  const Scenario& scenario() const { return scenario_; }
+  const std::vector<Task>& tasks() const { return tasks_; }
+  const std::vector<RankClass>& ranks() const { return ranks_; }
+  const Csr& graph() const { return csr_; }
+  std::size_t num_tasks() const { return tasks_.size(); }
+  std::size_t num_edges() const { return boost::num_edges(csr_); }
+
+  // Tasks of representative `rank_index` (index into ranks()) in program order.
+  std::span<const std::uint32_t> rank_tasks(std::size_t rank_index) const {
+    return rank_tasks_[rank_index];
+  }
+  std::vector<std::uint32_t> successors(std::uint32_t task) const;
+  std::vector<std::uint32_t> predecessors(std::uint32_t task) const;
+
+  // All tasks, every task after its predecessors (Boost.Graph's topological_sort).
+  // Throws std::logic_error if the graph has a cycle (a schedule that would deadlock).
+  std::vector<std::uint32_t> topological_order() const;
+
+  // Counts over the whole job, every representative counted for the ranks it stands for.
+  std::uint64_t expanded_tasks() const;
+  std::uint64_t expanded_edges() const;
+  bool uses_symmetry() const;
+
+  // "fwd mb3 L12 qkv", "bwd mb0 L5 fc1 wgrad", "dp_grad_reduce_scatter bucket" ...
+  std::string task_name(std::uint32_t task) const;
+
+  // Hardware FLOPs of one step summed over all ranks (recompute included), and the same without
+  // recompute (model FLOPs).
+  double hardware_flops() const;
+  double model_flops() const;
+
+  // The plan file form.
+  parallax::JobGraph to_proto() const;
+  static JobGraph from_proto(const parallax::JobGraph& proto);
+
+ private:
+  Scenario scenario_;
+  std::vector<RankClass> ranks_;
+  std::vector<Task> tasks_;
+  std::vector<std::vector<std::uint32_t>> rank_tasks_;
+  Csr csr_;
+};
+
+// Builds the per-rank task DAG of one training step (DESIGN.md §2) for a validated scenario.
+JobGraph build_job_graph(const Scenario& scenario);
+
+}  // namespace parallax::model

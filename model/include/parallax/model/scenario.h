@@ -1,0 +1,42 @@
+// Loading a scenario: parse (text format or JSON), merge cluster and GPU presets, validate.
+#pragma once
+
+#include "parallax/parallax.pb.h"
+#include "parallax/traces/io.h"  // InputError
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace parallax::model {
+
+// Directory holding bundled presets (clusters/, gpus/): $PARALLAX_DATA_DIR if set, else the source
+// tree's scenarios/ compiled in.
+std::filesystem::path data_dir();
+
+// Reads a scenario, resolves `cluster.preset` and `cluster.gpu.preset` (looked up next to the
+// scenario in clusters/ and gpus/, then in data_dir()), and validates it. On bad input throws
+// InputError naming the file, the line, the field and the fix.
+Scenario load_scenario(const std::filesystem::path& path);
+
+// Same from text; `name` stands for the file in messages, presets are looked up from `base_dir`.
+Scenario parse_scenario(const std::string& text, const std::string& name, bool json,
+                        const std::filesystem::path& base_dir);
+
+// The numbers every formula uses, in DESIGN.md §2 notation, as 64-bit integers.
+struct Dims {
+  std::int64_t L, h, a, f, s, V;  // layers, hidden, heads, FFN size, sequence, vocabulary
+  std::int64_t b, B;              // micro-batch size, global batch size
+  std::int64_t t, p, d, v;        // tensor, pipeline, data parallel degrees; virtual stages
+  std::int64_t m;                 // micro-batches per pipeline per step: B / (b d)
+  std::int64_t e;                 // bytes per element of the training precision
+  std::int64_t gpus;              // d t p
+  bool sp;                        // sequence parallel
+};
+Dims dims(const Scenario& scenario);
+
+int bytes_per_element(Precision precision);
+double peak_flops(const GpuSpec& gpu, Precision precision);  // FLOP/s
+std::string precision_name(Precision precision);
+
+}  // namespace parallax::model

@@ -1,0 +1,32 @@
+// Pipeline schedules: the order in which one pipeline stage runs the forward and backward passes of
+// its model chunks for every micro-batch (GPipe, 1F1B, Megatron's interleaved 1F1B).
+#pragma once
+
+#include "parallax/parallax.pb.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace parallax::model {
+
+struct PipelineStep {
+  std::int32_t microbatch;
+  std::int32_t chunk;  // model chunk on this stage (0 .. v-1); virtual stage = chunk * p + stage
+  bool forward;
+};
+
+// The order of steps on `stage` (0 .. p-1). Megatron's order: warm-up forwards, steady 1F1B, cool-down
+// backwards; interleaved follows megatron/core/pipeline_parallel/schedules.py.
+std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage);
+
+// Times the schedule with every chunk's forward taking `forward_time`, backward `backward_time` and
+// free communication, respecting the order on each stage and the dependencies between virtual
+// stages. Returns the bubble fraction (makespan - busy) / busy of the busiest stage.
+double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
+                                double forward_time = 1.0, double backward_time = 2.0);
+
+// Largest number of chunk-forwards whose backward has not run yet, on `stage`: how many micro-batch
+// chunks of activations it holds at its peak.
+int max_chunks_in_flight(const std::vector<PipelineStep>& order);
+
+}  // namespace parallax::model

@@ -1,0 +1,79 @@
+#include "parallax/model/cost_model.h"
+
+#include "parallax/model/scenario.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace parallax::model {
+namespace {
+
+// Position of log2(x) on an ascending axis: lower index and weight of the upper neighbour.
+std::pair<int, double> locate(const google::protobuf::RepeatedField<std::int64_t>& axis, double x) {
+  const int n = axis.size();
+  if (n == 1 || x <= static_cast<double>(axis[0])) return {0, 0.0};
+  if (x >= static_cast<double>(axis[n - 1])) return {n - 2, 1.0};
+  int i = 0;
+  while (static_cast<double>(axis[i + 1]) < x) ++i;
+  const double lo = std::log2(static_cast<double>(axis[i])), hi = std::log2(static_cast<double>(axis[i + 1]));
+  return {i, (std::log2(x) - lo) / (hi - lo)};
+}
+
+}  // namespace
+
+CostModel::CostModel(const GpuSpec& gpu, Precision precision)
+    : table_(gpu.gemm_efficiency()),
+      peak_(parallax::model::peak_flops(gpu, precision)),
+      bandwidth_(gpu.hbm_tb_per_s() * 1e12),
+      memory_efficiency_(gpu.memory_bound_efficiency()),
+      overhead_s_(gpu.kernel_overhead_us() * 1e-6) {
+  const double fp32 = gpu.peak_fp32_tflops() * 1e12;
+  vector_peak_ = fp32 > 0 ? std::min(fp32, peak_) : peak_;
+}
+
+double CostModel::gemm_efficiency(double m, double n, double k) const {
+  const int nn = table_.n_size(), nk = table_.k_size();
+  auto at = [&](int i, int j, int l) {
+    // A one-point axis has no upper neighbour: clamp the index.
+    i = std::min(i, table_.m_size() - 1);
+    j = std::min(j, nn - 1);
+    l = std::min(l, nk - 1);
+    return table_.efficiency((i * nn + j) * nk + l);
+  };
+  const auto [i, wm] = locate(table_.m(), m);
+  const auto [j, wn] = locate(table_.n(), n);
+  const auto [l, wk] = locate(table_.k(), k);
+  double e = 0;
+  for (int di = 0; di < 2; ++di)
+    for (int dj = 0; dj < 2; ++dj)
+      for (int dl = 0; dl < 2; ++dl) {
+        const double w = (di ? wm : 1 - wm) * (dj ? wn : 1 - wn) * (dl ? wk : 1 - wk);
+        if (w > 0) e += w * at(i + di, j + dj, l + dl);
+      }
+  return e;
+}
+
+double CostModel::duration(const Task& task) const {
+  if (!task.is_compute()) return 0.0;
+  double compute = 0;
+  if (task.kind == GEMM) {
+    // A batched GEMM fills the GPU like one GEMM with the batch folded into m.
+    const double eff = gemm_efficiency(static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch),
+                                       task.gemm_n, task.gemm_k);
+    compute = task.flops / (peak_ * eff);
+  } else {
+    // Elementwise work runs on the CUDA cores (FP32 peak), not the tensor cores.
+    compute = task.flops / vector_peak_;
+  }
+  const double memory = static_cast<double>(task.bytes) / (bandwidth_ * memory_efficiency_);
+  return std::max(compute, memory) + overhead_s_;
+}
+
+std::vector<double> compute_time_per_rank(const JobGraph& graph, const CostModel& cost) {
+  std::vector<double> out(graph.ranks().size(), 0.0);
+  for (std::size_t r = 0; r < out.size(); ++r)
+    for (auto id : graph.rank_tasks(r)) out[r] += cost.duration(graph.tasks()[id]);
+  return out;
+}
+
+}  // namespace parallax::model

@@ -1,0 +1,767 @@
+#include "parallax/model/job_graph.h"
+
+#include "parallax/model/parameters.h"
+#include "parallax/model/scenario.h"
+#include "parallax/model/schedule.h"
+
+#include <boost/graph/topological_sort.hpp>
+
+#include <algorithm>
+#include <array>
+#include <iterator>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace parallax::model {
+
+std::string_view op_name(Op op) {
+  static constexpr std::array<std::string_view, static_cast<std::size_t>(Op::kCount)> names{
+      "embedding",          "layernorm",          "qkv",
+      "attn_scores",        "softmax",            "attn_dropout",
+      "attn_context",       "attn_proj",          "dropout_residual",
+      "fc1",                "gelu",               "fc2",
+      "final_layernorm",    "logits",             "cross_entropy",
+      "tp_all_reduce",      "sp_all_gather",      "sp_reduce_scatter",
+      "pp_send",            "pp_recv",            "dp_grad_all_reduce",
+      "dp_grad_reduce_scatter", "dp_param_all_gather", "embedding_grad_all_reduce",
+      "optimizer_step"};
+  return names[static_cast<std::size_t>(op)];
+}
+
+namespace {
+
+using Edge = std::pair<std::uint32_t, std::uint32_t>;
+constexpr std::uint32_t kNone = ~0u;
+
+// Megatron's rank order: tensor parallel fastest, then data parallel, then pipeline stage.
+struct RankCoords {
+  std::int64_t t, d;
+  std::uint32_t rank(std::int64_t tp, std::int64_t dp, std::int64_t stage) const {
+    return static_cast<std::uint32_t>(tp + t * (dp + d * stage));
+  }
+};
+
+// One gradient bucket: consecutive layers of one model chunk, in the order backward finishes them.
+struct Bucket {
+  std::int32_t chunk;
+  std::vector<std::int32_t> layers;  // global layer ids; -1 = embedding, -2 = output layer
+  double parameters = 0;
+};
+
+class Builder {
+ public:
+  explicit Builder(const Scenario& sc)
+      : sc_(sc), d_(dims(sc)), coords_{d_.t, d_.d}, layout_(sc.layout()) {
+    grad_bytes_ = layout_.grad_reduce_in_fp32() ? 4 : d_.e;
+  }
+
+  JobGraph build() {
+    const bool symmetric = sc_.options().use_symmetry();
+    for (std::int64_t stage = 0; stage < d_.p; ++stage) {
+      if (symmetric) {
+        ranks_.push_back({coords_.rank(0, 0, stage), static_cast<std::uint32_t>(d_.t * d_.d),
+                          static_cast<std::int32_t>(stage)});
+      } else {
+        for (std::int64_t dp = 0; dp < d_.d; ++dp)
+          for (std::int64_t tp = 0; tp < d_.t; ++tp)
+            ranks_.push_back({coords_.rank(tp, dp, stage), 1u, static_cast<std::int32_t>(stage)});
+      }
+    }
+    rank_tasks_.resize(ranks_.size());
+    for (std::size_t i = 0; i < ranks_.size(); ++i) emit_rank(i);
+    // Pipeline transfers: every recv waits for its matching send on the peer.
+    for (const auto& [key, recv] : recvs_) {
+      const auto it = sends_.find(key);
+      if (it == sends_.end())
+        throw std::logic_error("job graph: a pipeline recv has no matching send (builder bug)");
+      edges_.emplace_back(it->second, recv);
+    }
+    return JobGraph(sc_, std::move(ranks_), std::move(tasks_), std::move(rank_tasks_), edges_);
+  }
+
+ private:
+  // ---- task emission with stream order and pending dependencies ----
+
+  std::uint32_t add(Task t, std::initializer_list<std::uint32_t> deps = {}, bool stream_ordered = true) {
+    t.rank = current_rank_;
+    const auto id = static_cast<std::uint32_t>(tasks_.size());
+    auto& last = last_on_stream_[t.stream];
+    auto add_edge = [&](std::uint32_t from) {
+      if (from != kNone && from != id) edges_.emplace_back(from, id);
+    };
+    if (stream_ordered) add_edge(last);
+    for (auto dep : deps)
+      if (dep != last || !stream_ordered) add_edge(dep);
+    if (t.is_compute()) {
+      for (auto dep : pending_) add_edge(dep);
+      pending_.clear();
+    }
+    if (stream_ordered) last = id;
+    tasks_.push_back(t);
+    rank_tasks_[rank_index_].push_back(id);
+    return id;
+  }
+
+  std::uint32_t last_compute() const { return last_on_stream_[COMPUTE]; }
+
+  Task base(Op op, Phase phase, std::int32_t layer, std::int32_t mb) const {
+    Task t;
+    t.op = op;
+    t.phase = phase;
+    t.layer = static_cast<std::int16_t>(layer);
+    t.microbatch = mb;
+    return t;
+  }
+
+  std::uint32_t gemm(Op op, GemmRole role, Phase phase, std::int32_t layer, std::int32_t mb,
+                     std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch = 1) {
+    Task t = base(op, phase, layer, mb);
+    t.kind = GEMM;
+    t.role = role;
+    t.gemm_m = static_cast<std::uint32_t>(m);
+    t.gemm_n = static_cast<std::uint32_t>(n);
+    t.gemm_k = static_cast<std::uint32_t>(k);
+    t.gemm_batch = static_cast<std::uint32_t>(batch);
+    t.flops = 2.0 * m * n * k * batch;
+    // Each operand read once and the result written once: the roofline's memory side.
+    t.bytes = static_cast<std::uint64_t>((m * k + k * n + m * n) * batch * d_.e);
+    return add(t);
+  }
+
+  // An elementwise op over `elements` values touching `bytes_per_element` bytes for each.
+  std::uint32_t elementwise(Op op, Phase phase, std::int32_t layer, std::int32_t mb,
+                            std::int64_t elements, double bytes_per_element, double flops_per_element) {
+    Task t = base(op, phase, layer, mb);
+    t.kind = MEMORY_BOUND;
+    t.bytes = static_cast<std::uint64_t>(elements * bytes_per_element);
+    t.flops = static_cast<double>(elements) * flops_per_element;
+    return add(t);
+  }
+
+  std::uint32_t collective(Op op, CollectiveKind kind, CommGroup group, Stream stream, Phase phase,
+                           std::int32_t layer, std::int32_t mb, std::uint64_t bytes,
+                           std::initializer_list<std::uint32_t> deps) {
+    Task t = base(op, phase, layer, mb);
+    t.kind = COLLECTIVE;
+    t.collective = kind;
+    t.group = group;
+    t.stream = stream;
+    t.bytes = bytes;
+    return add(t, deps);
+  }
+
+  // A TP collective the compute stream waits for (forward all-reduce, SP gathers).
+  void tp_blocking(Op op, CollectiveKind kind, Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (d_.t == 1) return;
+    pending_.push_back(collective(op, kind, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(),
+                                  {last_compute()}));
+  }
+
+  // ---- sizes ----
+
+  std::int64_t tokens() const { return d_.b * d_.s; }
+  // Elements of the hidden activation held by one TP rank outside the TP regions.
+  std::int64_t hidden_elements() const { return tokens() * d_.h / (d_.sp ? d_.t : 1); }
+  std::uint64_t act_bytes_full() const { return static_cast<std::uint64_t>(tokens() * d_.h * d_.e); }
+
+  // ---- transformer layer ----
+
+  void layer_norm(Op op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    // Forward: read x, write y (+ mean/rstd, negligible). Backward: read x, dy, write dx.
+    const bool bwd = phase == BACKWARD;
+    elementwise(op, phase, layer, mb, hidden_elements(), (bwd ? 3.0 : 2.0) * d_.e, 8.0);
+  }
+
+  void dropout_residual(Phase phase, std::int32_t layer, std::int32_t mb) {
+    // Forward: read x and the residual, write y and a 1-byte mask. Backward: read dy and the mask,
+    // write dx.
+    const bool bwd = phase == BACKWARD;
+    elementwise(Op::DropoutResidual, phase, layer, mb, hidden_elements(),
+                bwd ? 2.0 * d_.e + 1.0 : 3.0 * d_.e + 1.0, 3.0);
+  }
+
+  void attention_core_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
+    const std::int64_t heads = d_.a / d_.t, dh = d_.h / d_.a, batch = d_.b * heads;
+    const std::int64_t scores = batch * d_.s * d_.s;
+    gemm(Op::AttnScores, GemmRole::Forward, phase, layer, mb, d_.s, d_.s, dh, batch);
+    elementwise(Op::Softmax, phase, layer, mb, scores, 2.0 * d_.e, 5.0);
+    elementwise(Op::AttnDropout, phase, layer, mb, scores, 2.0 * d_.e + 1.0, 1.0);
+    gemm(Op::AttnContext, GemmRole::Forward, phase, layer, mb, d_.s, dh, d_.s, batch);
+  }
+
+  void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
+    const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
+    const bool sp = d_.sp;
+    zero3_gather(phase, layer, mb);
+    layer_norm(Op::LayerNorm, phase, layer, mb);
+    if (sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+    gemm(Op::Qkv, GemmRole::Forward, phase, layer, mb, bs, 3 * h / t, h);
+    attention_core_forward(phase, layer, mb);
+    gemm(Op::AttnProj, GemmRole::Forward, phase, layer, mb, bs, h, h / t);
+    tp_blocking(sp ? Op::SpReduceScatter : Op::TpAllReduce, sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
+    dropout_residual(phase, layer, mb);
+    layer_norm(Op::LayerNorm, phase, layer, mb);
+    if (sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+    gemm(Op::Fc1, GemmRole::Forward, phase, layer, mb, bs, f / t, h);
+    elementwise(Op::Gelu, phase, layer, mb, bs * f / t, 2.0 * d_.e, 8.0);
+    gemm(Op::Fc2, GemmRole::Forward, phase, layer, mb, bs, h, f / t);
+    tp_blocking(sp ? Op::SpReduceScatter : Op::TpAllReduce, sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
+    dropout_residual(phase, layer, mb);
+  }
+
+  // Backward of Y = X W with X (m x k), W (k x n): dX = dY W^T is GEMM(m, k, n), dW = X^T dY is
+  // GEMM(k, n, m). Megatron overlaps the TP reduction of dX with the dW GEMM; with sequence
+  // parallelism it also re-gathers X (kept sharded) for dW while dX is computed.
+  void linear_backward_with_tp(Op op, std::int32_t layer, std::int32_t mb, std::int64_t m, std::int64_t n,
+                               std::int64_t k) {
+    std::uint32_t regather = kNone;
+    if (d_.sp && d_.t > 1)
+      regather = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, BACKWARD, layer, mb,
+                            act_bytes_full(), {last_compute()});
+    const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, m, k, n);
+    std::uint32_t reduce = kNone;
+    if (d_.t > 1)
+      reduce = collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
+                          GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(), {dgrad});
+    if (regather != kNone) pending_.push_back(regather);
+    gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, k, n, m);
+    if (reduce != kNone) pending_.push_back(reduce);
+  }
+
+  void layer_backward(std::int32_t layer, std::int32_t mb) {
+    const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
+    const std::int64_t heads = d_.a / d_.t, dh = d_.h / d_.a, batch = d_.b * heads;
+    const std::int64_t scores = batch * d_.s * d_.s;
+    const auto recompute = layout_.recompute();
+    // Full recompute re-runs the forward (gathering ZeRO-3 parameters once for both passes).
+    if (recompute == Layout::FULL) {
+      layer_forward(RECOMPUTE_FORWARD, layer, mb);
+    } else {
+      zero3_gather(BACKWARD, layer, mb);
+    }
+    // MLP block.
+    dropout_residual(BACKWARD, layer, mb);
+    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
+    gemm(Op::Fc2, GemmRole::InputGrad, BACKWARD, layer, mb, bs, f / t, h);
+    gemm(Op::Fc2, GemmRole::WeightGrad, BACKWARD, layer, mb, f / t, h, bs);
+    elementwise(Op::Gelu, BACKWARD, layer, mb, bs * f / t, 3.0 * d_.e, 12.0);
+    linear_backward_with_tp(Op::Fc1, layer, mb, bs, f / t, h);
+    layer_norm(Op::LayerNorm, BACKWARD, layer, mb);
+    // Attention block.
+    dropout_residual(BACKWARD, layer, mb);
+    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
+    gemm(Op::AttnProj, GemmRole::InputGrad, BACKWARD, layer, mb, bs, h / t, h);
+    gemm(Op::AttnProj, GemmRole::WeightGrad, BACKWARD, layer, mb, h / t, h, bs);
+    if (recompute == Layout::SELECTIVE) attention_core_forward(RECOMPUTE_FORWARD, layer, mb);
+    // Context C = P V: dP = dC V^T (s x s, inner dh), dV = P^T dC (s x dh, inner s).
+    gemm(Op::AttnContext, GemmRole::InputGrad, BACKWARD, layer, mb, d_.s, d_.s, dh, batch);
+    gemm(Op::AttnContext, GemmRole::WeightGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
+    elementwise(Op::AttnDropout, BACKWARD, layer, mb, scores, 2.0 * d_.e + 1.0, 1.0);
+    elementwise(Op::Softmax, BACKWARD, layer, mb, scores, 3.0 * d_.e, 4.0);
+    // Scores S = Q K^T: dQ = dS K, dK = dS^T Q, both (s x dh, inner s).
+    gemm(Op::AttnScores, GemmRole::InputGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
+    gemm(Op::AttnScores, GemmRole::WeightGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
+    linear_backward_with_tp(Op::Qkv, layer, mb, bs, 3 * h / t, h);
+    layer_norm(Op::LayerNorm, BACKWARD, layer, mb);
+    layer_done_[layer] = last_compute();
+    zero2_reduce(layer, mb);
+  }
+
+  // ---- embedding and output layer ----
+
+  void embedding_forward(std::int32_t mb) {
+    // Vocabulary-parallel lookup (rows of V/t), position embedding add, dropout.
+    elementwise(Op::Embedding, FORWARD, -1, mb, tokens() * d_.h, 3.0 * d_.e + 1.0, 2.0);
+    if (d_.t > 1)
+      pending_.push_back(collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
+                                    GROUP_TP, TP_COMM, FORWARD, -1, mb, act_bytes_full(), {last_compute()}));
+  }
+
+  void embedding_backward(std::int32_t mb) {
+    // Scatter-add of the output gradient into the embedding rows (the vocabulary-parallel embedding
+    // needs no TP communication in backward).
+    elementwise(Op::Embedding, BACKWARD, -1, mb, tokens() * d_.h, 3.0 * d_.e, 1.0);
+    embedding_done_ = last_compute();
+    zero2_reduce(-1, mb);
+  }
+
+  void output_forward(std::int32_t mb) {
+    const std::int64_t vocab_shard = (d_.V + d_.t - 1) / d_.t;
+    layer_norm(Op::FinalLayerNorm, FORWARD, -2, mb);
+    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, FORWARD, -2, mb);
+    gemm(Op::Logits, GemmRole::Forward, FORWARD, -2, mb, tokens(), vocab_shard, d_.h);
+    // Vocabulary-parallel cross entropy: fp32 softmax over the shard, with max and sum all-reduced
+    // over TP (two b*s fp32 vectors).
+    elementwise(Op::CrossEntropy, FORWARD, -2, mb, tokens() * vocab_shard, d_.e + 8.0, 6.0);
+    if (d_.t > 1)
+      pending_.push_back(collective(Op::TpAllReduce, ALL_REDUCE, GROUP_TP, TP_COMM, FORWARD, -2, mb,
+                                    static_cast<std::uint64_t>(tokens() * 4 * 2), {last_compute()}));
+  }
+
+  void output_backward(std::int32_t mb) {
+    const std::int64_t vocab_shard = (d_.V + d_.t - 1) / d_.t;
+    elementwise(Op::CrossEntropy, BACKWARD, -2, mb, tokens() * vocab_shard, d_.e + 4.0, 2.0);
+    linear_backward_with_tp(Op::Logits, -2, mb, tokens(), vocab_shard, d_.h);
+    layer_norm(Op::FinalLayerNorm, BACKWARD, -2, mb);
+    output_done_ = last_compute();
+    zero2_reduce(-2, mb);
+  }
+
+  // ---- pipeline transfers ----
+
+  std::uint64_t p2p_bytes() const {
+    // With sequence parallelism the activation is already split over TP; without it Megatron still
+    // sends one copy of the full activation per TP rank.
+    return static_cast<std::uint64_t>(hidden_elements() * d_.e);
+  }
+
+  static std::uint64_t transfer_key(std::uint32_t dst_rank, std::int32_t mb, std::int64_t dst_vs, bool forward) {
+    return ((static_cast<std::uint64_t>(dst_rank) * 4096 + static_cast<std::uint64_t>(dst_vs)) * 1048576 +
+            static_cast<std::uint64_t>(mb)) * 2 + (forward ? 1 : 0);
+  }
+
+  std::uint32_t peer_of(std::int64_t vs) const {
+    return coords_.rank(tp_, dp_, vs % d_.p);
+  }
+
+  void recv(std::int64_t from_vs, std::int64_t my_vs, std::int32_t mb, bool forward) {
+    Task t = base(Op::PpRecv, forward ? FORWARD : BACKWARD, -1, mb);
+    t.kind = RECV;
+    t.stream = PP_COMM;
+    t.group = GROUP_PP;
+    t.bytes = p2p_bytes();
+    t.peer = static_cast<std::int32_t>(peer_of(from_vs));
+    // Posted ahead (Megatron's batch_isend_irecv): ordered only by the matching send.
+    const auto id = add(t, {}, /*stream_ordered=*/false);
+    recvs_.emplace(transfer_key(current_rank_, mb, my_vs, forward), id);
+    pending_.push_back(id);
+  }
+
+  void send(std::int64_t to_vs, std::int32_t mb, bool forward) {
+    Task t = base(Op::PpSend, forward ? FORWARD : BACKWARD, -1, mb);
+    t.kind = SEND;
+    t.stream = PP_COMM;
+    t.group = GROUP_PP;
+    t.bytes = p2p_bytes();
+    t.peer = static_cast<std::int32_t>(peer_of(to_vs));
+    const auto id = add(t, {last_compute()});
+    sends_.emplace(transfer_key(static_cast<std::uint32_t>(t.peer), mb, to_vs, forward), id);
+    if (!layout_.overlap_p2p()) pending_.push_back(id);
+  }
+
+  // ---- data parallelism ----
+
+  std::vector<Bucket> make_buckets() const {
+    // Per model chunk, parameters in the order backward finishes them (last layer first), cut into
+    // buckets of grad_bucket_mb (Megatron's DDP, one bucket set per chunk).
+    std::vector<Bucket> buckets;
+    const double capacity = layout_.grad_bucket_mb() * 1e6 / static_cast<double>(grad_bytes_);
+    const std::int64_t per_chunk = d_.L / (d_.p * d_.v);
+    for (std::int64_t c = 0; c < d_.v; ++c) {
+      const std::int64_t vs = c * d_.p + stage_;
+      std::vector<std::pair<std::int32_t, double>> order;
+      if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).local());
+      for (std::int64_t l = (vs + 1) * per_chunk - 1; l >= vs * per_chunk; --l)
+        order.emplace_back(static_cast<std::int32_t>(l), layer_parameters(d_).local());
+      if (vs == 0) order.emplace_back(-1, embedding_parameters(d_).local());
+      Bucket current{static_cast<std::int32_t>(c), {}, 0};
+      for (const auto& [layer, params] : order) {
+        if (params <= 0) continue;
+        current.layers.push_back(layer);
+        current.parameters += params;
+        if (current.parameters >= capacity) {
+          buckets.push_back(current);
+          current = Bucket{static_cast<std::int32_t>(c), {}, 0};
+        }
+      }
+      if (!current.layers.empty()) buckets.push_back(current);
+    }
+    return buckets;
+  }
+
+  std::uint32_t done_task(std::int32_t layer) const {
+    if (layer == -1) return embedding_done_;
+    if (layer == -2) return output_done_;
+    return layer_done_.at(layer);
+  }
+
+  // ZeRO-3: parameters are gathered before each use, prefetched one layer ahead.
+  void zero3_gather(Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (layout_.zero_stage() < 3 || d_.d == 1) return;
+    const auto bytes = static_cast<std::uint64_t>(layer_parameters(d_).local() * d_.e);
+    const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, layer, mb, bytes,
+                               {prefetch_anchor_});
+    prefetch_anchor_ = last_compute();
+    pending_.push_back(id);
+  }
+
+  // ZeRO-2/3 keep only a shard of the gradients: each micro-batch's gradients are reduce-scattered
+  // as soon as they are computed (DeepSpeed's behaviour).
+  void zero2_reduce(std::int32_t layer, std::int32_t mb) {
+    if (layout_.zero_stage() < 2 || d_.d == 1) return;
+    double params = layer >= 0 ? layer_parameters(d_).local()
+                               : (layer == -1 ? embedding_parameters(d_).local()
+                                               : output_parameters(d_, sc_.model().tied_embeddings()).local());
+    if (params <= 0) return;
+    grad_syncs_.push_back(collective(Op::DpGradReduceScatter, REDUCE_SCATTER, GROUP_DP, DP_COMM, GRADIENT_SYNC,
+                                     layer, mb, static_cast<std::uint64_t>(params * grad_bytes_),
+                                     {last_compute()}));
+  }
+
+  void param_all_gathers(const std::vector<Bucket>& buckets, bool at_start) {
+    // ZeRO-1/2: updated parameter shards are all-gathered per bucket. Overlapped (Megatron's
+    // overlap_param_gather), the gathers of the previous step's update run at the start of this step
+    // and each bucket's first forward waits for its gather; otherwise they follow the optimizer step.
+    for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
+      const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, at_start ? FORWARD : OPTIMIZER,
+                                 -1, -1, static_cast<std::uint64_t>(it->parameters * d_.e),
+                                 {at_start ? kNone : last_compute()});
+      if (at_start) {
+        for (auto layer : it->layers) gather_for_layer_[layer] = id;
+      } else {
+        pending_.push_back(id);
+      }
+    }
+  }
+
+  void wait_param_gather(std::int32_t layer) {
+    const auto it = gather_for_layer_.find(layer);
+    if (it == gather_for_layer_.end()) return;
+    pending_.push_back(it->second);
+    gather_for_layer_.erase(it);
+  }
+
+  void gradient_sync(const std::vector<Bucket>& buckets) {
+    const int zero = layout_.zero_stage();
+    if (d_.d > 1 && zero < 2) {
+      const auto overall_last = last_compute();
+      // One DP stream: reduce buckets in the order their gradients become final.
+      std::vector<const Bucket*> by_readiness;
+      for (const Bucket& b : buckets) by_readiness.push_back(&b);
+      std::stable_sort(by_readiness.begin(), by_readiness.end(), [&](const Bucket* x, const Bucket* y) {
+        return done_task(x->layers.back()) < done_task(y->layers.back());
+      });
+      for (const Bucket* bucket_ptr : by_readiness) {
+        const Bucket& bucket = *bucket_ptr;
+        // The bucket is ready when backward has finished its last-processed parameters.
+        const auto ready = layout_.overlap_grad_reduce() ? done_task(bucket.layers.back()) : overall_last;
+        const bool shard = zero >= 1;
+        grad_syncs_.push_back(collective(shard ? Op::DpGradReduceScatter : Op::DpGradAllReduce,
+                                         shard ? REDUCE_SCATTER : ALL_REDUCE, GROUP_DP, DP_COMM, GRADIENT_SYNC, -1,
+                                         -1, static_cast<std::uint64_t>(bucket.parameters * grad_bytes_), {ready}));
+      }
+    }
+    // Tied embeddings: the first and last stage each hold a copy; their gradients are summed.
+    if (sc_.model().tied_embeddings() && d_.p > 1 && (stage_ == 0 || stage_ == d_.p - 1)) {
+      const auto bytes = static_cast<std::uint64_t>(embedding_parameters(d_).word * grad_bytes_);
+      grad_syncs_.push_back(collective(Op::EmbeddingGradAllReduce, ALL_REDUCE, GROUP_EMBEDDING, DP_COMM,
+                                       GRADIENT_SYNC, -1, -1, bytes,
+                                       {stage_ == 0 ? embedding_done_ : output_done_}));
+    }
+  }
+
+  void optimizer_step() {
+    // Adam with fp32 master weights: read master, grad, m, v (16 B), write master, m, v and the
+    // low-precision copy (12 + e B) per local parameter; ZeRO >= 1 updates only a 1/d shard.
+    double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_).local();
+    if (layout_.zero_stage() >= 1) params /= static_cast<double>(d_.d);
+    Task t = base(Op::OptimizerStep, OPTIMIZER, -1, -1);
+    t.kind = MEMORY_BOUND;
+    t.bytes = static_cast<std::uint64_t>(params * (28.0 + d_.e));
+    t.flops = params * 12.0;
+    pending_.insert(pending_.end(), grad_syncs_.begin(), grad_syncs_.end());
+    add(t);
+  }
+
+  // ---- one rank ----
+
+  void emit_rank(std::size_t index) {
+    rank_index_ = index;
+    const RankClass& rc = ranks_[index];
+    current_rank_ = rc.rank;
+    stage_ = rc.pp_stage;
+    tp_ = rc.rank % d_.t;
+    dp_ = (rc.rank / d_.t) % d_.d;
+    last_on_stream_.fill(kNone);
+    pending_.clear();
+    grad_syncs_.clear();
+    layer_done_.clear();
+    gather_for_layer_.clear();
+    embedding_done_ = output_done_ = prefetch_anchor_ = kNone;
+
+    const auto buckets = make_buckets();
+    const int zero = layout_.zero_stage();
+    const bool gather_at_start = (zero == 1 || zero == 2) && d_.d > 1 && layout_.overlap_param_gather();
+    if (gather_at_start) param_all_gathers(buckets, true);
+
+    const std::int64_t per_chunk = d_.L / (d_.p * d_.v);
+    const std::int64_t last_vs = d_.p * d_.v - 1;
+    for (const PipelineStep& step : stage_order(layout_.schedule(), static_cast<int>(d_.p), static_cast<int>(d_.v),
+                                                static_cast<int>(d_.m), static_cast<int>(stage_))) {
+      const std::int64_t vs = step.chunk * d_.p + stage_;
+      const std::int32_t mb = step.microbatch;
+      const auto first_layer = static_cast<std::int32_t>(vs * per_chunk);
+      const auto end_layer = static_cast<std::int32_t>((vs + 1) * per_chunk);
+      if (step.forward) {
+        if (vs == 0) {
+          wait_param_gather(-1);
+          embedding_forward(mb);
+        } else {
+          recv(vs - 1, vs, mb, true);
+        }
+        for (std::int32_t l = first_layer; l < end_layer; ++l) {
+          wait_param_gather(l);
+          layer_forward(FORWARD, l, mb);
+        }
+        if (vs == last_vs) {
+          wait_param_gather(-2);
+          output_forward(mb);
+        } else {
+          send(vs + 1, mb, true);
+        }
+      } else {
+        if (vs == last_vs) {
+          output_backward(mb);
+        } else {
+          recv(vs + 1, vs, mb, false);
+        }
+        for (std::int32_t l = end_layer - 1; l >= first_layer; --l) layer_backward(l, mb);
+        if (vs == 0) {
+          embedding_backward(mb);
+        } else {
+          send(vs - 1, mb, false);
+        }
+      }
+    }
+    gradient_sync(buckets);
+    optimizer_step();
+    if ((zero == 1 || zero == 2) && d_.d > 1 && !gather_at_start) param_all_gathers(buckets, false);
+  }
+
+  const Scenario& sc_;
+  Dims d_;
+  RankCoords coords_;
+  const Layout& layout_;
+  std::int64_t grad_bytes_;
+
+  std::vector<RankClass> ranks_;
+  std::vector<Task> tasks_;
+  std::vector<std::vector<std::uint32_t>> rank_tasks_;
+  std::vector<Edge> edges_;
+  std::unordered_map<std::uint64_t, std::uint32_t> sends_, recvs_;
+
+  // State of the rank being emitted.
+  std::size_t rank_index_ = 0;
+  std::uint32_t current_rank_ = 0;
+  std::int64_t stage_ = 0, tp_ = 0, dp_ = 0;
+  std::array<std::uint32_t, 4> last_on_stream_{};
+  std::vector<std::uint32_t> pending_;
+  std::vector<std::uint32_t> grad_syncs_;
+  std::unordered_map<std::int32_t, std::uint32_t> layer_done_, gather_for_layer_;
+  std::uint32_t embedding_done_ = kNone, output_done_ = kNone, prefetch_anchor_ = kNone;
+};
+
+}  // namespace
+
+JobGraph::JobGraph(Scenario scenario, std::vector<RankClass> ranks, std::vector<Task> tasks,
+                   std::vector<std::vector<std::uint32_t>> rank_tasks, const std::vector<Edge>& edges)
+    : scenario_(std::move(scenario)),
+      ranks_(std::move(ranks)),
+      tasks_(std::move(tasks)),
+      rank_tasks_(std::move(rank_tasks)),
+      csr_(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(),
+           static_cast<std::uint32_t>(tasks_.size())) {}
+
+std::vector<std::uint32_t> JobGraph::successors(std::uint32_t task) const {
+  std::vector<std::uint32_t> out;
+  for (auto [it, end] = boost::adjacent_vertices(task, csr_); it != end; ++it) out.push_back(*it);
+  return out;
+}
+
+std::vector<std::uint32_t> JobGraph::predecessors(std::uint32_t task) const {
+  std::vector<std::uint32_t> out;
+  for (auto [it, end] = boost::in_edges(task, csr_); it != end; ++it) out.push_back(boost::source(*it, csr_));
+  return out;
+}
+
+std::vector<std::uint32_t> JobGraph::topological_order() const {
+  std::vector<std::uint32_t> reversed;
+  reversed.reserve(tasks_.size());
+  try {
+    boost::topological_sort(csr_, std::back_inserter(reversed));
+  } catch (const boost::not_a_dag&) {
+    throw std::logic_error("job graph has a dependency cycle: the schedule would deadlock");
+  }
+  return {reversed.rbegin(), reversed.rend()};
+}
+
+std::uint64_t JobGraph::expanded_tasks() const {
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < ranks_.size(); ++i) total += rank_tasks_[i].size() * std::uint64_t{ranks_[i].multiplicity};
+  return total;
+}
+
+std::uint64_t JobGraph::expanded_edges() const {
+  // Every edge starts at a task of one representative; its copies follow that representative's.
+  std::vector<std::uint32_t> multiplicity_of(tasks_.size());
+  for (std::size_t i = 0; i < ranks_.size(); ++i)
+    for (auto task : rank_tasks_[i]) multiplicity_of[task] = ranks_[i].multiplicity;
+  std::uint64_t total = 0;
+  for (std::uint32_t v = 0; v < tasks_.size(); ++v) total += boost::out_degree(v, csr_) * std::uint64_t{multiplicity_of[v]};
+  return total;
+}
+
+bool JobGraph::uses_symmetry() const {
+  return std::any_of(ranks_.begin(), ranks_.end(), [](const RankClass& r) { return r.multiplicity > 1; });
+}
+
+std::string JobGraph::task_name(std::uint32_t id) const {
+  const Task& t = tasks_.at(id);
+  std::string name;
+  switch (t.phase) {
+    case FORWARD: name = "fwd"; break;
+    case BACKWARD: name = "bwd"; break;
+    case RECOMPUTE_FORWARD: name = "recompute"; break;
+    case GRADIENT_SYNC: name = "grad_sync"; break;
+    case OPTIMIZER: name = "optimizer"; break;
+  }
+  if (t.microbatch >= 0) name += " mb" + std::to_string(t.microbatch);
+  if (t.layer >= 0) name += " L" + std::to_string(t.layer);
+  name += " ";
+  name += op_name(t.op);
+  if (t.role == GemmRole::InputGrad) name += " dgrad";
+  if (t.role == GemmRole::WeightGrad) name += " wgrad";
+  if (t.peer >= 0) name += (t.kind == SEND ? " to " : " from ") + std::to_string(t.peer);
+  return name;
+}
+
+double JobGraph::hardware_flops() const {
+  double total = 0;
+  for (std::size_t i = 0; i < ranks_.size(); ++i)
+    for (auto id : rank_tasks_[i])
+      if (tasks_[id].kind == GEMM) total += tasks_[id].flops * ranks_[i].multiplicity;
+  return total;
+}
+
+double JobGraph::model_flops() const {
+  double total = 0;
+  for (std::size_t i = 0; i < ranks_.size(); ++i)
+    for (auto id : rank_tasks_[i])
+      if (tasks_[id].kind == GEMM && tasks_[id].phase != RECOMPUTE_FORWARD) total += tasks_[id].flops * ranks_[i].multiplicity;
+  return total;
+}
+
+parallax::JobGraph JobGraph::to_proto() const {
+  parallax::JobGraph out;
+  *out.mutable_scenario() = scenario_;
+  for (const RankClass& r : ranks_) {
+    auto* rc = out.add_ranks();
+    rc->set_rank(r.rank);
+    rc->set_multiplicity(r.multiplicity);
+    rc->set_pp_stage(r.pp_stage);
+  }
+  // Tasks in program order per rank, so that reading them back restores the rank lists.
+  std::vector<std::uint32_t> order;
+  order.reserve(tasks_.size());
+  for (const auto& list : rank_tasks_) order.insert(order.end(), list.begin(), list.end());
+  out.mutable_tasks()->Reserve(static_cast<int>(tasks_.size()));
+  for (auto id : order) {
+    const Task& t = tasks_[id];
+    auto* p = out.add_tasks();
+    p->set_id(id);
+    p->set_rank(t.rank);
+    p->set_stream(t.stream);
+    p->set_kind(t.kind);
+    p->set_phase(t.phase);
+    std::string op(op_name(t.op));
+    if (t.role == GemmRole::InputGrad) op += ".dgrad";
+    if (t.role == GemmRole::WeightGrad) op += ".wgrad";
+    p->set_op(op);
+    if (t.layer >= 0) p->set_layer(t.layer);
+    if (t.microbatch >= 0) p->set_microbatch(t.microbatch);
+    p->set_flops(t.flops);
+    p->set_bytes(t.bytes);
+    if (t.kind == GEMM) {
+      p->set_gemm_m(t.gemm_m);
+      p->set_gemm_n(t.gemm_n);
+      p->set_gemm_k(t.gemm_k);
+      p->set_gemm_batch(t.gemm_batch);
+    }
+    if (t.kind == COLLECTIVE) p->set_collective(t.collective);
+    if (t.group != GROUP_NONE) p->set_group(t.group);
+    if (t.peer >= 0) p->set_peer(t.peer);
+  }
+  out.mutable_edge_src()->Reserve(static_cast<int>(num_edges()));
+  out.mutable_edge_dst()->Reserve(static_cast<int>(num_edges()));
+  for (auto [it, end] = boost::edges(csr_); it != end; ++it) {
+    out.add_edge_src(boost::source(*it, csr_));
+    out.add_edge_dst(boost::target(*it, csr_));
+  }
+  return out;
+}
+
+JobGraph JobGraph::from_proto(const parallax::JobGraph& in) {
+  std::vector<RankClass> ranks;
+  std::unordered_map<std::uint32_t, std::size_t> index_of_rank;
+  for (const auto& r : in.ranks()) {
+    index_of_rank[r.rank()] = ranks.size();
+    ranks.push_back({r.rank(), r.multiplicity(), r.pp_stage()});
+  }
+  const auto n = static_cast<std::uint32_t>(in.tasks_size());
+  std::vector<Task> tasks(n);
+  std::vector<bool> seen(n, false);
+  std::vector<std::vector<std::uint32_t>> rank_tasks(ranks.size());
+  for (const auto& p : in.tasks()) {
+    if (p.id() >= n || seen[p.id()])
+      throw InputError("plan: task id " + std::to_string(p.id()) + " is out of range or repeated");
+    seen[p.id()] = true;
+    const auto rank_it = index_of_rank.find(p.rank());
+    if (rank_it == index_of_rank.end())
+      throw InputError("plan: task " + std::to_string(p.id()) + " runs on rank " + std::to_string(p.rank()) +
+                       " which the plan does not list");
+    Task& t = tasks[p.id()];
+    t.rank = p.rank();
+    t.stream = p.stream();
+    t.kind = p.kind();
+    t.phase = p.phase();
+    std::string op = p.op();
+    t.role = GemmRole::Forward;
+    if (op.ends_with(".dgrad")) t.role = GemmRole::InputGrad;
+    if (op.ends_with(".wgrad")) t.role = GemmRole::WeightGrad;
+    if (const auto dot = op.find('.'); dot != std::string::npos) op.resize(dot);
+    bool known = false;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(Op::kCount); ++i) {
+      if (op_name(static_cast<Op>(i)) == op) {
+        t.op = static_cast<Op>(i);
+        known = true;
+      }
+    }
+    if (!known) throw InputError("plan: task " + std::to_string(p.id()) + " has unknown op \"" + p.op() + "\"");
+    t.layer = static_cast<std::int16_t>(p.layer());
+    t.microbatch = p.microbatch();
+    t.flops = p.flops();
+    t.bytes = p.bytes();
+    t.gemm_m = static_cast<std::uint32_t>(p.gemm_m());
+    t.gemm_n = static_cast<std::uint32_t>(p.gemm_n());
+    t.gemm_k = static_cast<std::uint32_t>(p.gemm_k());
+    t.gemm_batch = static_cast<std::uint32_t>(p.gemm_batch());
+    t.collective = p.collective();
+    t.group = p.group();
+    t.peer = p.peer();
+    rank_tasks[rank_it->second].push_back(p.id());
+  }
+  if (in.edge_src_size() != in.edge_dst_size())
+    throw InputError("plan: edge_src and edge_dst differ in length");
+  std::vector<Edge> edges;
+  edges.reserve(static_cast<std::size_t>(in.edge_src_size()));
+  for (int i = 0; i < in.edge_src_size(); ++i) {
+    if (in.edge_src(i) >= n || in.edge_dst(i) >= n)
+      throw InputError("plan: edge " + std::to_string(i) + " refers to a task that does not exist");
+    edges.emplace_back(in.edge_src(i), in.edge_dst(i));
+  }
+  return JobGraph(in.scenario(), std::move(ranks), std::move(tasks), std::move(rank_tasks), edges);
+}
+
+JobGraph build_job_graph(const Scenario& scenario) { return Builder(scenario).build(); }
+
+}  // namespace parallax::model

@@ -1,0 +1,108 @@
+#include "parallax/model/memory_model.h"
+
+#include "parallax/model/parameters.h"
+#include "parallax/model/schedule.h"
+
+#include <algorithm>
+
+namespace parallax::model {
+
+std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute) {
+  // Korthikanti et al. 2022, §4.1, for 16-bit training: bytes per micro-batch of one layer. Tensors
+  // inside the TP regions are split over t; the rest are split over t only with sequence parallelism.
+  const double sbh = static_cast<double>(d.s) * d.b * d.h, t = static_cast<double>(d.t);
+  const double as2b = static_cast<double>(d.a) * d.s * d.s * d.b;
+  const double outside = d.sp ? t : 1.0;  // divisor of tensors outside TP regions
+  const double ffn = static_cast<double>(d.f) / d.h;  // 4 for a standard FFN
+  if (recompute == Layout::FULL) return {{"layer input", 2 * sbh / outside}};
+  std::vector<StoredActivation> a = {
+      {"layernorm 1 input", 2 * sbh / outside},
+      {"QKV input", 2 * sbh / outside},
+      {"Q and K (scores input)", 4 * sbh / t},
+      {"V (context input)", 2 * sbh / t},
+      {"projection input", 2 * sbh / t},
+      {"attention dropout mask", sbh / outside},
+      {"layernorm 2 input", 2 * sbh / outside},
+      {"FC1 input", 2 * sbh / outside},
+      {"GeLU input", 2 * ffn * sbh / t},
+      {"FC2 input", 2 * ffn * sbh / t},
+      {"MLP dropout mask", sbh / outside},
+  };
+  if (recompute == Layout::NO_RECOMPUTE) {
+    // The attention core (recomputed under selective recompute).
+    a.push_back({"softmax output", 2 * as2b / t});
+    a.push_back({"softmax dropout mask", as2b / t});
+    a.push_back({"softmax dropout output", 2 * as2b / t});
+  }
+  return a;
+}
+
+double layer_activation_bytes(const Dims& d, Layout::Recompute recompute) {
+  double total = 0;
+  for (const auto& a : layer_activations(d, recompute)) total += a.bytes;
+  return total;
+}
+
+const StageMemory& MemoryEstimate::peak() const {
+  return *std::max_element(stages.begin(), stages.end(),
+                           [](const StageMemory& a, const StageMemory& b) { return a.total() < b.total(); });
+}
+
+MemoryEstimate estimate_memory(const Scenario& sc) {
+  const Dims d = dims(sc);
+  const Layout& layout = sc.layout();
+  const bool tied = sc.model().tied_embeddings();
+  const int zero = layout.zero_stage();
+  const double dp = static_cast<double>(d.d);
+  const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+  // Adam keeps fp32 master weights (unless training in fp32), momentum and variance.
+  const double optimizer_bytes = d.e >= 4 ? 8.0 : 12.0;
+  const double per_layer = layer_activation_bytes(d, layout.recompute());
+  const double sbh = static_cast<double>(d.s) * d.b * d.h;
+  const double outside = d.sp ? static_cast<double>(d.t) : 1.0;
+  const std::int64_t layers_per_chunk = d.L / (d.p * d.v);
+  const std::int64_t last_vs = d.p * d.v - 1;
+
+  MemoryEstimate est;
+  est.capacity = sc.cluster().gpu().hbm_gb() * 1e9;
+  for (std::int64_t stage = 0; stage < d.p; ++stage) {
+    StageMemory m;
+    m.stage = stage;
+    const ParameterShard params = stage_parameters(d, tied, stage);
+    m.parameters = params.local();
+    m.weights = m.parameters * d.e / (zero >= 3 ? dp : 1.0);
+    m.gradients = m.parameters * grad_bytes / (zero >= 2 ? dp : 1.0);
+    m.optimizer = m.parameters * optimizer_bytes / (zero >= 1 ? dp : 1.0);
+    m.reserved = sc.cluster().gpu().reserved_memory_gb() * 1e9;
+
+    // Walk this stage's schedule: each chunk forward adds its stored activations, its backward frees
+    // them. Extra tensors: the embedding's dropout mask on the first virtual stage, the fp32 logits
+    // kept for the cross-entropy backward on the last.
+    double held = 0, peak = 0, layers = 0, peak_layers = 0;
+    for (const PipelineStep& step : stage_order(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),
+                                                static_cast<int>(d.m), static_cast<int>(stage))) {
+      const std::int64_t vs = step.chunk * d.p + stage;
+      double bytes = per_layer * static_cast<double>(layers_per_chunk);
+      if (vs == 0) bytes += sbh / outside;
+      if (vs == last_vs) bytes += 4.0 * d.s * d.b * ((d.V + d.t - 1) / d.t) + 2 * sbh / outside;
+      const double sign = step.forward ? 1.0 : -1.0;
+      held += sign * bytes;
+      layers += sign * static_cast<double>(layers_per_chunk);
+      if (held > peak) {
+        peak = held;
+        peak_layers = layers;
+      }
+    }
+    m.activations = peak;
+    m.layers_in_flight = peak_layers;
+    // Recompute rebuilds one layer's full activations at a time during backward.
+    if (layout.recompute() != Layout::NO_RECOMPUTE)
+      m.transient = layer_activation_bytes(d, Layout::NO_RECOMPUTE) - per_layer;
+    // ZeRO-3 gathers a layer's parameters, one in use and one prefetched.
+    if (zero >= 3) m.transient += 2.0 * layer_parameters(d).local() * d.e;
+    est.stages.push_back(m);
+  }
+  return est;
+}
+
+}  // namespace parallax::model

@@ -1,0 +1,372 @@
+#include "parallax/model/scenario.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#ifndef PARALLAX_DATA_DIR
+#error "PARALLAX_DATA_DIR must be defined by the build"
+#endif
+
+namespace parallax::model {
+namespace {
+
+namespace pb = google::protobuf;
+namespace fs = std::filesystem;
+
+// A parsed file and where each of its fields was written, so that messages about values (not only
+// syntax) point at a line.
+struct SourceFile {
+  std::string name;
+  std::unique_ptr<pb::TextFormat::ParseInfoTree> tree = std::make_unique<pb::TextFormat::ParseInfoTree>();
+  bool json = false;
+
+  // Line (1-based) of the field at `path` below `root`, 0 if unknown.
+  int line_of(const pb::Descriptor* root, const std::vector<std::string>& path) const {
+    if (json) return 0;
+    const pb::TextFormat::ParseInfoTree* node = tree.get();
+    const pb::Descriptor* type = root;
+    for (std::size_t i = 0; i < path.size() && node && type; ++i) {
+      const pb::FieldDescriptor* field = type->FindFieldByName(path[i]);
+      if (!field) return 0;
+      if (i + 1 == path.size()) {
+        const auto loc = node->GetLocation(field, field->is_repeated() ? 0 : -1);
+        return loc.line >= 0 ? loc.line + 1 : 0;
+      }
+      node = node->GetTreeForNested(field, field->is_repeated() ? 0 : -1);
+      type = field->message_type();
+    }
+    return 0;
+  }
+};
+
+struct Sources {
+  SourceFile scenario;
+  SourceFile cluster_preset;  // empty name when none
+  SourceFile gpu_preset;
+
+  // "file:line" of a field given as a path from the Scenario root, looking in the scenario first,
+  // then in the presets it came from.
+  std::string where(const std::vector<std::string>& path) const {
+    if (int line = scenario.line_of(Scenario::descriptor(), path))
+      return scenario.name + ":" + std::to_string(line);
+    if (path.size() > 1 && path[0] == "cluster") {
+      std::vector<std::string> rest(path.begin() + 1, path.end());
+      if (!cluster_preset.name.empty())
+        if (int line = cluster_preset.line_of(ClusterSpec::descriptor(), rest))
+          return cluster_preset.name + ":" + std::to_string(line);
+      if (rest.size() > 1 && rest[0] == "gpu" && !gpu_preset.name.empty()) {
+        std::vector<std::string> in_gpu(rest.begin() + 1, rest.end());
+        if (int line = gpu_preset.line_of(GpuSpec::descriptor(), in_gpu))
+          return gpu_preset.name + ":" + std::to_string(line);
+      }
+    }
+    return scenario.name;
+  }
+};
+
+std::string dotted(const std::vector<std::string>& path) {
+  std::string out;
+  for (const auto& p : path) out += (out.empty() ? "" : ".") + p;
+  return out;
+}
+
+[[noreturn]] void fail(const Sources& sources, const std::vector<std::string>& path,
+                       const std::string& problem) {
+  throw InputError(sources.where(path) + ": " + dotted(path) + ": " + problem);
+}
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A preset name is a file name without extension looked up in `subdir` next to the scenario, then in
+// the bundled data directory; a name with a slash or an extension is a path relative to the scenario.
+fs::path find_preset(const std::string& name, const std::string& subdir, const fs::path& base_dir,
+                     const Sources& sources, const std::vector<std::string>& field) {
+  std::vector<fs::path> candidates;
+  if (name.find('/') != std::string::npos || fs::path(name).has_extension()) {
+    candidates.push_back(base_dir / name);
+  } else {
+    candidates.push_back(base_dir / subdir / (name + ".pbtxt"));
+    candidates.push_back(base_dir.parent_path() / subdir / (name + ".pbtxt"));
+    candidates.push_back(data_dir() / subdir / (name + ".pbtxt"));
+  }
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c)) return c;
+  std::string available;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(data_dir() / subdir, ec))
+    if (entry.path().extension() == ".pbtxt")
+      available += (available.empty() ? "" : ", ") + entry.path().stem().string();
+  fail(sources, field, "no preset \"" + name + "\" (looked for " + candidates.front().string() +
+                           "); bundled presets: " + available);
+}
+
+template <typename Message>
+Message load_preset(const fs::path& file, SourceFile& source) {
+  Message message;
+  source.name = file.string();
+  traces::parse_text_or_json(read_all(file), source.name, file.extension() == ".json", message,
+                             source.tree.get());
+  source.json = file.extension() == ".json";
+  return message;
+}
+
+void merge_gemm_table_override(GpuSpec& resolved, const GpuSpec& override_spec) {
+  // MergeFrom appends repeated fields: a table given in the scenario replaces the preset's.
+  if (override_spec.has_gemm_efficiency()) *resolved.mutable_gemm_efficiency() = override_spec.gemm_efficiency();
+}
+
+std::string divisors_of(std::int64_t n) {
+  std::string out;
+  for (std::int64_t i = 1; i <= n; ++i)
+    if (n % i == 0) out += (out.empty() ? "" : ", ") + std::to_string(i);
+  return out;
+}
+
+void require_positive(const Sources& src, const std::vector<std::string>& path, double value,
+                      bool is_set, const std::string& what) {
+  if (!is_set) fail(src, path, "missing: set " + what);
+  if (!(value > 0))
+    fail(src, path, "must be positive (got " + pb::SimpleDtoa(value) + "); " + what);
+}
+
+void validate(const Scenario& sc, const Sources& src) {
+  // Model.
+  if (!sc.has_model()) fail(src, {"model"}, "missing: a scenario needs a model { ... } block");
+  const ModelSpec& m = sc.model();
+  require_positive(src, {"model", "num_layers"}, m.num_layers(), m.has_num_layers(), "the number of transformer layers");
+  require_positive(src, {"model", "hidden_size"}, m.hidden_size(), m.has_hidden_size(), "the hidden size h");
+  require_positive(src, {"model", "num_heads"}, m.num_heads(), m.has_num_heads(), "the number of attention heads");
+  require_positive(src, {"model", "seq_length"}, m.seq_length(), m.has_seq_length(), "the sequence length in tokens");
+  require_positive(src, {"model", "vocab_size"}, m.vocab_size(), m.has_vocab_size(), "the vocabulary size");
+  if (m.ffn_hidden_size() < 0)
+    fail(src, {"model", "ffn_hidden_size"}, "must not be negative (0 means 4 * hidden_size)");
+  if (m.hidden_size() % m.num_heads() != 0)
+    fail(src, {"model", "num_heads"}, "hidden_size " + std::to_string(m.hidden_size()) +
+                                          " is not divisible by num_heads " + std::to_string(m.num_heads()) +
+                                          "; valid num_heads: " + divisors_of(m.hidden_size()));
+
+  // Cluster.
+  if (!sc.has_cluster()) fail(src, {"cluster"}, "missing: give cluster { preset: \"dgx-a100-80g\" num_nodes: N }");
+  const ClusterSpec& c = sc.cluster();
+  const GpuSpec& g = c.gpu();
+  require_positive(src, {"cluster", "num_nodes"}, c.num_nodes(), c.has_num_nodes(), "the number of nodes");
+  require_positive(src, {"cluster", "gpus_per_node"}, c.gpus_per_node(), c.has_gpus_per_node(), "GPUs per node");
+  const double peak = peak_flops(g, m.precision());
+  if (!(peak > 0))
+    fail(src, {"cluster", "gpu", "peak_" + [&] {
+                 std::string n = precision_name(m.precision());
+                 for (auto& ch : n) ch = static_cast<char>(std::tolower(ch));
+                 return n;
+               }() + "_tflops"},
+         "the GPU \"" + g.name() + "\" has no positive peak for the model's precision " +
+             precision_name(m.precision()) + "; set it, or change model.precision");
+  require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(), "the GPU memory size in GB");
+  require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(), "the GPU memory bandwidth in TB/s");
+  if (!(g.memory_bound_efficiency() > 0 && g.memory_bound_efficiency() <= 1))
+    fail(src, {"cluster", "gpu", "memory_bound_efficiency"}, "must be in (0, 1]");
+  if (g.kernel_overhead_us() < 0) fail(src, {"cluster", "gpu", "kernel_overhead_us"}, "must not be negative");
+  if (g.reserved_memory_gb() < 0) fail(src, {"cluster", "gpu", "reserved_memory_gb"}, "must not be negative");
+  {
+    const GemmEfficiencyTable& t = g.gemm_efficiency();
+    const std::vector<std::string> base{"cluster", "gpu", "gemm_efficiency"};
+    if (t.m_size() == 0 || t.n_size() == 0 || t.k_size() == 0)
+      fail(src, base, "missing or empty: the GPU needs a GEMM efficiency table (axes m, n, k and efficiency values)");
+    for (const auto* axis : {&t.m(), &t.n(), &t.k()}) {
+      for (int i = 0; i < axis->size(); ++i) {
+        if ((*axis)[i] <= 0 || (i > 0 && (*axis)[i] <= (*axis)[i - 1]))
+          fail(src, base, "axis values must be positive and strictly ascending");
+      }
+    }
+    const std::int64_t expected = static_cast<std::int64_t>(t.m_size()) * t.n_size() * t.k_size();
+    if (t.efficiency_size() != expected)
+      fail(src, base, "has " + std::to_string(t.efficiency_size()) + " efficiency values; the axes need " +
+                          std::to_string(expected) + " (len(m) * len(n) * len(k))");
+    for (double e : t.efficiency())
+      if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
+  }
+  require_positive(src, {"cluster", "intra_node", "gb_per_s"}, c.intra_node().gb_per_s(),
+                   c.intra_node().has_gb_per_s(), "the per-GPU intra-node bandwidth in GB/s");
+  if (c.num_nodes() > 1) {
+    require_positive(src, {"cluster", "nics_per_node"}, c.nics_per_node(), c.has_nics_per_node(), "NICs per node");
+    require_positive(src, {"cluster", "nic_gbit_per_s"}, c.nic_gbit_per_s(), c.has_nic_gbit_per_s(), "the NIC speed in Gbit/s");
+  }
+  if (c.nic_latency_us() < 0) fail(src, {"cluster", "nic_latency_us"}, "must not be negative");
+  if (c.inter_node().oversubscription() < 1)
+    fail(src, {"cluster", "inter_node", "oversubscription"}, "must be >= 1 (1 = non-blocking)");
+  if (c.inter_node().nodes_per_leaf() < 1)
+    fail(src, {"cluster", "inter_node", "nodes_per_leaf"}, "must be >= 1");
+
+  // Layout.
+  if (!sc.has_layout()) fail(src, {"layout"}, "missing: give layout { dp: .. tp: .. pp: .. global_batch_size: .. }");
+  const Layout& l = sc.layout();
+  for (const auto& [name, value] : {std::pair{"dp", l.dp()}, {"tp", l.tp()}, {"pp", l.pp()},
+                                    {"virtual_stages", l.virtual_stages()},
+                                    {"micro_batch_size", l.micro_batch_size()}}) {
+    if (value < 1) fail(src, {"layout", name}, "must be >= 1 (got " + std::to_string(value) + ")");
+  }
+  if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
+  if (l.global_batch_size() < 1)
+    fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");
+  const std::int64_t gpus = static_cast<std::int64_t>(c.num_nodes()) * c.gpus_per_node();
+  const std::int64_t product = static_cast<std::int64_t>(l.dp()) * l.tp() * l.pp();
+  if (product != gpus) {
+    const std::int64_t tp_pp = static_cast<std::int64_t>(l.tp()) * l.pp();
+    std::string fix = gpus % tp_pp == 0 ? "; with tp " + std::to_string(l.tp()) + " and pp " + std::to_string(l.pp()) +
+                                              " use dp " + std::to_string(gpus / tp_pp)
+                                        : "; tp * pp must divide the GPU count";
+    fail(src, {"layout", "dp"}, "dp * tp * pp = " + std::to_string(l.dp()) + " * " + std::to_string(l.tp()) + " * " +
+                                    std::to_string(l.pp()) + " = " + std::to_string(product) +
+                                    " but the cluster has " + std::to_string(gpus) + " GPUs (" +
+                                    std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) +
+                                    ")" + fix);
+  }
+  if (m.num_heads() % l.tp() != 0)
+    fail(src, {"layout", "tp"}, "num_heads " + std::to_string(m.num_heads()) + " is not divisible by tp " +
+                                    std::to_string(l.tp()) + "; valid tp: " + divisors_of(m.num_heads()));
+  const std::int64_t ffn = m.ffn_hidden_size() ? m.ffn_hidden_size() : 4LL * m.hidden_size();
+  if (ffn % l.tp() != 0)
+    fail(src, {"layout", "tp"}, "the FFN size " + std::to_string(ffn) + " is not divisible by tp " + std::to_string(l.tp()));
+  if (l.sequence_parallel() && m.seq_length() % l.tp() != 0)
+    fail(src, {"layout", "sequence_parallel"}, "seq_length " + std::to_string(m.seq_length()) +
+                                                   " is not divisible by tp " + std::to_string(l.tp()));
+  const std::int64_t stages = static_cast<std::int64_t>(l.pp()) * l.virtual_stages();
+  if (m.num_layers() % stages != 0)
+    fail(src, {"layout", l.virtual_stages() > 1 ? "virtual_stages" : "pp"},
+         "num_layers " + std::to_string(m.num_layers()) + " is not divisible by pp * virtual_stages = " +
+             std::to_string(l.pp()) + " * " + std::to_string(l.virtual_stages()) + "; valid pp * virtual_stages: " +
+             divisors_of(m.num_layers()));
+  const std::int64_t per_step = static_cast<std::int64_t>(l.micro_batch_size()) * l.dp();
+  if (l.global_batch_size() % per_step != 0)
+    fail(src, {"layout", "global_batch_size"},
+         std::to_string(l.global_batch_size()) + " is not divisible by micro_batch_size * dp = " +
+             std::to_string(l.micro_batch_size()) + " * " + std::to_string(l.dp()) + " = " + std::to_string(per_step) +
+             "; use a multiple of " + std::to_string(per_step));
+  const std::int64_t microbatches = l.global_batch_size() / per_step;
+  if (l.schedule() == Layout::INTERLEAVED_1F1B) {
+    if (l.virtual_stages() < 2)
+      fail(src, {"layout", "virtual_stages"}, "schedule INTERLEAVED_1F1B needs virtual_stages >= 2 (or use ONE_F_ONE_B)");
+    if (l.pp() < 2) fail(src, {"layout", "pp"}, "schedule INTERLEAVED_1F1B needs pp >= 2");
+    if (microbatches % l.pp() != 0)
+      fail(src, {"layout", "global_batch_size"},
+           "the interleaved schedule needs the number of micro-batches (" + std::to_string(microbatches) +
+               " = global_batch_size / (micro_batch_size * dp)) to be a multiple of pp " + std::to_string(l.pp()));
+  } else if (l.virtual_stages() != 1) {
+    fail(src, {"layout", "virtual_stages"}, "virtual_stages > 1 needs schedule: INTERLEAVED_1F1B");
+  }
+  if (l.zero_stage() < 0 || l.zero_stage() > 3)
+    fail(src, {"layout", "zero_stage"}, "must be 0, 1, 2 or 3 (got " + std::to_string(l.zero_stage()) + ")");
+  if (!(l.grad_bucket_mb() > 0)) fail(src, {"layout", "grad_bucket_mb"}, "must be positive");
+  if (sc.options().token_budget() < 0) fail(src, {"options", "token_budget"}, "must not be negative");
+}
+
+Scenario resolve(Scenario sc, const fs::path& base_dir, Sources& sources) {
+  if (sc.has_cluster()) {
+    ClusterSpec cluster;
+    fs::path cluster_file;
+    if (sc.cluster().has_preset()) {
+      cluster_file = find_preset(sc.cluster().preset(), "clusters", base_dir, sources, {"cluster", "preset"});
+      cluster = load_preset<ClusterSpec>(cluster_file, sources.cluster_preset);
+    }
+    GpuSpec gpu_override = sc.cluster().gpu();
+    cluster.MergeFrom(sc.cluster());
+    // The GPU: preset named by the scenario, else by the cluster preset; then overrides on top.
+    const std::string gpu_preset = cluster.gpu().preset();
+    if (!gpu_preset.empty()) {
+      const fs::path gpu_base = cluster_file.empty() ? base_dir : cluster_file.parent_path();
+      const fs::path file = find_preset(gpu_preset, "gpus", gpu_base, sources, {"cluster", "gpu", "preset"});
+      GpuSpec gpu = load_preset<GpuSpec>(file, sources.gpu_preset);
+      GpuSpec from_cluster = cluster.gpu();
+      from_cluster.clear_gemm_efficiency();
+      gpu.MergeFrom(from_cluster);
+      merge_gemm_table_override(gpu, cluster.gpu());
+      *cluster.mutable_gpu() = gpu;
+    }
+    merge_gemm_table_override(*cluster.mutable_gpu(), gpu_override);
+    *sc.mutable_cluster() = cluster;
+  }
+  validate(sc, sources);
+  return sc;
+}
+
+}  // namespace
+
+fs::path data_dir() {
+  if (const char* env = std::getenv("PARALLAX_DATA_DIR"); env && *env) return env;
+  return PARALLAX_DATA_DIR;
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& name, bool json,
+                        const fs::path& base_dir) {
+  Sources sources;
+  sources.scenario.name = name;
+  sources.scenario.json = json;
+  Scenario sc;
+  traces::parse_text_or_json(text, name, json, sc, sources.scenario.tree.get());
+  if (!sc.has_name()) sc.set_name(fs::path(name).stem().string());
+  return resolve(std::move(sc), base_dir, sources);
+}
+
+Scenario load_scenario(const fs::path& path) {
+  return parse_scenario(read_all(path), path.string(), path.extension() == ".json",
+                        path.has_parent_path() ? path.parent_path() : fs::path("."));
+}
+
+int bytes_per_element(Precision precision) {
+  switch (precision) {
+    case FP32: return 4;
+    case TF32: return 4;
+    case FP8: return 1;
+    case BF16:
+    case FP16:
+    default: return 2;
+  }
+}
+
+double peak_flops(const GpuSpec& gpu, Precision precision) {
+  switch (precision) {
+    case FP16: return gpu.peak_fp16_tflops() * 1e12;
+    case FP32: return gpu.peak_fp32_tflops() * 1e12;
+    case TF32: return gpu.peak_tf32_tflops() * 1e12;
+    case FP8: return gpu.peak_fp8_tflops() * 1e12;
+    case BF16:
+    default: return gpu.peak_bf16_tflops() * 1e12;
+  }
+}
+
+std::string precision_name(Precision precision) { return Precision_Name(precision); }
+
+Dims dims(const Scenario& sc) {
+  const ModelSpec& m = sc.model();
+  const Layout& l = sc.layout();
+  Dims d{};
+  d.L = m.num_layers();
+  d.h = m.hidden_size();
+  d.a = m.num_heads();
+  d.f = m.ffn_hidden_size() ? m.ffn_hidden_size() : 4 * d.h;
+  d.s = m.seq_length();
+  d.V = m.vocab_size();
+  d.b = l.micro_batch_size();
+  d.B = l.global_batch_size();
+  d.t = l.tp();
+  d.p = l.pp();
+  d.d = l.dp();
+  d.v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
+  d.m = d.B / (d.b * d.d);
+  d.e = bytes_per_element(m.precision());
+  d.gpus = d.t * d.p * d.d;
+  d.sp = l.sequence_parallel() && d.t > 1;
+  return d;
+}
+
+}  // namespace parallax::model

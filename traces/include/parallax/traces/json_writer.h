@@ -1,0 +1,53 @@
+// A small streaming JSON writer for reports and trace exports: numbers stay numbers (protobuf's JSON
+// mapping turns 64-bit integers into strings, which scripts then cannot compare).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace parallax::traces {
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(int indent = 2) : indent_(indent) {}
+
+  JsonWriter& begin_object();
+  JsonWriter& end_object();
+  JsonWriter& begin_array();
+  JsonWriter& end_array();
+  JsonWriter& key(std::string_view name);
+
+  JsonWriter& value(std::string_view s);
+  JsonWriter& value(const char* s) { return value(std::string_view(s)); }
+  JsonWriter& value(double d);
+  JsonWriter& value(std::int64_t i);
+  JsonWriter& value(std::uint64_t u);
+  JsonWriter& value(int i) { return value(static_cast<std::int64_t>(i)); }
+  JsonWriter& value(unsigned u) { return value(static_cast<std::uint64_t>(u)); }
+  JsonWriter& value(bool b);
+
+  template <typename T>
+  JsonWriter& field(std::string_view name, const T& v) {
+    key(name);
+    return value(v);
+  }
+
+  const std::string& str() const { return out_; }
+
+ private:
+  void before_value();
+  void newline();
+  void close(char bracket);
+
+  std::string out_;
+  int indent_;
+  // Per open container: whether it already holds an element.
+  std::vector<bool> has_element_;
+  bool after_key_ = false;
+};
+
+std::string json_escape(std::string_view s);
+
+}  // namespace parallax::traces
