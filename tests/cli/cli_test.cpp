@@ -1,0 +1,124 @@
+// The parallax command as users run it: help, version, inspect (text, JSON, plan file), exit codes,
+// and golden outputs.
+#include "parallax/model/job_graph.h"
+#include "parallax/traces/io.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace parallax {
+namespace {
+
+using testing::run_command;
+namespace fs = std::filesystem;
+
+std::string cli() { return PARALLAX_CLI; }
+std::string scenario(const std::string& name) { return (testing::scenarios_dir() / name).string(); }
+
+TEST(Cli, HelpAndVersion) {
+  auto r = run_command(cli() + " --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("usage: parallax"), std::string::npos);
+  EXPECT_NE(r.out.find("inspect"), std::string::npos);
+  r = run_command(cli() + " --version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("parallax 0.", 0), 0u) << r.out;
+  r = run_command(cli() + " inspect --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--json"), std::string::npos);
+  r = run_command(cli());
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_command(cli() + " frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown command \"frobnicate\""), std::string::npos);
+}
+
+TEST(Cli, InspectJsonHasTheDocumentedKeys) {
+  const auto r = run_command(cli() + " inspect --json " + scenario("gpt3-175b-1024gpu.pbtxt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* key : {"\"parameters\"", "\"model_flops\"", "\"hardware_flops\"", "\"tasks\"", "\"edges\"",
+                          "\"peak_memory_bytes\"", "\"fits\": true", "\"microbatches\": 192", "\"bubble_fraction\""})
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+}
+
+TEST(Cli, BadScenarioExitsTwoWithTheLocation) {
+  const auto dir = fs::temp_directory_path();
+  const auto path = dir / "parallax-cli-bad.pbtxt";
+  std::ofstream(path) << "model { num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 }\n"
+                         "cluster { preset: \"dgx-a100-80g\" num_nodes: 1 }\n"
+                         "layout { dp: 3 global_batch_size: 8 }\n";
+  auto r = run_command(cli() + " inspect " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(path.string() + ":3: layout.dp: dp * tp * pp = 3 * 1 * 1 = 3 but the cluster has 8 GPUs"),
+            std::string::npos)
+      << r.err;
+  fs::remove(path);
+  r = run_command(cli() + " inspect /nonexistent/scenario.pbtxt");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot open file"), std::string::npos);
+  r = run_command(cli() + " inspect " + scenario("tiny-gpt-cpu.pbtxt") + " --frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(Cli, LayoutThatDoesNotFitExitsThree) {
+  const auto path = fs::temp_directory_path() / "parallax-cli-nofit.pbtxt";
+  std::ofstream(path) << "model { num_layers: 96 hidden_size: 12288 num_heads: 96 seq_length: 2048 vocab_size: 51200 }\n"
+                         "cluster { preset: \"dgx-a100-80g\" num_nodes: 1 }\n"
+                         "layout { tp: 8 global_batch_size: 8 }\n";
+  const auto r = run_command(cli() + " inspect --json " + path.string());
+  fs::remove(path);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.out.find("\"fits\": false"), std::string::npos);
+  EXPECT_NE(r.err.find("per GPU on pipeline stage 0 but the GPU has 74.5 GiB"), std::string::npos) << r.err;
+}
+
+TEST(Cli, PlanFileHoldsTheGraph) {
+  const auto plan = fs::temp_directory_path() / "parallax-cli-plan.pb";
+  const auto r = run_command(cli() + " inspect " + scenario("tiny-gpt-cpu.pbtxt") + " -o " + plan.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  parallax::JobGraph proto;
+  traces::read_binary(plan, proto);
+  fs::remove(plan);
+  const auto graph = model::JobGraph::from_proto(proto);
+  const auto direct = model::build_job_graph(model::load_scenario(scenario("tiny-gpt-cpu.pbtxt")));
+  EXPECT_EQ(graph.num_tasks(), direct.num_tasks());
+  EXPECT_EQ(graph.num_edges(), direct.num_edges());
+  EXPECT_EQ(graph.scenario().name(), "tiny-gpt-cpu");
+}
+
+// Golden files: the JSON report of each bundled scenario. A change in the model shows up here as a
+// diff to review; regenerate with PARALLAX_UPDATE_GOLDEN=1 after checking it is intended.
+class Golden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Golden, InspectJson) {
+  const std::string name = GetParam();
+  const auto r = run_command(cli() + " inspect --json " + scenario(name + ".pbtxt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path golden = testing::source_dir() / "tests" / "cli" / "golden" / (name + ".inspect.json");
+  if (std::getenv("PARALLAX_UPDATE_GOLDEN")) {
+    fs::create_directories(golden.parent_path());
+    std::ofstream(golden) << r.out;
+    GTEST_SKIP() << "golden file updated: " << golden;
+  }
+  std::ifstream in(golden);
+  ASSERT_TRUE(in) << "missing golden file " << golden << " (run with PARALLAX_UPDATE_GOLDEN=1)";
+  std::stringstream expected;
+  expected << in.rdbuf();
+  EXPECT_EQ(r.out, expected.str()) << "inspect output of " << name << " changed; diff against " << golden;
+}
+
+INSTANTIATE_TEST_SUITE_P(Scenarios, Golden, ::testing::Values("tiny-gpt-cpu", "gpt2-1.5b-40gpu"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace parallax

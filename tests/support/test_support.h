@@ -1,0 +1,52 @@
+// Helpers shared by the test suites.
+#pragma once
+
+#include "parallax/model/scenario.h"
+
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace parallax::testing {
+
+inline std::filesystem::path source_dir() { return PARALLAX_SOURCE_DIR; }
+inline std::filesystem::path scenarios_dir() { return source_dir() / "scenarios"; }
+
+// A scenario from text, with presets looked up in the bundled scenarios/ directory.
+inline Scenario scenario_from_text(const std::string& text, const std::string& name = "test.pbtxt") {
+  return model::parse_scenario(text, name, false, scenarios_dir());
+}
+
+// A small GPT on a DGX A100 preset: tweak the layout with `layout_fields` (text format).
+std::string small_scenario_text(const std::string& layout_fields, int nodes = 1,
+                                const std::string& extra = "");
+
+// One row of validation/public.tsv.
+struct ValidationRow {
+  std::string id;
+  int layers, hidden, heads, seq, vocab, gbs, mbs, tp, pp, dp, vpp;
+  bool sp;
+  std::string recompute;  // none | selective | full
+  int zero;
+  std::string gpu;
+  int gpus_per_node;
+  std::string precision;
+  double measured_iter_s;
+  std::string flops_convention;
+};
+std::vector<ValidationRow> validation_rows();
+// GoogleTest prints a row by its id instead of its bytes.
+inline void PrintTo(const ValidationRow& row, std::ostream* os) { *os << row.id; }
+// The row as a scenario on DGX A100 80GB nodes.
+std::string validation_scenario_text(const ValidationRow& row);
+
+// Runs a shell command; returns its exit status and what it wrote to stdout and stderr.
+struct CommandResult {
+  int exit_code;
+  std::string out;
+  std::string err;
+};
+CommandResult run_command(const std::string& command);
+
+}  // namespace parallax::testing
