@@ -2,6 +2,8 @@
 // returns the process exit code: 0 success, 2 bad input, 3 the layout does not fit in memory.
 #pragma once
 
+#include "parallax/parallax.pb.h"
+
 #include <string>
 #include <vector>
 
@@ -10,5 +12,10 @@ namespace parallax::cli {
 enum ExitCode : int { kOk = 0, kGateFailed = 1, kBadInput = 2, kDoesNotFit = 3, kInternalError = 70 };
 
 int inspect(const std::vector<std::string>& args);
+int simulate(const std::vector<std::string>& args);
+int validate(const std::vector<std::string>& args);
+
+const char* schedule_name(Layout::Schedule schedule);
+const char* recompute_name(Layout::Recompute recompute);
 
 }  // namespace parallax::cli

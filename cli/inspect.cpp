@@ -1,5 +1,6 @@
 // parallax inspect: what a scenario is before anything runs it.
 #include "commands.h"
+#include "format.h"
 
 #include "parallax/model/cost_model.h"
 #include "parallax/model/formulas.h"
@@ -32,29 +33,7 @@ Builds the job graph of one training step of SCENARIO and reports:
 Exit codes: 0 fits, 2 bad input, 3 does not fit in GPU memory.
 )";
 
-std::string si(double v, const char* unit) {
-  const char* prefixes[] = {"", "k", "M", "G", "T", "P", "E", "Z"};
-  int i = 0;
-  while (std::fabs(v) >= 1000 && i < 7) {
-    v /= 1000;
-    ++i;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3g %s%s", v, prefixes[i], unit);
-  return buf;
-}
-
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
-  return buf;
-}
-
-std::string count(std::uint64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
-}
+}  // namespace
 
 const char* schedule_name(Layout::Schedule s) {
   switch (s) {
@@ -71,8 +50,6 @@ const char* recompute_name(Layout::Recompute r) {
     default: return "none";
   }
 }
-
-}  // namespace
 
 int inspect(const std::vector<std::string>& args) {
   std::string scenario_path, plan_path;

@@ -23,12 +23,21 @@ Commands:
       tasks and edges, peak memory per GPU (and whether it fits), micro-batches and the
       pipeline bubble. -o saves the graph as a plan file for the backends.
 
+  simulate SCENARIO [--json] [--timeline FILE.pb] [--chrome FILE.json] [--max-step-time S]
+      Simulate one training step with SimGrid: predicted step time, TFLOP/s per GPU, MFU,
+      per-rank breakdown, critical path, busiest links, memory. --max-step-time makes it a CI
+      gate (exit 1 when the prediction exceeds S seconds).
+
+  validate TABLE.tsv [--json] [--only IDS] [--max-mape PCT]
+      Simulate every row of a table of published measured runs (validation/public.tsv) and
+      report predicted vs measured iteration time, the error per row and the MAPE.
+
 Options:
   -h, --help       show this help (or `parallax <command> --help`)
   --version        show the version
 
 Scenarios are protobuf text format (.pbtxt) or JSON (.json); see scenarios/ for examples.
-Exit codes: 0 ok, 2 bad input (the message names file, line, field and fix), 3 does not fit in memory.
+Exit codes: 0 ok, 1 over --max-step-time, 2 bad input (the message names file, line, field and fix), 3 does not fit in memory.
 )";
 
 }  // namespace
@@ -52,6 +61,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (command == "inspect") return parallax::cli::inspect(args);
+    if (command == "simulate") return parallax::cli::simulate(args);
+    if (command == "validate") return parallax::cli::validate(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;
   } catch (const parallax::InputError& e) {

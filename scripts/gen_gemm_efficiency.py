@@ -30,7 +30,9 @@ Model
 
 e_max, the efficiency of a large square GEMM:
     V100 0.75   large fp16 cuBLAS GEMMs, ~94 of 125 TFLOP/s
-    A100 0.80   ~250 of 312 TFLOP/s at 8192^3 fp16
+    A100 0.74   ~250 of 312 TFLOP/s at 8192^3 fp16 at the 1410 MHz boost clock (0.80), times the
+                clock a DGX A100 sustains under a training run's power draw (400 W cap; ~1305 MHz,
+                0.925): 0.80 * 0.925 = 0.74
     H100 0.70   ~700 of 989 TFLOP/s for plain cuBLAS bf16 (H100 runs below its datasheet peak under
                 power/clock limits)
     H200 0.72   H100 plus a little for the higher HBM bandwidth (assumption)
@@ -76,7 +78,7 @@ GUIDE = 'NVIDIA Deep Learning Performance Guide, "Matrix Multiplication Backgrou
 # preset file (relative to scenarios/) -> (e_max, short description of where e_max comes from)
 GPUS = {
     "gpus/v100-sxm2-32gb.pbtxt": (0.75, "large fp16 cuBLAS GEMMs reach ~75% of 125 TFLOP/s on V100"),
-    "gpus/a100-sxm4-80gb.pbtxt": (0.80, "~250 of 312 TFLOP/s for an 8192^3 fp16 cuBLAS GEMM on A100"),
+    "gpus/a100-sxm4-80gb.pbtxt": (0.74, "~250 of 312 TFLOP/s for an 8192^3 fp16 cuBLAS GEMM on A100 at boost clock, x0.925 for the clock sustained under training power (~1305 of 1410 MHz)"),
     "gpus/h100-sxm5-80gb.pbtxt": (0.70, "~700 of 989 TFLOP/s for large plain-cuBLAS bf16 GEMMs on H100"),
     "gpus/h200-sxm-141gb.pbtxt": (0.72, "H100's ~0.70 plus a little for H200's higher HBM bandwidth (assumed)"),
 }

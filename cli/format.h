@@ -1,0 +1,54 @@
+// Number formatting shared by the subcommands' text output.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace parallax::cli {
+
+// 3 significant digits with an SI prefix: "175 G", "4.51 EFLOP".
+inline std::string si(double v, const char* unit) {
+  const char* prefixes[] = {"", "k", "M", "G", "T", "P", "E", "Z"};
+  int i = 0;
+  while (std::fabs(v) >= 1000 && i < 7) {
+    v /= 1000;
+    ++i;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g %s%s", v, prefixes[i], unit);
+  return buf;
+}
+
+inline std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+// 1234567 -> "1,234,567"
+inline std::string count(std::uint64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+
+// Seconds in the unit that reads best: "850 us", "12.3 ms", "4.56 s", "3.2 h", "25.9 days".
+inline std::string duration(double s) {
+  char buf[32];
+  if (s < 1e-3) {
+    std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
+  } else if (s < 1) {
+    std::snprintf(buf, sizeof buf, "%.3g ms", s * 1e3);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%.3g s", s);
+  } else if (s < 2 * 86400) {
+    std::snprintf(buf, sizeof buf, "%.3g h", s / 3600);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3g days", s / 86400);
+  }
+  return buf;
+}
+
+}  // namespace parallax::cli

@@ -1,0 +1,170 @@
+// parallax simulate: predicted step time, where the time goes, and why.
+#include "commands.h"
+#include "format.h"
+#include "report_json.h"
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/scenario.h"
+#include "parallax/sim/simulate.h"
+#include "parallax/traces/chrome_trace.h"
+#include "parallax/traces/io.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+namespace parallax::cli {
+namespace {
+
+constexpr const char* kHelp = R"(usage: parallax simulate SCENARIO [options]
+
+Simulates one training step of SCENARIO on its cluster with SimGrid and reports the predicted step
+time, TFLOP/s per GPU, MFU/HFU, tokens/s, a per-rank breakdown (compute, exposed and overlapped
+communication, pipeline bubble, idle), the critical path, the busiest links and memory per GPU.
+
+  --json                 machine-readable report (keys: step_time_s, tflops_per_gpu, mfu, hfu,
+                         tokens_per_s, breakdown, critical_path, links, peak_memory_bytes, fits, ...)
+  --timeline FILE.pb     save the predicted Timeline (protobuf binary)
+  --chrome FILE.json     save the timeline as Chrome Trace Event JSON (open in https://ui.perfetto.dev)
+  --max-step-time S      exit 1 when the predicted step time exceeds S seconds (a CI gate)
+  --algorithm A          collective algorithm: auto (default, NCCL-style choice), ring, tree,
+                         hierarchical
+
+Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit in memory.
+)";
+
+double parse_seconds(const std::string& flag, const std::string& value) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(value, &used);
+    if (used == value.size() && v > 0) return v;
+  } catch (const std::exception&) {
+  }
+  throw InputError(flag + " needs a positive number of seconds (got \"" + value + "\")");
+}
+
+void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
+  std::printf("scenario    %s: %s on %d GPUs (%s)\n", sc.name().c_str(),
+              sc.model().name().empty() ? "GPT" : sc.model().name().c_str(), r.gpus(), sc.cluster().name().c_str());
+  std::printf("layout      dp %lld x tp %lld x pp %lld%s, %s, %lld micro-batches of %lld, recompute %s, ZeRO %d\n",
+              static_cast<long long>(d.d), static_cast<long long>(d.t), static_cast<long long>(d.p),
+              d.v > 1 ? (" x v " + std::to_string(d.v)).c_str() : "", schedule_name(sc.layout().schedule()),
+              static_cast<long long>(d.m), static_cast<long long>(d.b), recompute_name(sc.layout().recompute()),
+              sc.layout().zero_stage());
+  std::printf("step time   %s predicted\n", duration(r.step_time_s()).c_str());
+  std::printf("throughput  %.3g TFLOP/s per GPU (hardware FLOPs), MFU %.1f%%, HFU %.1f%%, %s tokens/s\n",
+              r.tflops_per_gpu(), 100 * r.mfu(), 100 * r.hfu(), si(r.tokens_per_s(), "").c_str());
+  if (r.has_time_to_train_s())
+    std::printf("training    %s tokens in %s\n", si(r.token_budget(), "").c_str(), duration(r.time_to_train_s()).c_str());
+
+  std::printf("breakdown   per GPU, one row per pipeline stage (%% of the step)\n");
+  std::printf("            %-22s %8s %8s %8s %8s %8s\n", "", "compute", "exposed", "overlap", "bubble", "idle");
+  const int rows = r.breakdown_size();
+  for (int i = 0; i < rows; ++i) {
+    if (rows > 8 && i == 3) {
+      std::printf("            ...\n");
+      i = rows - 3;
+    }
+    const RankBreakdown& b = r.breakdown(i);
+    char label[64];
+    std::snprintf(label, sizeof label, "stage %d (rank %u, x%u)", b.pp_stage(), b.rank(), b.multiplicity());
+    const double s = r.step_time_s();
+    std::printf("            %-22s %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%%\n", label, 100 * b.compute_s() / s,
+                100 * b.exposed_comm_s() / s, 100 * b.overlapped_comm_s() / s, 100 * b.bubble_s() / s,
+                100 * b.idle_s() / s);
+  }
+  const CriticalPath& cp = r.critical_path();
+  std::vector<std::pair<double, std::string>> ops;
+  for (const auto& [op, t] : cp.by_op()) ops.push_back({t, op});
+  std::sort(ops.rbegin(), ops.rend());
+  std::printf("critical    %s tasks over %d rank switches: compute %s, communication %s, waiting %s\n",
+              count(cp.tasks()).c_str(), std::max(0, cp.segments_size() - 1), duration(cp.compute_s()).c_str(),
+              duration(cp.comm_s()).c_str(), duration(cp.wait_s()).c_str());
+  std::string top;
+  for (std::size_t i = 0; i < ops.size() && i < 5; ++i)
+    top += (i ? ", " : "") + ops[i].second + " " + duration(ops[i].first);
+  std::printf("            top: %s\n", top.c_str());
+  if (r.links_size() > 0) {
+    std::printf("links       busiest:");
+    for (int i = 0; i < r.links_size() && i < 4; ++i)
+      std::printf("%s %s %.0f%%", i ? "," : "", r.links(i).name().c_str(), 100 * r.links(i).utilisation());
+    std::printf("\n");
+  }
+  std::printf("contention  %s of communication time lost to shared links (summed over transfers)\n",
+              r.contention_delay_s() < 1e-9 ? "none" : duration(r.contention_delay_s()).c_str());
+  std::printf("memory      peak %s of %s per GPU -> %s\n", gib(r.peak_memory_bytes()).c_str(),
+              gib(r.memory_capacity_bytes()).c_str(), r.fits() ? "fits" : "DOES NOT FIT");
+  std::string algorithms;
+  for (const auto& [name, n] : r.collective_algorithms()) algorithms += (algorithms.empty() ? "" : ", ") + name + " " + count(n);
+  std::printf("simulated   %s flows, %s activities in %s wall; collectives: %s\n", count(r.flows()).c_str(),
+              count(r.activities()).c_str(), duration(r.wall_s()).c_str(), algorithms.c_str());
+  for (const auto& note : r.notes()) std::printf("note        %s\n", note.c_str());
+}
+
+}  // namespace
+
+int simulate(const std::vector<std::string>& args) {
+  std::string scenario_path, timeline_path, chrome_path;
+  bool json = false;
+  double max_step = 0;
+  sim::SimulationOptions options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* what) -> const std::string& {
+      if (i + 1 >= args.size()) throw InputError(a + " needs " + what);
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kHelp;
+      return kOk;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--timeline") {
+      timeline_path = value("a file name, e.g. --timeline predicted.pb");
+    } else if (a == "--chrome") {
+      chrome_path = value("a file name, e.g. --chrome trace.json");
+    } else if (a == "--max-step-time") {
+      max_step = parse_seconds(a, value("a number of seconds"));
+    } else if (a == "--algorithm") {
+      options.algorithm = sim::parse_algorithm(value("auto, ring, tree or hierarchical"));
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError("unknown option \"" + a + "\"; see `parallax simulate --help`");
+    } else if (scenario_path.empty()) {
+      scenario_path = a;
+    } else {
+      throw InputError("more than one scenario given (\"" + scenario_path + "\", \"" + a + "\")");
+    }
+  }
+  if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
+  options.name_events = !timeline_path.empty() || !chrome_path.empty();
+
+  const Scenario sc = model::load_scenario(scenario_path);
+  const model::Dims d = model::dims(sc);
+  const model::JobGraph graph = model::build_job_graph(sc);
+  const sim::SimulationResult result = sim::simulate(graph, options);
+  const Report& r = result.report;
+
+  if (!timeline_path.empty()) traces::write_binary(timeline_path, result.timeline);
+  if (!chrome_path.empty()) traces::write_chrome_trace(chrome_path, {&result.timeline});
+  if (json) {
+    std::cout << report_json(r) << "\n";
+  } else {
+    print_summary(sc, d, r);
+  }
+  if (!r.fits()) {
+    std::cerr << "parallax simulate: " << scenario_path << ": the layout needs " << gib(r.peak_memory_bytes())
+              << " per GPU but the GPU has " << gib(r.memory_capacity_bytes())
+              << "; the step time assumes it fits. Try recompute, more pipeline or tensor parallelism, a smaller "
+                 "micro_batch_size, or ZeRO\n";
+    return kDoesNotFit;
+  }
+  if (max_step > 0 && r.step_time_s() > max_step) {
+    std::cerr << "parallax simulate: predicted step time " << r.step_time_s() << " s exceeds --max-step-time "
+              << max_step << " s\n";
+    return kGateFailed;
+  }
+  return kOk;
+}
+
+}  // namespace parallax::cli

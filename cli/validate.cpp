@@ -1,0 +1,165 @@
+// parallax validate: predictions against published measured runs.
+#include "commands.h"
+#include "format.h"
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/validation_table.h"
+#include "parallax/sim/simulate.h"
+#include "parallax/traces/io.h"
+#include "parallax/traces/json_writer.h"
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+namespace parallax::cli {
+namespace {
+
+constexpr const char* kHelp = R"(usage: parallax validate TABLE.tsv [--json] [--only ID[,ID...]]
+
+Builds the scenario of every row of TABLE.tsv (the format of validation/public.tsv: a header row naming
+the columns, '#' lines are comments) on the bundled cluster presets, simulates one training step and
+prints predicted vs measured iteration time and the error per row, then the mean absolute percentage
+error (MAPE). Every row uses the same physical constants (GPU efficiency tables, link bandwidths and
+latencies): nothing is fitted per row.
+
+  --json            {"rows": [{"id", "measured_iter_s", "predicted_iter_s", "error_pct", ...}], "mape_pct"}
+  --only IDS        only the rows with these ids (comma-separated)
+  --max-mape PCT    exit 1 when the MAPE exceeds PCT percent (a CI gate)
+)";
+
+struct RowResult {
+  model::ValidationRow row;
+  bool ok = false;
+  std::string problem;  // why there is no number
+  double predicted_s = 0, error_pct = 0, predicted_tflops = 0, mfu = 0, wall_s = 0;
+  bool fits = true;
+};
+
+}  // namespace
+
+int validate(const std::vector<std::string>& args) {
+  std::string table_path, only;
+  bool json = false;
+  double max_mape = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-h" || a == "--help") {
+      std::cout << kHelp;
+      return kOk;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--only") {
+      if (i + 1 >= args.size()) throw InputError("--only needs row ids, e.g. --only N1,K2");
+      only = "," + args[++i] + ",";
+    } else if (a == "--max-mape") {
+      if (i + 1 >= args.size()) throw InputError("--max-mape needs a percentage, e.g. --max-mape 10");
+      max_mape = std::stod(args[++i]);
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError("unknown option \"" + a + "\"; see `parallax validate --help`");
+    } else if (table_path.empty()) {
+      table_path = a;
+    } else {
+      throw InputError("more than one table given");
+    }
+  }
+  if (table_path.empty()) throw InputError("no table given; usage: parallax validate TABLE.tsv [--json]");
+
+  const auto rows = model::read_validation_table(table_path);
+  std::vector<RowResult> results;
+  for (const auto& row : rows) {
+    if (!only.empty() && only.find("," + row.id + ",") == std::string::npos) continue;
+    RowResult res;
+    res.row = row;
+    try {
+      const Scenario sc = model::validation_scenario(row);
+      const model::JobGraph graph = model::build_job_graph(sc);
+      // One process per simulation: SimGrid's engine is once per process.
+      const auto sim = sim::simulate_in_subprocess(graph);
+      res.predicted_s = sim.report.step_time_s();
+      res.fits = sim.report.fits();
+      res.mfu = sim.report.mfu();
+      res.wall_s = sim.report.wall_s();
+      // TFLOP/s in the row's convention: Narayanan counts the recompute forward (hw96).
+      const double flops = row.flops_convention == "mf72" ? sim.report.model_flops() : sim.report.hardware_flops();
+      res.predicted_tflops = flops / sim.report.gpus() / res.predicted_s / 1e12;
+      if (row.measured_iter_s > 0) {
+        res.error_pct = 100.0 * (res.predicted_s - row.measured_iter_s) / row.measured_iter_s;
+        res.ok = true;
+      } else {
+        res.problem = "no measured_iter_s in the table";
+      }
+      if (!res.fits) {
+        res.ok = false;
+        res.problem = "does not fit in GPU memory (" + gib(sim.report.peak_memory_bytes()) + " of " +
+                      gib(sim.report.memory_capacity_bytes()) + ") though it ran: the memory model is wrong here";
+      }
+    } catch (const InputError& e) {
+      res.problem = e.what();
+    } catch (const std::exception& e) {
+      res.problem = std::string("simulation failed: ") + e.what();
+    }
+    if (!json) {
+      if (results.empty())
+        std::printf("%-5s %5s %-22s %10s %10s %8s %9s %9s %7s\n", "id", "GPUs", "layout (tp pp dp v)", "measured",
+                    "predicted", "error", "TFLOP/s", "measured", "wall");
+      const auto& r = res.row;
+      char layout[64];
+      std::snprintf(layout, sizeof layout, "%d %d %d %d %s%s", r.tp, r.pp, r.dp, r.vpp, r.recompute.c_str(),
+                    r.sp ? "+sp" : "");
+      if (res.ok) {
+        char measured_tflops[16] = "-";
+        if (r.measured_tflops_per_gpu > 0) std::snprintf(measured_tflops, sizeof measured_tflops, "%.0f", r.measured_tflops_per_gpu);
+        std::printf("%-5s %5d %-22s %9.2fs %9.2fs %+7.1f%% %9.0f %9s %6.1fs\n", r.id.c_str(), r.tp * r.pp * r.dp, layout,
+                    r.measured_iter_s, res.predicted_s, res.error_pct, res.predicted_tflops, measured_tflops, res.wall_s);
+      } else {
+        std::printf("%-5s %5d %-22s %s\n", r.id.c_str(), r.tp * r.pp * r.dp, layout, res.problem.c_str());
+      }
+      std::fflush(stdout);
+    }
+    results.push_back(res);
+  }
+  double sum = 0;
+  int n = 0;
+  for (const auto& r : results)
+    if (r.ok) {
+      sum += std::fabs(r.error_pct);
+      ++n;
+    }
+  const double mape = n ? sum / n : 0;
+  if (json) {
+    traces::JsonWriter w;
+    w.begin_object();
+    w.field("table", table_path);
+    w.key("rows").begin_array();
+    for (const auto& r : results) {
+      w.begin_object();
+      w.field("id", r.row.id).field("gpus", r.row.tp * r.row.pp * r.row.dp);
+      w.field("measured_iter_s", r.row.measured_iter_s);
+      if (r.ok) {
+        w.field("predicted_iter_s", r.predicted_s).field("error_pct", r.error_pct);
+        w.field("predicted_tflops_per_gpu", r.predicted_tflops).field("flops_convention", r.row.flops_convention);
+        if (r.row.measured_tflops_per_gpu > 0) w.field("measured_tflops_per_gpu", r.row.measured_tflops_per_gpu);
+        w.field("mfu", r.mfu).field("simulation_wall_s", r.wall_s);
+      } else {
+        w.field("error", r.problem);
+      }
+      w.end_object();
+    }
+    w.end_array();
+    w.field("rows_compared", n);
+    w.field("mape_pct", mape);
+    w.end_object();
+    std::cout << w.str() << "\n";
+  } else {
+    std::printf("MAPE %.2f%% over %d of %zu rows\n", mape, n, results.size());
+  }
+  if (max_mape > 0 && mape > max_mape) {
+    std::cerr << "parallax validate: MAPE " << mape << "% exceeds --max-mape " << max_mape << "%\n";
+    return kGateFailed;
+  }
+  return n == static_cast<int>(results.size()) ? kOk : kBadInput;
+}
+
+}  // namespace parallax::cli

@@ -1,0 +1,145 @@
+#include "parallax/model/validation_table.h"
+
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace parallax::model {
+namespace {
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> cells;
+  std::string cell;
+  std::istringstream in(line);
+  while (std::getline(in, cell, '\t')) {
+    while (!cell.empty() && (cell.back() == '\r' || cell.back() == ' ')) cell.pop_back();
+    cells.push_back(cell);
+  }
+  return cells;
+}
+
+}  // namespace
+
+std::vector<ValidationRow> read_validation_table(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
+  std::vector<ValidationRow> rows;
+  std::map<std::string, std::size_t> column;
+  std::string line;
+  int number = 0;
+  const std::vector<std::string> required = {"id", "layers", "hidden", "heads", "seq", "vocab", "gbs", "mbs", "tp",
+                                             "pp", "dp", "gpu", "measured_iter_s"};
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.empty() || line[0] == '#') continue;
+    const auto cells = split_tabs(line);
+    if (column.empty()) {
+      for (std::size_t i = 0; i < cells.size(); ++i) column[cells[i]] = i;
+      for (const auto& name : required)
+        if (!column.count(name))
+          throw InputError(path.string() + ":" + std::to_string(number) + ": the header has no column \"" + name +
+                           "\" (columns are tab-separated; see validation/public.tsv)");
+      continue;
+    }
+    auto cell = [&](const std::string& name, const std::string& fallback) -> std::string {
+      const auto it = column.find(name);
+      if (it == column.end()) return fallback;
+      if (it->second >= cells.size())
+        throw InputError(path.string() + ":" + std::to_string(number) + ": the row has " + std::to_string(cells.size()) +
+                         " cells but column \"" + name + "\" is number " + std::to_string(it->second + 1));
+      return cells[it->second];
+    };
+    auto integer = [&](const std::string& name, int fallback) {
+      const std::string v = cell(name, std::to_string(fallback));
+      try {
+        std::size_t used = 0;
+        const int x = std::stoi(v, &used);
+        if (used == v.size() && x >= 0) return x;
+      } catch (const std::exception&) {
+      }
+      throw InputError(path.string() + ":" + std::to_string(number) + ": column \"" + name +
+                       "\" must be a non-negative integer (got \"" + v + "\")");
+    };
+    auto real = [&](const std::string& name, double fallback) {
+      const std::string v = cell(name, "");
+      if (v.empty() || v == "-" || v == "?") return fallback;
+      try {
+        std::size_t used = 0;
+        const double x = std::stod(v, &used);
+        if (used == v.size() && x >= 0) return x;
+      } catch (const std::exception&) {
+      }
+      throw InputError(path.string() + ":" + std::to_string(number) + ": column \"" + name +
+                       "\" must be a non-negative number (got \"" + v + "\")");
+    };
+    ValidationRow r;
+    r.line = number;
+    r.id = cell("id", "");
+    r.layers = integer("layers", 0);
+    r.hidden = integer("hidden", 0);
+    r.heads = integer("heads", 0);
+    r.seq = integer("seq", 0);
+    r.vocab = integer("vocab", 0);
+    r.gbs = integer("gbs", 0);
+    r.mbs = integer("mbs", 1);
+    r.tp = integer("tp", 1);
+    r.pp = integer("pp", 1);
+    r.dp = integer("dp", 1);
+    r.vpp = integer("vpp", 1);
+    r.sp = integer("sp", 0) != 0;
+    r.recompute = cell("recompute", "none");
+    r.zero = integer("zero", 0);
+    r.gpu = cell("gpu", "");
+    r.gpus_per_node = integer("gpus_per_node", 8);
+    r.nics_per_node = integer("nics_per_node", 8);
+    r.nic_gbps = real("nic_gbps", 200);
+    r.precision = cell("precision", "bf16");
+    r.measured_iter_s = real("measured_iter_s", 0);
+    r.measured_tflops_per_gpu = real("measured_tflops_per_gpu", 0);
+    r.flops_convention = cell("flops_convention", "");
+    r.overlap_grad_reduce = integer("overlap_grad_reduce", 0) != 0;
+    r.overlap_p2p = integer("overlap_p2p", 0) != 0;
+    if (r.recompute != "none" && r.recompute != "selective" && r.recompute != "full")
+      throw InputError(path.string() + ":" + std::to_string(number) + ": column \"recompute\" must be none, selective or full (got \"" +
+                       r.recompute + "\")");
+    rows.push_back(r);
+  }
+  if (column.empty()) throw InputError(path.string() + ": no header row (the first non-comment line names the columns)");
+  return rows;
+}
+
+Scenario validation_scenario(const ValidationRow& r) {
+  static const std::map<std::string, std::string> presets = {
+      {"a100-80g", "dgx-a100-80g"}, {"h100-80g", "dgx-h100"}, {"h200-141g", "hgx-h200"}, {"v100-32g", "dgx1-v100"}};
+  const auto preset = presets.find(r.gpu);
+  if (preset == presets.end()) {
+    std::string known;
+    for (const auto& [gpu, name] : presets) known += (known.empty() ? "" : ", ") + gpu;
+    throw InputError("row " + r.id + " (line " + std::to_string(r.line) + "): no cluster preset for gpu \"" + r.gpu +
+                     "\"; known: " + known);
+  }
+  const int gpus = r.tp * r.pp * r.dp;
+  if (r.gpus_per_node <= 0 || gpus % r.gpus_per_node != 0)
+    throw InputError("row " + r.id + " (line " + std::to_string(r.line) + "): tp*pp*dp = " + std::to_string(gpus) +
+                     " GPUs is not a whole number of nodes of " + std::to_string(r.gpus_per_node));
+  std::ostringstream s;
+  s << "name: \"" << r.id << "\"\n"
+    << "model { num_layers: " << r.layers << " hidden_size: " << r.hidden << " num_heads: " << r.heads
+    << " seq_length: " << r.seq << " vocab_size: " << r.vocab << " precision: " << (r.precision == "fp16" ? "FP16" : "BF16")
+    << " }\n"
+    << "cluster { preset: \"" << preset->second << "\" num_nodes: " << gpus / r.gpus_per_node
+    << " gpus_per_node: " << r.gpus_per_node << " nics_per_node: " << r.nics_per_node << " nic_gbit_per_s: " << r.nic_gbps
+    << " }\n"
+    << "layout { dp: " << r.dp << " tp: " << r.tp << " pp: " << r.pp << " virtual_stages: " << r.vpp
+    << " schedule: " << (r.vpp > 1 ? "INTERLEAVED_1F1B" : "ONE_F_ONE_B") << " sequence_parallel: " << (r.sp ? "true" : "false")
+    << " micro_batch_size: " << r.mbs << " global_batch_size: " << r.gbs << " recompute: "
+    << (r.recompute == "full" ? "FULL" : r.recompute == "selective" ? "SELECTIVE" : "NO_RECOMPUTE")
+    << " zero_stage: " << r.zero << " overlap_grad_reduce: " << (r.overlap_grad_reduce ? "true" : "false")
+    << " overlap_p2p: " << (r.overlap_p2p ? "true" : "false") << " }\n";
+  return parse_scenario(s.str(), "row " + r.id, false, data_dir());
+}
+
+}  // namespace parallax::model

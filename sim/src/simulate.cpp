@@ -1,0 +1,706 @@
+#include "parallax/sim/simulate.h"
+
+#include "collectives.h"
+#include "parallax/model/cost_model.h"
+#include "parallax/model/memory_model.h"
+#include "parallax/model/parameters.h"
+#include "parallax/model/scenario.h"
+#include "parallax/model/schedule.h"
+#include "parallax/sim/platform.h"
+#include "parallax/traces/io.h"
+
+#include <simgrid/kernel/Timer.hpp>
+#include <simgrid/s4u.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace parallax::sim {
+
+CollectiveAlgorithm parse_algorithm(const std::string& name) {
+  if (name == "auto") return CollectiveAlgorithm::Auto;
+  if (name == "ring") return CollectiveAlgorithm::Ring;
+  if (name == "tree") return CollectiveAlgorithm::Tree;
+  if (name == "hierarchical") return CollectiveAlgorithm::Hierarchical;
+  throw InputError("unknown collective algorithm \"" + name + "\"; valid: auto, ring, tree, hierarchical");
+}
+
+std::string algorithm_name(CollectiveAlgorithm a) {
+  switch (a) {
+    case CollectiveAlgorithm::Ring: return "ring";
+    case CollectiveAlgorithm::Tree: return "tree";
+    case CollectiveAlgorithm::Hierarchical: return "hierarchical";
+    default: return "auto";
+  }
+}
+
+namespace {
+
+namespace s4u = simgrid::s4u;
+using model::Task;
+constexpr double kUnset = -1.0;
+
+// Layout arithmetic: Megatron's rank = tp + t * (dp + d * stage).
+struct Grid {
+  std::int64_t t, d, p;
+  std::int64_t tp(std::uint32_t r) const { return r % t; }
+  std::int64_t dp(std::uint32_t r) const { return (r / t) % d; }
+  std::int64_t stage(std::uint32_t r) const { return r / (t * d); }
+  std::uint32_t rank(std::int64_t tp, std::int64_t dp, std::int64_t stage) const {
+    return static_cast<std::uint32_t>(tp + t * (dp + d * stage));
+  }
+  std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const {
+    std::vector<std::uint32_t> m;
+    switch (group) {
+      case GROUP_TP:
+        for (std::int64_t i = 0; i < t; ++i) m.push_back(rank(i, dp(r), stage(r)));
+        break;
+      case GROUP_DP:
+        for (std::int64_t i = 0; i < d; ++i) m.push_back(rank(tp(r), i, stage(r)));
+        break;
+      case GROUP_EMBEDDING:
+        m.push_back(rank(tp(r), dp(r), 0));
+        if (p > 1) m.push_back(rank(tp(r), dp(r), p - 1));
+        break;
+      default:
+        m.push_back(r);
+    }
+    return m;
+  }
+};
+
+class Simulator;
+Simulator* g_current = nullptr;  // SimGrid's completion signal is global; one simulation per process
+
+// A set of flows started together; the next phase starts when all have completed.
+struct FlowRun {
+  std::vector<std::uint32_t> tasks;  // the graph tasks this run completes (collective participants or a send)
+  std::vector<Phase> phases;
+  std::size_t phase = 0;
+  int pending = 0;
+  double extra_latency = 0;  // analytic per-step latencies not carried by the flows
+  double alone_s = 0;        // duration with the network to itself
+  double launched_at = 0;    // when the flows started (after any rendezvous)
+};
+
+class Simulator {
+ public:
+  Simulator(const model::JobGraph& graph, const SimulationOptions& options)
+      : graph_(graph),
+        options_(options),
+        sc_(graph.scenario()),
+        dims_(model::dims(sc_)),
+        grid_{dims_.t, dims_.d, dims_.p},
+        cost_(sc_.cluster().gpu(), sc_.model().precision()) {}
+
+  SimulationResult run() {
+    const auto wall_start = std::chrono::steady_clock::now();
+    int argc = 3;
+    char arg0[] = "parallax", arg1[] = "--log=root.thres:critical", arg2[] = "--log=xbt_cfg.thres:critical";
+    char* argv[] = {arg0, arg1, arg2, nullptr};
+    s4u::Engine engine(&argc, argv);
+    // A fluid RDMA model: no TCP window or slow-start effects, so a lone transfer of B bytes takes
+    // B / bandwidth + latency (SIMGRID-NOTES.md).
+    engine.set_config("network/model:CM02");
+    engine.set_config("network/crosstraffic:0");
+    engine.set_config("network/TCP-gamma:0");
+    platform_ = std::make_unique<Platform>(sc_.cluster());
+    collectives_ = std::make_unique<CollectivePlanner>(*platform_, options_.algorithm);
+    link_bytes_.assign(platform_->links().size(), 0.0);
+    setup_ranks();
+    g_current = this;
+    s4u::Activity::on_completion_cb([](const s4u::Activity& a) {
+      if (g_current) g_current->on_flow_done(a);
+    });
+    start_time_ = s4u::Engine::get_clock();
+
+    const auto n = graph_.num_tasks();
+    start_.assign(n, kUnset);
+    end_.assign(n, kUnset);
+    remaining_.resize(n);
+    for (std::uint32_t v = 0; v < n; ++v) remaining_[v] = static_cast<std::uint32_t>(boost::in_degree(v, graph_.graph()));
+    for (std::uint32_t v = 0; v < n; ++v)
+      if (remaining_[v] == 0) ready(v);
+    engine.run();
+    g_current = nullptr;
+    graveyard_.clear();
+
+    std::size_t unfinished = 0;
+    std::uint32_t first_unfinished = 0;
+    for (std::uint32_t v = 0; v < n; ++v)
+      if (end_[v] == kUnset && unfinished++ == 0) first_unfinished = v;
+    if (unfinished)
+      throw std::logic_error("simulation deadlocked: " + std::to_string(unfinished) + " tasks never ran, first " +
+                             graph_.task_name(first_unfinished) + " on rank " +
+                             std::to_string(graph_.tasks()[first_unfinished].rank));
+    SimulationResult result;
+    build_report(result);
+    result.report.set_wall_s(std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count());
+    return result;
+  }
+
+  void on_flow_done(const s4u::Activity& activity) {
+    graveyard_.clear();  // comms completed earlier are no longer referenced by SimGrid
+    auto it = live_.find(&activity);
+    if (it == live_.end()) return;
+    FlowRun* run = static_cast<FlowRun*>(it->second.second);
+    graveyard_.push_back(std::move(it->second.first));
+    live_.erase(it);
+    if (--run->pending == 0) advance(run);
+  }
+
+ private:
+  double now() const { return s4u::Engine::get_clock() - start_time_; }
+
+  void setup_ranks() {
+    stored_of_rank_.assign(static_cast<std::size_t>(dims_.gpus), -1);
+    stage_rep_.assign(static_cast<std::size_t>(dims_.p), -1);
+    for (std::size_t i = 0; i < graph_.ranks().size(); ++i) {
+      const auto& rc = graph_.ranks()[i];
+      stored_of_rank_[rc.rank] = static_cast<std::int32_t>(i);
+      if (rc.multiplicity > 1) stage_rep_[static_cast<std::size_t>(rc.pp_stage)] = static_cast<std::int32_t>(i);
+    }
+    symmetric_ = graph_.uses_symmetry();
+    // Skipping the flows of TP groups other than the representative's is exact when those groups'
+    // NVLink links carry nothing else: every other communicator has at most one member per node.
+    const std::int64_t g = platform_->gpus_per_node();
+    const bool tp_in_node = dims_.t <= g && g % dims_.t == 0;
+    const bool others_cross_nodes = (dims_.d == 1 || dims_.t >= g) && (dims_.p == 1 || dims_.t * dims_.d >= g);
+    skip_tp_images_ = symmetric_ && tp_in_node && others_cross_nodes;
+    if (symmetric_)
+      notes_.push_back("symmetry: one representative rank per pipeline stage is simulated for its " +
+                       std::to_string(dims_.t * dims_.d) +
+                       " tp x dp peers (their task lists are identical); the data-parallel, pipeline and "
+                       "embedding flows of every peer are simulated, so shared links contend");
+    if (skip_tp_images_ && dims_.t > 1)
+      notes_.push_back("symmetry: tensor-parallel collectives are simulated for the representative's group only: each "
+                       "TP group has its node's NVLink links to itself (no other communicator has two members in a "
+                       "node), so the other groups' flows cannot interact with it");
+  }
+
+  std::int32_t stored_index(std::uint32_t rank) const {
+    if (stored_of_rank_[rank] >= 0) return stored_of_rank_[rank];
+    return symmetric_ ? stage_rep_[static_cast<std::size_t>(grid_.stage(rank))] : -1;
+  }
+
+  // The ranks a stored representative stands for (itself alone without symmetry).
+  std::vector<std::uint32_t> images(std::uint32_t rank) const {
+    if (!symmetric_) return {rank};
+    std::vector<std::uint32_t> out;
+    const auto stage = grid_.stage(rank);
+    for (std::int64_t dp = 0; dp < dims_.d; ++dp)
+      for (std::int64_t tp = 0; tp < dims_.t; ++tp) out.push_back(grid_.rank(tp, dp, stage));
+    return out;
+  }
+
+  void ready(std::uint32_t v) {
+    const Task& t = graph_.tasks()[v];
+    start_[v] = now();
+    switch (t.kind) {
+      case GEMM:
+      case MEMORY_BOUND: {
+        const double duration = cost_.duration(t);
+        ++activities_;
+        simgrid::kernel::timer::Timer::set(s4u::Engine::get_clock() + duration, [this, v] { finish(v); });
+        return;
+      }
+      case RECV: {
+        // The transfer is the matching send's flow: the recv spans it.
+        for (auto [it, end] = boost::in_edges(v, graph_.graph()); it != end; ++it) {
+          const auto s = boost::source(*it, graph_.graph());
+          if (graph_.tasks()[s].kind == SEND) start_[v] = start_[s];
+        }
+        finish(v);
+        return;
+      }
+      case SEND: {
+        auto run = std::make_unique<FlowRun>();
+        run->tasks = {v};
+        Phase phase;
+        // Every rank the sender stands for sends its own copy to its own peer.
+        const std::int64_t peer_stage = grid_.stage(static_cast<std::uint32_t>(t.peer));
+        for (auto r : images(t.rank))
+          phase.push_back({r, grid_.rank(grid_.tp(r), grid_.dp(r), peer_stage), static_cast<double>(t.bytes)});
+        run->phases.push_back(std::move(phase));
+        run->alone_s = static_cast<double>(t.bytes) / platform_->bottleneck_bandwidth(t.rank, static_cast<std::uint32_t>(t.peer)) +
+                       platform_->latency(t.rank, static_cast<std::uint32_t>(t.peer));
+        launch(std::move(run));
+        return;
+      }
+      case COLLECTIVE:
+        collective_ready(v);
+        return;
+    }
+  }
+
+  void collective_ready(std::uint32_t v) {
+    const Task& t = graph_.tasks()[v];
+    const auto members = grid_.members(t.group, t.rank);
+    // Stored ranks taking part: the collective starts when each has reached it (NCCL matches
+    // collectives on a communicator by issue order).
+    std::vector<std::int32_t> participants;
+    for (auto m : members) {
+      const auto s = stored_index(m);
+      if (s >= 0 && std::find(participants.begin(), participants.end(), s) == participants.end()) participants.push_back(s);
+    }
+    const std::uint64_t group_id = members.front();
+    const std::uint64_t seq = sequence_[{static_cast<std::uint64_t>(stored_index(t.rank)), static_cast<std::uint64_t>(t.group) << 40 | group_id}]++;
+    const std::uint64_t key = ((group_id << 8 | static_cast<std::uint64_t>(t.group)) << 32) ^ seq;
+    auto& waiting = rendezvous_[key];
+    waiting.push_back(v);
+    if (waiting.size() < participants.size()) return;
+
+    auto run = std::make_unique<FlowRun>();
+    run->tasks = std::move(waiting);
+    rendezvous_.erase(key);
+    // The groups whose flows are simulated: this group, and under symmetry the same communicator of
+    // every peer the representatives stand for.
+    std::vector<std::vector<std::uint32_t>> groups;
+    if (!symmetric_ || (t.group == GROUP_TP && skip_tp_images_)) {
+      groups.push_back(members);
+    } else {
+      std::vector<bool> seen(static_cast<std::size_t>(dims_.gpus), false);
+      for (auto r : images(t.rank)) {
+        auto g = grid_.members(t.group, r);
+        if (seen[g.front()]) continue;
+        seen[g.front()] = true;
+        groups.push_back(std::move(g));
+      }
+    }
+    const CollectivePlan plan = collectives_->plan(t.collective, groups, static_cast<double>(t.bytes));
+    ++algorithms_[plan.algorithm];
+    run->phases = plan.phases;
+    run->extra_latency = plan.extra_latency;
+    run->alone_s = plan.alone_s;
+    launch(std::move(run));
+  }
+
+  void launch(std::unique_ptr<FlowRun> owned) {
+    FlowRun* run = owned.get();
+    run->launched_at = now();
+    runs_.emplace(run, std::move(owned));
+    start_phase(run);
+  }
+
+  void start_phase(FlowRun* run) {
+    while (run->phase < run->phases.size()) {
+      for (const Flow& f : run->phases[run->phase]) {
+        if (f.src == f.dst || f.bytes <= 0) continue;
+        platform_->route(f.src, f.dst, route_scratch_, route_latency_scratch_);
+        for (auto id : route_scratch_) link_bytes_[id] += f.bytes;
+        auto comm = s4u::Comm::sendto_async(platform_->host(f.src), platform_->host(f.dst),
+                                            static_cast<std::uint64_t>(std::ceil(f.bytes)));
+        live_.emplace(comm.get(), std::make_pair(comm, static_cast<void*>(run)));
+        ++run->pending;
+        ++flows_;
+        ++activities_;
+      }
+      if (run->pending > 0) return;
+      ++run->phase;  // nothing to send in this phase
+    }
+    complete(run);
+  }
+
+  void advance(FlowRun* run) {
+    ++run->phase;
+    if (run->phase < run->phases.size()) {
+      start_phase(run);
+      return;
+    }
+    complete(run);
+  }
+
+  void complete(FlowRun* run) {
+    if (run->extra_latency > 0) {
+      const double latency = run->extra_latency;
+      run->extra_latency = 0;
+      ++activities_;
+      simgrid::kernel::timer::Timer::set(s4u::Engine::get_clock() + latency, [this, run] { complete(run); });
+      return;
+    }
+    const auto tasks = run->tasks;
+    // Time lost to sharing links with other flows (waiting for peers at a rendezvous is not).
+    contention_ += std::max(0.0, (now() - run->launched_at) - run->alone_s);
+    runs_.erase(run);
+    for (auto v : tasks) finish(v);
+  }
+
+  void finish(std::uint32_t v) {
+    end_[v] = now();
+    for (auto [it, end] = boost::adjacent_vertices(v, graph_.graph()); it != end; ++it)
+      if (--remaining_[*it] == 0) ready(*it);
+  }
+
+  // ---- report ----
+
+  void build_report(SimulationResult& result) {
+    Report& r = result.report;
+    const auto n = graph_.num_tasks();
+    double step = 0;
+    for (std::uint32_t v = 0; v < n; ++v) step = std::max(step, end_[v]);
+    const double gpus = static_cast<double>(dims_.gpus);
+    const double peak = cost_.peak_flops();
+    r.set_scenario_name(sc_.name());
+    r.set_gpus(static_cast<std::int32_t>(dims_.gpus));
+    r.set_parameters(model::total_parameters(dims_, sc_.model().tied_embeddings()));
+    r.set_model_flops(graph_.model_flops());
+    r.set_hardware_flops(graph_.hardware_flops());
+    r.set_tasks(graph_.expanded_tasks());
+    r.set_edges(graph_.expanded_edges());
+    r.set_microbatches(static_cast<std::int32_t>(dims_.m));
+    r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
+                                                          static_cast<int>(dims_.v), static_cast<int>(dims_.m)));
+    r.set_step_time_s(step);
+    r.set_tflops_per_gpu(graph_.hardware_flops() / (gpus * step) / 1e12);
+    r.set_mfu(graph_.model_flops() / (gpus * step * peak));
+    r.set_hfu(graph_.hardware_flops() / (gpus * step * peak));
+    r.set_tokens_per_s(static_cast<double>(dims_.B * dims_.s) / step);
+    if (sc_.options().token_budget() > 0) {
+      r.set_token_budget(sc_.options().token_budget());
+      r.set_time_to_train_s(sc_.options().token_budget() / r.tokens_per_s());
+    }
+    const model::MemoryEstimate memory = model::estimate_memory(sc_);
+    r.set_peak_memory_bytes(memory.peak().total());
+    r.set_memory_capacity_bytes(memory.capacity);
+    r.set_fits(memory.fits());
+    for (const auto& m : memory.stages) {
+      auto* mb = r.add_memory();
+      mb->set_pp_stage(static_cast<std::int32_t>(m.stage));
+      mb->set_rank(grid_.rank(0, 0, m.stage));
+      mb->set_weights_bytes(m.weights);
+      mb->set_gradients_bytes(m.gradients);
+      mb->set_optimizer_bytes(m.optimizer);
+      mb->set_activations_bytes(m.activations + m.transient);
+      mb->set_reserved_bytes(m.reserved);
+      mb->set_total_bytes(m.total());
+      mb->set_microbatches_in_flight(m.layers_in_flight / (static_cast<double>(dims_.L) / dims_.p));
+    }
+    breakdown(r, step, memory);
+    critical_path(r);
+    links(r, step);
+    r.set_flows(flows_);
+    r.set_activities(activities_);
+    for (const auto& [name, count] : algorithms_) (*r.mutable_collective_algorithms())[name] = count;
+    r.set_contention_delay_s(contention_);
+    for (const auto& note : notes_) r.add_notes(note);
+    timeline(result.timeline);
+  }
+
+  static double union_length(std::vector<std::pair<double, double>>& iv, std::vector<std::pair<double, double>>* merged) {
+    std::sort(iv.begin(), iv.end());
+    double total = 0, cs = 0, ce = -1;
+    bool open = false;
+    for (const auto& [s, e] : iv) {
+      if (!open || s > ce) {
+        if (open) {
+          total += ce - cs;
+          if (merged) merged->push_back({cs, ce});
+        }
+        cs = s;
+        ce = e;
+        open = true;
+      } else {
+        ce = std::max(ce, e);
+      }
+    }
+    if (open) {
+      total += ce - cs;
+      if (merged) merged->push_back({cs, ce});
+    }
+    return total;
+  }
+
+  void breakdown(Report& r, double step, const model::MemoryEstimate& memory) {
+    for (std::size_t i = 0; i < graph_.ranks().size(); ++i) {
+      const auto& rc = graph_.ranks()[i];
+      std::vector<std::pair<double, double>> compute, comm, busy;
+      double compute_s = 0;
+      for (auto v : graph_.rank_tasks(i)) {
+        const Task& t = graph_.tasks()[v];
+        if (end_[v] <= start_[v]) continue;
+        if (t.is_compute()) {
+          compute.push_back({start_[v], end_[v]});
+          compute_s += end_[v] - start_[v];
+        } else {
+          comm.push_back({start_[v], end_[v]});
+        }
+      }
+      std::vector<std::pair<double, double>> compute_merged, comm_merged;
+      union_length(compute, &compute_merged);
+      const double comm_total = union_length(comm, &comm_merged);
+      // Overlap of the two sorted, disjoint interval lists.
+      double overlapped = 0;
+      for (std::size_t a = 0, b = 0; a < compute_merged.size() && b < comm_merged.size();) {
+        const double lo = std::max(compute_merged[a].first, comm_merged[b].first);
+        const double hi = std::min(compute_merged[a].second, comm_merged[b].second);
+        if (hi > lo) overlapped += hi - lo;
+        (compute_merged[a].second < comm_merged[b].second) ? ++a : ++b;
+      }
+      busy = compute_merged;
+      busy.insert(busy.end(), comm_merged.begin(), comm_merged.end());
+      std::vector<std::pair<double, double>> busy_merged;
+      union_length(busy, &busy_merged);
+      // Gaps: waiting for a pipeline neighbour is bubble, anything else idle.
+      std::vector<std::pair<double, std::uint32_t>> compute_starts;
+      for (auto v : graph_.rank_tasks(i))
+        if (graph_.tasks()[v].is_compute()) compute_starts.push_back({start_[v], v});
+      std::sort(compute_starts.begin(), compute_starts.end());
+      double bubble = 0, idle = 0, cursor = 0;
+      auto classify = [&](double gap_start, double gap_end) {
+        if (gap_end <= gap_start) return;
+        const auto it = std::lower_bound(compute_starts.begin(), compute_starts.end(), std::make_pair(gap_end - 1e-12, 0u));
+        bool pipeline_wait = false;
+        if (it != compute_starts.end()) {
+          double latest = -1;
+          std::uint32_t binding = it->second;
+          for (auto [e, eend] = boost::in_edges(it->second, graph_.graph()); e != eend; ++e) {
+            const auto s = boost::source(*e, graph_.graph());
+            if (end_[s] > latest) {
+              latest = end_[s];
+              binding = s;
+            }
+          }
+          pipeline_wait = graph_.tasks()[binding].kind == RECV || graph_.tasks()[binding].kind == SEND;
+        }
+        (pipeline_wait ? bubble : idle) += gap_end - gap_start;
+      };
+      for (const auto& [s, e] : busy_merged) {
+        classify(cursor, s);
+        cursor = e;
+      }
+      idle += std::max(0.0, step - cursor);
+      auto* b = r.add_breakdown();
+      b->set_rank(rc.rank);
+      b->set_pp_stage(rc.pp_stage);
+      b->set_multiplicity(rc.multiplicity);
+      b->set_compute_s(compute_s);
+      b->set_overlapped_comm_s(overlapped);
+      b->set_exposed_comm_s(comm_total - overlapped);
+      b->set_bubble_s(bubble);
+      b->set_idle_s(idle);
+      b->set_peak_memory_bytes(memory.stages[static_cast<std::size_t>(rc.pp_stage)].total());
+    }
+  }
+
+  void critical_path(Report& r) {
+    const auto n = graph_.num_tasks();
+    std::uint32_t v = 0;
+    for (std::uint32_t i = 0; i < n; ++i)
+      if (end_[i] > end_[v]) v = i;
+    std::vector<std::uint32_t> path;
+    while (true) {
+      path.push_back(v);
+      double latest = -1;
+      std::uint32_t next = v;
+      for (auto [e, eend] = boost::in_edges(v, graph_.graph()); e != eend; ++e) {
+        const auto s = boost::source(*e, graph_.graph());
+        // The binding predecessor: the last to finish; on a tie prefer the same rank.
+        if (end_[s] > latest + 1e-15 || (std::fabs(end_[s] - latest) <= 1e-15 && graph_.tasks()[s].rank == graph_.tasks()[v].rank)) {
+          latest = end_[s];
+          next = s;
+        }
+      }
+      if (next == v) break;
+      v = next;
+    }
+    std::reverse(path.begin(), path.end());
+    CriticalPath* cp = r.mutable_critical_path();
+    cp->set_tasks(static_cast<std::uint32_t>(path.size()));
+    double compute = 0, comm = 0, wait = 0, prev_end = 0;
+    CriticalPathSegment* seg = nullptr;
+    for (auto t : path) {
+      const Task& task = graph_.tasks()[t];
+      const double d = end_[t] - start_[t];
+      wait += std::max(0.0, start_[t] - prev_end);
+      prev_end = end_[t];
+      (task.is_compute() ? compute : comm) += d;
+      (*cp->mutable_by_op())[std::string(model::op_name(task.op))] += d;
+      if (!seg || seg->rank() != task.rank) {
+        seg = cp->add_segments();
+        seg->set_rank(task.rank);
+        seg->set_start_s(start_[t]);
+        seg->set_first_task(graph_.task_name(t));
+      }
+      seg->set_end_s(end_[t]);
+      seg->set_tasks(seg->tasks() + 1);
+      seg->set_last_task(graph_.task_name(t));
+      if (task.is_compute()) {
+        seg->set_compute_s(seg->compute_s() + d);
+      } else {
+        seg->set_comm_s(seg->comm_s() + d);
+      }
+    }
+    cp->set_compute_s(compute);
+    cp->set_comm_s(comm);
+    cp->set_wait_s(wait);
+  }
+
+  void links(Report& r, double step) {
+    std::vector<std::uint32_t> order(link_bytes_.size());
+    for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    const auto& info = platform_->links();
+    auto utilisation = [&](std::uint32_t i) { return link_bytes_[i] / (info[i].bandwidth * step); };
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) {
+      return utilisation(a) > utilisation(b) || (utilisation(a) == utilisation(b) && a < b);
+    });
+    for (int i = 0; i < options_.top_links && i < static_cast<int>(order.size()); ++i) {
+      const auto id = order[static_cast<std::size_t>(i)];
+      if (link_bytes_[id] <= 0) break;
+      auto* l = r.add_links();
+      l->set_name(info[id].name);
+      l->set_bandwidth_bytes_per_s(info[id].bandwidth);
+      l->set_bytes(link_bytes_[id]);
+      l->set_utilisation(utilisation(id));
+    }
+  }
+
+  void timeline(Timeline& tl) {
+    tl.set_source(Timeline::PREDICTED);
+    tl.set_scenario_name(sc_.name());
+    for (const auto& rc : graph_.ranks()) {
+      auto* tr = tl.add_ranks();
+      tr->set_rank(rc.rank);
+      tr->set_multiplicity(rc.multiplicity);
+      tr->set_label("rank " + std::to_string(rc.rank) + " (dp" + std::to_string(grid_.dp(rc.rank)) + " tp" +
+                    std::to_string(grid_.tp(rc.rank)) + " pp" + std::to_string(grid_.stage(rc.rank)) + ")");
+    }
+    tl.mutable_events()->Reserve(static_cast<int>(graph_.num_tasks()));
+    for (std::uint32_t v = 0; v < graph_.num_tasks(); ++v) {
+      const Task& t = graph_.tasks()[v];
+      auto* e = tl.add_events();
+      e->set_task_id(v);
+      e->set_rank(t.rank);
+      e->set_stream(t.stream);
+      e->set_kind(t.kind);
+      e->set_start_s(start_[v]);
+      e->set_end_s(end_[v]);
+      if (options_.name_events) e->set_name(graph_.task_name(v));
+      if (t.kind == RECV)
+        for (auto [it, end] = boost::in_edges(v, graph_.graph()); it != end; ++it) {
+          auto* f = tl.add_flows();
+          f->set_from_task(boost::source(*it, graph_.graph()));
+          f->set_to_task(v);
+        }
+    }
+  }
+
+  const model::JobGraph& graph_;
+  SimulationOptions options_;
+  const Scenario& sc_;
+  model::Dims dims_;
+  Grid grid_;
+  model::CostModel cost_;
+  std::unique_ptr<Platform> platform_;
+  std::unique_ptr<CollectivePlanner> collectives_;
+  double start_time_ = 0;
+
+  std::vector<double> start_, end_;
+  std::vector<std::uint32_t> remaining_;
+  std::vector<std::int32_t> stored_of_rank_, stage_rep_;
+  bool symmetric_ = false, skip_tp_images_ = false;
+
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> sequence_;
+  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> rendezvous_;
+  std::unordered_map<FlowRun*, std::unique_ptr<FlowRun>> runs_;
+  std::unordered_map<const s4u::Activity*, std::pair<s4u::CommPtr, void*>> live_;
+  std::vector<s4u::CommPtr> graveyard_;
+  std::vector<std::uint32_t> route_scratch_;
+  double route_latency_scratch_ = 0;
+
+  std::vector<double> link_bytes_;
+  std::map<std::string, std::uint64_t> algorithms_;
+  std::vector<std::string> notes_;
+  std::uint64_t flows_ = 0, activities_ = 0;
+  double contention_ = 0;
+};
+
+// ---- subprocess plumbing ----
+
+void write_all(int fd, const void* data, std::size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n <= 0) _exit(3);
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void write_message(int fd, char tag, const std::string& bytes) {
+  const std::uint64_t size = bytes.size();
+  write_all(fd, &tag, 1);
+  write_all(fd, &size, sizeof size);
+  write_all(fd, bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+SimulationResult simulate(const model::JobGraph& graph, const SimulationOptions& options) {
+  Simulator simulator(graph, options);
+  return simulator.run();
+}
+
+SimulationResult simulate_in_subprocess(const model::JobGraph& graph, const SimulationOptions& options) {
+  std::fflush(nullptr);
+  int fds[2];
+  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::close(fds[0]);
+    try {
+      const SimulationResult result = simulate(graph, options);
+      write_message(fds[1], 'R', result.report.SerializeAsString());
+      write_message(fds[1], 'T', result.timeline.SerializeAsString());
+    } catch (const InputError& e) {
+      write_message(fds[1], 'I', e.what());
+    } catch (const std::exception& e) {
+      write_message(fds[1], 'E', e.what());
+    }
+    ::close(fds[1]);
+    _exit(0);
+  }
+  ::close(fds[1]);
+  std::string data;
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    data.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  SimulationResult result;
+  bool have_report = false;
+  for (std::size_t pos = 0; pos + 9 <= data.size();) {
+    const char tag = data[pos];
+    std::uint64_t size = 0;
+    std::memcpy(&size, data.data() + pos + 1, sizeof size);
+    pos += 9;
+    if (pos + size > data.size()) break;
+    const std::string payload = data.substr(pos, size);
+    pos += size;
+    if (tag == 'R') have_report = result.report.ParseFromString(payload);
+    if (tag == 'T') result.timeline.ParseFromString(payload);
+    if (tag == 'I') throw InputError(payload);
+    if (tag == 'E') throw std::runtime_error(payload);
+  }
+  if (!have_report) {
+    throw std::runtime_error(WIFSIGNALED(status) ? "the simulation process was killed by signal " +
+                                                       std::to_string(WTERMSIG(status))
+                                                 : "the simulation process ended without a result");
+  }
+  return result;
+}
+
+}  // namespace parallax::sim
