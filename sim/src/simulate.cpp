@@ -227,9 +227,13 @@ class Simulator {
         run->tasks = {v};
         Phase phase;
         // Every rank the sender stands for sends its own copy to its own peer.
-        const std::int64_t peer_stage = grid_.stage(static_cast<std::uint32_t>(t.peer));
-        for (auto r : images(t.rank))
-          phase.push_back({r, grid_.rank(grid_.tp(r), grid_.dp(r), peer_stage), static_cast<double>(t.bytes)});
+        if (symmetric_) {
+          const std::int64_t peer_stage = grid_.stage(static_cast<std::uint32_t>(t.peer));
+          for (auto r : images(t.rank))
+            phase.push_back({r, grid_.rank(grid_.tp(r), grid_.dp(r), peer_stage), static_cast<double>(t.bytes)});
+        } else {
+          phase.push_back({t.rank, static_cast<std::uint32_t>(t.peer), static_cast<double>(t.bytes)});
+        }
         run->phases.push_back(std::move(phase));
         run->alone_s = static_cast<double>(t.bytes) / platform_->bottleneck_bandwidth(t.rank, static_cast<std::uint32_t>(t.peer)) +
                        platform_->latency(t.rank, static_cast<std::uint32_t>(t.peer));
@@ -519,9 +523,10 @@ class Simulator {
     CriticalPathSegment* seg = nullptr;
     for (auto t : path) {
       const Task& task = graph_.tasks()[t];
-      const double d = end_[t] - start_[t];
+      // A recv spans its send's transfer: count only the part of each task after its predecessor.
+      const double d = std::max(0.0, end_[t] - std::max(start_[t], prev_end));
       wait += std::max(0.0, start_[t] - prev_end);
-      prev_end = end_[t];
+      prev_end = std::max(prev_end, end_[t]);
       (task.is_compute() ? compute : comm) += d;
       (*cp->mutable_by_op())[std::string(model::op_name(task.op))] += d;
       if (!seg || seg->rank() != task.rank) {

@@ -91,6 +91,89 @@ TEST(Cli, PlanFileHoldsTheGraph) {
   EXPECT_EQ(graph.scenario().name(), "tiny-gpt-cpu");
 }
 
+TEST(Cli, SimulateJsonHasTheDocumentedKeys) {
+  const auto r = run_command(cli() + " simulate --json " + scenario("tiny-gpt-cpu.pbtxt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* key : {"\"step_time_s\"", "\"tflops_per_gpu\"", "\"mfu\"", "\"hfu\"", "\"tokens_per_s\"",
+                          "\"breakdown\"", "\"critical_path\"", "\"links\"", "\"peak_memory_bytes\"", "\"fits\": true"})
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+}
+
+TEST(Cli, SimulateTextSummary) {
+  const auto r = run_command(cli() + " simulate " + scenario("gpt2-1.5b-40gpu.pbtxt"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"step time", "throughput", "breakdown", "critical", "links", "memory", "training"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line;
+}
+
+TEST(Cli, MaxStepTimeIsACiGate) {
+  auto r = run_command(cli() + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --max-step-time 0.001");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("exceeds --max-step-time 0.001 s"), std::string::npos) << r.err;
+  r = run_command(cli() + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --max-step-time 1000");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run_command(cli() + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --max-step-time soon");
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_command(cli() + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --algorithm butterfly");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("valid: auto, ring, tree, hierarchical"), std::string::npos) << r.err;
+}
+
+TEST(Cli, SimulateWritesTimelineAndChromeTrace) {
+  const auto dir = fs::temp_directory_path();
+  const auto pb = dir / "parallax-cli-timeline.pb", chrome = dir / "parallax-cli-trace.json";
+  const auto r = run_command(cli() + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --timeline " + pb.string() +
+                             " --chrome " + chrome.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  parallax::Timeline timeline;
+  traces::read_binary(pb, timeline);
+  const auto graph = model::build_job_graph(model::load_scenario(scenario("tiny-gpt-cpu.pbtxt")));
+  EXPECT_EQ(static_cast<std::size_t>(timeline.events_size()), graph.num_tasks());
+  for (const auto& e : timeline.events()) {
+    EXPECT_LE(e.start_s(), e.end_s());
+    EXPECT_FALSE(e.name().empty());
+  }
+  // Golden Chrome trace of the bundled tiny scenario (SimGrid is deterministic).
+  std::ifstream in(chrome);
+  std::stringstream got;
+  got << in.rdbuf();
+  const fs::path golden = testing::source_dir() / "tests" / "cli" / "golden" / "tiny-gpt-cpu.chrome.json";
+  if (std::getenv("PARALLAX_UPDATE_GOLDEN")) {
+    std::ofstream(golden) << got.str();
+  } else {
+    std::ifstream g(golden);
+    ASSERT_TRUE(g) << "missing golden file " << golden << " (run with PARALLAX_UPDATE_GOLDEN=1)";
+    std::stringstream expected;
+    expected << g.rdbuf();
+    EXPECT_EQ(got.str(), expected.str()) << "Chrome export of the tiny scenario changed; diff " << chrome << " " << golden;
+  }
+  fs::remove(pb);
+  fs::remove(chrome);
+}
+
+TEST(Cli, ValidateSmallTable) {
+  const auto r = run_command(cli() + " validate " + (testing::source_dir() / "validation" / "public.tsv").string() +
+                             " --only K1,N1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* key : {"\"rows\"", "\"id\": \"K1\"", "\"id\": \"N1\"", "\"measured_iter_s\"",
+                          "\"predicted_iter_s\"", "\"error_pct\"", "\"mape_pct\""})
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+}
+
+TEST(Cli, ValidateRejectsMalformedTables) {
+  const auto path = fs::temp_directory_path() / "parallax-bad-table.tsv";
+  std::ofstream(path) << "# comment\nid\tlayers\n";
+  auto r = run_command(cli() + " validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(":2: the header has no column \"hidden\""), std::string::npos) << r.err;
+  std::ofstream(path) << "id\tlayers\thidden\theads\tseq\tvocab\tgbs\tmbs\ttp\tpp\tdp\tgpu\tmeasured_iter_s\n"
+                         "X1\tmany\t1024\t16\t2048\t51200\t8\t1\t1\t1\t8\ta100-80g\t1.0\n";
+  r = run_command(cli() + " validate " + path.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(":2: column \"layers\" must be a non-negative integer (got \"many\")"), std::string::npos) << r.err;
+  fs::remove(path);
+}
+
 // Golden files: the JSON report of each bundled scenario. A change in the model shows up here as a
 // diff to review; regenerate with PARALLAX_UPDATE_GOLDEN=1 after checking it is intended.
 class Golden : public ::testing::TestWithParam<const char*> {};

@@ -1,0 +1,278 @@
+// The SimGrid backend against closed forms: lone transfers, uncontended ring all-reduce, contention on
+// a shared NIC, pipeline bubbles, a single-GPU step, exact symmetry, and deadlock detection.
+// Each simulation runs in its own process (SimGrid's engine is once per process).
+#include "parallax/model/cost_model.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/schedule.h"
+#include "parallax/sim/simulate.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+namespace parallax::sim {
+namespace {
+
+using model::JobGraph;
+using model::RankClass;
+using model::Task;
+using parallax::testing::scenario_from_text;
+
+// A scenario whose cluster and layout give ranks their coordinates; the graph is written by hand.
+Scenario cluster_scenario(int nodes, const std::string& layout, const std::string& cluster_extra = "") {
+  return scenario_from_text(R"(
+    model { num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 }
+    cluster { preset: "dgx-a100-80g" num_nodes: )" +
+                            std::to_string(nodes) + " " + cluster_extra + R"( }
+    layout { )" + layout + R"( }
+    options { use_symmetry: false })");
+}
+
+// Hand-made graphs: tasks on explicit ranks, edges between them.
+struct GraphBuilder {
+  Scenario scenario;
+  std::vector<Task> tasks;
+  std::map<std::uint32_t, std::vector<std::uint32_t>> by_rank;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> edges;
+
+  std::uint32_t add(Task t) {
+    const auto id = static_cast<std::uint32_t>(tasks.size());
+    tasks.push_back(t);
+    by_rank[t.rank].push_back(id);
+    return id;
+  }
+  std::uint32_t send(std::uint32_t from, std::uint32_t to, std::uint64_t bytes) {
+    Task s;
+    s.kind = SEND;
+    s.stream = PP_COMM;
+    s.group = GROUP_PP;
+    s.op = model::Op::PpSend;
+    s.rank = from;
+    s.peer = static_cast<std::int32_t>(to);
+    s.bytes = bytes;
+    const auto sid = add(s);
+    Task r = s;
+    r.kind = RECV;
+    r.op = model::Op::PpRecv;
+    r.rank = to;
+    r.peer = static_cast<std::int32_t>(from);
+    const auto rid = add(r);
+    edges.push_back({sid, rid});
+    return rid;
+  }
+  std::uint32_t collective(std::uint32_t rank, CollectiveKind kind, CommGroup group, std::uint64_t bytes) {
+    Task c;
+    c.kind = COLLECTIVE;
+    c.stream = DP_COMM;
+    c.op = model::Op::DpGradAllReduce;
+    c.collective = kind;
+    c.group = group;
+    c.rank = rank;
+    c.bytes = bytes;
+    return add(c);
+  }
+  std::uint32_t gemm(std::uint32_t rank, double flops) {
+    Task g;
+    g.kind = GEMM;
+    g.op = model::Op::Fc1;
+    g.rank = rank;
+    g.gemm_m = g.gemm_n = g.gemm_k = 8192;
+    g.gemm_batch = 1;
+    g.flops = flops;
+    return add(g);
+  }
+  JobGraph graph() const {
+    std::vector<RankClass> ranks;
+    std::vector<std::vector<std::uint32_t>> lists;
+    for (const auto& [rank, list] : by_rank) {
+      ranks.push_back({rank, 1u, 0});
+      lists.push_back(list);
+    }
+    return JobGraph(scenario, ranks, tasks, lists, edges);
+  }
+};
+
+double step_time(const JobGraph& g, CollectiveAlgorithm algorithm = CollectiveAlgorithm::Auto) {
+  SimulationOptions options;
+  options.algorithm = algorithm;
+  return simulate_in_subprocess(g, options).report.step_time_s();
+}
+
+TEST(Simulate, LoneTransferIsBytesOverBandwidthPlusLatency) {
+  const double B = 1e9;
+  const Scenario sc = cluster_scenario(2, "tp: 8 pp: 2 global_batch_size: 2");
+  const auto& c = sc.cluster();
+  {  // Across nodes: the NIC (HDR, 25 GB/s at 92%) and its latency.
+    GraphBuilder b{sc, {}, {}, {}};
+    b.send(0, 8, static_cast<std::uint64_t>(B));
+    const double bw = c.nic_gbit_per_s() / 8 * 1e9 * c.nic_bandwidth_efficiency();
+    const double expected = B / bw + c.nic_latency_us() * 1e-6;
+    EXPECT_NEAR(step_time(b.graph()) / expected, 1.0, 0.005);
+  }
+  {  // Inside a node: NVLink through NVSwitch.
+    GraphBuilder b{sc, {}, {}, {}};
+    b.send(0, 1, static_cast<std::uint64_t>(B));
+    const double bw = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
+    const double expected = B / bw + c.intra_node().latency_us() * 1e-6;
+    EXPECT_NEAR(step_time(b.graph()) / expected, 1.0, 0.005);
+  }
+}
+
+TEST(Simulate, UncontendedRingAllReduceMatchesClosedForm) {
+  // One rank per node in the DP group (tp 8): every ring hop crosses a NIC.
+  for (const int n : {2, 4, 8}) {
+    for (const double S : {1e6, 256e6}) {
+      const Scenario sc = cluster_scenario(n, "tp: 8 dp: " + std::to_string(n) + " global_batch_size: " + std::to_string(n));
+      GraphBuilder b{sc, {}, {}, {}};
+      for (int i = 0; i < n; ++i) b.collective(static_cast<std::uint32_t>(8 * i), ALL_REDUCE, GROUP_DP, static_cast<std::uint64_t>(S));
+      const auto& c = sc.cluster();
+      const double bw = c.nic_gbit_per_s() / 8 * 1e9 * c.nic_bandwidth_efficiency();
+      // Same leaf (20 nodes per leaf): the route is NIC up + NIC down.
+      const double alpha = c.nic_latency_us() * 1e-6;
+      const double expected = 2.0 * (n - 1) / n * S / bw + 2.0 * (n - 1) * alpha;
+      EXPECT_NEAR(step_time(b.graph(), CollectiveAlgorithm::Ring) / expected, 1.0, 0.02) << "n=" << n << " S=" << S;
+    }
+  }
+}
+
+TEST(Simulate, AllReducesSharingOneNicContend) {
+  // Two DP groups (tp 0 and tp 1) each all-reduce 1 GB between two nodes. With one NIC per node both
+  // cross the same NIC and take about twice as long as one alone; with a NIC per GPU they do not.
+  auto run = [](int groups, int nics) {
+    const Scenario sc = cluster_scenario(2, "tp: 8 dp: 2 global_batch_size: 2", "nics_per_node: " + std::to_string(nics));
+    GraphBuilder b{sc, {}, {}, {}};
+    for (int g = 0; g < groups; ++g)
+      for (int node = 0; node < 2; ++node)
+        b.collective(static_cast<std::uint32_t>(8 * node + g), ALL_REDUCE, GROUP_DP, 1'000'000'000);
+    return step_time(b.graph(), CollectiveAlgorithm::Ring);
+  };
+  const double one_shared = run(1, 1), two_shared = run(2, 1);
+  EXPECT_NEAR(two_shared / one_shared, 2.0, 0.05);
+  const double one_own = run(1, 8), two_own = run(2, 8);
+  EXPECT_NEAR(two_own / one_own, 1.0, 0.01);
+}
+
+// A pipeline of p stages with forward chunks of time tf and backward 2 tf, free communication.
+double pipeline_bubble(Layout::Schedule schedule, int p, int v, int m) {
+  std::string layout = "tp: 1 dp: 1 pp: " + std::to_string(p) + " global_batch_size: " + std::to_string(m);
+  const Scenario sc = scenario_from_text(R"(
+    model { num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 }
+    cluster { preset: "dgx-a100-80g" num_nodes: 1 gpus_per_node: )" +
+                                         std::to_string(p) + R"(
+              gpu { kernel_overhead_us: 0 gemm_efficiency { m: 1 n: 1 k: 1 efficiency: 1 } } }
+    layout { )" + layout + R"( }
+    options { use_symmetry: false })");
+  GraphBuilder b{sc, {}, {}, {}};
+  const double peak = 312e12, tf = 1e-3;
+  const int vs_count = p * v;
+  // Per (microbatch, virtual stage, direction): the compute task and, for non-final stages, the recv
+  // that feeds the next one.
+  std::map<std::tuple<int, int, bool>, std::uint32_t> done;
+  std::vector<std::uint32_t> last(static_cast<std::size_t>(p), ~0u);
+  std::vector<std::vector<model::PipelineStep>> orders;
+  for (int s = 0; s < p; ++s) orders.push_back(model::stage_order(schedule, p, v, m, s));
+  // Emit stage by stage in program order; edges to inputs are added after all tasks exist.
+  std::vector<std::tuple<std::uint32_t, int, int, bool>> needs;  // task, microbatch, input vs, forward
+  for (int s = 0; s < p; ++s) {
+    for (const auto& step : orders[static_cast<std::size_t>(s)]) {
+      const int vs = step.chunk * p + s;
+      const auto id = b.gemm(static_cast<std::uint32_t>(s), (step.forward ? tf : 2 * tf) / v * peak);
+      if (last[static_cast<std::size_t>(s)] != ~0u) b.edges.push_back({last[static_cast<std::size_t>(s)], id});
+      last[static_cast<std::size_t>(s)] = id;
+      done[{step.microbatch, vs, step.forward}] = id;
+      if (step.forward && vs > 0) needs.push_back({id, step.microbatch, vs - 1, true});
+      if (!step.forward) needs.push_back({id, step.microbatch, vs == vs_count - 1 ? vs : vs + 1, vs != vs_count - 1 ? false : true});
+    }
+  }
+  for (const auto& [id, mb, input_vs, forward] : needs) {
+    const auto producer = done.at({mb, input_vs, forward});
+    const auto producer_rank = b.tasks[producer].rank, consumer_rank = b.tasks[id].rank;
+    if (producer_rank == consumer_rank) {
+      b.edges.push_back({producer, id});
+    } else {
+      const auto recv = b.send(producer_rank, consumer_rank, 0);
+      b.edges.push_back({producer, recv - 1});
+      b.edges.push_back({recv, id});
+    }
+  }
+  const double busy = m * 3 * tf;
+  return (step_time(b.graph()) - busy) / busy;
+}
+
+TEST(Simulate, PipelineBubbleMatchesClosedForm) {
+  EXPECT_NEAR(pipeline_bubble(Layout::GPIPE, 4, 1, 8), 3.0 / 8, 1e-6);
+  EXPECT_NEAR(pipeline_bubble(Layout::ONE_F_ONE_B, 4, 1, 8), 3.0 / 8, 1e-6);
+  EXPECT_NEAR(pipeline_bubble(Layout::ONE_F_ONE_B, 8, 1, 32), 7.0 / 32, 1e-6);
+  EXPECT_NEAR(pipeline_bubble(Layout::INTERLEAVED_1F1B, 4, 2, 8), 3.0 / 16, 1e-6);
+  EXPECT_NEAR(pipeline_bubble(Layout::INTERLEAVED_1F1B, 4, 3, 12), 3.0 / 36, 1e-6);
+}
+
+TEST(Simulate, SingleGpuStepIsTheSumOfItsComputeTasks) {
+  const Scenario sc = scenario_from_text(R"(
+    model { num_layers: 4 hidden_size: 1024 num_heads: 16 seq_length: 512 vocab_size: 4096 }
+    cluster { preset: "dgx-a100-80g" num_nodes: 1 gpus_per_node: 1 }
+    layout { micro_batch_size: 2 global_batch_size: 8 recompute: SELECTIVE })");
+  const JobGraph g = model::build_job_graph(sc);
+  const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
+  double sum = 0;
+  for (const Task& t : g.tasks()) sum += cost.duration(t);
+  const auto result = simulate_in_subprocess(g);
+  EXPECT_NEAR(result.report.step_time_s() / sum, 1.0, 1e-9);
+  EXPECT_EQ(result.report.flows(), 0u);
+  ASSERT_EQ(result.report.breakdown_size(), 1);
+  EXPECT_NEAR(result.report.breakdown(0).compute_s() / sum, 1.0, 1e-9);
+  EXPECT_NEAR(result.report.breakdown(0).bubble_s(), 0.0, 1e-12);
+}
+
+TEST(Simulate, SymmetryIsExact) {
+  // Same step with and without the representative-rank reduction: identical predictions.
+  for (const char* layout : {"tp: 8 dp: 2 pp: 1 micro_batch_size: 1 global_batch_size: 4",
+                             "tp: 4 dp: 2 pp: 2 micro_batch_size: 1 global_batch_size: 8",
+                             "tp: 2 dp: 4 pp: 2 micro_batch_size: 1 global_batch_size: 8 zero_stage: 1"}) {
+    auto make = [&](bool symmetry) {
+      return model::build_job_graph(scenario_from_text(
+          std::string(R"(model { num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 }
+                         cluster { preset: "dgx-a100-80g" num_nodes: 2 }
+                         layout { )") + layout + " }\noptions { use_symmetry: " + (symmetry ? "true" : "false") + " }"));
+    };
+    const double with = step_time(make(true)), without = step_time(make(false));
+    EXPECT_NEAR(with / without, 1.0, 1e-6) << layout;
+  }
+}
+
+TEST(Simulate, UnmatchedCollectiveIsReportedAsDeadlock) {
+  const Scenario sc = cluster_scenario(2, "tp: 8 dp: 2 global_batch_size: 2");
+  GraphBuilder b{sc, {}, {}, {}};
+  b.collective(0, ALL_REDUCE, GROUP_DP, 1000);  // rank 8, its peer, never joins
+  b.gemm(8, 1e9);
+  try {
+    simulate_in_subprocess(b.graph());
+    FAIL() << "a collective missing a participant must not pass silently";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("deadlocked"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Simulate, ReportIsConsistent) {
+  const JobGraph g = model::build_job_graph(scenario_from_text(R"(
+    model { num_layers: 8 hidden_size: 1024 num_heads: 16 seq_length: 512 vocab_size: 4096 }
+    cluster { preset: "dgx-a100-80g" num_nodes: 2 }
+    layout { tp: 4 pp: 2 dp: 2 micro_batch_size: 1 global_batch_size: 16 })"));
+  const auto r = simulate_in_subprocess(g).report;
+  const double step = r.step_time_s();
+  ASSERT_GT(step, 0);
+  for (const auto& b : r.breakdown()) {
+    // Compute, exposed communication, bubble and idle partition the step.
+    EXPECT_NEAR((b.compute_s() + b.exposed_comm_s() + b.bubble_s() + b.idle_s()) / step, 1.0, 1e-6) << b.rank();
+    EXPECT_GT(b.bubble_s(), 0);  // 2 stages, 8 micro-batches: (p-1)/m of bubble
+  }
+  EXPECT_NEAR(r.critical_path().compute_s() + r.critical_path().comm_s() + r.critical_path().wait_s(), step, 1e-6 * step);
+  EXPECT_NEAR(r.mfu(), r.model_flops() / (16 * step * 312e12), 1e-9);
+  EXPECT_GT(r.links_size(), 0);
+  EXPECT_GE(r.links(0).utilisation(), r.links(r.links_size() - 1).utilisation());
+}
+
+}  // namespace
+}  // namespace parallax::sim
