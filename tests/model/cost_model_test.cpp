@@ -65,8 +65,9 @@ TEST(CostModel, RooflineTakesTheSlowerSide) {
 TEST(CostModel, BundledTablesGiveSensibleA100Figures) {
   const Scenario sc = model::load_scenario(parallax::testing::scenarios_dir() / "gpt3-175b-1024gpu.pbtxt");
   const CostModel cost(sc.cluster().gpu(), BF16);
-  // Large GEMMs reach ~80% of peak on A100 (NVIDIA's GEMM performance guide); small ones far less.
-  EXPECT_NEAR(cost.gemm_efficiency(8192, 8192, 8192), 0.8, 0.02);
+  // Large GEMMs reach ~80% of the boost-clock peak on A100 (NVIDIA's GEMM performance guide), times
+  // the 0.925 clock fraction sustained under training power: 0.74. Small ones far less.
+  EXPECT_NEAR(cost.gemm_efficiency(8192, 8192, 8192), 0.74, 0.005);
   EXPECT_LT(cost.gemm_efficiency(128, 128, 128), 0.4);
   // Efficiency never decreases as a dimension grows.
   for (double m : {128.0, 512.0, 2048.0, 8192.0})
