@@ -137,6 +137,26 @@ TEST(Simulate, UncontendedRingAllReduceMatchesClosedForm) {
   }
 }
 
+TEST(Simulate, HierarchicalAllReduceAndNcclStyleChoice) {
+  // 16 ranks on 2 nodes (8 per node): intra-node reduce-scatter, inter-node all-reduce of S/8 per
+  // local rank, intra-node all-gather. For 1 GB this beats a flat ring, whose two node-crossing hops
+  // carry 2(n-1)/n S each through one NIC; the NCCL-style tuner must pick it.
+  const double S = 1e9;
+  const Scenario sc = cluster_scenario(2, "dp: 16 global_batch_size: 16");
+  GraphBuilder b{sc, {}, {}, {}};
+  for (std::uint32_t r = 0; r < 16; ++r) b.collective(r, ALL_REDUCE, GROUP_DP, static_cast<std::uint64_t>(S));
+  const auto& c = sc.cluster();
+  const double intra = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
+  const double inter = c.nic_gbit_per_s() / 8 * 1e9 * c.nic_bandwidth_efficiency();
+  const double a_intra = c.intra_node().latency_us() * 1e-6, a_inter = c.nic_latency_us() * 1e-6;
+  const double hierarchical = 2 * 7.0 / 8 * S / intra + 2 * 7 * a_intra + 2 * 0.5 * (S / 8) / inter + 2 * a_inter;
+  EXPECT_NEAR(step_time(b.graph(), CollectiveAlgorithm::Hierarchical) / hierarchical, 1.0, 0.02);
+  const auto automatic = simulate_in_subprocess(b.graph());
+  EXPECT_EQ(automatic.report.collective_algorithms().at("hierarchical"), 1u);
+  EXPECT_NEAR(automatic.report.step_time_s() / hierarchical, 1.0, 0.02);
+  EXPECT_GT(step_time(b.graph(), CollectiveAlgorithm::Ring), 3 * hierarchical);
+}
+
 TEST(Simulate, AllReducesSharingOneNicContend) {
   // Two DP groups (tp 0 and tp 1) each all-reduce 1 GB between two nodes. With one NIC per node both
   // cross the same NIC and take about twice as long as one alone; with a NIC per GPU they do not.
