@@ -59,7 +59,7 @@ void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
     std::printf("training    %s tokens in %s\n", si(r.token_budget(), "").c_str(), duration(r.time_to_train_s()).c_str());
 
   std::printf("breakdown   per GPU, one row per pipeline stage (%% of the step)\n");
-  std::printf("            %-22s %8s %8s %8s %8s %8s\n", "", "compute", "exposed", "overlap", "bubble", "idle");
+  std::printf("            %-26s %8s %8s %8s %8s %8s\n", "", "compute", "exposed", "overlap", "bubble", "idle");
   const int rows = r.breakdown_size();
   for (int i = 0; i < rows; ++i) {
     if (rows > 8 && i == 3) {
@@ -70,7 +70,7 @@ void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
     char label[64];
     std::snprintf(label, sizeof label, "stage %d (rank %u, x%u)", b.pp_stage(), b.rank(), b.multiplicity());
     const double s = r.step_time_s();
-    std::printf("            %-22s %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%%\n", label, 100 * b.compute_s() / s,
+    std::printf("            %-26s %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%%\n", label, 100 * b.compute_s() / s,
                 100 * b.exposed_comm_s() / s, 100 * b.overlapped_comm_s() / s, 100 * b.bubble_s() / s,
                 100 * b.idle_s() / s);
   }

@@ -324,8 +324,14 @@ class Builder {
     return coords_.rank(tp_, dp_, vs % d_.p);
   }
 
+  // Pipeline transfers carry the layer at the boundary they cross (the first layer above it), so a
+  // transfer is identified by (micro-batch, direction, boundary) on both sides.
+  std::int32_t boundary_layer(std::int64_t upper_vs) const {
+    return static_cast<std::int32_t>(upper_vs * (d_.L / (d_.p * d_.v)));
+  }
+
   void recv(std::int64_t from_vs, std::int64_t my_vs, std::int32_t mb, bool forward) {
-    Task t = base(Op::PpRecv, forward ? FORWARD : BACKWARD, -1, mb);
+    Task t = base(Op::PpRecv, forward ? FORWARD : BACKWARD, boundary_layer(std::max(from_vs, my_vs)), mb);
     t.kind = RECV;
     t.stream = PP_COMM;
     t.group = GROUP_PP;
@@ -338,7 +344,8 @@ class Builder {
   }
 
   void send(std::int64_t to_vs, std::int32_t mb, bool forward) {
-    Task t = base(Op::PpSend, forward ? FORWARD : BACKWARD, -1, mb);
+    const std::int64_t my_vs = forward ? to_vs - 1 : to_vs + 1;
+    Task t = base(Op::PpSend, forward ? FORWARD : BACKWARD, boundary_layer(std::max(to_vs, my_vs)), mb);
     t.kind = SEND;
     t.stream = PP_COMM;
     t.group = GROUP_PP;

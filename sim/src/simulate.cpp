@@ -4,6 +4,7 @@
 #include "parallax/model/cost_model.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
+#include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
 #include "parallax/sim/platform.h"
@@ -49,34 +50,7 @@ namespace s4u = simgrid::s4u;
 using model::Task;
 constexpr double kUnset = -1.0;
 
-// Layout arithmetic: Megatron's rank = tp + t * (dp + d * stage).
-struct Grid {
-  std::int64_t t, d, p;
-  std::int64_t tp(std::uint32_t r) const { return r % t; }
-  std::int64_t dp(std::uint32_t r) const { return (r / t) % d; }
-  std::int64_t stage(std::uint32_t r) const { return r / (t * d); }
-  std::uint32_t rank(std::int64_t tp, std::int64_t dp, std::int64_t stage) const {
-    return static_cast<std::uint32_t>(tp + t * (dp + d * stage));
-  }
-  std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const {
-    std::vector<std::uint32_t> m;
-    switch (group) {
-      case GROUP_TP:
-        for (std::int64_t i = 0; i < t; ++i) m.push_back(rank(i, dp(r), stage(r)));
-        break;
-      case GROUP_DP:
-        for (std::int64_t i = 0; i < d; ++i) m.push_back(rank(tp(r), i, stage(r)));
-        break;
-      case GROUP_EMBEDDING:
-        m.push_back(rank(tp(r), dp(r), 0));
-        if (p > 1) m.push_back(rank(tp(r), dp(r), p - 1));
-        break;
-      default:
-        m.push_back(r);
-    }
-    return m;
-  }
-};
+using Grid = model::RankGrid;
 
 class Simulator;
 Simulator* g_current = nullptr;  // SimGrid's completion signal is global; one simulation per process
@@ -571,6 +545,7 @@ class Simulator {
   void timeline(Timeline& tl) {
     tl.set_source(Timeline::PREDICTED);
     tl.set_scenario_name(sc_.name());
+    *tl.mutable_scenario() = sc_;
     for (const auto& rc : graph_.ranks()) {
       auto* tr = tl.add_ranks();
       tr->set_rank(rc.rank);

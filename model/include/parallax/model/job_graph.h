@@ -55,7 +55,9 @@ struct Task {
   std::uint32_t rank = 0;    // global rank of the (representative) rank running it
   std::int32_t peer = -1;    // send/recv: the other global rank
   std::int32_t microbatch = -1;
-  std::int16_t layer = -1;   // global layer index, -1 outside layers
+  // Global layer index, -1 outside layers; pipeline transfers: the first layer above the stage
+  // boundary they cross.
+  std::int16_t layer = -1;
   Op op = Op::Embedding;
   GemmRole role = GemmRole::Forward;
   TaskKind kind = GEMM;

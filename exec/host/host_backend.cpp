@@ -1,0 +1,307 @@
+// The host backend: ranks are MPI processes, streams are threads. GEMM tasks run an OpenBLAS SGEMM
+// of the task's shape, memory-bound tasks move their bytes, collectives and transfers run the MPI
+// call on the task's communicator with real data. Every receive is posted when the iteration starts
+// (as Megatron's batched isend/irecv does), so a send never waits for its receiver to get there.
+#include "parallax/exec/backend.h"
+#include "parallax/traces/io.h"
+
+#include <cblas.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+namespace parallax::exec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::size_t floats_for(std::uint64_t bytes) { return static_cast<std::size_t>((bytes + 3) / 4); }
+
+[[noreturn]] void fail(const std::string& message) {
+  // A rank that cannot go on takes the job down with it: its peers would otherwise wait forever.
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::fprintf(stderr, "parallax exec: rank %d: %s; aborting the job\n", rank, message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 3);
+  std::abort();
+}
+
+void check_mpi(int code, const std::string& what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  fail(what + ": " + std::string(text, static_cast<std::size_t>(length)));
+}
+
+class HostBackend final : public Backend {
+ public:
+  std::string name() const override { return "host"; }
+  std::string device() const override {
+    return "x86-64 host, " + std::to_string(std::thread::hardware_concurrency()) + " hardware threads, OpenBLAS " +
+           std::string(openblas_get_config());
+  }
+
+  void prepare(const model::JobGraph& graph, const RankPlan& plan, const Communicators& comms,
+               const ExecOptions& options) override {
+    graph_ = &graph;
+    plan_ = plan;
+    comms_ = comms;
+    verify_ = options.verify;
+    // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element: --verify must catch it.
+    if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT"))
+      corrupt_sends_ = std::string(fault) == "corrupt:" + std::to_string(plan.rank);
+    // One BLAS thread per rank: ranks already share the cores.
+    openblas_set_num_threads(1);
+    const auto n = plan.tasks.size();
+    std::unordered_map<std::uint32_t, std::size_t> index;
+    for (std::size_t i = 0; i < n; ++i) index[plan.tasks[i]] = i;
+    deps_.assign(n, {});
+    std::size_t max_a = 1, max_b = 1, max_c = 1, max_mem = 1, max_comm = 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto id = plan.tasks[i];
+      for (auto p : local_predecessors(graph, plan, id)) deps_[i].push_back(index.at(p));
+      const model::Task& t = graph.tasks()[id];
+      switch (t.kind) {
+        case GEMM:
+          max_a = std::max<std::size_t>(max_a, std::size_t{t.gemm_m} * t.gemm_k);
+          max_b = std::max<std::size_t>(max_b, std::size_t{t.gemm_k} * t.gemm_n);
+          max_c = std::max<std::size_t>(max_c, std::size_t{t.gemm_m} * t.gemm_n);
+          streams_[COMPUTE].push_back(i);
+          break;
+        case MEMORY_BOUND:
+          max_mem = std::max<std::size_t>(max_mem, floats_for(t.bytes / 2));
+          streams_[COMPUTE].push_back(i);
+          break;
+        case COLLECTIVE:
+          max_comm = std::max(max_comm, floats_for(t.bytes) + 64);
+          streams_[t.stream].push_back(i);
+          break;
+        case SEND:
+          max_comm = std::max(max_comm, floats_for(t.bytes));
+          streams_[PP_COMM].push_back(i);
+          break;
+        case RECV:
+          recvs_.push_back(i);
+          break;
+      }
+    }
+    // Operand buffers sized by the largest task and reused (a batched GEMM reuses one batch's
+    // operands: the arithmetic is the same).
+    a_.assign(max_a, 1.0f / 1024);
+    b_.assign(max_b, 1.0f / 1024);
+    c_.assign(max_c, 0.0f);
+    mem_src_.assign(max_mem, 1.0f);
+    mem_dst_.assign(max_mem, 0.0f);
+    for (int s = 0; s < 4; ++s) comm_buffers_[s].assign(max_comm, 0.0f);
+    recv_buffers_.resize(recvs_.size());
+    for (std::size_t k = 0; k < recvs_.size(); ++k)
+      recv_buffers_[k].assign(floats_for(graph.tasks()[plan.tasks[recvs_[k]]].bytes), 0.0f);
+    done_ = std::vector<std::atomic<std::uint8_t>>(n);
+  }
+
+  std::vector<TaskTiming> run_iteration(std::atomic<std::uint64_t>& progress) override {
+    const auto n = plan_.tasks.size();
+    std::vector<TaskTiming> timing(n);
+    for (auto& d : done_) d.store(0);
+    start_ = Clock::now();
+    // Post every receive first.
+    std::vector<MPI_Request> requests(recvs_.size(), MPI_REQUEST_NULL);
+    for (std::size_t k = 0; k < recvs_.size(); ++k) {
+      const model::Task& t = task(recvs_[k]);
+      check_mpi(MPI_Irecv(recv_buffers_[k].data(), static_cast<int>(recv_buffers_[k].size()), MPI_FLOAT,
+                          static_cast<int>(transfer_peer(plan_, t)), transfer_tag(t), MPI_COMM_WORLD, &requests[k]),
+                "MPI_Irecv for " + name(recvs_[k]));
+    }
+    std::vector<std::thread> threads;
+    for (int s = 0; s < 4; ++s) {
+      if (streams_[s].empty()) continue;
+      threads.emplace_back([this, s, &timing, &progress] {
+        for (auto i : streams_[s]) {
+          wait_for_dependencies(i);
+          timing[i].start = now();
+          run_task(i, s);
+          timing[i].end = now();
+          complete(i, progress);
+        }
+      });
+    }
+    if (!recvs_.empty()) {
+      threads.emplace_back([this, &timing, &progress, &requests] {
+        // Receives were posted together; they complete in program order from here.
+        for (std::size_t k = 0; k < recvs_.size(); ++k) {
+          const auto i = recvs_[k];
+          timing[i].start = now();
+          check_mpi(MPI_Wait(&requests[k], MPI_STATUS_IGNORE), "MPI_Wait for " + name(i));
+          timing[i].end = now();
+          if (verify_) check_transfer(i, recv_buffers_[k]);
+          complete(i, progress);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    return timing;
+  }
+
+ private:
+  const model::Task& task(std::size_t i) const { return graph_->tasks()[plan_.tasks[i]]; }
+  std::string name(std::size_t i) const { return "task " + std::to_string(plan_.tasks[i]) + " (" + graph_->task_name(plan_.tasks[i]) + ")"; }
+  double now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+  void wait_for_dependencies(std::size_t i) {
+    for (auto d : deps_[i]) done_[d].wait(0);
+  }
+
+  void complete(std::size_t i, std::atomic<std::uint64_t>& progress) {
+    done_[i].store(1);
+    done_[i].notify_all();
+    progress.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void run_task(std::size_t i, int stream) {
+    const model::Task& t = task(i);
+    switch (t.kind) {
+      case GEMM: {
+        const int m = static_cast<int>(t.gemm_m), n = static_cast<int>(t.gemm_n), k = static_cast<int>(t.gemm_k);
+        for (std::uint32_t b = 0; b < std::max(1u, t.gemm_batch); ++b)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a_.data(), k, b_.data(), n, 0.0f,
+                      c_.data(), n);
+        return;
+      }
+      case MEMORY_BOUND: {
+        // Read half the bytes, write the other half.
+        const std::size_t count = floats_for(t.bytes / 2);
+        std::memcpy(mem_dst_.data(), mem_src_.data(), count * sizeof(float));
+        return;
+      }
+      case COLLECTIVE:
+        run_collective(i, comm_buffers_[stream]);
+        return;
+      case SEND: {
+        auto& buffer = comm_buffers_[stream];
+        const std::size_t count = floats_for(t.bytes);
+        if (verify_) {
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+          if (corrupt_sends_ && count > 0) buffer[count - 1] += 1;  // injected fault (tests)
+        }
+        check_mpi(MPI_Send(buffer.data(), static_cast<int>(count), MPI_FLOAT, static_cast<int>(transfer_peer(plan_, t)),
+                           transfer_tag(t), MPI_COMM_WORLD),
+                  "MPI_Send for " + name(i));
+        return;
+      }
+      case RECV:
+        return;  // handled by the receive thread
+    }
+  }
+
+  void run_collective(std::size_t i, std::vector<float>& buffer) {
+    const model::Task& t = task(i);
+    const auto it = comms_.groups.find(t.group);
+    if (it == comms_.groups.end()) return;  // a group of one: nothing to exchange
+    MPI_Comm comm = it->second;
+    const auto& members = comms_.members.at(t.group);
+    const std::size_t n = members.size();
+    const std::size_t me = static_cast<std::size_t>(std::find(members.begin(), members.end(), plan_.rank) - members.begin());
+    // Counts rounded up to a multiple of the group size so every rank's shard is whole.
+    const std::size_t count = (floats_for(t.bytes) + n - 1) / n * n, shard = count / n;
+    const std::string what = name(i);
+    switch (t.collective) {
+      case ALL_REDUCE:
+        if (verify_)
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+        check_mpi(MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm),
+                  "MPI_Allreduce for " + what);
+        if (verify_)
+          for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], sum_over(members, e));
+        return;
+      case REDUCE_SCATTER: {
+        if (verify_)
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+        std::vector<float> result(shard);
+        check_mpi(MPI_Reduce_scatter_block(buffer.data(), result.data(), static_cast<int>(shard), MPI_FLOAT, MPI_SUM, comm),
+                  "MPI_Reduce_scatter_block for " + what);
+        if (verify_)
+          for (std::size_t e = 0; e < shard; ++e) expect(what, e, result[e], sum_over(members, me * shard + e));
+        return;
+      }
+      case ALL_GATHER: {
+        std::vector<float> mine(shard);
+        if (verify_)
+          for (std::size_t e = 0; e < shard; ++e) mine[e] = verify_value(plan_.rank, e);
+        check_mpi(MPI_Allgather(mine.data(), static_cast<int>(shard), MPI_FLOAT, buffer.data(), static_cast<int>(shard),
+                                MPI_FLOAT, comm),
+                  "MPI_Allgather for " + what);
+        if (verify_)
+          for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t e = 0; e < shard; ++e) expect(what, b * shard + e, buffer[b * shard + e], verify_value(members[b], e));
+        return;
+      }
+      case BROADCAST:
+        if (verify_ && me == 0)
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(members[0], e);
+        check_mpi(MPI_Bcast(buffer.data(), static_cast<int>(count), MPI_FLOAT, 0, comm), "MPI_Bcast for " + what);
+        if (verify_)
+          for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], verify_value(members[0], e));
+        return;
+      case ALL_TO_ALL: {
+        std::vector<float> out(count);
+        if (verify_)
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+        check_mpi(MPI_Alltoall(buffer.data(), static_cast<int>(shard), MPI_FLOAT, out.data(), static_cast<int>(shard),
+                               MPI_FLOAT, comm),
+                  "MPI_Alltoall for " + what);
+        if (verify_)
+          for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t e = 0; e < shard; ++e) expect(what, b * shard + e, out[b * shard + e], verify_value(members[b], me * shard + e));
+        return;
+      }
+    }
+  }
+
+  static float sum_over(const std::vector<std::uint32_t>& members, std::uint64_t e) {
+    float s = 0;
+    for (auto m : members) s += verify_value(m, e);
+    return s;
+  }
+
+  void expect(const std::string& what, std::size_t element, float got, float expected) const {
+    if (got == expected) return;
+    fail("--verify: " + what + ": element " + std::to_string(element) + " is " + std::to_string(got) + ", expected " +
+         std::to_string(expected));
+  }
+
+  void check_transfer(std::size_t i, const std::vector<float>& buffer) const {
+    const auto peer = transfer_peer(plan_, task(i));
+    for (std::size_t e = 0; e < buffer.size(); ++e) expect(name(i), e, buffer[e], verify_value(peer, e));
+  }
+
+  const model::JobGraph* graph_ = nullptr;
+  RankPlan plan_;
+  Communicators comms_;
+  bool verify_ = false, corrupt_sends_ = false;
+  std::vector<std::vector<std::size_t>> deps_;
+  std::vector<std::size_t> streams_[4];
+  std::vector<std::size_t> recvs_;
+  std::vector<float> a_, b_, c_, mem_src_, mem_dst_;
+  std::vector<float> comm_buffers_[4];
+  std::vector<std::vector<float>> recv_buffers_;
+  std::vector<std::atomic<std::uint8_t>> done_;
+  Clock::time_point start_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_host_backend() { return std::make_unique<HostBackend>(); }
+
+}  // namespace parallax::exec

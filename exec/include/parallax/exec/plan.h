@@ -1,0 +1,42 @@
+// What one rank executes: its task list (its stage representative's, under symmetry) and the
+// concrete peers of each communication task. Shared by every backend.
+#pragma once
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/rank_grid.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace parallax::exec {
+
+struct RankPlan {
+  std::uint32_t rank = 0;            // this process's global rank
+  std::size_t representative = 0;    // index into graph.ranks() whose task list this rank runs
+  std::vector<std::uint32_t> tasks;  // graph task ids in program order
+  model::RankGrid grid;
+};
+
+// Throws InputError when the graph has no tasks for `rank` (a world size that does not match the
+// plan's rank count is caught before this by check_world_size).
+RankPlan plan_for_rank(const model::JobGraph& graph, std::uint32_t rank);
+
+// InputError naming both numbers and the fix when `world_size` differs from the plan's GPU count.
+void check_world_size(const model::JobGraph& graph, int world_size);
+
+// The peer of a send/recv task for this rank (the task's peer is the representative's).
+std::uint32_t transfer_peer(const RankPlan& plan, const model::Task& task);
+
+// A tag that identifies one pipeline transfer on both sides: (microbatch, direction, virtual stage
+// boundary). Unique within one iteration between two ranks.
+int transfer_tag(const model::Task& task);
+
+// Within-rank dependencies of a task (cross-rank ones, i.e. a recv's send, are left out), as graph
+// task ids.
+std::vector<std::uint32_t> local_predecessors(const model::JobGraph& graph, const RankPlan& plan, std::uint32_t task);
+
+// --verify: the value element i of the buffer rank r contributes to a collective / sends in a
+// transfer: small integers, so sums of up to thousands of ranks stay exact in fp32.
+inline float verify_value(std::uint32_t rank, std::uint64_t i) { return static_cast<float>((rank % 13) + 1 + (i % 7)); }
+
+}  // namespace parallax::exec

@@ -1,0 +1,118 @@
+#include "parallax/exec/cli.h"
+
+#include "parallax/exec/execute.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace parallax::exec {
+namespace {
+
+constexpr const char* kHelp = R"(usage: mpirun -np N parallax exec SCENARIO|PLAN.pb [options] -o MEASURED.pb
+
+Executes one training step of the job graph for real on every rank and writes the measured Timeline
+(same task ids as the plan and the prediction; gathered on rank 0).
+
+  --backend host|cuda   host: MPI processes, OpenBLAS GEMMs, threads for streams (no GPU needed);
+                        cuda: one GPU per rank, cuBLAS GEMMs, NCCL collectives (default: host)
+  --warmup K            iterations run first and discarded (default 1)
+  --iterations N        measured iterations; the timeline is the median-step one (default 3)
+  --verify              fill buffers with known values and check every collective and transfer
+  --watchdog S          abort the job when a rank makes no progress for S seconds (default 120)
+  -o MEASURED.pb        where rank 0 writes the measured timeline
+
+Ranks come from mpirun (OMPI_COMM_WORLD_*), srun (SLURM_*) or RANK/LOCAL_RANK/WORLD_SIZE; the world size
+must equal the plan's dp * tp * pp. Exit codes: 0 ok, 2 bad input; a failing rank aborts the job.
+)";
+
+int to_int(const std::string& flag, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    const int x = std::stoi(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  throw InputError(flag + " needs an integer (got \"" + v + "\")");
+}
+
+}  // namespace
+
+int exec_command(const std::vector<std::string>& args) {
+  ExecOptions options;
+  std::string input, output;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw InputError(a + " needs a value; see `parallax exec --help`");
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kHelp;
+      return 0;
+    } else if (a == "--backend") {
+      options.backend = value();
+    } else if (a == "--warmup") {
+      options.warmup = to_int(a, value());
+    } else if (a == "--iterations") {
+      options.iterations = to_int(a, value());
+    } else if (a == "--verify") {
+      options.verify = true;
+    } else if (a == "--watchdog") {
+      options.watchdog_s = std::stod(value());
+    } else if (a == "-o" || a == "--output") {
+      output = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError("unknown option \"" + a + "\"; see `parallax exec --help`");
+    } else if (input.empty()) {
+      input = a;
+    } else {
+      throw InputError("more than one scenario or plan given");
+    }
+  }
+  if (input.empty()) throw InputError("no scenario or plan given; usage: mpirun -np N parallax exec SCENARIO -o MEASURED.pb");
+  if (output.empty()) throw InputError("no output file: add -o MEASURED.pb");
+  if (options.backend != "host" && options.backend != "cuda")
+    throw InputError("unknown backend \"" + options.backend + "\"; valid: host, cuda");
+
+  // Read the plan before MPI starts so bad input fails fast on every rank alike.
+  auto load = [&]() {
+    if (input.size() > 3 && input.ends_with(".pb")) {
+      parallax::JobGraph proto;
+      traces::read_binary(input, proto);
+      return model::JobGraph::from_proto(proto);
+    }
+    return model::build_job_graph(model::load_scenario(input));
+  };
+  const model::JobGraph graph = load();
+
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+  if (provided < MPI_THREAD_MULTIPLE) {
+    MPI_Finalize();
+    throw InputError("the MPI library does not support MPI_THREAD_MULTIPLE, which the host backend needs");
+  }
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int code = 0;
+  try {
+    const parallax::Timeline timeline = execute(graph, options);
+    if (rank == 0) {
+      traces::write_binary(output, timeline);
+      std::printf("parallax exec: %d ranks, %s backend, %d measured iterations: wrote %s (%d events)\n",
+                  static_cast<int>(timeline.ranks_size()), options.backend.c_str(), options.iterations, output.c_str(),
+                  timeline.events_size());
+    }
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "parallax exec: rank %d: %s\n", rank, e.what());
+    code = 2;
+  }
+  MPI_Finalize();
+  return code;
+}
+
+}  // namespace parallax::exec

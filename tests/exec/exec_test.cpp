@@ -1,0 +1,138 @@
+// The host backend end to end under mpirun: --verify runs of the tiny scenarios on 2 and 4 ranks,
+// the measured timeline's completeness and causality, and faults that must end the job with a message
+// in bounded time (wrong world size, a corrupted transfer, a rank that dies, a rank that hangs).
+#include "parallax/model/job_graph.h"
+#include "parallax/model/rank_grid.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+
+namespace parallax {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_command;
+
+// Root may run OpenMPI only when it says so; 4 ranks on a 2-core machine need --oversubscribe.
+std::string mpirun(int np, const std::string& env = "") {
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + env +
+         " mpirun --oversubscribe -np " + std::to_string(np) + " " PARALLAX_EXEC " ";
+}
+std::string scenario(const std::string& name) { return (testing::scenarios_dir() / name).string(); }
+
+struct Run {
+  testing::CommandResult result;
+  double seconds;
+};
+Run timed(const std::string& command) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_command(command);
+  return {r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+void check_measured_timeline(const std::string& scenario_name, int np) {
+  const auto out = fs::temp_directory_path() / ("parallax-exec-" + scenario_name + ".pb");
+  const auto run = timed(mpirun(np) + scenario(scenario_name + ".pbtxt") + " --verify --warmup 1 --iterations 2 -o " +
+                         out.string());
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.out << run.result.err;
+  Timeline measured;
+  traces::read_binary(out, measured);
+  fs::remove(out);
+  EXPECT_EQ(measured.source(), Timeline::MEASURED);
+  EXPECT_EQ(measured.backend(), "host");
+  ASSERT_TRUE(measured.has_scenario());
+  const model::JobGraph graph = model::build_job_graph(measured.scenario());
+  const model::RankGrid grid = model::rank_grid(measured.scenario());
+  ASSERT_EQ(static_cast<int>(grid.size()), np);
+  // Every task of every rank exactly once.
+  std::map<std::pair<std::uint32_t, std::uint32_t>, const TimelineEvent*> by_key;
+  for (const auto& e : measured.events()) {
+    EXPECT_TRUE(by_key.emplace(std::make_pair(e.rank(), e.task_id()), &e).second) << "task " << e.task_id() << " twice on rank " << e.rank();
+    EXPECT_GE(e.end_s(), e.start_s()) << e.name();
+    EXPECT_GE(e.start_s(), 0.0);
+  }
+  std::size_t expected = 0;
+  for (std::uint32_t r = 0; r < grid.size(); ++r) {
+    for (std::size_t i = 0; i < graph.ranks().size(); ++i)
+      if (graph.ranks()[i].pp_stage == grid.stage(r)) {
+        expected += graph.rank_tasks(i).size();
+        for (auto id : graph.rank_tasks(i)) EXPECT_TRUE(by_key.count({r, id})) << "rank " << r << " lacks " << graph.task_name(id);
+      }
+  }
+  EXPECT_EQ(static_cast<std::size_t>(measured.events_size()), expected);
+  // Dependencies respected: a task starts after its local predecessors end (1 us of clock slack).
+  for (const auto& [key, e] : by_key) {
+    const auto& task = graph.tasks()[e->task_id()];
+    for (auto p : graph.predecessors(e->task_id())) {
+      if (graph.tasks()[p].rank != task.rank) continue;  // cross-rank: the recv's send, other clock
+      const auto it = by_key.find({key.first, p});
+      ASSERT_NE(it, by_key.end());
+      if (task.kind == RECV) continue;
+      EXPECT_LE(it->second->end_s(), e->start_s() + 1e-6) << graph.task_name(p) << " -> " << e->name();
+    }
+  }
+}
+
+TEST(ExecHost, TinyOnFourRanksVerified) { check_measured_timeline("tiny-gpt-cpu", 4); }
+TEST(ExecHost, TensorParallelOnTwoRanksVerified) { check_measured_timeline("tiny-gpt-cpu-tp2", 2); }
+
+TEST(ExecHost, PlanFileRunsToo) {
+  const auto plan = fs::temp_directory_path() / "parallax-exec-plan.pb";
+  const auto out = fs::temp_directory_path() / "parallax-exec-plan.measured.pb";
+  ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " inspect " + scenario("tiny-gpt-cpu-tp2.pbtxt") + " -o " + plan.string()).exit_code, 0);
+  const auto r = run_command(mpirun(2) + plan.string() + " --iterations 1 --warmup 0 -o " + out.string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+  fs::remove(plan);
+  fs::remove(out);
+}
+
+TEST(ExecHostFaults, WrongWorldSizeIsRejectedByEveryRank) {
+  const auto run = timed(mpirun(3) + scenario("tiny-gpt-cpu.pbtxt") + " -o /tmp/parallax-never.pb");
+  EXPECT_NE(run.result.exit_code, 0);
+  EXPECT_NE(run.result.err.find("the plan is for 4 ranks (dp 2 x tp 1 x pp 2) but 3 processes were started; launch it with `mpirun -np 4"),
+            std::string::npos)
+      << run.result.err;
+  for (int r = 0; r < 3; ++r) EXPECT_NE(run.result.err.find("rank " + std::to_string(r) + ":"), std::string::npos) << r;
+  EXPECT_LT(run.seconds, 60);
+}
+
+TEST(ExecHostFaults, VerifyCatchesACorruptedTransfer) {
+  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:0") + scenario("tiny-gpt-cpu.pbtxt") +
+                         " --verify -o /tmp/parallax-never.pb");
+  EXPECT_NE(run.result.exit_code, 0);
+  EXPECT_NE(run.result.err.find("--verify: task"), std::string::npos) << run.result.err;
+  EXPECT_NE(run.result.err.find("expected"), std::string::npos);
+  EXPECT_LT(run.seconds, 60);
+}
+
+TEST(ExecHostFaults, ADyingRankEndsTheJob) {
+  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=die:1") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 10 -o /tmp/parallax-never.pb");
+  EXPECT_NE(run.result.exit_code, 0);
+  EXPECT_NE(run.result.err.find("rank 1: injected fault: dying"), std::string::npos) << run.result.err;
+  EXPECT_LT(run.seconds, 60);
+}
+
+TEST(ExecHostFaults, AHangingRankIsCaughtByTheWatchdog) {
+  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=hang:2") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 3 -o /tmp/parallax-never.pb");
+  EXPECT_NE(run.result.exit_code, 0);
+  EXPECT_NE(run.result.err.find("made no progress for 3 s"), std::string::npos) << run.result.err;
+  EXPECT_LT(run.seconds, 60);
+}
+
+TEST(ExecHost, CudaBackendWithoutGpuSaysWhatToDo) {
+  const auto r = run_command(mpirun(2) + scenario("tiny-gpt-cpu-tp2.pbtxt") + " --backend cuda -o /tmp/parallax-never.pb");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(r.err.find("use --backend host") != std::string::npos || r.err.find("without the CUDA backend") != std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace parallax
