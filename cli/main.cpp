@@ -1,6 +1,8 @@
 // parallax: plan, predict and validate distributed training of large models.
 #include "commands.h"
 
+#include "parallax/exec/cli.h"
+
 #include "parallax/traces/io.h"
 
 #include <google/protobuf/stubs/common.h>
@@ -31,6 +33,10 @@ Commands:
   validate TABLE.tsv [--json] [--only IDS] [--max-mape PCT]
       Simulate every row of a table of published measured runs (validation/public.tsv) and
       report predicted vs measured iteration time, the error per row and the MAPE.
+
+  exec SCENARIO|PLAN.pb --backend host|cuda [--warmup K] [--iterations N] [--verify] -o MEASURED.pb
+      Run the job graph for real under mpirun (one process per rank): host (MPI + OpenBLAS) or
+      cuda (cuBLAS + NCCL). Writes the measured timeline, with the plan's task ids.
 
 Options:
   -h, --help       show this help (or `parallax <command> --help`)
@@ -63,6 +69,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return parallax::cli::inspect(args);
     if (command == "simulate") return parallax::cli::simulate(args);
     if (command == "validate") return parallax::cli::validate(args);
+    if (command == "exec") return parallax::exec::exec_command(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;
   } catch (const parallax::InputError& e) {
