@@ -16,6 +16,7 @@
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
 
+#include <cstdlib>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <mpi.h>
@@ -906,6 +907,10 @@ std::unique_ptr<Backend> make_cuda_backend(const Environment& env) {
   if (e != cudaSuccess || count == 0)
     throw InputError(std::string("no GPU visible: the cuda backend needs one GPU per rank; use --backend host") +
                      (e != cudaSuccess ? std::string(" (CUDA: ") + cudaGetErrorString(e) + ")" : std::string()));
+  // A launcher that gives each rank only its own GPU (Slurm's --gpus-per-task, CUDA_VISIBLE_DEVICES per
+  // rank) leaves one visible device per process: use it.
+  if (count == 1 && env.local_size > 1 && std::getenv("CUDA_VISIBLE_DEVICES"))
+    return std::make_unique<CudaBackend>(0, env.rank);
   if (count < env.local_size)
     throw InputError(std::to_string(env.local_size) + " local ranks but only " + std::to_string(count) +
                      " GPUs; NCCL before 2.30 refuses two ranks on one GPU: launch at most " + std::to_string(count) +
