@@ -31,25 +31,37 @@ CostModel::CostModel(const GpuSpec& gpu, Precision precision)
   vector_peak_ = fp32 > 0 ? std::min(fp32, peak_) : peak_;
 }
 
-double CostModel::gemm_efficiency(double m, double n, double k) const {
-  const int nn = table_.n_size(), nk = table_.k_size();
+GemmTableWeights gemm_table_weights(const GemmEfficiencyTable& table, double m, double n, double k) {
+  const int nn = table.n_size(), nk = table.k_size();
   auto at = [&](int i, int j, int l) {
     // A one-point axis has no upper neighbour: clamp the index.
-    i = std::min(i, table_.m_size() - 1);
+    i = std::min(i, table.m_size() - 1);
     j = std::min(j, nn - 1);
     l = std::min(l, nk - 1);
-    return table_.efficiency((i * nn + j) * nk + l);
+    return (i * nn + j) * nk + l;
   };
-  const auto [i, wm] = locate(table_.m(), m);
-  const auto [j, wn] = locate(table_.n(), n);
-  const auto [l, wk] = locate(table_.k(), k);
-  double e = 0;
+  const auto [i, wm] = locate(table.m(), m);
+  const auto [j, wn] = locate(table.n(), n);
+  const auto [l, wk] = locate(table.k(), k);
+  GemmTableWeights out;
   for (int di = 0; di < 2; ++di)
     for (int dj = 0; dj < 2; ++dj)
       for (int dl = 0; dl < 2; ++dl) {
         const double w = (di ? wm : 1 - wm) * (dj ? wn : 1 - wn) * (dl ? wk : 1 - wk);
-        if (w > 0) e += w * at(i + di, j + dj, l + dl);
+        if (w > 0) {
+          out.index[static_cast<std::size_t>(out.count)] = at(i + di, j + dj, l + dl);
+          out.weight[static_cast<std::size_t>(out.count)] = w;
+          ++out.count;
+        }
       }
+  return out;
+}
+
+double CostModel::gemm_efficiency(double m, double n, double k) const {
+  const GemmTableWeights w = gemm_table_weights(table_, m, n, k);
+  double e = 0;
+  for (int c = 0; c < w.count; ++c)
+    e += w.weight[static_cast<std::size_t>(c)] * table_.efficiency(w.index[static_cast<std::size_t>(c)]);
   return e;
 }
 

@@ -5,7 +5,20 @@
 
 #include "parallax/model/job_graph.h"
 
+#include <array>
+
 namespace parallax::model {
+
+// The grid points a GEMM efficiency lookup blends and their weights: trilinear in log2(m), log2(n),
+// log2(k), clamped at the table's edges (indices into GemmEfficiencyTable::efficiency, at most 8 with
+// a positive weight; the weights sum to 1). CostModel::gemm_efficiency is sum(weight * efficiency);
+// calibration fits the table through the same weights.
+struct GemmTableWeights {
+  int count = 0;
+  std::array<int, 8> index{};
+  std::array<double, 8> weight{};
+};
+GemmTableWeights gemm_table_weights(const GemmEfficiencyTable& table, double m, double n, double k);
 
 class CostModel {
  public:
@@ -19,6 +32,8 @@ class CostModel {
 
   double peak_flops() const { return peak_; }
   double memory_bandwidth() const { return bandwidth_; }
+  // FLOP/s of elementwise work (the FP32 CUDA-core peak, at most the tensor peak).
+  double vector_peak_flops() const { return vector_peak_; }
 
  private:
   GemmEfficiencyTable table_;
