@@ -1,0 +1,624 @@
+#include "parallax/model/calibrate.h"
+
+#include "parallax/model/cost_model.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/rank_grid.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+
+#include <google/protobuf/text_format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace parallax::model {
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  if (v.size() % 2 == 1) return *mid;
+  const double upper = *mid;
+  return 0.5 * (*std::max_element(v.begin(), mid) + upper);
+}
+
+std::string num(double v, int digits = 4) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
+}
+
+double round_to(double v, double step) { return std::round(v / step) * step; }
+
+// Solves the symmetric positive definite system a x = b (Cholesky, in place); false if not SPD.
+bool solve_spd(std::vector<double>& a, std::vector<double>& b, int n) {
+  auto A = [&](int i, int j) -> double& { return a[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) + static_cast<std::size_t>(j)]; };
+  for (int j = 0; j < n; ++j) {
+    double d = A(j, j);
+    for (int k = 0; k < j; ++k) d -= A(j, k) * A(j, k);
+    if (!(d > 0)) return false;
+    A(j, j) = std::sqrt(d);
+    for (int i = j + 1; i < n; ++i) {
+      double s = A(i, j);
+      for (int k = 0; k < j; ++k) s -= A(i, k) * A(j, k);
+      A(i, j) = s / A(j, j);
+    }
+  }
+  for (int i = 0; i < n; ++i) {  // L y = b
+    double s = b[static_cast<std::size_t>(i)];
+    for (int k = 0; k < i; ++k) s -= A(i, k) * b[static_cast<std::size_t>(k)];
+    b[static_cast<std::size_t>(i)] = s / A(i, i);
+  }
+  for (int i = n - 1; i >= 0; --i) {  // L^T x = y
+    double s = b[static_cast<std::size_t>(i)];
+    for (int k = i + 1; k < n; ++k) s -= A(k, i) * b[static_cast<std::size_t>(k)];
+    b[static_cast<std::size_t>(i)] = s / A(i, i);
+  }
+  return true;
+}
+
+// One communication sample: t = extra + steps * latency + wire_bytes / bandwidth.
+struct NetSample {
+  double steps, wire_bytes, t, extra;
+  bool send;
+};
+
+struct NetFit {
+  bool fitted_bandwidth = false, fitted_latency = false;
+  double latency = 0, inv_bandwidth = 0;  // s, s/byte
+  std::uint64_t used = 0;
+  std::string how;
+};
+
+NetFit fit_network(const std::vector<NetSample>& samples, double prior_latency, int min_samples) {
+  NetFit fit;
+  fit.latency = prior_latency;
+  if (static_cast<int>(samples.size()) < min_samples) return fit;
+  // Latency and bandwidth together when the bytes per step vary enough to separate them.
+  // and the latency is a visible part of some of them.
+  double lo = std::numeric_limits<double>::infinity(), hi = 0, latency_share = 0;
+  for (const auto& s : samples) {
+    lo = std::min(lo, s.wire_bytes / s.steps);
+    hi = std::max(hi, s.wire_bytes / s.steps);
+    latency_share = std::max(latency_share, (s.extra + prior_latency * s.steps) / s.t);
+  }
+  const bool separable = hi >= 4 * lo && latency_share >= 0.2;
+  bool ls_failed = false;
+  if (static_cast<int>(samples.size()) >= 2 * min_samples && separable) {
+    std::vector<bool> keep(samples.size(), true);
+    double alpha = -1, beta = -1;
+    std::uint64_t used = 0;
+    for (int round = 0; round < 2; ++round) {
+      // Relative least squares: minimise sum ((t - extra - a L - b X) / t)^2.
+      double sll = 0, slx = 0, sxx = 0, sly = 0, sxy = 0;
+      used = 0;
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        if (!keep[i]) continue;
+        const auto& s = samples[i];
+        const double w = 1.0 / (s.t * s.t);
+        const double y = s.t - s.extra;
+        sll += w * s.steps * s.steps;
+        slx += w * s.steps * s.wire_bytes;
+        sxx += w * s.wire_bytes * s.wire_bytes;
+        sly += w * s.steps * y;
+        sxy += w * s.wire_bytes * y;
+        ++used;
+      }
+      const double det = sll * sxx - slx * slx;
+      if (!(std::fabs(det) > 1e-300)) break;
+      alpha = (sly * sxx - sxy * slx) / det;
+      beta = (sll * sxy - slx * sly) / det;
+      if (round == 1) break;
+      // Drop outliers (transfers slowed by contention or waiting for peers) and refit.
+      std::vector<double> res;
+      for (const auto& s : samples) res.push_back(std::fabs(s.t - s.extra - alpha * s.steps - beta * s.wire_bytes) / s.t);
+      const double cut = std::max(0.05, 3 * median(res));
+      for (std::size_t i = 0; i < samples.size(); ++i) keep[i] = res[i] <= cut;
+    }
+    ls_failed = true;
+    if (alpha >= 0 && beta > 0 && static_cast<int>(used) >= min_samples) {
+      fit.fitted_bandwidth = fit.fitted_latency = true;
+      fit.latency = alpha;
+      fit.inv_bandwidth = beta;
+      fit.used = used;
+      fit.how = "least squares of duration = steps * latency + bytes / bandwidth";
+      return fit;
+    }
+  }
+  // Bandwidth alone, the latency kept: the median over transfers long enough for the latency to be
+  // a minor part.
+  std::vector<double> inv;
+  for (const auto& s : samples) {
+    const double lat = s.extra + prior_latency * s.steps;
+    if (lat < 0.5 * s.t) inv.push_back((s.t - lat) / s.wire_bytes);
+  }
+  if (static_cast<int>(inv.size()) < min_samples) return fit;
+  fit.fitted_bandwidth = true;
+  fit.inv_bandwidth = median(inv);
+  fit.used = inv.size();
+  fit.how = !separable ? (hi >= 4 * lo ? "median bandwidth, latency kept (every transfer is bandwidth-bound)"
+                                        : "median bandwidth, latency kept (transfer sizes too uniform to separate it)")
+           : ls_failed ? "median bandwidth, latency kept (least squares gave no positive latency and bandwidth)"
+                       : "median bandwidth, latency kept (too few transfers to fit it)";
+  return fit;
+}
+
+int ceil_log2(int n) {
+  int k = 0;
+  while ((1 << k) < n) ++k;
+  return k;
+}
+
+// Doubles as people write them (0.6, not 0.59999999999999998).
+class ShortDoubles : public google::protobuf::TextFormat::FastFieldValuePrinter {
+ public:
+  void PrintDouble(double v, google::protobuf::TextFormat::BaseTextGenerator* out) const override {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    out->PrintString(buf);
+  }
+};
+
+struct KindAcc {
+  std::uint64_t n = 0;
+  double before = 0, after = 0, before_rel = 0, after_rel = 0;
+  void add(double measured, double prior_model, double fitted_model) {
+    ++n;
+    before += std::fabs(prior_model - measured);
+    after += std::fabs(fitted_model - measured);
+    if (measured > 0) {
+      before_rel += std::fabs(prior_model - measured) / measured;
+      after_rel += std::fabs(fitted_model - measured) / measured;
+    }
+  }
+};
+
+}  // namespace
+
+ClusterSpec apply_calibration(const ClusterSpec& base, const ClusterSpec& overlay) {
+  ClusterSpec out = base;
+  out.MergeFrom(overlay);
+  if (overlay.gpu().has_gemm_efficiency()) *out.mutable_gpu()->mutable_gemm_efficiency() = overlay.gpu().gemm_efficiency();
+  return out;
+}
+
+Scenario calibrated_scenario(const Scenario& scenario, const ClusterSpec& overlay, const std::string& overlay_name) {
+  Scenario sc = scenario;
+  *sc.mutable_cluster() = apply_calibration(scenario.cluster(), overlay);
+  // Resolved already: validate without looking presets up again.
+  sc.mutable_cluster()->clear_preset();
+  sc.mutable_cluster()->mutable_gpu()->clear_preset();
+  const std::string name = "(calibrated scenario)";
+  try {
+    return parse_scenario(traces::to_text(sc), name, false, data_dir());
+  } catch (const InputError& e) {
+    // The message points into the generated text ("(calibrated scenario):19: cluster.gpu...: ..."): keep
+    // the field and the problem.
+    std::string what = e.what();
+    if (what.rfind(name, 0) == 0) {
+      const auto colon = what.find(": ", name.size());
+      if (colon != std::string::npos) what = what.substr(colon + 2);
+    }
+    throw InputError(overlay_name + ": merged over the scenario's cluster, the calibration gives an invalid scenario: " +
+                     what);
+  }
+}
+
+ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, CalibrationSummary* summary_out,
+                      const CalibrationOptions& options) {
+  if (!measured.has_scenario())
+    throw InputError("the measured timeline has no scenario: calibration rebuilds the job graph from it (the executor "
+                     "embeds the scenario it ran; was the file written by another tool?)");
+  const GpuSpec& gpu = prior.gpu();
+  const Scenario& sc = measured.scenario();
+  if (gpu.gemm_efficiency().efficiency_size() == 0 || !(peak_flops(gpu, sc.model().precision()) > 0) ||
+      !(gpu.hbm_tb_per_s() > 0))
+    throw InputError("the prior cluster has no GPU peak, HBM bandwidth or GEMM efficiency table to start from");
+  CalibrationSummary summary;
+  summary.scenario_name = sc.name();
+  const JobGraph graph = build_job_graph(sc);
+  const RankGrid grid = rank_grid(sc);
+  const bool symmetric = graph.uses_symmetry();
+  const auto n = static_cast<std::uint32_t>(graph.num_tasks());
+  const auto world = grid.size();
+  const CostModel prior_cost(gpu, sc.model().precision());
+  const double peak = prior_cost.peak_flops(), bw = prior_cost.memory_bandwidth(), vpeak = prior_cost.vector_peak_flops();
+  const int gpn = std::max(1, prior.gpus_per_node() > 0 ? prior.gpus_per_node() : sc.cluster().gpus_per_node());
+  const int nodes_per_leaf = std::max(1, prior.inter_node().nodes_per_leaf());
+  const double switch_extra = 2.0 * std::max(1, prior.inter_node().levels() - 1) * prior.inter_node().switch_latency_us() * 1e-6;
+  auto node = [&](std::uint32_t r) { return static_cast<int>(r) / gpn; };
+
+  // ---- samples ----
+  std::vector<std::vector<double>> durations(n);
+  std::vector<NetSample> intra, inter;
+  // Collectives match by issue order on their communicator (as NCCL): the k-th collective of a group
+  // type on every member is one collective.
+  std::vector<std::uint32_t> sequence(n, 0);
+  for (std::size_t i = 0; i < graph.ranks().size(); ++i) {
+    std::map<int, std::uint32_t> issued;
+    for (auto v : graph.rank_tasks(i))
+      if (graph.tasks()[v].kind == COLLECTIVE) sequence[v] = issued[static_cast<int>(graph.tasks()[v].group)]++;
+  }
+  std::map<std::tuple<int, std::uint32_t, std::uint32_t>, std::pair<NetSample, bool>> collectives;
+  std::uint64_t mixed = 0, tree_like = 0;
+  for (const auto& e : measured.events()) {
+    const std::uint32_t t = e.task_id();
+    if (t >= n)
+      throw InputError("the measured timeline has an event (rank " + std::to_string(e.rank()) + ") for task id " +
+                       std::to_string(t) + " but its scenario's job graph has " + std::to_string(n) + " tasks");
+    if (e.rank() >= world)
+      throw InputError("the measured timeline has an event on rank " + std::to_string(e.rank()) + " but the job has " +
+                       std::to_string(world) + " GPUs");
+    const Task& task = graph.tasks()[t];
+    const double d = e.end_s() - e.start_s();
+    if (!(d > 0)) continue;
+    ++summary.events;
+    durations[t].push_back(d);
+    const std::uint32_t r = e.rank();
+    if (task.kind == SEND && task.peer >= 0) {
+      const auto peer_rep = static_cast<std::uint32_t>(task.peer);
+      const std::uint32_t peer = symmetric ? grid.rank(grid.tp(r), grid.dp(r), grid.stage(peer_rep)) : peer_rep;
+      if (peer >= world || peer == r) continue;
+      const bool same = node(r) == node(peer);
+      const double extra = !same && node(r) / nodes_per_leaf != node(peer) / nodes_per_leaf ? switch_extra : 0;
+      (same ? intra : inter).push_back({1.0, static_cast<double>(task.bytes), d, extra, true});
+    } else if (task.kind == COLLECTIVE) {
+      if (task.collective != ALL_REDUCE && task.collective != REDUCE_SCATTER && task.collective != ALL_GATHER) continue;
+      const auto members = grid.members(task.group, r);
+      const int m = static_cast<int>(members.size());
+      if (m < 2) continue;
+      std::map<int, int> per_node;
+      for (auto x : members) ++per_node[node(x)];
+      const bool in_node = per_node.size() == 1;
+      const bool one_per_node = static_cast<int>(per_node.size()) == m;
+      if (!in_node && !one_per_node) {
+        ++mixed;
+        continue;
+      }
+      const double S = static_cast<double>(task.bytes), nm = m;
+      double steps = nm - 1, wire = (nm - 1) / nm * S;
+      if (task.collective == ALL_REDUCE) {
+        steps = 2 * (nm - 1);
+        wire = 2 * (nm - 1) / nm * S;
+        if (m >= 3) {
+          // NCCL (and the simulator) run small all-reduces as a double binary tree: not a ring sample.
+          const double link = in_node ? prior.intra_node().gb_per_s() * 1e9 * prior.intra_node().bandwidth_efficiency()
+                                      : prior.nic_gbit_per_s() / 8 * 1e9 * prior.nic_bandwidth_efficiency();
+          const double alpha = in_node ? prior.intra_node().latency_us() * 1e-6 : prior.nic_latency_us() * 1e-6;
+          const double ring = wire / link + steps * alpha, tree = 2 * S / link + 2 * ceil_log2(m) * alpha;
+          if (tree < ring) {
+            ++tree_like;
+            continue;
+          }
+        }
+      }
+      double extra = 0;
+      if (!in_node) {
+        bool crosses = false;
+        for (int i = 0; i < m; ++i)
+          crosses |= node(members[static_cast<std::size_t>(i)]) / nodes_per_leaf !=
+                     node(members[static_cast<std::size_t>((i + 1) % m)]) / nodes_per_leaf;
+        extra = crosses ? steps * switch_extra : 0;
+      }
+      // One sample per collective: the duration of its fastest member, the last to arrive (the
+      // others' include waiting for it).
+      const auto key = std::make_tuple(static_cast<int>(task.group), members.front(), sequence[t]);
+      const auto [it, fresh] = collectives.try_emplace(key, NetSample{steps, wire, d, extra, false}, in_node);
+      if (!fresh) it->second.first.t = std::min(it->second.first.t, d);
+    }
+  }
+  for (const auto& [key, sample] : collectives) (sample.second ? intra : inter).push_back(sample.first);
+  for (std::uint32_t t = 0; t < n; ++t)
+    if (!durations[t].empty()) ++summary.tasks;
+  if (mixed > 0)
+    summary.notes.push_back(std::to_string(mixed) + " collective events on groups spanning nodes unevenly were not used "
+                            "for the network fit");
+  if (tree_like > 0)
+    summary.notes.push_back(std::to_string(tree_like) + " all-reduce events small enough to run as a tree were not used "
+                            "for the network fit");
+
+  // Per task: the median over the ranks that ran it.
+  std::vector<double> dur(n, 0);
+  for (std::uint32_t t = 0; t < n; ++t)
+    if (!durations[t].empty()) dur[t] = median(durations[t]);
+
+  ClusterSpec overlay;
+  GpuSpec* og = overlay.mutable_gpu();
+  auto record = [&](const std::string& field, double before, double after, std::uint64_t samples, std::string detail) {
+    summary.fitted.push_back({field, before, after, samples, std::move(detail)});
+  };
+
+  // ---- kernel overhead and memory-bound efficiency, to a fixed point ----
+  double overhead = gpu.kernel_overhead_us() * 1e-6, mem_eff = gpu.memory_bound_efficiency();
+  bool fit_overhead = false, fit_mem = false;
+  std::uint64_t overhead_n = 0, mem_n = 0;
+  for (int iter = 0; iter < 6; ++iter) {
+    std::vector<double> residual, eff;
+    for (std::uint32_t t = 0; t < n; ++t) {
+      const Task& task = graph.tasks()[t];
+      if (task.kind != MEMORY_BOUND || dur[t] <= 0) continue;
+      const double d = dur[t], bytes = static_cast<double>(task.bytes);
+      const double compute = task.flops / vpeak, memory = bytes / (bw * mem_eff);
+      if (bytes / bw < 0.1 * d) residual.push_back(d - std::max(compute, memory));
+      if (overhead < 0.5 * d && memory >= compute && bytes > 0) eff.push_back(bytes / (bw * (d - overhead)));
+    }
+    overhead_n = residual.size();
+    mem_n = eff.size();
+    fit_overhead = static_cast<int>(overhead_n) >= options.min_overhead_samples;
+    if (fit_overhead) overhead = std::max(0.0, median(residual));
+    fit_mem = static_cast<int>(mem_n) >= options.min_memory_samples;
+    if (fit_mem) mem_eff = median(eff);
+  }
+  if (fit_overhead) {
+    og->set_kernel_overhead_us(round_to(overhead * 1e6, 1e-3));
+    record("gpu.kernel_overhead_us", gpu.kernel_overhead_us(), og->kernel_overhead_us(), overhead_n,
+           "median of duration - modelled time over memory-bound tasks whose bytes / HBM bandwidth is under 10% of "
+           "their duration");
+  } else {
+    overhead = gpu.kernel_overhead_us() * 1e-6;
+    summary.skipped.push_back("gpu.kernel_overhead_us: " + std::to_string(overhead_n) +
+                              " tiny memory-bound tasks (bytes / HBM bandwidth under 10% of the duration), need " +
+                              std::to_string(options.min_overhead_samples));
+  }
+  if (fit_mem) {
+    std::string detail = "median of bytes / (HBM bandwidth * (duration - overhead)) over memory-limited tasks";
+    if (mem_eff > 1) {
+      detail += "; the data says " + num(mem_eff) + " of the HBM spec (" + num(gpu.hbm_tb_per_s()) +
+                " TB/s), capped at 1: check hbm_tb_per_s";
+      mem_eff = 1;
+    }
+    og->set_memory_bound_efficiency(round_to(mem_eff, 1e-5));
+    record("gpu.memory_bound_efficiency", gpu.memory_bound_efficiency(), og->memory_bound_efficiency(), mem_n, detail);
+  } else {
+    mem_eff = gpu.memory_bound_efficiency();
+    summary.skipped.push_back("gpu.memory_bound_efficiency: " + std::to_string(mem_n) +
+                              " memory-limited tasks with the kernel overhead under half their duration, need " +
+                              std::to_string(options.min_memory_samples));
+  }
+
+  // ---- GEMM efficiency table ----
+  const GemmEfficiencyTable& table = gpu.gemm_efficiency();
+  const int points = table.efficiency_size();
+  summary.gemm_support.assign(static_cast<std::size_t>(points), 0.0);
+  {
+    struct GemmSample {
+      GemmTableWeights w;
+      double e;
+    };
+    std::vector<GemmSample> samples;
+    std::uint64_t gemms = 0, too_fast = 0;
+    for (std::uint32_t t = 0; t < n; ++t) {
+      const Task& task = graph.tasks()[t];
+      if (task.kind != GEMM || dur[t] <= 0) continue;
+      ++gemms;
+      const double d = dur[t], busy = d - overhead;
+      if (busy < 0.5 * d) continue;                                                   // overhead-dominated
+      if (static_cast<double>(task.bytes) / (bw * mem_eff) >= 0.9 * busy) continue;  // memory-limited
+      const double e = task.flops / (peak * busy);
+      if (e > 1.5) {
+        ++too_fast;
+        continue;
+      }
+      // As CostModel::duration: a batched GEMM is looked up with the batch folded into m.
+      samples.push_back({gemm_table_weights(table, static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch),
+                                            task.gemm_n, task.gemm_k),
+                         e});
+    }
+    if (too_fast > 0)
+      summary.notes.push_back(std::to_string(too_fast) + " GEMMs ran faster than 1.5x the GPU's peak allows and were left "
+                              "out: check the peak TFLOP/s");
+    if (static_cast<int>(samples.size()) >= options.min_gemm_samples) {
+      const auto P = static_cast<std::size_t>(points);
+      std::vector<double> a(P * P, 0.0), b(P, 0.0);
+      double prior_mean = 0;
+      for (double p : table.efficiency()) prior_mean += p;
+      prior_mean /= points;
+      for (const auto& s : samples) {
+        for (int i = 0; i < s.w.count; ++i) {
+          const auto ii = static_cast<std::size_t>(s.w.index[static_cast<std::size_t>(i)]);
+          const double wi = s.w.weight[static_cast<std::size_t>(i)];
+          summary.gemm_support[ii] += wi;
+          b[ii] += wi * s.e;
+          for (int j = 0; j < s.w.count; ++j)
+            a[ii * P + static_cast<std::size_t>(s.w.index[static_cast<std::size_t>(j)])] += wi * s.w.weight[static_cast<std::size_t>(j)];
+        }
+      }
+      // Ridge toward the prior, relative to each point's value: ridge * mean^2 * ((x - p) / p)^2.
+      for (std::size_t j = 0; j < P; ++j) {
+        const double p = table.efficiency(static_cast<int>(j));
+        const double lambda = options.gemm_ridge * prior_mean * prior_mean / (p * p);
+        a[j * P + j] += lambda;
+        b[j] += lambda * p;
+      }
+      if (solve_spd(a, b, points)) {
+        GemmEfficiencyTable* fitted = og->mutable_gemm_efficiency();
+        *fitted->mutable_m() = table.m();
+        *fitted->mutable_n() = table.n();
+        *fitted->mutable_k() = table.k();
+        std::uint64_t clamped = 0, supported = 0;
+        double prior_sum = 0, fitted_sum = 0;
+        for (std::size_t j = 0; j < P; ++j) {
+          double x = b[j];
+          if (x > 1 || x < 1e-3) {
+            ++clamped;
+            x = std::clamp(x, 1e-3, 1.0);
+          }
+          x = round_to(x, 1e-5);
+          if (x <= 0) x = 1e-3;
+          fitted->add_efficiency(x);
+          if (summary.gemm_support[j] >= 0.5) {
+            ++supported;
+            prior_sum += table.efficiency(static_cast<int>(j));
+            fitted_sum += x;
+          }
+        }
+        fitted->set_source("parallax calibrate: refitted to " + std::to_string(samples.size()) + " measured GEMMs of " +
+                           sc.name() + (measured.host().empty() ? "" : " on " + measured.host()) +
+                           ", ridge toward the prior table (" + std::to_string(supported) + " of " +
+                           std::to_string(points) + " grid points with data)");
+        std::string detail = std::to_string(supported) + " of " + std::to_string(points) +
+                             " grid points pinned by data (support >= 0.5), mean fitted/prior " +
+                             num(supported ? fitted_sum / prior_sum : 1.0, 3) +
+                             "; regularised least squares on the interpolation weights";
+        if (clamped) detail += "; " + std::to_string(clamped) + " values clamped to (0, 1]";
+        record("gpu.gemm_efficiency", supported ? prior_sum / static_cast<double>(supported) : 0,
+               supported ? fitted_sum / static_cast<double>(supported) : 0, samples.size(), detail);
+      } else {
+        summary.skipped.push_back("gpu.gemm_efficiency: the least-squares system could not be solved");
+      }
+    } else {
+      summary.skipped.push_back("gpu.gemm_efficiency: " + std::to_string(samples.size()) + " of " + std::to_string(gemms) +
+                                " GEMMs neither overhead- nor memory-dominated, need " +
+                                std::to_string(options.min_gemm_samples));
+    }
+  }
+
+  // ---- network ----
+  const double intra_spec = prior.intra_node().gb_per_s() * 1e9;
+  const double nic_spec = prior.nic_gbit_per_s() / 8 * 1e9;
+  struct Domain {
+    const char* name;
+    std::vector<NetSample>* samples;
+    double spec, prior_eff, prior_latency;
+    const char* eff_field;
+    const char* latency_field;
+    const char* spec_field;
+    NetFit fit;
+    double eff = 0, latency = 0;
+  };
+  Domain domains[2] = {
+      {"intra-node", &intra, intra_spec, prior.intra_node().bandwidth_efficiency(), prior.intra_node().latency_us() * 1e-6,
+       "intra_node.bandwidth_efficiency", "intra_node.latency_us", "intra_node.gb_per_s", {}, 0, 0},
+      {"inter-node", &inter, nic_spec, prior.nic_bandwidth_efficiency(), prior.nic_latency_us() * 1e-6,
+       "nic_bandwidth_efficiency", "nic_latency_us", "nic_gbit_per_s", {}, 0, 0}};
+  for (Domain& dom : domains) {
+    dom.eff = dom.prior_eff;
+    dom.latency = dom.prior_latency;
+    if (!(dom.spec > 0)) {
+      if (!dom.samples->empty())
+        summary.skipped.push_back(std::string(dom.eff_field) + ": the prior has no " + dom.spec_field);
+      continue;
+    }
+    dom.fit = fit_network(*dom.samples, dom.prior_latency, options.min_network_samples);
+    if (!dom.fit.fitted_bandwidth) {
+      summary.skipped.push_back(std::string(dom.eff_field) + ": " + std::to_string(dom.samples->size()) + " " +
+                                dom.name + " transfers (sends, ring collectives), need " +
+                                std::to_string(options.min_network_samples));
+      continue;
+    }
+    const double bandwidth = 1.0 / dom.fit.inv_bandwidth;
+    double eff = bandwidth / dom.spec;
+    std::string detail = dom.fit.how + ", " + num(bandwidth / 1e9) + " GB/s";
+    if (eff > 1) {
+      detail += "; above the spec's " + num(dom.spec / 1e9) + " GB/s (" + dom.spec_field + "): capped at 1";
+      summary.notes.push_back(std::string(dom.name) + " transfers reached " + num(bandwidth / 1e9) +
+                              " GB/s, more than the spec's " + num(dom.spec / 1e9) + " GB/s; " + dom.eff_field +
+                              " capped at 1 (check " + dom.spec_field + ")");
+      eff = 1;
+    }
+    eff = round_to(eff, 1e-5);
+    dom.eff = eff;
+    if (dom.name == std::string("intra-node")) overlay.mutable_intra_node()->set_bandwidth_efficiency(eff);
+    else overlay.set_nic_bandwidth_efficiency(eff);
+    record(dom.eff_field, dom.prior_eff, eff, dom.fit.used, detail);
+    if (dom.fit.fitted_latency) {
+      const double us = round_to(dom.fit.latency * 1e6, 1e-4);
+      dom.latency = us * 1e-6;
+      if (dom.name == std::string("intra-node")) overlay.mutable_intra_node()->set_latency_us(us);
+      else overlay.set_nic_latency_us(us);
+      record(dom.latency_field, dom.prior_latency * 1e6, us, dom.fit.used, dom.fit.how);
+    } else {
+      summary.skipped.push_back(std::string(dom.latency_field) + ": " + dom.fit.how);
+    }
+  }
+
+  // ---- errors before and after, under the models ----
+  {
+    const ClusterSpec after = apply_calibration(prior, overlay);
+    const CostModel after_cost(after.gpu(), sc.model().precision());
+    KindAcc gemm, mem;
+    for (std::uint32_t t = 0; t < n; ++t) {
+      const Task& task = graph.tasks()[t];
+      if (!task.is_compute() || dur[t] <= 0) continue;
+      (task.kind == GEMM ? gemm : mem).add(dur[t], prior_cost.duration(task), after_cost.duration(task));
+    }
+    auto push = [&](const std::string& kind, const KindAcc& acc) {
+      if (acc.n == 0) return;
+      const double k = static_cast<double>(acc.n);
+      summary.errors.push_back({kind, acc.n, acc.before / k, acc.after / k, 100 * acc.before_rel / k, 100 * acc.after_rel / k});
+    };
+    push("gemm", gemm);
+    push("memory-bound", mem);
+    for (const Domain& dom : domains) {
+      KindAcc send, coll;
+      const double prior_inv = dom.spec > 0 ? 1.0 / (dom.spec * dom.prior_eff) : 0;
+      const double after_inv = dom.spec > 0 ? 1.0 / (dom.spec * dom.eff) : 0;
+      for (const auto& s : *dom.samples) {
+        const double before = s.extra + dom.prior_latency * s.steps + s.wire_bytes * prior_inv;
+        const double after_t = s.extra + dom.latency * s.steps + s.wire_bytes * after_inv;
+        (s.send ? send : coll).add(s.t, before, after_t);
+      }
+      push(std::string("send ") + dom.name, send);
+      push(std::string("collective ") + dom.name, coll);
+    }
+  }
+  if (overlay.gpu().ByteSizeLong() == 0) overlay.clear_gpu();
+  if (summary_out) *summary_out = std::move(summary);
+  return overlay;
+}
+
+namespace {
+
+void list_fields(const google::protobuf::Message& m, const std::string& prefix, std::vector<std::string>& out) {
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  m.GetReflection()->ListFields(m, &fields);
+  for (const auto* f : fields) {
+    if (f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated() &&
+        f->message_type()->name() != "GemmEfficiencyTable") {
+      list_fields(m.GetReflection()->GetMessage(m, f), prefix + f->name() + ".", out);
+    } else {
+      out.push_back(prefix + f->name());
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> overlay_fields(const ClusterSpec& overlay) {
+  std::vector<std::string> out;
+  list_fields(overlay, "", out);
+  return out;
+}
+
+std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummary& s) {
+  std::string out;
+  out += "# parallax calibration (parallax.ClusterSpec overlay, protobuf text format): the fields below are fitted to a\n";
+  out += "# measured timeline; apply with `parallax simulate SCENARIO --calibration FILE` (merged over the cluster).\n";
+  out += "# measured: " + s.scenario_name + ", " + std::to_string(s.events) + " events of " + std::to_string(s.tasks) +
+         " tasks\n";
+  if (s.fitted.empty()) out += "# fitted: nothing (the timeline does not support any parameter)\n";
+  for (const auto& f : s.fitted)
+    out += "# fitted " + f.field + ": " + num(f.prior) + " -> " + num(f.fitted) + " from " + std::to_string(f.samples) +
+           " tasks (" + f.detail + ")\n";
+  for (const auto& k : s.skipped) out += "# not fitted " + k + "\n";
+  for (const auto& e : s.errors)
+    out += "# mean abs error, " + e.kind + " (" + std::to_string(e.samples) + "): " + num(e.mean_abs_error_before_s * 1e6, 3) +
+           " us (" + num(e.mean_abs_error_before_pct, 3) + "%) -> " + num(e.mean_abs_error_after_s * 1e6, 3) + " us (" +
+           num(e.mean_abs_error_after_pct, 3) + "%)\n";
+  for (const auto& note : s.notes) out += "# note: " + note + "\n";
+  google::protobuf::TextFormat::Printer printer;
+  printer.SetDefaultFieldValuePrinter(new ShortDoubles);  // the printer owns it
+  printer.SetUseShortRepeatedPrimitives(true);
+  std::string fields;
+  printer.PrintToString(overlay, &fields);
+  return out + fields;
+}
+
+}  // namespace parallax::model

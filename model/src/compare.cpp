@@ -1,0 +1,346 @@
+#include "parallax/model/compare.h"
+
+#include "parallax/model/rank_grid.h"
+#include "parallax/traces/io.h"
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <string>
+
+namespace parallax::model {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  if (v.size() % 2 == 1) return *mid;
+  const double upper = *mid;
+  const double lower_half = *std::max_element(v.begin(), mid);
+  return 0.5 * (lower_half + upper);
+}
+
+std::int64_t gpus(const Scenario& sc) {
+  return static_cast<std::int64_t>(sc.cluster().num_nodes()) * sc.cluster().gpus_per_node();
+}
+
+void check_same_job(const Scenario& p, const Scenario& m) {
+  using google::protobuf::util::MessageDifferencer;
+  auto differ = [](const std::string& what, const std::string& a, const std::string& b) {
+    throw InputError("the timelines are of different jobs: the predicted timeline's scenario has " + what + " " + a +
+                     " but the measured one's has " + b +
+                     "; the task ids only match for the same model, layout and GPU count (simulate the measured "
+                     "run's scenario, e.g. from `parallax inspect` of its plan)");
+  };
+  if (!MessageDifferencer::Equivalent(p.model(), m.model()))
+    differ("model", "{" + traces::to_text(p.model()) + "}", "{" + traces::to_text(m.model()) + "}");
+  if (!MessageDifferencer::Equivalent(p.layout(), m.layout()))
+    differ("layout", "{" + traces::to_text(p.layout()) + "}", "{" + traces::to_text(m.layout()) + "}");
+  if (gpus(p) != gpus(m)) differ("GPU count", std::to_string(gpus(p)), std::to_string(gpus(m)));
+  if (p.options().use_symmetry() != m.options().use_symmetry())
+    differ("use_symmetry", p.options().use_symmetry() ? "true" : "false", m.options().use_symmetry() ? "true" : "false");
+}
+
+// Critical path over per-task start/end (NaN where a task has no event), as sim's: from the task that
+// ends last, back to the predecessor that finished last (on a tie the one on the same rank).
+PathSummary critical_path(const JobGraph& graph, const std::vector<double>& start, const std::vector<double>& end,
+                          const std::vector<std::uint32_t>& rank, const std::vector<std::string>& names) {
+  PathSummary out;
+  const auto n = static_cast<std::uint32_t>(graph.num_tasks());
+  std::int64_t last = -1;
+  for (std::uint32_t i = 0; i < n; ++i)
+    if (!std::isnan(end[i]) && (last < 0 || end[i] > end[static_cast<std::uint32_t>(last)])) last = i;
+  if (last < 0) return out;
+  std::vector<std::uint32_t> path;
+  auto v = static_cast<std::uint32_t>(last);
+  while (true) {
+    path.push_back(v);
+    double latest = -std::numeric_limits<double>::infinity();
+    std::uint32_t next = v;
+    for (auto [e, eend] = boost::in_edges(v, graph.graph()); e != eend; ++e) {
+      const auto s = static_cast<std::uint32_t>(boost::source(*e, graph.graph()));
+      if (std::isnan(end[s])) continue;
+      if (end[s] > latest + 1e-15 || (std::fabs(end[s] - latest) <= 1e-15 && rank[s] == rank[v])) {
+        latest = end[s];
+        next = s;
+      }
+    }
+    if (next == v) break;
+    v = next;
+  }
+  std::reverse(path.begin(), path.end());
+  CriticalPath& cp = out.path;
+  cp.set_tasks(static_cast<std::uint32_t>(path.size()));
+  double compute = 0, comm = 0, wait = 0;
+  double prev_end = start[path.front()];
+  CriticalPathSegment* seg = nullptr;
+  for (auto t : path) {
+    const Task& task = graph.tasks()[t];
+    // A recv spans its send's transfer: count only the part of each task after its predecessor.
+    const double d = std::max(0.0, end[t] - std::max(start[t], prev_end));
+    wait += std::max(0.0, start[t] - prev_end);
+    prev_end = std::max(prev_end, end[t]);
+    (task.is_compute() ? compute : comm) += d;
+    (*cp.mutable_by_op())[std::string(op_name(task.op))] += d;
+    if (!seg || seg->rank() != rank[t]) {
+      seg = cp.add_segments();
+      seg->set_rank(rank[t]);
+      seg->set_start_s(start[t]);
+      seg->set_first_task(names[t].empty() ? graph.task_name(t) : names[t]);
+    }
+    seg->set_end_s(end[t]);
+    seg->set_tasks(seg->tasks() + 1);
+    seg->set_last_task(names[t].empty() ? graph.task_name(t) : names[t]);
+    if (task.is_compute()) {
+      seg->set_compute_s(seg->compute_s() + d);
+    } else {
+      seg->set_comm_s(seg->comm_s() + d);
+    }
+  }
+  cp.set_compute_s(compute);
+  cp.set_comm_s(comm);
+  cp.set_wait_s(wait);
+  out.length_s = end[path.back()] - start[path.front()];
+  return out;
+}
+
+std::pair<double, double> span(const Timeline& tl) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity();
+  for (const auto& e : tl.events()) {
+    lo = std::min(lo, e.start_s());
+    hi = std::max(hi, e.end_s());
+  }
+  if (tl.events_size() == 0) return {0, 0};
+  return {lo, hi};
+}
+
+double pct(double predicted, double measured) { return measured > 0 ? 100.0 * (predicted - measured) / measured : 0.0; }
+
+// Fixed report order of the classes.
+int class_order(const std::string& name) {
+  static const std::vector<std::string> prefixes{"gemm small", "gemm medium", "gemm large", "memory-bound",
+                                                 "all_reduce", "reduce_scatter", "all_gather", "all_to_all",
+                                                 "broadcast", "send", "recv"};
+  for (std::size_t i = 0; i < prefixes.size(); ++i)
+    if (name.rfind(prefixes[i], 0) == 0) {
+      int size = 0;
+      if (name.find("1-64MiB") != std::string::npos) size = 1;
+      if (name.find(">64MiB") != std::string::npos) size = 2;
+      return static_cast<int>(i) * 4 + size;
+    }
+  return 1000;
+}
+
+}  // namespace
+
+std::string task_class(const Task& t) {
+  switch (t.kind) {
+    case GEMM:
+      return t.flops < 1e8 ? "gemm small" : t.flops <= 1e10 ? "gemm medium" : "gemm large";
+    case MEMORY_BOUND:
+      return "memory-bound";
+    case COLLECTIVE: {
+      const double b = static_cast<double>(t.bytes);
+      return lower(CollectiveKind_Name(t.collective)) + (b < kMiB ? " <1MiB" : b <= 64 * kMiB ? " 1-64MiB" : " >64MiB");
+    }
+    case SEND:
+      return "send";
+    case RECV:
+      return "recv";
+  }
+  return "other";
+}
+
+CompareResult compare_timelines(const Timeline& predicted, const Timeline& measured, const CompareOptions& options) {
+  if (!predicted.has_scenario())
+    throw InputError("the predicted timeline has no scenario: it cannot be joined to a job graph (write it again with "
+                     "this version's `parallax simulate --timeline`)");
+  if (!measured.has_scenario())
+    throw InputError("the measured timeline has no scenario: it cannot be joined to a job graph (the executor embeds "
+                     "the scenario it ran; was the file written by another tool?)");
+  check_same_job(predicted.scenario(), measured.scenario());
+  const JobGraph graph = build_job_graph(predicted.scenario());
+  const RankGrid grid = rank_grid(predicted.scenario());
+  const bool symmetric = graph.uses_symmetry();
+  const auto n = static_cast<std::uint32_t>(graph.num_tasks());
+  const auto world = static_cast<std::uint32_t>(gpus(predicted.scenario()));
+
+  CompareResult result;
+  result.scenario_name = predicted.scenario().name();
+  if (predicted.source() != Timeline::PREDICTED)
+    result.notes.push_back("the first timeline is marked MEASURED; it is used as the prediction");
+  if (measured.source() != Timeline::MEASURED)
+    result.notes.push_back("the second timeline is marked PREDICTED; it is used as the measurement");
+
+  // The predicted event of each task: the one on the task's own (representative) rank.
+  std::vector<std::int32_t> pred(n, -1);
+  for (int i = 0; i < predicted.events_size(); ++i) {
+    const auto& e = predicted.events(i);
+    if (e.task_id() >= n)
+      throw InputError("the predicted timeline has an event for task id " + std::to_string(e.task_id()) +
+                       " but its scenario's job graph has " + std::to_string(n) + " tasks");
+    if (pred[e.task_id()] < 0 || e.rank() == graph.tasks()[e.task_id()].rank) pred[e.task_id()] = i;
+  }
+
+  // Join.
+  struct Acc {
+    ClassError c;
+    std::vector<double> errors;
+  };
+  std::map<std::string, Acc> classes;
+  std::vector<Acc*> acc_of(n, nullptr);  // each task's class (map nodes do not move)
+  // The top N so far, as a heap whose front is the smallest error kept (a measured timeline of a big
+  // job has tens of millions of events: keep N, not all).
+  const std::size_t top_n = static_cast<std::size_t>(std::max(0, options.top_n));
+  auto larger = [](const TaskError& a, const TaskError& b) {
+    const double x = std::fabs(a.error_s), y = std::fabs(b.error_s);
+    return x > y || (x == y && (a.task_id < b.task_id || (a.task_id == b.task_id && a.rank < b.rank)));
+  };
+  std::vector<TaskError> top;
+  std::vector<bool> matched(n, false);
+  for (const auto& e : measured.events()) {
+    const std::uint32_t t = e.task_id();
+    if (t >= n || pred[t] < 0)
+      throw InputError("the measured timeline has an event (rank " + std::to_string(e.rank()) + ") for task id " +
+                       std::to_string(t) + ", which the prediction " +
+                       (t >= n ? "does not have (its job graph has " + std::to_string(n) + " tasks)"
+                               : std::string("has no event for")) +
+                       "; were the two timelines made from the same plan?");
+    if (e.rank() >= world)
+      throw InputError("the measured timeline has an event on rank " + std::to_string(e.rank()) + " but the job has " +
+                       std::to_string(world) + " GPUs");
+    const Task& task = graph.tasks()[t];
+    if (grid.stage(e.rank()) != grid.stage(task.rank) || (!symmetric && e.rank() != task.rank))
+      throw InputError("the measured timeline has task id " + std::to_string(t) + " (" + graph.task_name(t) +
+                       ", of rank " + std::to_string(task.rank) + ") on rank " + std::to_string(e.rank()) +
+                       ", which " + (symmetric ? "is in another pipeline stage" : "is another rank") +
+                       "; were the two timelines made from the same plan?");
+    matched[t] = true;
+    const auto& p = predicted.events(pred[t]);
+    TaskError te;  // the name is filled in for the top N only
+    te.task_id = t;
+    te.rank = e.rank();
+    te.kind = task.kind;
+    te.measured_s = e.end_s() - e.start_s();
+    te.predicted_s = p.end_s() - p.start_s();
+    te.error_s = te.predicted_s - te.measured_s;
+    te.error_pct = pct(te.predicted_s, te.measured_s);
+    if (!acc_of[t]) acc_of[t] = &classes[task_class(task)];
+    Acc& acc = *acc_of[t];
+    acc.c.count += 1;
+    acc.c.measured_s += te.measured_s;
+    acc.c.predicted_s += te.predicted_s;
+    if (te.measured_s > 0) acc.errors.push_back(te.error_pct);
+    if (top.size() < top_n) {
+      top.push_back(te);
+      std::push_heap(top.begin(), top.end(), larger);
+    } else if (top_n > 0 && larger(te, top.front())) {
+      std::pop_heap(top.begin(), top.end(), larger);
+      top.back() = te;
+      std::push_heap(top.begin(), top.end(), larger);
+    }
+  }
+  result.measured_events = static_cast<std::uint64_t>(measured.events_size());
+  std::uint64_t unmeasured = 0;
+  for (std::uint32_t t = 0; t < n; ++t) {
+    if (matched[t]) ++result.predicted_tasks;
+    else if (pred[t] >= 0) ++unmeasured;
+  }
+  if (unmeasured > 0)
+    result.notes.push_back(std::to_string(unmeasured) + " predicted tasks have no measured event");
+
+  // Step times.
+  const auto [p0, p1] = span(predicted);
+  const auto [m0, m1] = span(measured);
+  result.step_time_predicted_s = p1 - p0;
+  result.step_time_measured_s = m1 - m0;
+  result.step_time_error_pct = pct(result.step_time_predicted_s, result.step_time_measured_s);
+
+  for (auto& [name, acc] : classes) {
+    acc.c.name = name;
+    acc.c.error_pct = pct(acc.c.predicted_s, acc.c.measured_s);
+    acc.c.median_error_pct = median(acc.errors);
+    result.classes.push_back(acc.c);
+  }
+  std::stable_sort(result.classes.begin(), result.classes.end(),
+                   [](const ClassError& a, const ClassError& b) { return class_order(a.name) < class_order(b.name); });
+
+  // Top tasks by absolute error, largest first.
+  std::sort(top.begin(), top.end(), larger);
+  for (auto& te : top) {
+    const auto& p = predicted.events(pred[te.task_id]);
+    te.name = p.name().empty() ? graph.task_name(te.task_id) : p.name();
+  }
+  result.top_tasks = std::move(top);
+
+  // Critical paths.
+  {
+    std::vector<double> start(n, kNaN), end(n, kNaN);
+    std::vector<std::uint32_t> rank(n, 0);
+    std::vector<std::string> names(n);
+    for (std::uint32_t t = 0; t < n; ++t) {
+      rank[t] = graph.tasks()[t].rank;
+      if (pred[t] < 0) continue;
+      const auto& e = predicted.events(pred[t]);
+      start[t] = e.start_s() - p0;
+      end[t] = e.end_s() - p0;
+      names[t] = e.name();
+    }
+    result.critical_path_predicted = critical_path(graph, start, end, rank, names);
+  }
+  {
+    // Under symmetry: one rank per stage, the one that finishes last, standing for its stage.
+    std::vector<double> stage_end(static_cast<std::size_t>(grid.p), -std::numeric_limits<double>::infinity());
+    std::vector<std::uint32_t> slowest(static_cast<std::size_t>(grid.p), 0);
+    if (symmetric) {
+      std::vector<double> rank_end(world, -std::numeric_limits<double>::infinity());
+      for (const auto& e : measured.events()) rank_end[e.rank()] = std::max(rank_end[e.rank()], e.end_s());
+      for (std::uint32_t r = 0; r < world; ++r) {
+        const auto s = static_cast<std::size_t>(grid.stage(r));
+        if (rank_end[r] > stage_end[s]) {
+          stage_end[s] = rank_end[r];
+          slowest[s] = r;
+        }
+      }
+    }
+    std::vector<std::int32_t> chosen(n, -1), fallback(n, -1);
+    for (int i = 0; i < measured.events_size(); ++i) {
+      const auto& e = measured.events(i);
+      const std::uint32_t t = e.task_id();
+      if (fallback[t] < 0) fallback[t] = i;
+      const std::uint32_t want =
+          symmetric ? slowest[static_cast<std::size_t>(grid.stage(graph.tasks()[t].rank))] : graph.tasks()[t].rank;
+      if (e.rank() == want) chosen[t] = i;
+    }
+    std::vector<double> start(n, kNaN), end(n, kNaN);
+    std::vector<std::uint32_t> rank(n, 0);
+    std::vector<std::string> names(n);
+    for (std::uint32_t t = 0; t < n; ++t) {
+      const std::int32_t i = chosen[t] >= 0 ? chosen[t] : fallback[t];
+      rank[t] = graph.tasks()[t].rank;
+      if (i < 0) continue;
+      const auto& e = measured.events(i);
+      start[t] = e.start_s() - m0;
+      end[t] = e.end_s() - m0;
+      rank[t] = e.rank();
+      names[t] = pred[t] >= 0 ? predicted.events(pred[t]).name() : e.name();
+      if (names[t].empty()) names[t] = e.name();
+    }
+    result.critical_path_measured = critical_path(graph, start, end, rank, names);
+  }
+  return result;
+}
+
+}  // namespace parallax::model
