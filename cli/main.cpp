@@ -34,6 +34,15 @@ Commands:
       Simulate every row of a table of published measured runs (validation/public.tsv) and
       report predicted vs measured iteration time, the error per row and the MAPE.
 
+  compare PREDICTED.pb MEASURED.pb [--json] [--chrome FILE.json] [--top N]
+      Join a predicted and a measured timeline of the same job on task id: step time error,
+      error per task class, the tasks with the largest errors, both critical paths.
+
+  calibrate MEASURED.pb -o CALIBRATION.pbtxt [--json]
+      Fit the GEMM efficiency table, memory-bound efficiency, kernel overhead and NVLink / NIC
+      efficiencies and latencies to a measured timeline; writes a cluster overlay for
+      `simulate --calibration`.
+
   exec SCENARIO|PLAN.pb --backend host|cuda [--warmup K] [--iterations N] [--verify] -o MEASURED.pb
       Run the job graph for real under mpirun (one process per rank): host (MPI + OpenBLAS) or
       cuda (cuBLAS + NCCL). Writes the measured timeline, with the plan's task ids.
@@ -69,6 +78,8 @@ int main(int argc, char** argv) {
     if (command == "inspect") return parallax::cli::inspect(args);
     if (command == "simulate") return parallax::cli::simulate(args);
     if (command == "validate") return parallax::cli::validate(args);
+    if (command == "compare") return parallax::cli::compare(args);
+    if (command == "calibrate") return parallax::cli::calibrate(args);
     if (command == "exec") return parallax::exec::exec_command(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;

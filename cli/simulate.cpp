@@ -3,6 +3,7 @@
 #include "format.h"
 #include "report_json.h"
 
+#include "parallax/model/calibrate.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
@@ -30,6 +31,8 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
   --max-step-time S      exit 1 when the predicted step time exceeds S seconds (a CI gate)
   --algorithm A          collective algorithm: auto (default, NCCL-style choice), ring, tree,
                          hierarchical
+  --calibration FILE     merge a cluster overlay from `parallax calibrate` (ClusterSpec, text or
+                         JSON) over the scenario's cluster before simulating
 
 Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit in memory.
 )";
@@ -105,7 +108,7 @@ void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
 }  // namespace
 
 int simulate(const std::vector<std::string>& args) {
-  std::string scenario_path, timeline_path, chrome_path;
+  std::string scenario_path, timeline_path, chrome_path, calibration_path;
   bool json = false;
   double max_step = 0;
   sim::SimulationOptions options;
@@ -126,6 +129,8 @@ int simulate(const std::vector<std::string>& args) {
       chrome_path = value("a file name, e.g. --chrome trace.json");
     } else if (a == "--max-step-time") {
       max_step = parse_seconds(a, value("a number of seconds"));
+    } else if (a == "--calibration") {
+      calibration_path = value("a calibration file, e.g. --calibration calibration.pbtxt");
     } else if (a == "--algorithm") {
       options.algorithm = sim::parse_algorithm(value("auto, ring, tree or hierarchical"));
     } else if (!a.empty() && a[0] == '-') {
@@ -139,10 +144,19 @@ int simulate(const std::vector<std::string>& args) {
   if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
   options.name_events = !timeline_path.empty() || !chrome_path.empty();
 
-  const Scenario sc = model::load_scenario(scenario_path);
+  Scenario sc = model::load_scenario(scenario_path);
+  std::string calibrated;
+  if (!calibration_path.empty()) {
+    ClusterSpec overlay;
+    traces::read_text_or_json(calibration_path, overlay);
+    sc = model::calibrated_scenario(sc, overlay, calibration_path);
+    for (const auto& f : model::overlay_fields(overlay)) calibrated += (calibrated.empty() ? "" : ", ") + f;
+  }
   const model::Dims d = model::dims(sc);
   const model::JobGraph graph = model::build_job_graph(sc);
-  const sim::SimulationResult result = sim::simulate(graph, options);
+  sim::SimulationResult result = sim::simulate(graph, options);
+  if (!calibration_path.empty())
+    result.report.add_notes("calibrated from " + calibration_path + ": " + (calibrated.empty() ? "no fields" : calibrated));
   const Report& r = result.report;
 
   if (!timeline_path.empty()) traces::write_binary(timeline_path, result.timeline);
