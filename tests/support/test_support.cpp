@@ -1,5 +1,7 @@
 #include "test_support.h"
 
+#include "parallax/model/rank_grid.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +81,37 @@ std::string validation_scenario_text(const ValidationRow& r) {
     << (r.recompute == "full" ? "FULL" : r.recompute == "selective" ? "SELECTIVE" : "NO_RECOMPUTE")
     << " zero_stage: " << r.zero << " }\n";
   return s.str();
+}
+
+Timeline as_measured(const Timeline& timeline, const Scenario& run) {
+  Timeline m = timeline;
+  m.clear_events();
+  m.clear_ranks();
+  m.set_source(Timeline::MEASURED);
+  m.set_backend("synthetic");
+  *m.mutable_scenario() = run;
+  const model::RankGrid grid = model::rank_grid(run);
+  const bool symmetric = run.options().use_symmetry();
+  for (std::uint32_t r = 0; r < grid.size(); ++r) {
+    auto* tr = m.add_ranks();
+    tr->set_rank(r);
+    tr->set_multiplicity(1);
+    tr->set_label("rank " + std::to_string(r));
+  }
+  for (const auto& e : timeline.events()) {
+    if (!symmetric) {
+      *m.add_events() = e;
+      continue;
+    }
+    const auto stage = grid.stage(e.rank());
+    for (std::int64_t dp = 0; dp < grid.d; ++dp)
+      for (std::int64_t tp = 0; tp < grid.t; ++tp) {
+        auto* x = m.add_events();
+        *x = e;
+        x->set_rank(grid.rank(tp, dp, stage));
+      }
+  }
+  return m;
 }
 
 CommandResult run_command(const std::string& command) {

@@ -41,6 +41,11 @@ inline void PrintTo(const ValidationRow& row, std::ostream* os) { *os << row.id;
 // The row as a scenario on DGX A100 80GB nodes.
 std::string validation_scenario_text(const ValidationRow& row);
 
+// A timeline as the executor writes a measurement: source MEASURED, `run` (the scenario that ran)
+// embedded, and under symmetry every rank of a pipeline stage carrying a copy of its representative's
+// events (rank = the real rank, task_id = the representative's task).
+Timeline as_measured(const Timeline& timeline, const Scenario& run);
+
 // Runs a shell command; returns its exit status and what it wrote to stdout and stderr.
 struct CommandResult {
   int exit_code;
