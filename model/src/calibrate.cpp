@@ -132,21 +132,35 @@ NetFit fit_network(const std::vector<NetSample>& samples, double prior_latency, 
       return fit;
     }
   }
-  // Bandwidth alone, the latency kept: the median over transfers long enough for the latency to be
-  // a minor part.
-  std::vector<double> inv;
+  // Bandwidth alone, the latency kept: over transfers long enough for the latency to be a minor part,
+  // the ratio of their summed (duration - latency) to their summed bytes, so that the model gives
+  // their measured total time (sends and collectives can disagree: the big transfers weigh most).
+  double time_sum = 0, bytes_sum = 0, send_time = 0, send_bytes = 0;
+  std::uint64_t used = 0, used_sends = 0;
   for (const auto& s : samples) {
     const double lat = s.extra + prior_latency * s.steps;
-    if (lat < 0.5 * s.t) inv.push_back((s.t - lat) / s.wire_bytes);
+    if (!(lat < 0.5 * s.t)) continue;
+    time_sum += s.t - lat;
+    bytes_sum += s.wire_bytes;
+    ++used;
+    if (s.send) {
+      send_time += s.t - lat;
+      send_bytes += s.wire_bytes;
+      ++used_sends;
+    }
   }
-  if (static_cast<int>(inv.size()) < min_samples) return fit;
+  if (static_cast<int>(used) < min_samples || !(time_sum > 0)) return fit;
   fit.fitted_bandwidth = true;
-  fit.inv_bandwidth = median(inv);
-  fit.used = inv.size();
-  fit.how = !separable ? (hi >= 4 * lo ? "median bandwidth, latency kept (every transfer is bandwidth-bound)"
-                                        : "median bandwidth, latency kept (transfer sizes too uniform to separate it)")
-           : ls_failed ? "median bandwidth, latency kept (least squares gave no positive latency and bandwidth)"
-                       : "median bandwidth, latency kept (too few transfers to fit it)";
+  fit.inv_bandwidth = time_sum / bytes_sum;
+  fit.used = used;
+  fit.how = !separable ? (hi >= 4 * lo ? "bandwidth alone, latency kept (every transfer is bandwidth-bound)"
+                                        : "bandwidth alone, latency kept (transfer sizes too uniform to separate it)")
+           : ls_failed ? "bandwidth alone, latency kept (least squares gave no positive latency and bandwidth)"
+                       : "bandwidth alone, latency kept (too few transfers to fit it)";
+  if (used_sends > 0 && used_sends < used)
+    fit.how += "; sends alone " + num(send_bytes / send_time / 1e9) + " GB/s (" + std::to_string(used_sends) +
+               "), ring collectives alone " + num((bytes_sum - send_bytes) / (time_sum - send_time) / 1e9) + " GB/s (" +
+               std::to_string(used - used_sends) + ")";
   return fit;
 }
 
@@ -247,6 +261,13 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
       if (graph.tasks()[v].kind == COLLECTIVE) sequence[v] = issued[static_cast<int>(graph.tasks()[v].group)]++;
   }
   std::map<std::tuple<int, std::uint32_t, std::uint32_t>, std::pair<NetSample, bool>> collectives;
+  struct PendingSend {
+    NetSample sample;
+    bool intra;
+    std::uint32_t recv_task, recv_rank;
+  };
+  std::vector<PendingSend> sends;
+  std::map<std::pair<std::uint32_t, std::uint32_t>, double> recv_durations;  // (task, real rank)
   std::uint64_t mixed = 0, tree_like = 0;
   for (const auto& e : measured.events()) {
     const std::uint32_t t = e.task_id();
@@ -268,7 +289,13 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
       if (peer >= world || peer == r) continue;
       const bool same = node(r) == node(peer);
       const double extra = !same && node(r) / nodes_per_leaf != node(peer) / nodes_per_leaf ? switch_extra : 0;
-      (same ? intra : inter).push_back({1.0, static_cast<double>(task.bytes), d, extra, true});
+      std::uint32_t recv = t;
+      for (auto v : graph.successors(t))
+        if (graph.tasks()[v].kind == RECV) recv = v;
+      sends.push_back({{1.0, static_cast<double>(task.bytes), d, extra, true}, same, recv, peer});
+    } else if (task.kind == RECV) {
+      const auto [it, fresh] = recv_durations.try_emplace({t, r}, d);
+      if (!fresh) it->second = std::min(it->second, d);
     } else if (task.kind == COLLECTIVE) {
       if (task.collective != ALL_REDUCE && task.collective != REDUCE_SCATTER && task.collective != ALL_GATHER) continue;
       const auto members = grid.members(task.group, r);
@@ -315,6 +342,13 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
     }
   }
   for (const auto& [key, sample] : collectives) (sample.second ? intra : inter).push_back(sample.first);
+  // A transfer is timed on both sides: the send may wait for its receiver (a rendezvous), the recv
+  // (posted ahead) for its sender; the shorter of the two is the transfer.
+  for (auto& p : sends) {
+    if (const auto it = recv_durations.find({p.recv_task, p.recv_rank}); it != recv_durations.end())
+      p.sample.t = std::min(p.sample.t, it->second);
+    (p.intra ? intra : inter).push_back(p.sample);
+  }
   for (std::uint32_t t = 0; t < n; ++t)
     if (!durations[t].empty()) ++summary.tasks;
   if (mixed > 0)
@@ -515,7 +549,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
     }
     const double bandwidth = 1.0 / dom.fit.inv_bandwidth;
     double eff = bandwidth / dom.spec;
-    std::string detail = dom.fit.how + ", " + num(bandwidth / 1e9) + " GB/s";
+    std::string detail = num(bandwidth / 1e9) + " GB/s: " + dom.fit.how;
     if (eff > 1) {
       detail += "; above the spec's " + num(dom.spec / 1e9) + " GB/s (" + dom.spec_field + "): capped at 1";
       summary.notes.push_back(std::string(dom.name) + " transfers reached " + num(bandwidth / 1e9) +
@@ -535,7 +569,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
       else overlay.set_nic_latency_us(us);
       record(dom.latency_field, dom.prior_latency * 1e6, us, dom.fit.used, dom.fit.how);
     } else {
-      summary.skipped.push_back(std::string(dom.latency_field) + ": " + dom.fit.how);
+      summary.skipped.push_back(std::string(dom.latency_field) + ": " + dom.fit.how.substr(0, dom.fit.how.find(';')));
     }
   }
 
@@ -616,8 +650,32 @@ std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummar
   google::protobuf::TextFormat::Printer printer;
   printer.SetDefaultFieldValuePrinter(new ShortDoubles);  // the printer owns it
   printer.SetUseShortRepeatedPrimitives(true);
+  // The GEMM table as in the GPU presets: one (m, n) pair per line, k along it.
+  ClusterSpec rest = overlay;
+  rest.mutable_gpu()->mutable_gemm_efficiency()->clear_efficiency();
+  if (!overlay.has_gpu()) rest.clear_gpu();
   std::string fields;
-  printer.PrintToString(overlay, &fields);
+  printer.PrintToString(rest, &fields);
+  const GemmEfficiencyTable& t = overlay.gpu().gemm_efficiency();
+  const auto k_line = fields.find("\n    k: [");
+  if (t.efficiency_size() > 0 && k_line != std::string::npos) {
+    std::string table = "    # One (m, n) pair per line; the values run along k.\n    efficiency: [\n";
+    const int nk = std::max(1, t.k_size()), nn = std::max(1, t.n_size());
+    for (int i = 0; i < t.efficiency_size(); i += nk) {
+      table += "     ";
+      for (int l = i; l < i + nk && l < t.efficiency_size(); ++l) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, " %.5f%s", t.efficiency(l), l + 1 < t.efficiency_size() ? "," : " ");
+        table += buf;
+      }
+      const int pair = i / nk;
+      if (pair / nn < t.m_size() && pair % nn < t.n_size())
+        table += "  # m=" + std::to_string(t.m(pair / nn)) + " n=" + std::to_string(t.n(pair % nn));
+      table += "\n";
+    }
+    table += "    ]\n";
+    fields.insert(fields.find('\n', k_line + 1) + 1, table);
+  }
   return out + fields;
 }
 

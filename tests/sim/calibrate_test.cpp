@@ -126,6 +126,8 @@ TEST(CompareCalibrate, CalibrateRecoversThePerturbation) {
   EXPECT_NEAR(overlay.gpu().memory_bound_efficiency(), 0.5, 0.5 * 0.05) << text;
   ASSERT_TRUE(overlay.intra_node().has_bandwidth_efficiency()) << text;
   EXPECT_NEAR(overlay.intra_node().bandwidth_efficiency(), 0.5, 0.5 * 0.10) << text;
+  RecordProperty("memory_bound_efficiency", std::to_string(overlay.gpu().memory_bound_efficiency()));
+  RecordProperty("intra_node_bandwidth_efficiency", std::to_string(overlay.intra_node().bandwidth_efficiency()));
   EXPECT_FALSE(overlay.has_nic_bandwidth_efficiency()) << text;  // nothing crossed nodes
   ASSERT_TRUE(overlay.gpu().has_gemm_efficiency()) << text;
   const auto& prior = f.nominal.cluster().gpu().gemm_efficiency();
@@ -133,17 +135,21 @@ TEST(CompareCalibrate, CalibrateRecoversThePerturbation) {
   ASSERT_EQ(fitted.efficiency_size(), prior.efficiency_size());
   EXPECT_EQ(fitted.m_size(), prior.m_size());
   int well_sampled = 0;
+  double worst = 0;
   for (int j = 0; j < prior.efficiency_size(); ++j) {
     const double support = s.gemm_support[static_cast<std::size_t>(j)];
     const double ratio = fitted.efficiency(j) / prior.efficiency(j);
     if (support >= 4) {
       ++well_sampled;
+      worst = std::max(worst, std::fabs(ratio / 0.6 - 1));
       EXPECT_NEAR(ratio, 0.6, 0.6 * 0.02) << "grid point " << j << " support " << support;
     } else if (support == 0) {
       EXPECT_NEAR(ratio, 1, 1e-3) << "grid point " << j << " has no data and keeps the prior";
     }
   }
   EXPECT_GE(well_sampled, 5);
+  RecordProperty("gemm_points_well_sampled", well_sampled);
+  RecordProperty("gemm_worst_ratio_error", std::to_string(worst));
   // The summary says what was fitted from how many tasks, and the models now match the measurement.
   for (const auto& e : s.errors) {
     EXPECT_LT(e.mean_abs_error_after_s, e.mean_abs_error_before_s) << e.kind;
@@ -184,6 +190,7 @@ TEST(CompareCalibrate, InterNodeSendsCalibrateTheNic) {
   const std::string text = calibration_text(overlay, s);
   ASSERT_TRUE(overlay.has_nic_bandwidth_efficiency()) << text;
   EXPECT_NEAR(overlay.nic_bandwidth_efficiency(), 0.6, 0.6 * 0.05) << text;
+  RecordProperty("nic_bandwidth_efficiency", std::to_string(overlay.nic_bandwidth_efficiency()));
   // NVLink (the DP all-reduces) and the GPU are as the preset says.
   if (overlay.intra_node().has_bandwidth_efficiency()) {
     EXPECT_NEAR(overlay.intra_node().bandwidth_efficiency(), nominal.cluster().intra_node().bandwidth_efficiency(), 0.05) << text;
