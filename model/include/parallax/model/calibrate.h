@@ -16,10 +16,13 @@
 //    and ring collectives whose group is inside one node (intra) or one GPU per node (inter) follow
 //    t = steps * latency + wire_bytes / bandwidth (send: 1 step, S bytes; ring all-reduce 2(n-1)
 //    steps, 2(n-1)/n S, the nccl-tests bus-bandwidth convention; reduce-scatter / all-gather n-1 steps,
-//    (n-1)/n S). With sizes spread enough both are fitted by (relative, outlier-trimmed) least
-//    squares, else the bandwidth alone (median) with the prior's latency. Efficiency = bandwidth /
-//    spec (intra_node.gb_per_s, nic_gbit_per_s); a bandwidth above the spec is capped at efficiency 1
-//    and reported. All-reduces that NCCL would run as a tree (small, n >= 3) are left out.
+//    (n-1)/n S). A send is timed by the shorter of it and its recv, a collective by its fastest
+//    member (the last to arrive; members matched by issue order on the communicator). With sizes
+//    spread enough and the latency visible both are fitted by (relative, outlier-trimmed) least
+//    squares, else the bandwidth alone, with the prior's latency, as sum(t - latency) / sum(bytes)
+//    (the model then gives their measured total time). Efficiency = bandwidth / spec
+//    (intra_node.gb_per_s, nic_gbit_per_s); a bandwidth above the spec is capped at efficiency 1 and
+//    reported. All-reduces that NCCL would run as a tree (small, n >= 3) are left out.
 // Every parameter needs a minimum number of samples (CalibrationOptions); what was fitted from how
 // many tasks, what was not and why, and the mean absolute error of each task kind's durations under
 // the models before and after, go to CalibrationSummary.
