@@ -14,6 +14,8 @@ enum ExitCode : int { kOk = 0, kGateFailed = 1, kBadInput = 2, kDoesNotFit = 3, 
 int inspect(const std::vector<std::string>& args);
 int simulate(const std::vector<std::string>& args);
 int validate(const std::vector<std::string>& args);
+// Replaces this process with parallax-exec (see cli/exec.cpp for why).
+int exec(const std::vector<std::string>& args);
 int compare(const std::vector<std::string>& args);
 int calibrate(const std::vector<std::string>& args);
 

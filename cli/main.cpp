@@ -1,8 +1,6 @@
 // parallax: plan, predict and validate distributed training of large models.
 #include "commands.h"
 
-#include "parallax/exec/cli.h"
-
 #include "parallax/traces/io.h"
 
 #include <google/protobuf/stubs/common.h>
@@ -80,7 +78,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return parallax::cli::validate(args);
     if (command == "compare") return parallax::cli::compare(args);
     if (command == "calibrate") return parallax::cli::calibrate(args);
-    if (command == "exec") return parallax::exec::exec_command(args);
+    if (command == "exec") return parallax::cli::exec(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;
   } catch (const parallax::InputError& e) {

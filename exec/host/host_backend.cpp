@@ -45,6 +45,18 @@ void check_mpi(int code, const std::string& what) {
   fail(what + ": " + std::string(text, static_cast<std::size_t>(length)));
 }
 
+// Waits for a nonblocking MPI operation without spinning a core: OpenMPI's blocking calls busy-poll,
+// which on a CPU-only run steals the core a compute thread needs and makes measured GEMMs depend on
+// how much communication overlaps them. Polling every 20 us keeps MPI progressing and the core free.
+void wait_politely(MPI_Request& request, const std::string& what) {
+  int done = 0;
+  while (true) {
+    check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+
 class HostBackend final : public Backend {
  public:
   std::string name() const override { return "host"; }
@@ -143,7 +155,7 @@ class HostBackend final : public Backend {
         for (std::size_t k = 0; k < recvs_.size(); ++k) {
           const auto i = recvs_[k];
           timing[i].start = now();
-          check_mpi(MPI_Wait(&requests[k], MPI_STATUS_IGNORE), "MPI_Wait for " + name(i));
+          wait_politely(requests[k], "MPI_Wait for " + name(i));
           timing[i].end = now();
           if (verify_) check_transfer(i, recv_buffers_[k]);
           complete(i, progress);
@@ -195,9 +207,11 @@ class HostBackend final : public Backend {
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
           if (corrupt_sends_ && count > 0) buffer[count - 1] += 1;  // injected fault (tests)
         }
-        check_mpi(MPI_Send(buffer.data(), static_cast<int>(count), MPI_FLOAT, static_cast<int>(transfer_peer(plan_, t)),
-                           transfer_tag(t), MPI_COMM_WORLD),
-                  "MPI_Send for " + name(i));
+        MPI_Request request;
+        check_mpi(MPI_Isend(buffer.data(), static_cast<int>(count), MPI_FLOAT, static_cast<int>(transfer_peer(plan_, t)),
+                            transfer_tag(t), MPI_COMM_WORLD, &request),
+                  "MPI_Isend for " + name(i));
+        wait_politely(request, "MPI_Isend for " + name(i));
         return;
       }
       case RECV:
@@ -216,12 +230,14 @@ class HostBackend final : public Backend {
     // Counts rounded up to a multiple of the group size so every rank's shard is whole.
     const std::size_t count = (floats_for(t.bytes) + n - 1) / n * n, shard = count / n;
     const std::string what = name(i);
+    MPI_Request request = MPI_REQUEST_NULL;
     switch (t.collective) {
       case ALL_REDUCE:
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
-        check_mpi(MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm),
-                  "MPI_Allreduce for " + what);
+        check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, comm, &request),
+                  "MPI_Iallreduce for " + what);
+        wait_politely(request, "MPI_Iallreduce for " + what);
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], sum_over(members, e));
         return;
@@ -229,8 +245,10 @@ class HostBackend final : public Backend {
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
         std::vector<float> result(shard);
-        check_mpi(MPI_Reduce_scatter_block(buffer.data(), result.data(), static_cast<int>(shard), MPI_FLOAT, MPI_SUM, comm),
-                  "MPI_Reduce_scatter_block for " + what);
+        check_mpi(MPI_Ireduce_scatter_block(buffer.data(), result.data(), static_cast<int>(shard), MPI_FLOAT, MPI_SUM, comm,
+                                            &request),
+                  "MPI_Ireduce_scatter_block for " + what);
+        wait_politely(request, "MPI_Ireduce_scatter_block for " + what);
         if (verify_)
           for (std::size_t e = 0; e < shard; ++e) expect(what, e, result[e], sum_over(members, me * shard + e));
         return;
@@ -239,9 +257,10 @@ class HostBackend final : public Backend {
         std::vector<float> mine(shard);
         if (verify_)
           for (std::size_t e = 0; e < shard; ++e) mine[e] = verify_value(plan_.rank, e);
-        check_mpi(MPI_Allgather(mine.data(), static_cast<int>(shard), MPI_FLOAT, buffer.data(), static_cast<int>(shard),
-                                MPI_FLOAT, comm),
-                  "MPI_Allgather for " + what);
+        check_mpi(MPI_Iallgather(mine.data(), static_cast<int>(shard), MPI_FLOAT, buffer.data(), static_cast<int>(shard),
+                                 MPI_FLOAT, comm, &request),
+                  "MPI_Iallgather for " + what);
+        wait_politely(request, "MPI_Iallgather for " + what);
         if (verify_)
           for (std::size_t b = 0; b < n; ++b)
             for (std::size_t e = 0; e < shard; ++e) expect(what, b * shard + e, buffer[b * shard + e], verify_value(members[b], e));
@@ -250,7 +269,8 @@ class HostBackend final : public Backend {
       case BROADCAST:
         if (verify_ && me == 0)
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(members[0], e);
-        check_mpi(MPI_Bcast(buffer.data(), static_cast<int>(count), MPI_FLOAT, 0, comm), "MPI_Bcast for " + what);
+        check_mpi(MPI_Ibcast(buffer.data(), static_cast<int>(count), MPI_FLOAT, 0, comm, &request), "MPI_Ibcast for " + what);
+        wait_politely(request, "MPI_Ibcast for " + what);
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], verify_value(members[0], e));
         return;
@@ -258,9 +278,10 @@ class HostBackend final : public Backend {
         std::vector<float> out(count);
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
-        check_mpi(MPI_Alltoall(buffer.data(), static_cast<int>(shard), MPI_FLOAT, out.data(), static_cast<int>(shard),
-                               MPI_FLOAT, comm),
-                  "MPI_Alltoall for " + what);
+        check_mpi(MPI_Ialltoall(buffer.data(), static_cast<int>(shard), MPI_FLOAT, out.data(), static_cast<int>(shard),
+                                MPI_FLOAT, comm, &request),
+                  "MPI_Ialltoall for " + what);
+        wait_politely(request, "MPI_Ialltoall for " + what);
         if (verify_)
           for (std::size_t b = 0; b < n; ++b)
             for (std::size_t e = 0; e < shard; ++e) expect(what, b * shard + e, out[b * shard + e], verify_value(members[b], me * shard + e));

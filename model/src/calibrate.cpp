@@ -464,9 +464,23 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
             a[ii * P + static_cast<std::size_t>(s.w.index[static_cast<std::size_t>(j)])] += wi * s.w.weight[static_cast<std::size_t>(j)];
         }
       }
-      // Ridge toward the prior, relative to each point's value: ridge * mean^2 * ((x - p) / p)^2.
+      // The machine's overall ratio to the prior (median of achieved / prior-predicted efficiency):
+      // grid points without data follow it instead of keeping a prior the data shows to be off
+      // (a wrong peak, a slower clock), and points with data are pulled toward the scaled prior.
+      std::vector<double> ratios;
+      for (const auto& smp : samples) {
+        double predicted = 0;
+        for (int i = 0; i < smp.w.count; ++i)
+          predicted += smp.w.weight[static_cast<std::size_t>(i)] *
+                       table.efficiency(smp.w.index[static_cast<std::size_t>(i)]);
+        if (predicted > 0) ratios.push_back(smp.e / predicted);
+      }
+      std::nth_element(ratios.begin(), ratios.begin() + static_cast<std::ptrdiff_t>(ratios.size() / 2), ratios.end());
+      const double scale = ratios.empty() ? 1.0 : ratios[ratios.size() / 2];
+      // Ridge toward the scaled prior, relative to each point's value: ridge * mean^2 * ((x - p) / p)^2.
+      prior_mean *= scale;
       for (std::size_t j = 0; j < P; ++j) {
-        const double p = table.efficiency(static_cast<int>(j));
+        const double p = std::clamp(table.efficiency(static_cast<int>(j)) * scale, 1e-3, 1.0);
         const double lambda = options.gemm_ridge * prior_mean * prior_mean / (p * p);
         a[j * P + j] += lambda;
         b[j] += lambda * p;
@@ -495,10 +509,11 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
         }
         fitted->set_source("parallax calibrate: refitted to " + std::to_string(samples.size()) + " measured GEMMs of " +
                            sc.name() + (measured.host().empty() ? "" : " on " + measured.host()) +
-                           ", ridge toward the prior table (" + std::to_string(supported) + " of " +
+                           ", ridge toward the prior table scaled by " + num(scale, 3) + " (" + std::to_string(supported) + " of " +
                            std::to_string(points) + " grid points with data)");
         std::string detail = std::to_string(supported) + " of " + std::to_string(points) +
-                             " grid points pinned by data (support >= 0.5), mean fitted/prior " +
+                             " grid points pinned by data (support >= 0.5), the rest scaled by the median "
+                             "measured/prior ratio " + num(scale, 3) + "; mean fitted/prior " +
                              num(supported ? fitted_sum / prior_sum : 1.0, 3) +
                              "; regularised least squares on the interpolation weights";
         if (clamped) detail += "; " + std::to_string(clamped) + " values clamped to (0, 1]";

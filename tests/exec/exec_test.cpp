@@ -10,6 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -92,6 +96,75 @@ TEST(ExecHost, PlanFileRunsToo) {
   EXPECT_TRUE(fs::exists(out));
   fs::remove(plan);
   fs::remove(out);
+}
+
+// The step-time error `parallax compare` reports (signed, %).
+double step_error(const std::string& predicted, const std::string& measured) {
+  const auto r = run_command(std::string(PARALLAX_CLI) + " compare " + predicted + " " + measured + " --json");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto at = r.out.find("\"step_time_error_pct\": ");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no step_time_error_pct in " << r.out.substr(0, 400);
+    return 1e9;
+  }
+  return std::stod(r.out.substr(at + 23));
+}
+
+TEST(ExecHost, CalibrationFromOneRunImprovesThePredictionOfAnother) {
+  // Two different 2-rank scenarios (tensor + sequence parallel; a GPipe pipeline) on a cluster whose
+  // prior is deliberately wrong (4x the CPU's FLOP/s and memory bandwidth): calibrating on the
+  // measured first must bring the prediction of the second much closer to its measurement.
+  const auto dir = fs::temp_directory_path() / "parallax-calibration-test";
+  fs::create_directories(dir);
+  const std::string wrong_prior =
+      "cluster { preset: \"cpu-laptop\" num_nodes: 1 gpus_per_node: 2 gpu { peak_fp32_tflops: 0.4 peak_bf16_tflops: 0.4 "
+      "peak_fp16_tflops: 0.4 hbm_tb_per_s: 0.08 } }\n";
+  auto variant = [&](const std::string& name) {
+    std::ifstream in(testing::scenarios_dir() / (name + ".pbtxt"));
+    std::stringstream text;
+    text << in.rdbuf();
+    // Replace the scenario's cluster block (no nested braces in these files) by the wrong prior.
+    std::string s = text.str();
+    const auto begin = s.find("cluster {");
+    const auto end = s.find('}', begin);
+    s.replace(begin, end - begin + 1, wrong_prior);
+    const auto path = dir / (name + ".pbtxt");
+    std::ofstream(path) << s;
+    return path.string();
+  };
+  const auto a = variant("tiny-gpt-cpu-tp2"), b = variant("tiny-gpt-cpu-pp2");
+  const auto p = [&](const std::string& f) { return (dir / f).string(); };
+  ASSERT_EQ(run_command(mpirun(2) + a + " --warmup 1 --iterations 3 -o " + p("a.measured.pb")).exit_code, 0);
+  ASSERT_EQ(run_command(mpirun(2) + b + " --warmup 1 --iterations 3 -o " + p("b.measured.pb")).exit_code, 0);
+  const auto cal = run_command(std::string(PARALLAX_CLI) + " calibrate " + p("a.measured.pb") + " -o " + p("cal.pbtxt"));
+  ASSERT_EQ(cal.exit_code, 0) << cal.err;
+  EXPECT_NE(cal.out.find("gpu.gemm_efficiency"), std::string::npos) << cal.out;
+  ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " simulate " + b + " --timeline " + p("b.prior.pb")).exit_code, 0);
+  ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " simulate " + b + " --calibration " + p("cal.pbtxt") +
+                        " --timeline " + p("b.calibrated.pb")).exit_code, 0);
+  const double before = step_error(p("b.prior.pb"), p("b.measured.pb"));
+  const double after = step_error(p("b.calibrated.pb"), p("b.measured.pb"));
+  std::printf("step-time error of the second scenario: %+.1f%% with the prior, %+.1f%% calibrated on the first\n",
+              before, after);
+  EXPECT_LT(std::fabs(after), std::fabs(before) / 2);
+  EXPECT_LT(std::fabs(after), 35.0);
+  fs::remove_all(dir);
+}
+
+TEST(ExecHost, CompareMeasuredWithPredicted) {
+  const auto dir = fs::temp_directory_path();
+  const auto measured = (dir / "parallax-cmp.measured.pb").string(), predicted = (dir / "parallax-cmp.predicted.pb").string();
+  const auto chrome = (dir / "parallax-cmp.json").string();
+  ASSERT_EQ(run_command(mpirun(4) + scenario("tiny-gpt-cpu.pbtxt") + " --iterations 1 -o " + measured).exit_code, 0);
+  ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --timeline " + predicted).exit_code, 0);
+  const auto r = run_command(std::string(PARALLAX_CLI) + " compare " + predicted + " " + measured + " --chrome " + chrome);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"step time", "gemm", "memory-bound", "send", "critical"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  EXPECT_TRUE(fs::file_size(chrome) > 1000);
+  fs::remove(measured);
+  fs::remove(predicted);
+  fs::remove(chrome);
 }
 
 TEST(ExecHostFaults, WrongWorldSizeIsRejectedByEveryRank) {

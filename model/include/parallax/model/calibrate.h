@@ -11,7 +11,8 @@
 //    memory-dominated gives an achieved efficiency e = flops / (peak * (duration - overhead)); the grid
 //    values x minimise sum_i (sum_j w_ij x_j - e_i)^2 + ridge * sum_j ((x_j - prior_j) / prior_j)^2
 //    * mean(prior)^2, with w_ij the cost model's trilinear-in-log2 interpolation weights
-//    (gemm_table_weights), so grid points without data keep the prior; clamped to (0, 1];
+//    (gemm_table_weights), with the ridge pulling toward the prior scaled by the median measured/prior
+//    ratio, so grid points without data follow the machine's overall ratio; clamped to (0, 1];
 //  - intra_node.bandwidth_efficiency / latency_us and nic_bandwidth_efficiency / nic_latency_us: sends
 //    and ring collectives whose group is inside one node (intra) or one GPU per node (inter) follow
 //    t = steps * latency + wire_bytes / bandwidth (send: 1 step, S bytes; ring all-reduce 2(n-1)
@@ -60,7 +61,7 @@ struct CalibrationSummary {
   std::vector<KindError> errors;
   std::vector<std::string> notes;
   // Per GEMM grid point (the efficiency array's order): the sum of the samples' interpolation weights
-  // on it, i.e. how much data pins it (0: it kept the prior).
+  // on it, i.e. how much data pins it (0: it follows the scaled prior).
   std::vector<double> gemm_support;
 };
 
