@@ -3,7 +3,7 @@
 # packages, no network): bundle/ holds parallax-exec (stripped), every shared library it loads except
 # the C library, the CUDA driver and the CUDA toolkit's own libraries (cuBLAS, cudart: the node has
 # them; NCCL too unless PARALLAX_BUNDLE_NCCL=1, +210 MB), OpenMPI's runtime (mpirun, its plugins and
-# help files) and the scenarios, with env.sh to point the loader and OpenMPI at them. About 50 MB.
+# help files) and the scenarios, with env.sh to point the loader and OpenMPI at them. About 60 MB.
 # Run `parallax compare` on the predicted and measured timelines back here (it needs SimGrid).
 #
 #   scripts/make-exec-bundle.sh [BUILD_DIR] [BUNDLE_DIR]     (defaults: build, bundle)

@@ -74,6 +74,13 @@ class HostBackend final : public Backend {
     // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element: --verify must catch it.
     if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT"))
       corrupt_sends_ = std::string(fault) == "corrupt:" + std::to_string(plan.rank);
+    // Transfer tags must stay within this MPI's MPI_TAG_UB (32767 is all the standard promises); past
+    // it they wrap, and MPI's in-order matching per (source, tag) keeps transfers paired because both
+    // sides post them in the same order.
+    int* tag_ub = nullptr;
+    int has_ub = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &has_ub);
+    tag_limit_ = has_ub && tag_ub ? *tag_ub : 32767;
     // One BLAS thread per rank: ranks already share the cores.
     openblas_set_num_threads(1);
     const auto n = plan.tasks.size();
@@ -133,7 +140,7 @@ class HostBackend final : public Backend {
     for (std::size_t k = 0; k < recvs_.size(); ++k) {
       const model::Task& t = task(recvs_[k]);
       check_mpi(MPI_Irecv(recv_buffers_[k].data(), static_cast<int>(recv_buffers_[k].size()), MPI_FLOAT,
-                          static_cast<int>(transfer_peer(plan_, t)), transfer_tag(t), MPI_COMM_WORLD, &requests[k]),
+                          static_cast<int>(transfer_peer(plan_, t)), tag(t), MPI_COMM_WORLD, &requests[k]),
                 "MPI_Irecv for " + name(recvs_[k]));
     }
     std::vector<std::thread> threads;
@@ -169,6 +176,7 @@ class HostBackend final : public Backend {
  private:
   const model::Task& task(std::size_t i) const { return graph_->tasks()[plan_.tasks[i]]; }
   std::string name(std::size_t i) const { return "task " + std::to_string(plan_.tasks[i]) + " (" + graph_->task_name(plan_.tasks[i]) + ")"; }
+  int tag(const model::Task& t) const { return transfer_tag(t) % (tag_limit_ + 1); }
   double now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
   void wait_for_dependencies(std::size_t i) {
@@ -209,7 +217,7 @@ class HostBackend final : public Backend {
         }
         MPI_Request request;
         check_mpi(MPI_Isend(buffer.data(), static_cast<int>(count), MPI_FLOAT, static_cast<int>(transfer_peer(plan_, t)),
-                            transfer_tag(t), MPI_COMM_WORLD, &request),
+                            tag(t), MPI_COMM_WORLD, &request),
                   "MPI_Isend for " + name(i));
         wait_politely(request, "MPI_Isend for " + name(i));
         return;
@@ -311,6 +319,7 @@ class HostBackend final : public Backend {
   RankPlan plan_;
   Communicators comms_;
   bool verify_ = false, corrupt_sends_ = false;
+  int tag_limit_ = 32767;
   std::vector<std::vector<std::size_t>> deps_;
   std::vector<std::size_t> streams_[4];
   std::vector<std::size_t> recvs_;
