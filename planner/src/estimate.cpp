@@ -1,0 +1,399 @@
+#include "parallax/planner/estimate.h"
+
+#include "parallax/model/cost_model.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/parameters.h"
+#include "parallax/model/scenario.h"
+#include "parallax/model/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+
+namespace parallax::planner {
+namespace {
+
+using model::Dims;
+using model::Task;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+int ceil_log2(double n) {
+  int k = 0;
+  while ((1 << k) < n) ++k;
+  return k;
+}
+
+// The network as the simulator builds it (sim/src/platform.cpp), reduced to the numbers an
+// uncontended transfer sees.
+struct Network {
+  double intra_bw, intra_lat, nic_bw, nic_lat, upper_lat;
+  int gpus_per_node, nics, nodes, nodes_per_leaf;
+
+  explicit Network(const ClusterSpec& c) {
+    intra_bw = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
+    intra_lat = c.intra_node().latency_us() * 1e-6;
+    nic_bw = std::max(1.0, c.nic_gbit_per_s()) / 8.0 * 1e9 * c.nic_bandwidth_efficiency();
+    nic_lat = c.nic_latency_us() * 1e-6;
+    upper_lat = 2.0 * std::max(1, c.inter_node().levels() - 1) * c.inter_node().switch_latency_us() * 1e-6;
+    gpus_per_node = c.gpus_per_node();
+    nics = std::max(1, c.nics_per_node());
+    nodes = c.num_nodes();
+    nodes_per_leaf = std::max(1, c.inter_node().nodes_per_leaf());
+  }
+  // Every rank of a node communicates at once under data/pipeline parallelism: a shared NIC is split.
+  double inter_bw() const { return nic_bw * std::min(1.0, static_cast<double>(nics) / gpus_per_node); }
+  double inter_lat(int nodes_spanned) const {
+    return nic_lat + (nodes_spanned > nodes_per_leaf && nodes > nodes_per_leaf ? upper_lat : 0.0);
+  }
+};
+
+// A communicator whose members are `stride` ranks apart, `n` of them.
+struct GroupShape {
+  int n = 1, per_node = 1, nodes = 1;
+};
+
+GroupShape shape(const Network& net, std::int64_t n, std::int64_t stride) {
+  GroupShape g;
+  g.n = static_cast<int>(n);
+  if (n <= 1) return g;
+  const std::int64_t span = stride * (n - 1) + 1;
+  if (stride < net.gpus_per_node) {
+    g.per_node = static_cast<int>(std::min<std::int64_t>(n, std::max<std::int64_t>(1, net.gpus_per_node / stride)));
+    g.nodes = static_cast<int>((n + g.per_node - 1) / g.per_node);
+    if (span <= net.gpus_per_node) g.nodes = 1;
+  } else {
+    g.per_node = 1;
+    g.nodes = g.n;
+  }
+  return g;
+}
+
+// The simulator's analytic collective times (sim/src/collectives.cpp), lowest over the algorithms.
+double collective_time(const Network& net, CollectiveKind kind, const GroupShape& g, double S) {
+  if (g.n <= 1 || S <= 0) return 0;
+  const double n = g.n;
+  const bool inter = g.nodes > 1;
+  const double bw = inter ? net.inter_bw() : net.intra_bw;
+  const double lat = inter ? net.inter_lat(g.nodes) : net.intra_lat;
+  switch (kind) {
+    case ALL_REDUCE: {
+      double best = 2 * (n - 1) / n * S / bw + 2 * (n - 1) * lat;
+      if (g.n >= 3) best = std::min(best, 2 * S / bw + 2 * ceil_log2(n) * lat);
+      if (g.nodes >= 2 && g.per_node >= 2) {
+        const double gpn = g.per_node, nodes = g.nodes;
+        best = std::min(best, 2 * (gpn - 1) / gpn * S / net.intra_bw + 2 * (gpn - 1) * net.intra_lat +
+                                  2 * (nodes - 1) / nodes * (S / gpn) / net.inter_bw() + 2 * (nodes - 1) * lat);
+      }
+      return best;
+    }
+    case REDUCE_SCATTER:
+    case ALL_GATHER:
+      return (n - 1) / n * S / bw + (n - 1) * lat;
+    case BROADCAST:
+      return S / bw + (n - 1) * lat;
+    default:
+      return (n - 1) / n * S / bw + lat;
+  }
+}
+
+// Costs of one transformer layer (and the embedding / output ends) for one micro-batch, measured on a
+// one-layer job graph of the same shapes: an as-soon-as-possible schedule of its tasks with the cost
+// model's compute times and analytic collective times, per phase of the layer.
+struct LayerCosts {
+  double forward = 0, backward = 0;          // one layer, one micro-batch (backward includes recompute)
+  double embedding_fwd = 0, embedding_bwd = 0, output_fwd = 0, output_bwd = 0;
+  double tp_comm_fwd = 0, tp_comm_bwd = 0;   // TP time inside the above (for the report)
+};
+
+LayerCosts layer_costs(const Scenario& sc, const Network& net) {
+  Scenario one = sc;
+  const Dims full = model::dims(sc);
+  one.mutable_model()->set_num_layers(1);
+  auto* l = one.mutable_layout();
+  l->set_pp(1);
+  l->set_dp(1);
+  l->set_virtual_stages(1);
+  l->set_schedule(Layout::ONE_F_ONE_B);
+  l->set_global_batch_size(l->micro_batch_size());
+  l->set_zero_stage(0);
+  one.mutable_cluster()->set_num_nodes(1);
+  one.mutable_cluster()->set_gpus_per_node(static_cast<int>(full.t));
+  one.mutable_options()->set_use_symmetry(true);
+  const model::JobGraph g = model::build_job_graph(one);
+  const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
+  const GroupShape tp = shape(net, full.t, 1);
+
+  const auto n = static_cast<std::uint32_t>(g.num_tasks());
+  std::vector<double> duration(n), start(n), end(n);
+  for (std::uint32_t v = 0; v < n; ++v) {
+    const Task& t = g.tasks()[v];
+    duration[v] = t.is_compute() ? cost.duration(t)
+                                 : (t.group == GROUP_TP ? collective_time(net, t.collective, tp, static_cast<double>(t.bytes)) : 0.0);
+  }
+  // The graph's tasks are numbered in emission order, predecessors first: one pass schedules them.
+  for (std::uint32_t v = 0; v < n; ++v) {
+    double ready = 0;
+    for (auto p : g.predecessors(v)) ready = std::max(ready, end[p]);
+    start[v] = ready;
+    end[v] = ready + duration[v];
+  }
+  // Span of a phase of a part of the graph (layer 0, the embedding -1, the output -2).
+  auto span = [&](std::int32_t layer, bool forward, double* tp_time) {
+    double lo = kInf, hi = 0;
+    for (std::uint32_t v = 0; v < n; ++v) {
+      const Task& t = g.tasks()[v];
+      if (t.layer != layer || t.kind == SEND || t.kind == RECV) continue;
+      if (t.phase == GRADIENT_SYNC || t.phase == OPTIMIZER) continue;
+      const bool fwd = t.phase == FORWARD;
+      if (fwd != forward) continue;
+      lo = std::min(lo, start[v]);
+      hi = std::max(hi, end[v]);
+      if (tp_time && t.group == GROUP_TP) *tp_time += duration[v];
+    }
+    return hi > lo ? hi - lo : 0.0;
+  };
+  LayerCosts c;
+  c.forward = span(0, true, &c.tp_comm_fwd);
+  c.backward = span(0, false, &c.tp_comm_bwd);
+  c.embedding_fwd = span(-1, true, nullptr);
+  c.embedding_bwd = span(-1, false, nullptr);
+  c.output_fwd = span(-2, true, nullptr);
+  c.output_bwd = span(-2, false, nullptr);
+  return c;
+}
+
+// Layer costs depend on the micro-batch, tensor parallelism, sequence parallelism and recompute, not
+// on pipeline or data parallelism: the planner asks for the same few many times.
+LayerCosts cached_layer_costs(const Scenario& sc, const Network& net) {
+  static std::mutex mutex;
+  static std::map<std::string, LayerCosts> cache;
+  Scenario key_scenario = sc;
+  auto* l = key_scenario.mutable_layout();
+  l->clear_dp();
+  l->clear_pp();
+  l->clear_virtual_stages();
+  l->clear_schedule();
+  l->clear_global_batch_size();
+  l->clear_zero_stage();
+  key_scenario.mutable_cluster()->clear_num_nodes();
+  key_scenario.clear_name();
+  key_scenario.clear_description();
+  const std::string key = key_scenario.SerializeAsString();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  const LayerCosts c = layer_costs(sc, net);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() > 4096) cache.clear();
+  cache.emplace(key, c);
+  return c;
+}
+
+}  // namespace
+
+StepEstimate estimate_step(const Scenario& sc) {
+  const Dims d = model::dims(sc);
+  const Layout& layout = sc.layout();
+  const Network net(sc.cluster());
+  const LayerCosts lc = cached_layer_costs(sc, net);
+  const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
+  const bool tied = sc.model().tied_embeddings();
+
+  const std::int64_t P = d.p, V = d.v, M = d.m, VS = P * V;
+  const std::int64_t per_chunk = d.L / VS;
+  // Chunk times per virtual stage.
+  std::vector<double> fwd(static_cast<std::size_t>(VS)), bwd(static_cast<std::size_t>(VS));
+  for (std::int64_t vs = 0; vs < VS; ++vs) {
+    fwd[static_cast<std::size_t>(vs)] = static_cast<double>(per_chunk) * lc.forward;
+    bwd[static_cast<std::size_t>(vs)] = static_cast<double>(per_chunk) * lc.backward;
+    if (vs == 0) {
+      fwd[0] += lc.embedding_fwd;
+      bwd[0] += lc.embedding_bwd;
+    }
+    if (vs == VS - 1) {
+      fwd[static_cast<std::size_t>(vs)] += lc.output_fwd;
+      bwd[static_cast<std::size_t>(vs)] += lc.output_bwd;
+    }
+  }
+  // Pipeline transfers: adjacent stages are t*d ranks apart.
+  const double p2p_bytes = static_cast<double>(d.b * d.s * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
+  const GroupShape pp_pair = shape(net, 2, d.t * d.d);
+  const bool p2p_inter = pp_pair.nodes > 1;
+  const double p2p = P > 1 ? p2p_bytes / (p2p_inter ? net.inter_bw() : net.intra_bw) +
+                                 (p2p_inter ? net.inter_lat(2) : net.intra_lat)
+                           : 0.0;
+  const bool overlap_p2p = layout.overlap_p2p();
+
+  // Time the schedule: each stage runs its order; a step waits for its input from the neighbouring
+  // virtual stage (plus the transfer when it crosses stages).
+  std::vector<std::vector<model::PipelineStep>> orders;
+  for (std::int64_t s = 0; s < P; ++s)
+    orders.push_back(model::stage_order(layout.schedule(), static_cast<int>(P), static_cast<int>(V), static_cast<int>(M),
+                                        static_cast<int>(s)));
+  std::vector<double> done(static_cast<std::size_t>(M * VS * 2), -1.0);
+  auto at = [&](std::int64_t mb, std::int64_t vs, bool backward) -> double& {
+    return done[static_cast<std::size_t>((mb * VS + vs) * 2 + (backward ? 1 : 0))];
+  };
+  std::vector<std::size_t> next(static_cast<std::size_t>(P), 0);
+  std::vector<double> free_at(static_cast<std::size_t>(P), 0.0), busy(static_cast<std::size_t>(P), 0.0);
+  // When each chunk's final backward starts on its stage (for the gradient buckets).
+  std::vector<double> final_bwd_start(static_cast<std::size_t>(VS), 0.0);
+  std::size_t remaining = 0;
+  for (const auto& o : orders) remaining += o.size();
+  while (remaining > 0) {
+    bool progressed = false;
+    for (std::int64_t s = 0; s < P; ++s) {
+      auto& i = next[static_cast<std::size_t>(s)];
+      const auto& order = orders[static_cast<std::size_t>(s)];
+      while (i < order.size()) {
+        const auto step = order[i];
+        const std::int64_t vs = step.chunk * P + s;
+        double ready;
+        if (step.forward) {
+          ready = vs == 0 ? 0.0 : at(step.microbatch, vs - 1, false);
+          if (ready < 0) break;
+          if (vs > 0) ready += p2p;
+        } else if (vs == VS - 1) {
+          ready = at(step.microbatch, vs, false);
+          if (ready < 0) break;
+        } else {
+          ready = at(step.microbatch, vs + 1, true);
+          if (ready < 0) break;
+          ready += p2p;
+        }
+        const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
+        const double length = step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
+        double end = begin + length;
+        at(step.microbatch, vs, !step.forward) = end;
+        if (!step.forward) final_bwd_start[static_cast<std::size_t>(vs)] = begin;
+        // Without overlap the stage waits for its own send before computing on.
+        const bool sends = step.forward ? vs < VS - 1 : vs > 0;
+        if (sends && !overlap_p2p) end += p2p;
+        free_at[static_cast<std::size_t>(s)] = end;
+        busy[static_cast<std::size_t>(s)] += length;
+        ++i;
+        --remaining;
+        progressed = true;
+      }
+    }
+    if (!progressed) break;  // cannot happen for Megatron's schedules (tests check they are deadlock-free)
+  }
+
+  // Data parallelism and the optimizer, per stage.
+  const int zero = layout.zero_stage();
+  const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+  const GroupShape dp = shape(net, d.d, d.t);
+  const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
+  const model::ParameterShard layer_params = model::layer_parameters(d);
+  StepEstimate est;
+  double step = 0;
+  std::vector<double> stage_end(static_cast<std::size_t>(P));
+  double dp_comm_stage0 = 0;
+  for (std::int64_t s = 0; s < P; ++s) {
+    const double compute_end = free_at[static_cast<std::size_t>(s)];
+    double dp_free = 0, dp_total = 0;
+    if (d.d > 1 && zero < 2) {
+      // Buckets per chunk in backward order, as the builder makes them; each is ready when its last
+      // layer's final backward ends.
+      struct Bucket {
+        double ready, params;
+      };
+      std::vector<Bucket> buckets;
+      for (std::int64_t c = 0; c < V; ++c) {
+        const std::int64_t vs = c * P + s;
+        double t = final_bwd_start[static_cast<std::size_t>(vs)];
+        std::vector<std::pair<double, double>> items;  // (finish time, params)
+        if (vs == VS - 1) {
+          t += lc.output_bwd;
+          items.push_back({t, model::output_parameters(d, tied).local()});
+        }
+        for (std::int64_t k = 0; k < per_chunk; ++k) {
+          t += lc.backward;
+          items.push_back({t, layer_params.local()});
+        }
+        if (vs == 0) {
+          t += lc.embedding_bwd;
+          items.push_back({t, model::embedding_parameters(d).local()});
+        }
+        double acc = 0, ready = 0;
+        for (const auto& [finish, params] : items) {
+          if (params <= 0) continue;
+          acc += params;
+          ready = finish;
+          if (acc >= capacity) {
+            buckets.push_back({ready, acc});
+            acc = 0;
+          }
+        }
+        if (acc > 0) buckets.push_back({ready, acc});
+      }
+      std::sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
+      for (const auto& b : buckets) {
+        const double t = collective_time(net, zero >= 1 ? REDUCE_SCATTER : ALL_REDUCE, dp, b.params * grad_bytes);
+        const double ready = layout.overlap_grad_reduce() ? b.ready : compute_end;
+        dp_free = std::max(dp_free, ready) + t;
+        dp_total += t;
+      }
+    }
+    if (d.d > 1 && zero >= 2) {
+      // Per-micro-batch reduce-scatters overlap the backward; what exceeds it shows at the end.
+      const double params = model::stage_parameters(d, tied, s).local();
+      const double per_mb = collective_time(net, REDUCE_SCATTER, dp, params * grad_bytes);
+      dp_total = per_mb * static_cast<double>(M);
+      dp_free = compute_end + std::max(0.0, dp_total - busy[static_cast<std::size_t>(s)] * 2.0 / 3.0) / static_cast<double>(M);
+    }
+    if (tied && P > 1 && (s == 0 || s == P - 1)) {
+      const double t = collective_time(net, ALL_REDUCE, shape(net, 2, d.t * d.d * (P - 1)),
+                                       model::embedding_parameters(d).word * grad_bytes);
+      dp_free = std::max(dp_free, compute_end) + t;
+      dp_total += t;
+    }
+    // Adam over the local (ZeRO: sharded) parameters.
+    double params = model::stage_parameters(d, tied, s).local();
+    if (zero >= 1) params /= static_cast<double>(d.d);
+    Task optimizer;
+    optimizer.kind = MEMORY_BOUND;
+    optimizer.bytes = static_cast<std::uint64_t>(params * (28.0 + static_cast<double>(d.e)));
+    optimizer.flops = params * 12.0;
+    double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
+    if ((zero == 1 || zero == 2) && d.d > 1) {
+      const double gathers = collective_time(net, ALL_GATHER, dp, model::stage_parameters(d, tied, s).local() * d.e);
+      // Overlapped, they run at the start of the next step alongside the first forward; else after
+      // the optimizer.
+      end += layout.overlap_param_gather() ? 0.0 : gathers;
+      dp_total += gathers;
+    }
+    stage_end[static_cast<std::size_t>(s)] = end;
+    if (s == 0) dp_comm_stage0 = dp_total;
+    step = std::max(step, end);
+  }
+
+  // Summary for the busiest stage.
+  const auto busiest = static_cast<std::size_t>(std::max_element(busy.begin(), busy.end()) - busy.begin());
+  const double layers_on_stage = static_cast<double>(d.L / P);
+  est.step_s = step;
+  est.compute_s = busy[busiest];
+  est.tp_comm_s = (lc.tp_comm_fwd + lc.tp_comm_bwd) * layers_on_stage * static_cast<double>(M);
+  est.pp_comm_s = P > 1 ? 2.0 * p2p * static_cast<double>(M * V) : 0.0;
+  est.dp_comm_s = dp_comm_stage0;
+  est.bubble_s = std::max(0.0, free_at[busiest] - busy[busiest]);
+  est.exposed_comm_s = std::max(0.0, step - free_at[busiest]) + est.tp_comm_s;
+  const double recompute_share = layout.recompute() == Layout::FULL ? 0.25 : 0.0;
+  std::vector<std::pair<double, std::string>> costs = {
+      {est.compute_s - est.tp_comm_s, "compute"},
+      {est.bubble_s, "pipeline bubble"},
+      {est.tp_comm_s, "tensor-parallel communication"},
+      {std::max(0.0, step - free_at[busiest]), "data-parallel gradient sync and optimizer"},
+  };
+  std::sort(costs.rbegin(), costs.rend());
+  est.bottleneck = costs.front().second;
+  if (est.bottleneck == "compute" && recompute_share > 0) est.bottleneck = "compute (a quarter of it full recompute)";
+  return est;
+}
+
+}  // namespace parallax::planner

@@ -1,0 +1,76 @@
+// The planner's fast estimator against the SimGrid simulator: within 5% where the network is
+// uncontended (every row of validation/public.tsv, the bundled scenarios), and clearly apart where
+// flows share a link, which is the effect only the simulator models.
+#include "parallax/model/job_graph.h"
+#include "parallax/model/validation_table.h"
+#include "parallax/planner/estimate.h"
+#include "parallax/sim/simulate.h"
+#include "test_support.h"
+
+#include <gtest/gtest.h>
+
+namespace parallax::planner {
+namespace {
+
+using parallax::testing::scenario_from_text;
+
+double simulated(const Scenario& sc) {
+  return sim::simulate_in_subprocess(model::build_job_graph(sc)).report.step_time_s();
+}
+
+class EstimatorAgreement : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EstimatorAgreement, WithinFivePercentOfTheSimulatorWithoutContention) {
+  const Scenario sc = scenario_from_text(std::string(R"(
+    model { num_layers: 8 hidden_size: 1024 num_heads: 16 seq_length: 1024 vocab_size: 8192 }
+    cluster { preset: "dgx-a100-80g" num_nodes: 4 }
+    layout { )") + GetParam() + " }");
+  const double estimate = estimate_step(sc).step_s, simulation = simulated(sc);
+  EXPECT_NEAR(estimate / simulation, 1.0, 0.05) << "estimate " << estimate << " s, simulation " << simulation << " s";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layouts, EstimatorAgreement,
+    ::testing::Values("tp: 8 pp: 4 micro_batch_size: 1 global_batch_size: 16",
+                      "tp: 4 pp: 2 dp: 4 micro_batch_size: 2 global_batch_size: 32 recompute: FULL",
+                      "tp: 8 pp: 2 dp: 2 virtual_stages: 2 schedule: INTERLEAVED_1F1B micro_batch_size: 1 global_batch_size: 16",
+                      "tp: 2 pp: 4 dp: 4 sequence_parallel: true recompute: SELECTIVE micro_batch_size: 1 global_batch_size: 32",
+                      "tp: 8 dp: 4 zero_stage: 1 micro_batch_size: 2 global_batch_size: 32",
+                      "tp: 8 pp: 4 schedule: GPIPE micro_batch_size: 1 global_batch_size: 8"));
+
+TEST(Estimator, AgreesWithTheSimulatorOnPublishedRuns) {
+  // Three rows of different shape (the whole table takes minutes to simulate; the estimator's value
+  // for all 18 rows is in the planner's note).
+  for (const auto& row : model::read_validation_table(parallax::testing::source_dir() / "validation" / "public.tsv")) {
+    if (row.id != "N3" && row.id != "K2" && row.id != "K4") continue;
+    const Scenario sc = model::validation_scenario(row);
+    const double estimate = estimate_step(sc).step_s, simulation = simulated(sc);
+    EXPECT_NEAR(estimate / simulation, 1.0, 0.05) << row.id;
+  }
+}
+
+TEST(Estimator, ContentionIsWhereItDisagrees) {
+  // Every node on its own leaf with an 8:1 oversubscribed uplink: the 8 data-parallel rings (one per
+  // tensor rank) leave each node together and share one NIC's worth of uplink. The estimator sees each
+  // ring alone on its NIC; only the simulator sees them contend.
+  const Scenario oversubscribed = scenario_from_text(R"(
+    model { num_layers: 8 hidden_size: 2048 num_heads: 16 seq_length: 1024 vocab_size: 8192 }
+    cluster { preset: "dgx-a100-80g" num_nodes: 4 nics_per_node: 8
+              inter_node { nodes_per_leaf: 1 oversubscription: 8 } }
+    layout { tp: 8 dp: 4 micro_batch_size: 1 global_batch_size: 4 overlap_grad_reduce: false })");
+  const double estimate = estimate_step(oversubscribed).step_s, simulation = simulated(oversubscribed);
+  EXPECT_GT(simulation, estimate * 1.05) << "estimate " << estimate << " s, simulation " << simulation << " s";
+}
+
+TEST(Estimator, BreaksDownTheStep) {
+  const StepEstimate e = estimate_step(model::load_scenario(parallax::testing::scenarios_dir() / "gpt3-175b-1024gpu.pbtxt"));
+  EXPECT_GT(e.step_s, e.compute_s);
+  EXPECT_GT(e.bubble_s, 0);
+  EXPECT_GT(e.tp_comm_s, 0);
+  EXPECT_GT(e.pp_comm_s, 0);
+  EXPECT_GT(e.dp_comm_s, 0);
+  EXPECT_FALSE(e.bottleneck.empty());
+}
+
+}  // namespace
+}  // namespace parallax::planner
