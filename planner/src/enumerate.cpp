@@ -1,0 +1,489 @@
+// The search space of layouts and its pruning: divisibility constraints (the same rules as scenario
+// validation), redundant ZeRO stages, and memory (model::estimate_memory).
+#include "parallax/planner/plan.h"
+
+#include "parallax/model/memory_model.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <set>
+#include <sstream>
+
+namespace parallax::planner {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<int> divisors(long long n) {
+  std::vector<int> out;
+  for (long long i = 1; i <= n; ++i)
+    if (n % i == 0) out.push_back(static_cast<int>(i));
+  return out;
+}
+
+std::string join(const std::vector<int>& v) {
+  std::string out;
+  for (int x : v) out += (out.empty() ? "" : ", ") + std::to_string(x);
+  return out;
+}
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+std::string count(std::uint64_t n) {
+  const std::string digits = std::to_string(n);
+  std::string s;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) s += ',';
+    s += digits[i];
+  }
+  return s;
+}
+
+std::string model_label(const ModelSpec& m) {
+  if (!m.name().empty()) return m.name();
+  return std::to_string(m.num_layers()) + "x" + std::to_string(m.hidden_size()) + " GPT";
+}
+
+// The searched fields of a layout; everything else comes from PlanRequest::fixed.
+struct Candidate {
+  int tp, pp, dp, v;
+  Layout::Schedule schedule;
+  int mbs;
+  bool sp;
+  Layout::Recompute recompute;
+  int zero;
+};
+
+// The divisibility rules of model validation (model/src/scenario.cpp), in PruneReason order, plus the
+// layouts that repeat another. Memory is judged separately.
+struct Rules {
+  long long heads, ffn, seq, layers, gbs;
+
+  std::optional<PruneReason> structural(const Candidate& c) const {
+    if (heads % c.tp != 0) return PruneReason::HeadsTp;
+    if (ffn % c.tp != 0) return PruneReason::FfnTp;
+    if (c.sp && seq % c.tp != 0) return PruneReason::SeqTp;
+    if (layers % (static_cast<long long>(c.pp) * c.v) != 0) return PruneReason::LayersPpV;
+    if (gbs % (static_cast<long long>(c.mbs) * c.dp) != 0) return PruneReason::BatchMbsDp;
+    if (c.schedule == Layout::INTERLEAVED_1F1B) {
+      const long long m = gbs / (static_cast<long long>(c.mbs) * c.dp);
+      if (c.pp < 2 || m % c.pp != 0) return PruneReason::Interleaved;
+    }
+    if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
+    if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
+    return std::nullopt;
+  }
+};
+
+Rules rules_of(const PlanRequest& r) {
+  const ModelSpec& m = r.model;
+  return Rules{m.num_heads(), m.ffn_hidden_size() ? m.ffn_hidden_size() : 4LL * m.hidden_size(), m.seq_length(),
+               m.num_layers(), r.global_batch_size};
+}
+
+void apply(const Candidate& c, Layout& l) {
+  l.set_tp(c.tp);
+  l.set_pp(c.pp);
+  l.set_dp(c.dp);
+  l.set_virtual_stages(c.v);
+  l.set_schedule(c.schedule);
+  l.set_micro_batch_size(c.mbs);
+  l.set_sequence_parallel(c.sp);
+  l.set_recompute(c.recompute);
+  l.set_zero_stage(c.zero);
+}
+
+Candidate candidate_of(const Layout& l) {
+  const int v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
+  return Candidate{l.tp(), l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), l.sequence_parallel() && l.tp() > 1,
+                   l.recompute(), l.zero_stage()};
+}
+
+// The request's model and cluster with a placeholder layout, validated once by the scenario loader
+// (every layout then only changes the layout fields, which the Rules check).
+Scenario base_scenario(const PlanRequest& r) {
+  if (r.gpus < 1) throw InputError("--gpus must be at least 1 (got " + std::to_string(r.gpus) + ")");
+  if (r.global_batch_size < 1)
+    throw InputError("the global batch size must be at least 1 sequence (got " + std::to_string(r.global_batch_size) +
+                     "); give --global-batch B");
+  if (r.max_micro_batch < 1) throw InputError("max_micro_batch must be at least 1");
+  if (r.max_virtual_stages < 1) throw InputError("max_virtual_stages must be at least 1");
+  const long long cluster_gpus = static_cast<long long>(r.cluster.num_nodes()) * r.cluster.gpus_per_node();
+  if (cluster_gpus != r.gpus)
+    throw InputError("the cluster has " + std::to_string(r.cluster.num_nodes()) + " nodes of " +
+                     std::to_string(r.cluster.gpus_per_node()) + " GPUs, not the " + std::to_string(r.gpus) +
+                     " GPUs asked for (resize it with planner::resize_cluster)");
+  Scenario sc;
+  sc.set_name(model_label(r.model));
+  *sc.mutable_model() = r.model;
+  *sc.mutable_cluster() = r.cluster;
+  // Already resolved: validate it as it is.
+  sc.mutable_cluster()->clear_preset();
+  sc.mutable_cluster()->mutable_gpu()->clear_preset();
+  Layout& l = *sc.mutable_layout();
+  l = r.fixed;
+  apply(Candidate{1, 1, r.gpus, 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0}, l);
+  l.set_global_batch_size(r.gpus);  // placeholder, valid for dp = gpus
+  *sc.mutable_options() = r.options;
+  Scenario validated =
+      model::parse_scenario(traces::to_text(sc), "plan request (" + model_label(r.model) + ")", false, model::data_dir());
+  validated.mutable_layout()->set_global_batch_size(r.global_batch_size);
+  return validated;
+}
+
+struct Space {
+  std::vector<int> tps;
+  std::vector<std::pair<Layout::Schedule, int>> schedules;
+  std::vector<int> mbs;
+};
+
+Space space_of(const PlanRequest& r) {
+  Space s;
+  const int per_node = r.cluster.gpus_per_node();
+  for (int t : divisors(r.gpus))
+    if (r.allow_cross_node_tp || per_node % t == 0) s.tps.push_back(t);
+  s.schedules.push_back({Layout::GPIPE, 1});
+  s.schedules.push_back({Layout::ONE_F_ONE_B, 1});
+  for (int v = 2; v <= r.max_virtual_stages; ++v) s.schedules.push_back({Layout::INTERLEAVED_1F1B, v});
+  for (int b : divisors(r.global_batch_size))
+    if (b <= r.max_micro_batch) s.mbs.push_back(b);
+  return s;
+}
+
+// Whether some tp, pp, dp of `gpus` GPUs satisfies the divisibility rules (v 1, mbs 1).
+bool factorable(const PlanRequest& r, const Rules& rules, int gpus, int per_node) {
+  for (int t : divisors(gpus)) {
+    if (!r.allow_cross_node_tp && per_node % t != 0) continue;
+    for (int p : divisors(gpus / t)) {
+      const Candidate c{t, p, gpus / (t * p), 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0};
+      if (!rules.structural(c)) return true;
+    }
+  }
+  return false;
+}
+
+std::string stats_line(const PruneStats& stats) {
+  std::string out = count(stats.enumerated) + " layouts enumerated, pruned:";
+  for (int i = 0; i < kPruneReasons; ++i)
+    if (stats.pruned[static_cast<std::size_t>(i)] > 0)
+      out += " " + std::string(prune_reason_key(static_cast<PruneReason>(i))) + " " +
+             count(stats.pruned[static_cast<std::size_t>(i)]);
+  return out;
+}
+
+[[noreturn]] void no_layout(const PlanRequest& r, const Rules& rules, const PruneStats& stats) {
+  const int per_node = r.cluster.gpus_per_node();
+  std::vector<int> all_tp, tp_ok, pp_ok;
+  std::set<int> dps;
+  for (int t : divisors(r.gpus)) {
+    if (!r.allow_cross_node_tp && per_node % t != 0) continue;
+    all_tp.push_back(t);
+    if (rules.heads % t == 0 && rules.ffn % t == 0) tp_ok.push_back(t);
+  }
+  std::set<int> pps;
+  for (int t : tp_ok)
+    for (int p : divisors(r.gpus / t))
+      if (rules.layers % p == 0) {
+        pps.insert(p);
+        dps.insert(r.gpus / (t * p));
+      }
+  std::ostringstream s;
+  s << "no layout of " << model_label(r.model) << " (" << r.model.num_layers() << " layers, " << r.model.num_heads()
+    << " heads, FFN " << rules.ffn << ") over " << r.gpus << " GPUs with global batch " << r.global_batch_size
+    << ": tp*pp*dp = " << r.gpus << ", tp must divide the " << r.model.num_heads() << " heads and the FFN size "
+    << rules.ffn << " (tp " << join(tp_ok) << " of " << join(all_tp)
+    << (r.allow_cross_node_tp ? "" : ", tp dividing the " + std::to_string(per_node) + " GPUs of a node") << "), pp must divide the "
+    << r.model.num_layers() << " layers (pp " << join(std::vector<int>(pps.begin(), pps.end())) << "), which leaves dp "
+    << join(std::vector<int>(dps.begin(), dps.end())) << ", and micro_batch_size*dp must divide the global batch "
+    << r.global_batch_size << "; none does (" << stats_line(stats) << "). Change ";
+  if (!dps.empty()) {
+    const long long d = *dps.begin();
+    const long long lower = r.global_batch_size / d * d, upper = lower + d;
+    s << "the global batch to a multiple of " << d << " (e.g. --global-batch " << (lower > 0 ? lower : upper)
+      << (lower > 0 ? " or " + std::to_string(upper) : "") << ")";
+  } else {
+    s << "the model's heads or layers";
+  }
+  // GPU counts nearby that factor: divisors of a node, or whole nodes.
+  std::vector<int> sizes;
+  for (int g : divisors(per_node)) sizes.push_back(g);
+  for (int k = 2; k * per_node <= 4 * std::max(r.gpus, per_node); ++k) sizes.push_back(k * per_node);
+  std::sort(sizes.begin(), sizes.end(), [&](int a, int b) {
+    return std::abs(a - r.gpus) < std::abs(b - r.gpus) || (std::abs(a - r.gpus) == std::abs(b - r.gpus) && a < b);
+  });
+  std::vector<int> good;
+  for (int g : sizes) {
+    if (g == r.gpus || !factorable(r, rules, g, per_node)) continue;
+    good.push_back(g);
+    if (good.size() == 2) break;
+  }
+  if (!good.empty()) {
+    s << ", or the GPU count (--gpus " << good[0];
+    if (good.size() > 1) s << " or " << good[1];
+    s << " would work)";
+  }
+  PlanRequest cross = r;
+  cross.allow_cross_node_tp = true;
+  if (!r.allow_cross_node_tp && factorable(cross, rules, r.gpus, per_node))
+    s << ", or allow tensor parallelism across nodes (--allow-cross-node-tp)";
+  throw InputError(s.str());
+}
+
+// The smallest whole-node GPU count from `from` up on which some lean layout (micro-batch 1, full
+// recompute, sequence parallel where it applies, ZeRO) satisfies the rules and fits; 0 if none is found
+// in a few tries.
+int gpus_that_fit(const PlanRequest& r, const Rules& rules, Scenario scratch, long long from) {
+  const int per_node = r.cluster.gpus_per_node();
+  Layout& layout = *scratch.mutable_layout();
+  long long n = std::max<long long>(per_node, (from + per_node - 1) / per_node * per_node);
+  for (int tries = 0; tries < 64 && n <= (1LL << 20); ++tries, n += per_node) {
+    const int gpus = static_cast<int>(n);
+    for (int tp : divisors(gpus)) {
+      if (!r.allow_cross_node_tp && per_node % tp != 0) continue;
+      for (int pp : divisors(gpus / tp))
+        for (int zero = 0; zero <= 3; ++zero) {
+          const bool sp = tp > 1 && rules.seq % tp == 0;
+          const Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero};
+          if (rules.structural(c)) continue;
+          apply(c, layout);
+          if (model::estimate_memory(scratch).fits()) return gpus;
+        }
+    }
+  }
+  return 0;
+}
+
+[[noreturn]] void nothing_fits(const PlanRequest& r, const Rules& rules, const Scenario& scratch,
+                               const PruneStats& stats) {
+  const double capacity = stats.memory_capacity_bytes;
+  const double need = stats.smallest_memory_bytes;
+  std::uint64_t structural = 0;
+  for (int i = 0; i < kPruneReasons - 1; ++i) structural += stats.pruned[static_cast<std::size_t>(i)];
+  std::ostringstream s;
+  s << "nothing fits in " << r.cluster.gpu().hbm_gb() << " GB (" << gib(capacity) << ") per GPU: of "
+    << count(stats.enumerated - structural) << " layouts of " << model_label(r.model) << " on " << r.gpus
+    << " GPUs that satisfy the constraints, the smallest needs " << gib(need) << " per GPU ("
+    << stats.smallest_memory_layout << "). ";
+  // Sharded memory falls about with the GPU count: start there and check.
+  const long long guess = static_cast<long long>(std::ceil(r.gpus * need / capacity));
+  if (const int more = gpus_that_fit(r, rules, scratch, std::max<long long>(guess, r.gpus + 1))) {
+    s << "Add GPUs (from --gpus " << more << " some layout fits), use GPUs with more memory";
+  } else {
+    s << "Add GPUs (many more: memory per GPU falls roughly with their number), use GPUs with more memory";
+  }
+  s << ", or a shorter sequence";
+  throw NothingFits(s.str());
+}
+
+}  // namespace
+
+std::string_view prune_reason_key(PruneReason reason) {
+  switch (reason) {
+    case PruneReason::HeadsTp: return "heads_tp";
+    case PruneReason::FfnTp: return "ffn_tp";
+    case PruneReason::SeqTp: return "seq_tp";
+    case PruneReason::LayersPpV: return "layers_pp_v";
+    case PruneReason::BatchMbsDp: return "batch_mbs_dp";
+    case PruneReason::Interleaved: return "interleaved";
+    case PruneReason::Redundant: return "redundant";
+    case PruneReason::Memory: return "memory";
+  }
+  return "?";
+}
+
+std::string_view prune_reason_text(PruneReason reason) {
+  switch (reason) {
+    case PruneReason::HeadsTp: return "num_heads not divisible by tp";
+    case PruneReason::FfnTp: return "FFN size not divisible by tp";
+    case PruneReason::SeqTp: return "sequence parallel: seq_length not divisible by tp";
+    case PruneReason::LayersPpV: return "num_layers not divisible by pp * v";
+    case PruneReason::BatchMbsDp: return "global batch not divisible by micro-batch * dp";
+    case PruneReason::Interleaved: return "interleaved needs pp >= 2 and micro-batches divisible by pp";
+    case PruneReason::Redundant: return "redundant: ZeRO > 0 with dp 1 (= ZeRO 0), GPipe with 1 micro-batch (= 1F1B)";
+    case PruneReason::Memory: return "does not fit in GPU memory";
+  }
+  return "?";
+}
+
+std::string layout_summary(const Layout& l) {
+  const bool interleaved = l.schedule() == Layout::INTERLEAVED_1F1B;
+  const char* schedule = interleaved ? "interleaved" : l.schedule() == Layout::GPIPE ? "GPipe" : "1F1B";
+  const char* recompute = l.recompute() == Layout::FULL        ? "full"
+                          : l.recompute() == Layout::SELECTIVE ? "selective"
+                                                               : "none";
+  std::ostringstream s;
+  s << "tp" << l.tp() << " pp" << l.pp() << " dp" << l.dp() << " v" << (interleaved ? l.virtual_stages() : 1) << " "
+    << schedule << " mbs" << l.micro_batch_size() << " sp" << (l.sequence_parallel() && l.tp() > 1 ? 1 : 0)
+    << " recompute " << recompute << " zero" << l.zero_stage();
+  return s.str();
+}
+
+Scenario layout_scenario(const PlanRequest& request, const Layout& layout) {
+  Scenario sc = base_scenario(request);
+  Layout& l = *sc.mutable_layout();
+  apply(candidate_of(layout), l);
+  sc.set_name(model_label(request.model) + " " + layout_summary(l));
+  return sc;
+}
+
+std::optional<PruneReason> check_layout(const PlanRequest& request, const Layout& layout) {
+  const Candidate c = candidate_of(layout);
+  if (static_cast<long long>(c.tp) * c.pp * c.dp != request.gpus)
+    throw InputError("layout " + layout_summary(layout) + ": tp*pp*dp is not " + std::to_string(request.gpus));
+  if (auto reason = rules_of(request).structural(c)) return reason;
+  if (!model::estimate_memory(layout_scenario(request, layout)).fits()) return PruneReason::Memory;
+  return std::nullopt;
+}
+
+std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* stats_out) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PruneStats local;
+  PruneStats& stats = stats_out ? *stats_out : local;
+  stats = PruneStats{};
+  Scenario scratch = base_scenario(request);
+  const std::string prefix = scratch.name() + " ";
+  const Rules rules = rules_of(request);
+  const Space space = space_of(request);
+  stats.memory_capacity_bytes = scratch.cluster().gpu().hbm_gb() * 1e9;
+  stats.smallest_memory_bytes = std::numeric_limits<double>::infinity();
+
+  std::vector<Scenario> survivors;
+  Layout& layout = *scratch.mutable_layout();
+  constexpr Layout::Recompute kRecompute[] = {Layout::NO_RECOMPUTE, Layout::SELECTIVE, Layout::FULL};
+  for (int tp : space.tps) {
+    for (int pp : divisors(request.gpus / tp)) {
+      const int dp = request.gpus / (tp * pp);
+      for (const auto& [schedule, v] : space.schedules) {
+        for (int mbs : space.mbs) {
+          for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp) {
+            for (Layout::Recompute recompute : kRecompute) {
+              for (int zero = 0; zero <= 3; ++zero) {
+                const Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero};
+                ++stats.enumerated;
+                if (auto reason = rules.structural(c)) {
+                  ++stats.pruned[static_cast<std::size_t>(*reason)];
+                  continue;
+                }
+                apply(c, layout);
+                const model::MemoryEstimate memory = model::estimate_memory(scratch);
+                if (!memory.fits()) {
+                  ++stats.pruned[static_cast<std::size_t>(PruneReason::Memory)];
+                  const double need = memory.peak().total();
+                  if (need < stats.smallest_memory_bytes) {
+                    stats.smallest_memory_bytes = need;
+                    stats.smallest_memory_layout = layout_summary(layout);
+                  }
+                  continue;
+                }
+                ++stats.survivors;
+                Scenario& s = survivors.emplace_back(scratch);
+                s.set_name(prefix + layout_summary(layout));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!std::isfinite(stats.smallest_memory_bytes)) stats.smallest_memory_bytes = 0;
+  std::uint64_t structural = 0;
+  for (int i = 0; i < kPruneReasons - 1; ++i) structural += stats.pruned[static_cast<std::size_t>(i)];
+  if (structural == stats.enumerated) no_layout(request, rules, stats);
+  if (survivors.empty()) nothing_fits(request, rules, scratch, stats);
+  return survivors;
+}
+
+// ---- building a request ----
+
+namespace {
+
+fs::path find_preset(const std::string& name, const std::string& subdir, const char* what) {
+  // A bundled preset by name ("gpt-1.7b" has a dot but is a name), else a file path.
+  fs::path path = model::data_dir() / subdir / (name + ".pbtxt");
+  if (name.find('/') == std::string::npos && fs::is_regular_file(path)) return path;
+  const std::string ext = fs::path(name).extension().string();
+  if (name.find('/') != std::string::npos || ext == ".pbtxt" || ext == ".json") path = name;
+  if (fs::is_regular_file(path)) return path;
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(model::data_dir() / subdir, ec))
+    if (entry.path().extension() == ".pbtxt") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  throw InputError("no " + std::string(what) + " \"" + name + "\" (looked for " + path.string() + "); bundled: " + list);
+}
+
+}  // namespace
+
+std::vector<std::string> model_presets() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(model::data_dir() / "models", ec))
+    if (entry.path().extension() == ".pbtxt") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+ModelSpec load_model(const std::string& name_or_path) {
+  const fs::path path = find_preset(name_or_path, "models", "model preset");
+  ModelSpec model;
+  traces::read_text_or_json(path, model);
+  if (!model.has_name()) model.set_name(path.stem().string());
+  return model;
+}
+
+ClusterSpec resize_cluster(ClusterSpec cluster, int gpus) {
+  const int per_node = cluster.gpus_per_node();
+  if (gpus < 1) throw InputError("--gpus must be at least 1 (got " + std::to_string(gpus) + ")");
+  if (per_node < 1) throw InputError("the cluster has no gpus_per_node");
+  if (gpus % per_node == 0) {
+    cluster.set_num_nodes(gpus / per_node);
+  } else if (gpus < per_node && per_node % gpus == 0) {
+    // Part of one node.
+    cluster.set_num_nodes(1);
+    cluster.set_gpus_per_node(gpus);
+    if (cluster.nics_per_node() > 0)
+      cluster.set_nics_per_node(std::max(1, cluster.nics_per_node() * gpus / per_node));
+  } else {
+    std::vector<int> near;
+    const int below = gpus / per_node * per_node;
+    if (below > 0) near.push_back(below);
+    near.push_back(below + per_node);
+    throw InputError("--gpus " + std::to_string(gpus) + " is not a whole number of " +
+                     (cluster.name().empty() ? std::string("cluster") : cluster.name()) + " nodes of " +
+                     std::to_string(per_node) + " GPUs; use a multiple of " + std::to_string(per_node) + " (e.g. " +
+                     join(near) + ") or a divisor of " + std::to_string(per_node) + " (part of one node)");
+  }
+  return cluster;
+}
+
+ClusterSpec resolve_cluster(const std::string& preset, int gpus) {
+  const fs::path path = find_preset(preset, "clusters", "cluster preset");
+  ClusterSpec raw;
+  traces::read_text_or_json(path, raw);
+  ClusterSpec shape = raw;
+  shape.set_gpus_per_node(raw.gpus_per_node() > 0 ? raw.gpus_per_node() : 1);
+  shape = resize_cluster(shape, gpus);
+  // Let the scenario loader merge the GPU preset and validate, with a placeholder model and layout.
+  std::ostringstream text;
+  text << "model { num_layers: 1 hidden_size: 8 num_heads: 1 seq_length: 8 vocab_size: 8 }\n"
+       << "cluster { preset: \"" << path.string() << "\" num_nodes: " << shape.num_nodes()
+       << " gpus_per_node: " << shape.gpus_per_node();
+  if (shape.has_nics_per_node()) text << " nics_per_node: " << shape.nics_per_node();
+  text << " }\nlayout { dp: " << gpus << " global_batch_size: " << gpus << " }\n";
+  Scenario sc = model::parse_scenario(text.str(), "cluster preset " + preset, false, path.parent_path());
+  return sc.cluster();
+}
+
+}  // namespace parallax::planner

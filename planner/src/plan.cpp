@@ -1,0 +1,778 @@
+// plan(): estimate every surviving layout, simulate the best K in a pool of processes (or spread over
+// the ranks of an mpirun job), re-rank by simulated step time, and explain the winner.
+#include "parallax/planner/plan.h"
+
+#include "parallax/model/formulas.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/memory_model.h"
+#include "parallax/model/scenario.h"
+#include "parallax/sim/simulate.h"
+#include "parallax/traces/io.h"
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace parallax::planner {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string duration(double s) {
+  char buf[32];
+  if (s < 1e-3) {
+    std::snprintf(buf, sizeof buf, "%.3g us", s * 1e6);
+  } else if (s < 1) {
+    std::snprintf(buf, sizeof buf, "%.3g ms", s * 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3g s", s);
+  }
+  return buf;
+}
+
+std::string pct(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
+  return buf;
+}
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+// ---- the process pool ----
+
+struct SimOutcome {
+  bool ok = false;
+  Report report;
+  std::string error;
+};
+
+void write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+// Runs one simulation per scenario, at most `jobs` child processes at a time, and calls `done` (in this
+// thread) as each finishes. Each child builds the job graph and runs sim::simulate: SimGrid's engine is
+// once per process, so every simulation gets a fresh process (what sim::simulate_in_subprocess does).
+// The pool is one thread polling the children's pipes rather than threads each calling
+// simulate_in_subprocess: with threads, a fork in one thread can inherit the write end of another
+// thread's fresh pipe, which then sees end-of-file only when that unrelated child exits too. Building
+// the graph in the child also builds the graphs in parallel and keeps them out of this process.
+void run_pool(const std::vector<const Scenario*>& work, int jobs,
+              const std::function<void(std::size_t, SimOutcome&&)>& done) {
+  struct Child {
+    pid_t pid;
+    int fd;
+    std::size_t index;
+    std::string data;
+  };
+  std::vector<Child> running;
+  std::size_t next = 0;
+  char buffer[1 << 16];
+  while (next < work.size() || !running.empty()) {
+    while (static_cast<int>(running.size()) < jobs && next < work.size()) {
+      std::fflush(nullptr);
+      int fds[2];
+      if (::pipe(fds) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
+      const pid_t pid = ::fork();
+      if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
+      if (pid == 0) {
+        ::close(fds[0]);
+        for (const auto& c : running) ::close(c.fd);
+        char tag = 'E';
+        std::string payload;
+        try {
+          const model::JobGraph graph = model::build_job_graph(*work[next]);
+          const sim::SimulationResult result = sim::simulate(graph);
+          payload = result.report.SerializeAsString();
+          tag = 'R';
+        } catch (const std::exception& e) {
+          payload = e.what();
+        }
+        std::string message(1, tag);
+        const std::uint64_t size = payload.size();
+        message.append(reinterpret_cast<const char*>(&size), sizeof size);
+        message += payload;
+        write_all(fds[1], message);
+        ::close(fds[1]);
+        ::_exit(0);
+      }
+      ::close(fds[1]);
+      running.push_back(Child{pid, fds[0], next, {}});
+      ++next;
+    }
+    std::vector<pollfd> polls;
+    for (const auto& c : running) polls.push_back(pollfd{c.fd, POLLIN, 0});
+    if (::poll(polls.data(), polls.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
+    }
+    for (std::size_t i = polls.size(); i-- > 0;) {
+      if (polls[i].revents == 0) continue;
+      Child& c = running[i];
+      const ssize_t n = ::read(c.fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) {
+        c.data.append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      // End of file: the child is done.
+      ::close(c.fd);
+      int status = 0;
+      while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      SimOutcome out;
+      const std::string& d = c.data;
+      std::uint64_t size = 0;
+      if (d.size() >= 9) std::memcpy(&size, d.data() + 1, sizeof size);
+      if (d.size() >= 9 && d.size() - 9 == size) {
+        if (d[0] == 'R') {
+          out.ok = out.report.ParseFromString(d.substr(9));
+          if (!out.ok) out.error = "the simulation's report could not be read";
+        } else {
+          out.error = d.substr(9);
+        }
+      } else {
+        out.error = WIFSIGNALED(status) ? "the simulation process was killed by signal " + std::to_string(WTERMSIG(status)) +
+                                              (WTERMSIG(status) == SIGKILL ? " (out of memory? try fewer --jobs)" : "")
+                                        : "the simulation process ended without a result";
+      }
+      const std::size_t index = c.index;
+      running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+      done(index, std::move(out));
+    }
+  }
+}
+
+// ---- scale-out over mpirun ranks ----
+//
+// `mpirun -np P parallax plan ...` cannot use MPI: libsimgrid, which the parallax binary links, exports
+// its own MPI symbols (SMPI), so MPI_Init here would start SimGrid's MPI rather than the launcher's
+// (see cli/exec.cpp). The ranks need no messages anyway: each reads its rank and the job size from
+// the launcher's environment, all of them enumerate and estimate identically (deterministic: the same
+// ranking on every rank), rank r simulates the entries i of the top K with i % P == r, and writes each
+// result (a serialized Report) into a scratch directory that all ranks share. Rank 0 waits, bounded,
+// for the others' files and prints the ranking. Ranks on several nodes need a scratch directory on a
+// shared filesystem (--scratch).
+
+// "part-<entry>-<fingerprint of the entry's scenario>.pb": a file left by another run with other inputs
+// in the same directory never passes for this run's.
+std::string part_key(std::size_t index, const Scenario& sc) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "-%016zx", std::hash<std::string>{}(traces::to_text(sc)));
+  return std::to_string(index) + buf;
+}
+
+std::string part_name(const std::string& key, bool error) { return "part-" + key + (error ? ".err" : ".pb"); }
+
+void write_part(const fs::path& dir, const std::string& key, int rank, const SimOutcome& outcome) {
+  const fs::path tmp = dir / (".tmp-" + std::to_string(rank) + "-" + key);
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw InputError("cannot write " + tmp.string() + " (is --scratch a writable directory shared by all ranks?)");
+    if (outcome.ok) {
+      outcome.report.SerializeToOstream(&out);
+    } else {
+      out << outcome.error;
+    }
+  }
+  // Atomic: rank 0 sees the whole file or none.
+  fs::rename(tmp, dir / part_name(key, !outcome.ok));
+}
+
+std::optional<SimOutcome> read_part(const fs::path& dir, const std::string& key) {
+  std::error_code ec;
+  if (fs::is_regular_file(dir / part_name(key, false), ec)) {
+    SimOutcome out;
+    std::ifstream in(dir / part_name(key, false), std::ios::binary);
+    out.ok = out.report.ParseFromIstream(&in);
+    if (!out.ok) out.error = "unreadable result file " + (dir / part_name(key, false)).string();
+    return out;
+  }
+  if (fs::is_regular_file(dir / part_name(key, true), ec)) {
+    SimOutcome out;
+    std::ifstream in(dir / part_name(key, true));
+    std::ostringstream s;
+    s << in.rdbuf();
+    out.error = s.str();
+    return out;
+  }
+  return std::nullopt;
+}
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+// ---- rows ----
+
+struct Shares {
+  double compute = 0, exposed = 0, overlapped = 0, bubble = 0, idle = 0;
+};
+
+// Averages over the GPUs of the per-rank breakdown, in seconds.
+Shares average_breakdown(const Report& r) {
+  Shares s;
+  double weight = 0;
+  for (const auto& b : r.breakdown()) {
+    const double w = std::max(1u, b.multiplicity());
+    s.compute += w * b.compute_s();
+    s.exposed += w * b.exposed_comm_s();
+    s.overlapped += w * b.overlapped_comm_s();
+    s.bubble += w * b.bubble_s();
+    s.idle += w * b.idle_s();
+    weight += w;
+  }
+  if (weight > 0) {
+    s.compute /= weight;
+    s.exposed /= weight;
+    s.overlapped /= weight;
+    s.bubble /= weight;
+    s.idle /= weight;
+  }
+  return s;
+}
+
+// The critical path by op, grouped into what a person would name.
+std::vector<std::pair<std::string, double>> path_categories(const Report& r) {
+  static const std::map<std::string, std::string> group = {
+      {"qkv", "GEMMs"},
+      {"attn_scores", "GEMMs"},
+      {"attn_context", "GEMMs"},
+      {"attn_proj", "GEMMs"},
+      {"fc1", "GEMMs"},
+      {"fc2", "GEMMs"},
+      {"logits", "GEMMs"},
+      {"tp_all_reduce", "TP communication"},
+      {"sp_all_gather", "TP communication"},
+      {"sp_reduce_scatter", "TP communication"},
+      {"pp_send", "pipeline transfers"},
+      {"pp_recv", "pipeline transfers"},
+      {"dp_grad_all_reduce", "DP gradient reduction"},
+      {"dp_grad_reduce_scatter", "DP gradient reduction"},
+      {"dp_param_all_gather", "ZeRO parameter gathers"},
+      {"embedding_grad_all_reduce", "embedding all-reduce"},
+      {"optimizer_step", "optimizer"},
+  };
+  std::map<std::string, double> sums;
+  for (const auto& [op, t] : r.critical_path().by_op()) {
+    const auto it = group.find(op);
+    sums[it == group.end() ? "memory-bound kernels" : it->second] += t;
+  }
+  if (r.critical_path().wait_s() > 0) sums["waiting"] += r.critical_path().wait_s();
+  std::vector<std::pair<std::string, double>> out(sums.begin(), sums.end());
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return out;
+}
+
+bool is_comm_category(const std::string& c) {
+  return c == "TP communication" || c == "pipeline transfers" || c == "DP gradient reduction" ||
+         c == "ZeRO parameter gathers" || c == "embedding all-reduce";
+}
+
+// Which communication of this layout leaves a node.
+std::string across_nodes(const std::string& category, const Scenario& sc) {
+  const model::Dims d = model::dims(sc);
+  const std::int64_t per_node = sc.cluster().gpus_per_node();
+  if (category == "TP communication" && d.t > per_node) return " (tp " + std::to_string(d.t) + " spans nodes)";
+  if ((category == "DP gradient reduction" || category == "ZeRO parameter gathers") && d.t * d.d > per_node &&
+      sc.cluster().num_nodes() > 1)
+    return " (dp " + std::to_string(d.d) + " spans nodes)";
+  if (category == "pipeline transfers" && d.t * d.d >= per_node && sc.cluster().num_nodes() > 1)
+    return " (stages on different nodes)";
+  return "";
+}
+
+std::string bottleneck_words(const PlanRow& row) {
+  const Scenario& sc = row.scenario;
+  const model::Dims d = model::dims(sc);
+  const auto cats = row.simulated ? path_categories(row.report) : std::vector<std::pair<std::string, double>>{};
+  double cp_total = 0;
+  for (const auto& c : cats) cp_total += c.second;
+  const double loss = std::max({row.bubble_fraction, row.exposed_comm_fraction, row.idle_fraction});
+  std::ostringstream s;
+  if (loss >= 0.10 && loss == row.bubble_fraction) {
+    s << "pipeline bubble " << pct(row.bubble_fraction) << " of the step (pp " << d.p << ", " << d.m
+      << " micro-batches" << (d.v > 1 ? ", v " + std::to_string(d.v) : "") << ")";
+  } else if (loss >= 0.10 && loss == row.exposed_comm_fraction) {
+    std::string what = "communication";
+    for (const auto& c : cats)
+      if (is_comm_category(c.first)) {
+        what = c.first + across_nodes(c.first, sc);
+        break;
+      }
+    s << "exposed " << what << ": " << pct(row.exposed_comm_fraction) << " of the step";
+  } else if (loss >= 0.10) {
+    s << "waiting " << pct(row.idle_fraction) << " of the step (stage imbalance, collective rendezvous)";
+  } else if (cp_total > 0) {
+    s << "compute-bound:";
+    int shown = 0;
+    for (const auto& [name, t] : cats) {
+      if (shown == 2 || t < 0.05 * cp_total) break;
+      s << (shown ? ", " : " ") << name << " " << pct(t / cp_total);
+      ++shown;
+    }
+    s << " of the critical path";
+    if (row.recompute_fraction > 0.01) s << " (" << pct(row.recompute_fraction) << " of FLOPs recomputed)";
+  } else {
+    s << (row.estimate.bottleneck.empty() ? "compute" : row.estimate.bottleneck);
+  }
+  return s.str();
+}
+
+void fill_from_estimate(PlanRow& row) {
+  const model::Dims d = model::dims(row.scenario);
+  const StepEstimate& e = row.estimate;
+  row.step_s = e.step_s;
+  const bool full = row.scenario.layout().recompute() == Layout::FULL;
+  const double hw = model::formulas::flops_per_iteration(d, full);
+  const double mf = model::formulas::flops_per_iteration(d, false);
+  const double peak = model::peak_flops(row.scenario.cluster().gpu(), row.scenario.model().precision());
+  if (e.step_s > 0) {
+    row.tflops_per_gpu = hw / (static_cast<double>(d.gpus) * e.step_s) / 1e12;
+    row.mfu = mf / (static_cast<double>(d.gpus) * e.step_s * peak);
+    row.compute_fraction = e.compute_s / e.step_s;
+    row.bubble_fraction = e.bubble_s / e.step_s;
+    row.exposed_comm_fraction = e.exposed_comm_s / e.step_s;
+  }
+  row.recompute_fraction = hw > 0 ? (hw - mf) / hw : 0;
+  const model::MemoryEstimate memory = model::estimate_memory(row.scenario);
+  row.memory_bytes = memory.peak().total();
+  row.capacity_bytes = memory.capacity;
+  row.headroom_bytes = row.capacity_bytes - row.memory_bytes;
+  row.bottleneck = e.bottleneck;
+}
+
+void fill_from_report(PlanRow& row) {
+  const Report& r = row.report;
+  row.simulated = true;
+  row.step_s = r.step_time_s();
+  row.tflops_per_gpu = r.tflops_per_gpu();
+  row.mfu = r.mfu();
+  row.memory_bytes = r.peak_memory_bytes();
+  row.capacity_bytes = r.memory_capacity_bytes();
+  row.headroom_bytes = row.capacity_bytes - row.memory_bytes;
+  const Shares shares = average_breakdown(r);
+  if (row.step_s > 0) {
+    row.compute_fraction = shares.compute / row.step_s;
+    row.bubble_fraction = shares.bubble / row.step_s;
+    row.exposed_comm_fraction = shares.exposed / row.step_s;
+    row.idle_fraction = shares.idle / row.step_s;
+  }
+  row.recompute_fraction = r.hardware_flops() > 0 ? (r.hardware_flops() - r.model_flops()) / r.hardware_flops() : 0;
+  row.bottleneck = bottleneck_words(row);
+  // Estimate vs simulation.
+  const StepEstimate& e = row.estimate;
+  row.disagreement = row.step_s > 0 ? (row.step_s - e.step_s) / row.step_s : 0;
+  if (std::fabs(row.disagreement) <= 0.05) return;
+  // The busiest stage (most compute), the one the estimate describes.
+  const RankBreakdown* busiest = nullptr;
+  for (const auto& b : r.breakdown())
+    if (!busiest || b.compute_s() > busiest->compute_s()) busiest = &b;
+  if (!busiest) return;
+  struct Term {
+    const char* name;
+    double simulated, estimated;
+  };
+  const Term terms[] = {{"compute", busiest->compute_s(), e.compute_s},
+                        {"bubble", busiest->bubble_s(), e.bubble_s},
+                        {"exposed communication", busiest->exposed_comm_s(), e.exposed_comm_s},
+                        {"waiting", busiest->idle_s(), 0.0}};
+  const Term* top = &terms[0];
+  for (const auto& t : terms)
+    if (std::fabs(t.simulated - t.estimated) > std::fabs(top->simulated - top->estimated)) top = &t;
+  const double contention = r.contention_delay_s();
+  const bool contended = contention > 0.01 * row.step_s;
+  std::ostringstream s;
+  s << "simulated " << (row.disagreement > 0 ? "+" : "") << pct(row.disagreement) << " vs the estimate: ";
+  const std::string name = top->name;
+  if (name == "exposed communication" || name == "waiting" || name == "bubble") {
+    if (contended) {
+      s << "contention: transfers sharing links lost " << duration(contention)
+        << " (summed over transfers), which the estimate does not model; ";
+    } else if (name == "exposed communication") {
+      s << "overlap: ";
+    }
+    s << name << " " << duration(top->simulated) << " simulated vs " << duration(top->estimated) << " estimated";
+    if (name == "exposed communication")
+      s << " (" << duration(busiest->overlapped_comm_s()) << " overlapped with compute in the simulation)";
+  } else {
+    s << "compute " << duration(top->simulated) << " simulated vs " << duration(top->estimated) << " estimated";
+  }
+  s << " on the busiest stage";
+  row.note = s.str();
+}
+
+std::string differences(const Layout& a, const Layout& b) {
+  std::vector<std::string> out;
+  auto cmp = [&](const char* name, long long x, long long y) {
+    if (x != y) out.push_back(std::string(name) + " " + std::to_string(x) + " vs " + std::to_string(y));
+  };
+  cmp("tp", a.tp(), b.tp());
+  cmp("pp", a.pp(), b.pp());
+  cmp("dp", a.dp(), b.dp());
+  const auto v = [](const Layout& l) { return l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1; };
+  cmp("v", v(a), v(b));
+  const auto sched = [](const Layout& l) {
+    return l.schedule() == Layout::GPIPE ? "GPipe" : l.schedule() == Layout::INTERLEAVED_1F1B ? "interleaved" : "1F1B";
+  };
+  if (a.schedule() != b.schedule()) out.push_back(std::string("schedule ") + sched(a) + " vs " + sched(b));
+  cmp("micro-batch", a.micro_batch_size(), b.micro_batch_size());
+  if ((a.sequence_parallel() && a.tp() > 1) != (b.sequence_parallel() && b.tp() > 1))
+    out.push_back(std::string("sequence parallel ") + (a.sequence_parallel() ? "on" : "off") + " vs " +
+                  (b.sequence_parallel() ? "on" : "off"));
+  const auto rec = [](const Layout& l) {
+    return l.recompute() == Layout::FULL ? "full" : l.recompute() == Layout::SELECTIVE ? "selective" : "none";
+  };
+  if (a.recompute() != b.recompute()) out.push_back(std::string("recompute ") + rec(a) + " vs " + rec(b));
+  cmp("ZeRO", a.zero_stage(), b.zero_stage());
+  std::string s;
+  for (std::size_t i = 0; i < out.size(); ++i) s += (i ? ", " : "") + out[i];
+  return s;
+}
+
+std::string explain(const PlanRow& w, const PlanRow& r) {
+  std::ostringstream s;
+  const double gain = r.step_s - w.step_s;
+  const double rel = r.step_s > 0 ? gain / r.step_s : 0;
+  const char* source = w.simulated && r.simulated ? "simulated" : "estimated";
+  s << w.layout << " beats the runner-up " << r.layout << " by " << pct(rel) << " (" << duration(w.step_s) << " vs "
+    << duration(r.step_s) << " per step, " << source << "; they differ in " << differences(w.scenario.layout(), r.scenario.layout())
+    << "). ";
+  const model::Dims dw = model::dims(w.scenario), dr = model::dims(r.scenario);
+  struct Term {
+    std::string name;
+    double winner, runner;  // seconds per step, averaged over GPUs
+    std::string detail;
+  };
+  std::vector<Term> terms;
+  // Each term's detail names the layout parameters behind it that differ.
+  const auto pair = [](const char* name, auto a, auto b) -> std::string {
+    std::ostringstream d;
+    if (a != b) d << name << " " << a << " vs " << b;
+    return d.str();
+  };
+  const auto joined = [](std::initializer_list<std::string> parts, const char* otherwise) {
+    std::string out;
+    for (const auto& p : parts)
+      if (!p.empty()) out += (out.empty() ? "" : ", ") + p;
+    return out.empty() ? std::string(otherwise) : out;
+  };
+  const auto sched = [](const Scenario& sc) {
+    const auto k = sc.layout().schedule();
+    return std::string(k == Layout::GPIPE ? "GPipe" : k == Layout::INTERLEAVED_1F1B ? "interleaved" : "1F1B");
+  };
+  const auto rec = [](const Scenario& sc) {
+    const auto k = sc.layout().recompute();
+    return std::string(k == Layout::FULL ? "full" : k == Layout::SELECTIVE ? "selective" : "none");
+  };
+  terms.push_back({"pipeline bubble", w.bubble_fraction * w.step_s, r.bubble_fraction * r.step_s,
+                   joined({pair("pp", dw.p, dr.p), pair("micro-batches", dw.m, dr.m), pair("v", dw.v, dr.v),
+                           pair("schedule", sched(w.scenario), sched(r.scenario))},
+                          "the same pipeline")});
+  terms.push_back({"exposed communication", w.exposed_comm_fraction * w.step_s, r.exposed_comm_fraction * r.step_s,
+                   joined({pair("tp", dw.t, dr.t), pair("dp", dw.d, dr.d), pair("pp", dw.p, dr.p),
+                           pair("ZeRO", w.scenario.layout().zero_stage(), r.scenario.layout().zero_stage()),
+                           pair("sequence parallel", dw.sp ? "on" : "off", dr.sp ? "on" : "off"),
+                           pair("micro-batch", dw.b, dr.b)},
+                          "the same communication groups")});
+  terms.push_back({"compute", w.compute_fraction * w.step_s, r.compute_fraction * r.step_s,
+                   joined({pair("recompute", rec(w.scenario), rec(r.scenario)),
+                           w.scenario.layout().recompute() != r.scenario.layout().recompute()
+                               ? pair("recomputed FLOPs", pct(w.recompute_fraction), pct(r.recompute_fraction))
+                               : std::string(),
+                           pair("micro-batch", dw.b, dr.b), pair("tp", dw.t, dr.t),
+                           pair("sequence parallel", dw.sp ? "on" : "off", dr.sp ? "on" : "off")},
+                          "the same work per GPU")});
+  terms.push_back({"waiting", w.idle_fraction * w.step_s, r.idle_fraction * r.step_s, "stage imbalance, rendezvous"});
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const Term& a, const Term& b) { return a.runner - a.winner > b.runner - b.winner; });
+  if (std::fabs(rel) < 0.001) {
+    s << "The two are equivalent here (the same step time to 0.1%): what differs does not change this step. Memory per GPU "
+      << gib(w.memory_bytes) << " (" << gib(w.headroom_bytes) << " headroom) vs " << gib(r.memory_bytes) << " ("
+      << gib(r.headroom_bytes) << ")" << (w.headroom_bytes < r.headroom_bytes ? ": the runner-up leaves more room." : ".");
+    return s.str();
+  }
+  if (std::fabs(rel) < 0.01) s << "A near tie (within 1%). ";
+  s << "Per GPU and step: ";
+  int shown = 0;
+  for (const auto& t : terms) {
+    const double delta = t.runner - t.winner;
+    if (shown > 0 && std::fabs(delta) < 0.005 * std::max(w.step_s, 1e-12)) continue;
+    s << (shown ? "; " : "") << t.name << " " << duration(std::fabs(delta)) << (delta >= 0 ? " less" : " more") << " ("
+      << pct(t.winner / std::max(w.step_s, 1e-12)) << " vs " << pct(t.runner / std::max(r.step_s, 1e-12))
+      << " of the step; " << t.detail << ")";
+    ++shown;
+  }
+  s << ". Memory per GPU " << gib(w.memory_bytes) << " (" << gib(w.headroom_bytes) << " headroom) vs "
+    << gib(r.memory_bytes) << " (" << gib(r.headroom_bytes) << ")";
+  if (w.headroom_bytes < r.headroom_bytes && std::fabs(rel) < 0.01) s << ": the runner-up leaves more room";
+  s << ".";
+  return s.str();
+}
+
+bool same_candidate(const Layout& a, const Layout& b) {
+  const auto v = [](const Layout& l) { return l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1; };
+  return a.tp() == b.tp() && a.pp() == b.pp() && a.dp() == b.dp() && v(a) == v(b) && a.schedule() == b.schedule() &&
+         a.micro_batch_size() == b.micro_batch_size() &&
+         (a.sequence_parallel() && a.tp() > 1) == (b.sequence_parallel() && b.tp() > 1) &&
+         a.recompute() == b.recompute() && a.zero_stage() == b.zero_stage();
+}
+
+}  // namespace
+
+Distribution detect_distribution(const std::string& scratch_dir) {
+  Distribution d;
+  auto read = [&](const char* rank, const char* size, const char* launcher) {
+    if (!env(rank) || !env(size)) return false;
+    d.rank = std::atoi(env(rank));
+    d.size = std::max(1, std::atoi(env(size)));
+    d.launcher = launcher;
+    return true;
+  };
+  read("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "openmpi") || read("PMI_RANK", "PMI_SIZE", "pmi") ||
+      read("SLURM_PROCID", "SLURM_NTASKS", "slurm");
+  if (d.rank < 0 || d.rank >= d.size)
+    throw InputError("launcher rank " + std::to_string(d.rank) + " is outside 0.." + std::to_string(d.size - 1));
+  std::string job;
+  if (const char* v = env("OMPI_MCA_ess_base_jobid")) job = v;
+  else if (const char* v2 = env("OMPI_MCA_orte_ess_jobid")) job = v2;
+  else if (const char* v3 = env("PMIX_NAMESPACE")) job = v3;
+  else if (const char* v4 = env("SLURM_JOB_ID")) job = std::string(v4) + "." + (env("SLURM_STEP_ID") ? env("SLURM_STEP_ID") : "0");
+  else job = "ppid" + std::to_string(::getppid());
+  for (auto& c : job)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  const fs::path root = scratch_dir.empty() ? fs::temp_directory_path() : fs::path(scratch_dir);
+  d.scratch = root / ("parallax-plan-" + job);
+  return d;
+}
+
+PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
+  if (options.top_k < 1) throw InputError("--top must be at least 1 (got " + std::to_string(options.top_k) + ")");
+  if (options.jobs < 1) throw InputError("--jobs must be at least 1 (got " + std::to_string(options.jobs) + ")");
+  const Distribution& dist = options.distribution;
+  PlanResult result;
+  result.jobs = options.jobs;
+  result.ranks = dist.size;
+  result.is_root = dist.rank == 0;
+
+  std::vector<Scenario> layouts = enumerate_layouts(request, &result.pruning);
+
+  // Estimate every survivor.
+  const auto t_estimate = Clock::now();
+  std::vector<StepEstimate> estimates(layouts.size());
+  const std::size_t tick = std::max<std::size_t>(1, layouts.size() / 200);
+  for (std::size_t i = 0; i < layouts.size(); ++i) {
+    estimates[i] = estimate_step(layouts[i]);
+    if (options.progress && (i % tick == 0 || i + 1 == layouts.size()))
+      options.progress(Progress{Progress::Phase::Estimate, i + 1, layouts.size()});
+  }
+  result.estimated = layouts.size();
+  result.estimate_seconds = seconds_since(t_estimate);
+  result.layouts_per_s =
+      result.estimate_seconds > 0 ? static_cast<double>(layouts.size()) / result.estimate_seconds : 0;
+  std::vector<std::size_t> order(layouts.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  // Equal estimates (e.g. GPipe and 1F1B without a pipeline): the one needing less memory first.
+  std::vector<double> memory(layouts.size(), -1.0);
+  const auto peak_memory = [&](std::size_t i) {
+    if (memory[i] < 0) memory[i] = model::estimate_memory(layouts[i]).peak().total();
+    return memory[i];
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (estimates[a].step_s != estimates[b].step_s) return estimates[a].step_s < estimates[b].step_s;
+    return peak_memory(a) < peak_memory(b);
+  });
+  result.ranking.reserve(order.size());
+  for (std::size_t i : order) result.ranking.push_back({layout_summary(layouts[i].layout()), estimates[i].step_s});
+
+  // The work: the top K, then the reference layout when it is not among them.
+  const std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(options.top_k), order.size());
+  std::vector<PlanRow> work(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    work[i].scenario = layouts[order[i]];
+    work[i].estimate = estimates[order[i]];
+    work[i].estimate_rank = static_cast<int>(i + 1);
+  }
+  std::optional<std::size_t> reference_index;
+  if (request.reference) {
+    result.has_reference = true;
+    result.reference_layout = layout_summary(*request.reference);
+    for (std::size_t i = 0; i < order.size(); ++i)
+      if (same_candidate(layouts[order[i]].layout(), *request.reference)) {
+        result.reference_estimate_rank = static_cast<int>(i + 1);
+        if (i < k) {
+          reference_index = i;
+        } else {
+          PlanRow row;
+          row.scenario = layouts[order[i]];
+          row.estimate = estimates[order[i]];
+          row.estimate_rank = static_cast<int>(i + 1);
+          reference_index = work.size();
+          work.push_back(std::move(row));
+        }
+        break;
+      }
+    if (!result.reference_estimate_rank) {
+      const Layout& ref = *request.reference;
+      if (static_cast<long long>(ref.tp()) * ref.pp() * ref.dp() == request.gpus) {
+        result.reference_pruned = check_layout(request, ref);
+        if (!result.reference_pruned) {
+          // Valid and fits, but outside the searched space: simulate it anyway.
+          result.reference_outside_space = true;
+          PlanRow row;
+          row.scenario = layout_scenario(request, ref);
+          row.estimate = estimate_step(row.scenario);
+          reference_index = work.size();
+          work.push_back(std::move(row));
+        }
+      } else {
+        result.reference_outside_space = true;  // another GPU count
+      }
+    }
+  }
+  for (auto& row : work) row.layout = layout_summary(row.scenario.layout());
+
+  // Simulate: this rank's share, in a pool of `jobs` processes.
+  const auto t_simulate = Clock::now();
+  std::vector<std::size_t> mine;
+  for (std::size_t i = 0; i < work.size(); ++i)
+    if (static_cast<int>(i % static_cast<std::size_t>(dist.size)) == dist.rank) mine.push_back(i);
+  std::vector<const Scenario*> scenarios;
+  for (std::size_t i : mine) scenarios.push_back(&work[i].scenario);
+  std::vector<std::optional<SimOutcome>> outcomes(work.size());
+  std::size_t finished = 0;
+  double slowest = 0;
+  if (dist.size > 1) {
+    std::error_code ec;
+    fs::create_directories(dist.scratch, ec);
+    if (!fs::is_directory(dist.scratch))
+      throw InputError("cannot create the scratch directory " + dist.scratch.string() + ": " + ec.message() +
+                       " (give --scratch DIR, a directory all ranks can write; on several nodes a shared filesystem)");
+  }
+  run_pool(scenarios, options.jobs, [&](std::size_t j, SimOutcome&& out) {
+    const std::size_t i = mine[j];
+    if (out.ok) slowest = std::max(slowest, out.report.wall_s());
+    if (dist.size > 1 && dist.rank != 0) write_part(dist.scratch, part_key(i, work[i].scenario), dist.rank, out);
+    outcomes[i] = std::move(out);
+    ++finished;
+    if (options.progress) options.progress(Progress{Progress::Phase::Simulate, finished, work.size()});
+  });
+  if (dist.size > 1 && dist.rank != 0) {
+    result.simulate_seconds = seconds_since(t_simulate);
+    for (std::size_t i : mine) {
+      PlanRow& row = work[i];
+      if (outcomes[i] && outcomes[i]->ok) {
+        row.report = outcomes[i]->report;
+        fill_from_report(row);
+      }
+      result.rows.push_back(row);
+    }
+    return result;
+  }
+  if (dist.size > 1) {
+    // Rank 0 gathers the others' results.
+    const double timeout =
+        dist.gather_timeout_s > 0 ? dist.gather_timeout_s : std::max(300.0, 4 * slowest + 60);
+    const auto t_wait = Clock::now();
+    while (true) {
+      std::vector<std::size_t> missing;
+      for (std::size_t i = 0; i < work.size(); ++i) {
+        if (outcomes[i]) continue;
+        if (auto part = read_part(dist.scratch, part_key(i, work[i].scenario))) {
+          outcomes[i] = std::move(*part);
+          ++finished;
+          if (options.progress) options.progress(Progress{Progress::Phase::Simulate, finished, work.size()});
+        } else {
+          missing.push_back(i);
+        }
+      }
+      if (missing.empty()) break;
+      if (seconds_since(t_wait) > timeout) {
+        std::ostringstream s;
+        s << "rank 0 waited " << static_cast<int>(timeout) << " s for the simulations of the other ranks and "
+          << missing.size() << " are still missing (";
+        for (std::size_t m = 0; m < missing.size() && m < 4; ++m)
+          s << (m ? ", " : "") << (dist.scratch / part_name(part_key(missing[m], work[missing[m]].scenario), false)).string()
+            << " from rank "
+            << missing[m] % static_cast<std::size_t>(dist.size);
+        s << (missing.size() > 4 ? ", ..." : "")
+          << "). Did every rank start, and do all ranks see the same --scratch directory? Ranks on several nodes need "
+             "--scratch on a shared filesystem; --gather-timeout S waits longer";
+        throw InputError(s.str());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::error_code ec;
+    fs::remove_all(dist.scratch, ec);
+  }
+  result.simulate_seconds = seconds_since(t_simulate);
+
+  for (std::size_t i = 0; i < work.size(); ++i) {
+    PlanRow& row = work[i];
+    const SimOutcome& out = *outcomes[i];
+    if (out.ok && out.report.scenario_name() != row.scenario.name()) {
+      row.note = "rank " + std::to_string(i % static_cast<std::size_t>(dist.size)) + " simulated \"" +
+                 out.report.scenario_name() + "\" for this entry: the ranks ranked differently (same binary and inputs?)";
+      fill_from_estimate(row);
+    } else if (out.ok) {
+      row.report = out.report;
+      fill_from_report(row);
+    } else {
+      fill_from_estimate(row);
+      row.note = "simulation failed: " + out.error + " (estimated numbers shown)";
+    }
+  }
+  // The reference stays among the rows even when the estimate ranked it below the top K: simulated,
+  // it may well beat them.
+  if (reference_index) work[*reference_index].is_reference = true;
+  // Re-rank by simulated step time; layouts whose simulation failed go last, by estimate. Step times
+  // equal to 0.1% (the same bucket of a 0.1% log grid) are a tie, and the one needing less memory wins.
+  const auto bucket = [](double step) { return std::floor(std::log(std::max(step, 1e-12)) / std::log1p(1e-3)); };
+  std::stable_sort(work.begin(), work.end(), [&](const PlanRow& a, const PlanRow& b) {
+    if (a.simulated != b.simulated) return a.simulated;
+    const double ka = bucket(a.step_s), kb = bucket(b.step_s);
+    if (ka != kb) return ka < kb;
+    return a.memory_bytes < b.memory_bytes;
+  });
+  result.rows = std::move(work);
+  for (const auto& row : result.rows)
+    if (row.is_reference) result.reference = row;
+  if (result.rows.size() >= 2) {
+    result.explanation = explain(result.rows[0], result.rows[1]);
+  } else if (result.rows.size() == 1) {
+    result.explanation = result.rows[0].layout + " is the only layout that satisfies the constraints and fits.";
+    if (result.pruning.survivors > 1)
+      result.explanation = result.rows[0].layout + " is the best estimated layout, the only one simulated (--top 1).";
+  }
+  return result;
+}
+
+}  // namespace parallax::planner
