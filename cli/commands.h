@@ -18,6 +18,7 @@ int validate(const std::vector<std::string>& args);
 int exec(const std::vector<std::string>& args);
 int compare(const std::vector<std::string>& args);
 int calibrate(const std::vector<std::string>& args);
+int plan(const std::vector<std::string>& args);
 
 const char* schedule_name(Layout::Schedule schedule);
 const char* recompute_name(Layout::Recompute recompute);

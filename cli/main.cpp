@@ -41,6 +41,12 @@ Commands:
       efficiencies and latencies to a measured timeline; writes a cluster overlay for
       `simulate --calibration`.
 
+  plan SCENARIO_OR_MODEL --gpus N --cluster PRESET [--global-batch B] [--top K] [--jobs J] [--json] [--csv FILE]
+      Search every parallelism layout (tp, pp, dp, schedule, micro-batch, sequence parallel,
+      recompute, ZeRO): prune by constraints and memory, rank all survivors with the fast
+      estimator, simulate the top K with SimGrid, and explain why the winner beats the runner-up.
+      `mpirun -np P parallax plan ...` spreads the simulations over P processes.
+
   exec SCENARIO|PLAN.pb --backend host|cuda [--warmup K] [--iterations N] [--verify] -o MEASURED.pb
       Run the job graph for real under mpirun (one process per rank): host (MPI + OpenBLAS) or
       cuda (cuBLAS + NCCL). Writes the measured timeline, with the plan's task ids.
@@ -78,6 +84,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return parallax::cli::validate(args);
     if (command == "compare") return parallax::cli::compare(args);
     if (command == "calibrate") return parallax::cli::calibrate(args);
+    if (command == "plan") return parallax::cli::plan(args);
     if (command == "exec") return parallax::cli::exec(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;

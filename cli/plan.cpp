@@ -1,0 +1,420 @@
+// parallax plan: which layout is fastest for this model on these GPUs, does it fit, and why.
+#include "commands.h"
+#include "format.h"
+
+#include "parallax/model/scenario.h"
+#include "parallax/planner/plan.h"
+#include "parallax/traces/io.h"
+#include "parallax/traces/json_writer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+namespace parallax::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kHelp = R"(usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET [options]
+
+Searches every parallelism layout of a model on N GPUs: tp (within a node unless
+--allow-cross-node-tp), pp, dp with tp*pp*dp = N, the schedule (GPipe, 1F1B, interleaved 1F1B with
+v = 2..8 virtual stages), micro-batch size, sequence parallelism, recompute (none, selective, full)
+and ZeRO stage 0-3. Divisibility constraints and memory prune the space (the count per reason is
+reported); a fast estimator ranks every survivor; the best K are simulated in detail with SimGrid
+and re-ranked by the simulated step time. Prints the table (layout, step time, TFLOP/s per GPU, MFU,
+memory per GPU and headroom, pipeline bubble, exposed communication, the bottleneck in words) and
+why the winner beats the runner-up.
+
+SCENARIO_OR_MODEL is a scenario file (its model; its cluster, GPU count, global batch and overlap
+settings unless overridden; its own layout is located in the ranking and simulated for comparison)
+or a model preset: )";
+
+constexpr const char* kHelpOptions = R"(
+
+  --gpus N                GPUs (a whole number of nodes, or part of one node)
+  --cluster PRESET        cluster preset (scenarios/clusters: dgx-a100-80g, dgx-h100, hgx-h200, ...)
+  --global-batch B        global batch size in sequences
+  --top K                 layouts simulated in detail (default 10)
+  --jobs J                simulations run at once, one process each (default 1)
+  --json                  machine-readable output (keys: pruning, estimator, rows, winner, reference)
+  --csv FILE              the table as CSV
+  --allow-cross-node-tp   let tensor parallelism span nodes
+  --max-micro-batch M     largest micro-batch size searched (default 16)
+  --max-virtual-stages V  largest interleaving searched (default 8)
+  --scratch DIR           under mpirun: where ranks leave their results for rank 0 (default: a
+                          directory in /tmp named by the job); must be shared by all ranks, so runs
+                          across nodes need a shared filesystem here
+  --gather-timeout S      under mpirun: how long rank 0 waits for the other ranks' results
+
+Scale-out: `mpirun -np P parallax plan ...` spreads the detailed simulations over P processes (each
+with --jobs J at a time); every rank enumerates and estimates, rank 0 gathers and prints. No MPI is
+used (libsimgrid brings its own MPI symbols); the ranks meet in the --scratch directory.
+
+Exit codes: 0 ok, 2 bad input (no layout satisfies the constraints: the message says what to change),
+3 nothing fits in GPU memory.
+)";
+
+int parse_int(const std::string& flag, const std::string& value, int min) {
+  try {
+    std::size_t used = 0;
+    const long v = std::stol(value, &used);
+    if (used == value.size() && v >= min && v <= 1 << 30) return static_cast<int>(v);
+  } catch (const std::exception&) {
+  }
+  throw InputError(flag + " needs a whole number >= " + std::to_string(min) + " (got \"" + value + "\")");
+}
+
+// A ModelSpec file (num_layers at the top level) or nothing.
+std::optional<ModelSpec> as_model_file(const fs::path& path) {
+  ModelSpec model;
+  try {
+    traces::read_text_or_json(path, model);
+  } catch (const InputError&) {
+    return std::nullopt;
+  }
+  if (!model.has_num_layers()) return std::nullopt;
+  if (!model.has_name()) model.set_name(path.stem().string());
+  return model;
+}
+
+std::string percent(double f) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * f);
+  return buf;
+}
+
+class ProgressBar {
+ public:
+  ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+  void operator()(const planner::Progress& p) {
+    if (!enabled_ || p.total == 0) return;
+    const char* what = p.phase == planner::Progress::Phase::Estimate ? "estimating" : "simulating";
+    const int width = 30;
+    const int filled = static_cast<int>(width * p.done / p.total);
+    std::fprintf(stderr, "\r%-10s [%s%s] %zu/%zu ", what, std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), p.done, p.total);
+    std::fflush(stderr);
+    drawn_ = true;
+  }
+  void clear() {
+    if (drawn_) std::fprintf(stderr, "\r%70s\r", "");
+    drawn_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool drawn_ = false;
+};
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+void write_row_json(traces::JsonWriter& w, const planner::PlanRow& r, int rank) {
+  const Layout& l = r.scenario.layout();
+  w.begin_object();
+  if (rank > 0) w.field("rank", rank);
+  w.field("estimate_rank", r.estimate_rank);
+  w.field("layout", r.layout);
+  w.field("tp", l.tp()).field("pp", l.pp()).field("dp", l.dp());
+  w.field("virtual_stages", l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1);
+  w.field("schedule", Layout::Schedule_Name(l.schedule()));
+  w.field("micro_batch_size", l.micro_batch_size());
+  w.field("sequence_parallel", l.sequence_parallel() && l.tp() > 1);
+  w.field("recompute", Layout::Recompute_Name(l.recompute()));
+  w.field("zero_stage", l.zero_stage());
+  w.field("estimated_step_s", r.estimate.step_s);
+  w.field("simulated", r.simulated);
+  if (r.simulated) w.field("simulated_step_s", r.report.step_time_s());
+  w.field("step_time_s", r.step_s);
+  w.field("tflops_per_gpu", r.tflops_per_gpu);
+  w.field("mfu", r.mfu);
+  w.field("memory_per_gpu_bytes", r.memory_bytes);
+  w.field("memory_capacity_bytes", r.capacity_bytes);
+  w.field("headroom_bytes", r.headroom_bytes);
+  w.field("compute_pct", 100 * r.compute_fraction);
+  w.field("bubble_pct", 100 * r.bubble_fraction);
+  w.field("exposed_comm_pct", 100 * r.exposed_comm_fraction);
+  w.field("idle_pct", 100 * r.idle_fraction);
+  w.field("recompute_pct_of_flops", 100 * r.recompute_fraction);
+  w.field("bottleneck", r.bottleneck);
+  if (r.is_reference) w.field("reference", true);
+  if (r.simulated) {
+    w.field("estimate_error_pct", -100 * r.disagreement);
+    w.field("contention_delay_s", r.report.contention_delay_s());
+    w.field("simulation_wall_s", r.report.wall_s());
+  }
+  if (!r.note.empty()) w.field("note", r.note);
+  w.end_object();
+}
+
+std::string reference_words(const planner::PlanResult& res) {
+  std::ostringstream s;
+  s << "the scenario's layout " << res.reference_layout;
+  if (res.reference_pruned) {
+    s << " is pruned: " << planner::prune_reason_text(*res.reference_pruned);
+    return s.str();
+  }
+  if (res.reference_estimate_rank > 0) {
+    s << " ranks #" << res.reference_estimate_rank << " of " << count(res.estimated) << " by estimate";
+  } else {
+    s << " is outside the searched space";
+  }
+  if (res.reference && res.reference->simulated && !res.rows.empty() && res.rows[0].simulated) {
+    int sim_rank = 0;
+    for (std::size_t i = 0; i < res.rows.size(); ++i)
+      if (res.rows[i].is_reference) sim_rank = static_cast<int>(i + 1);
+    s << ", #" << sim_rank << " of " << res.rows.size() << " simulated (" << duration(res.reference->step_s)
+      << " per step)";
+    if (sim_rank == 1) {
+      s << ": it is parallax's pick";
+      if (res.reference_estimate_rank > static_cast<int>(res.rows.size()))
+        s << ", though the estimator ranked it low";
+    } else {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.3gx", res.reference->step_s / res.rows[0].step_s);
+      s << ": parallax's pick " << res.rows[0].layout << " is predicted " << buf << " faster";
+    }
+  }
+  return s.str();
+}
+
+}  // namespace
+
+int plan(const std::vector<std::string>& args) {
+  std::string input, cluster_preset, csv_path, scratch;
+  int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
+  double gather_timeout = 0;
+  bool json = false, cross_node_tp = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](const char* what) -> const std::string& {
+      if (i + 1 >= args.size()) throw InputError(a + " needs " + what);
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kHelp;
+      std::string names;
+      for (const auto& n : planner::model_presets()) names += (names.empty() ? "" : ", ") + n;
+      std::cout << names << " (scenarios/models)." << kHelpOptions;
+      return kOk;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--gpus") {
+      gpus = parse_int(a, value("a GPU count, e.g. --gpus 64"), 1);
+    } else if (a == "--cluster") {
+      cluster_preset = value("a cluster preset, e.g. --cluster dgx-a100-80g");
+    } else if (a == "--global-batch") {
+      gbs = parse_int(a, value("a batch size in sequences, e.g. --global-batch 512"), 1);
+    } else if (a == "--top") {
+      top = parse_int(a, value("a number of layouts to simulate, e.g. --top 10"), 1);
+    } else if (a == "--jobs" || a == "-j") {
+      jobs = parse_int(a, value("a number of concurrent simulations, e.g. --jobs 4"), 1);
+    } else if (a == "--csv") {
+      csv_path = value("a file name, e.g. --csv plan.csv");
+    } else if (a == "--allow-cross-node-tp") {
+      cross_node_tp = true;
+    } else if (a == "--max-micro-batch") {
+      max_mbs = parse_int(a, value("a micro-batch size"), 1);
+    } else if (a == "--max-virtual-stages") {
+      max_v = parse_int(a, value("a number of virtual stages"), 1);
+    } else if (a == "--scratch") {
+      scratch = value("a directory shared by all ranks");
+    } else if (a == "--gather-timeout") {
+      gather_timeout = parse_int(a, value("a number of seconds"), 1);
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError("unknown option \"" + a + "\"; see `parallax plan --help`");
+    } else if (input.empty()) {
+      input = a;
+    } else {
+      throw InputError("more than one scenario or model given (\"" + input + "\", \"" + a + "\")");
+    }
+  }
+  if (input.empty())
+    throw InputError("no scenario or model given; usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET "
+                     "--global-batch B (models: see `parallax plan --help`)");
+
+  planner::PlanRequest request;
+  request.allow_cross_node_tp = cross_node_tp;
+  request.max_micro_batch = max_mbs;
+  request.max_virtual_stages = max_v;
+  std::optional<ModelSpec> model_file;
+  std::error_code ec;
+  if (fs::is_regular_file(input, ec)) model_file = as_model_file(input);
+  if (fs::is_regular_file(input, ec) && !model_file) {
+    // A scenario: its model, and its cluster, GPUs, batch and software settings unless overridden.
+    const Scenario sc = model::load_scenario(input);
+    const int sc_gpus = sc.cluster().num_nodes() * sc.cluster().gpus_per_node();
+    request.model = sc.model();
+    if (request.model.name().empty()) request.model.set_name(sc.name());
+    request.gpus = gpus ? gpus : sc_gpus;
+    request.cluster = cluster_preset.empty() ? planner::resize_cluster(sc.cluster(), request.gpus)
+                                             : planner::resolve_cluster(cluster_preset, request.gpus);
+    request.global_batch_size = gbs ? gbs : sc.layout().global_batch_size();
+    request.fixed = sc.layout();
+    request.options = sc.options();
+    if (request.gpus == sc_gpus && request.global_batch_size == sc.layout().global_batch_size() && cluster_preset.empty())
+      request.reference = sc.layout();
+  } else {
+    request.model = model_file ? *model_file : planner::load_model(input);
+    if (cluster_preset.empty())
+      throw InputError("a model preset needs a cluster: give --cluster PRESET (e.g. --cluster dgx-a100-80g; presets in " +
+                       (model::data_dir() / "clusters").string() + ")");
+    if (!gpus) throw InputError("a model preset needs a GPU count: give --gpus N");
+    if (!gbs) throw InputError("a model preset needs a global batch size: give --global-batch B (sequences per step)");
+    request.gpus = gpus;
+    request.cluster = planner::resolve_cluster(cluster_preset, gpus);
+    request.global_batch_size = gbs;
+  }
+
+  planner::PlanOptions options;
+  options.top_k = top;
+  options.jobs = jobs;
+  options.distribution = planner::detect_distribution(scratch);
+  options.distribution.gather_timeout_s = gather_timeout;
+  ProgressBar bar;
+  if (options.distribution.rank == 0) options.progress = [&](const planner::Progress& p) { bar(p); };
+
+  planner::PlanResult res;
+  try {
+    res = planner::plan(request, options);
+  } catch (const planner::NothingFits& e) {
+    bar.clear();
+    std::cerr << "parallax plan: " << e.what() << "\n";
+    return kDoesNotFit;
+  } catch (...) {
+    bar.clear();
+    throw;
+  }
+  bar.clear();
+  if (!res.is_root) return kOk;  // rank 0 prints
+
+  const ClusterSpec& cl = request.cluster;
+  const auto& pr = res.pruning;
+  if (!csv_path.empty()) {
+    std::ofstream out(csv_path);
+    if (!out) throw InputError("cannot write " + csv_path);
+    out << "rank,estimate_rank,layout,tp,pp,dp,virtual_stages,schedule,micro_batch_size,sequence_parallel,recompute,"
+           "zero_stage,estimated_step_s,simulated_step_s,tflops_per_gpu,mfu,memory_per_gpu_bytes,headroom_bytes,"
+           "bubble_pct,exposed_comm_pct,bottleneck,note\n";
+    for (std::size_t i = 0; i < res.rows.size(); ++i) {
+      const auto& r = res.rows[i];
+      const Layout& l = r.scenario.layout();
+      out << i + 1 << "," << r.estimate_rank << "," << csv_field(r.layout) << "," << l.tp() << "," << l.pp() << ","
+          << l.dp() << "," << (l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1) << ","
+          << Layout::Schedule_Name(l.schedule()) << "," << l.micro_batch_size() << ","
+          << (l.sequence_parallel() && l.tp() > 1 ? 1 : 0) << "," << Layout::Recompute_Name(l.recompute()) << ","
+          << l.zero_stage() << "," << r.estimate.step_s << ",";
+      if (r.simulated) out << r.report.step_time_s();
+      out << "," << r.tflops_per_gpu << "," << r.mfu << "," << r.memory_bytes << "," << r.headroom_bytes << ","
+          << 100 * r.bubble_fraction << "," << 100 * r.exposed_comm_fraction << "," << csv_field(r.bottleneck) << ","
+          << csv_field(r.note) << "\n";
+    }
+  }
+
+  if (json) {
+    traces::JsonWriter w;
+    w.begin_object();
+    w.field("model", request.model.name());
+    w.field("cluster", cl.name());
+    w.field("gpus", request.gpus);
+    w.field("nodes", cl.num_nodes());
+    w.field("global_batch_size", request.global_batch_size);
+    w.key("pruning").begin_object();
+    w.field("enumerated", pr.enumerated);
+    w.field("survivors", pr.survivors);
+    w.key("pruned").begin_object();
+    for (int i = 0; i < planner::kPruneReasons; ++i)
+      w.field(planner::prune_reason_key(static_cast<planner::PruneReason>(i)), pr.pruned[static_cast<std::size_t>(i)]);
+    w.end_object();
+    w.field("seconds", pr.seconds);
+    w.end_object();
+    w.key("estimator").begin_object();
+    w.field("layouts", static_cast<std::uint64_t>(res.estimated));
+    w.field("seconds", res.estimate_seconds);
+    w.field("layouts_per_s", res.layouts_per_s);
+    w.end_object();
+    w.key("simulation").begin_object();
+    w.field("simulated", static_cast<std::uint64_t>(res.rows.size()));
+    w.field("seconds", res.simulate_seconds);
+    w.field("jobs", res.jobs);
+    w.field("ranks", res.ranks);
+    w.end_object();
+    w.key("rows").begin_array();
+    for (std::size_t i = 0; i < res.rows.size(); ++i) write_row_json(w, res.rows[i], static_cast<int>(i + 1));
+    w.end_array();
+    if (!res.rows.empty()) {
+      w.key("winner").begin_object();
+      w.field("layout", res.rows[0].layout);
+      w.field("step_time_s", res.rows[0].step_s);
+      w.field("explanation", res.explanation);
+      w.end_object();
+    }
+    if (res.has_reference) {
+      w.key("reference").begin_object();
+      w.field("layout", res.reference_layout);
+      w.field("estimate_rank", res.reference_estimate_rank);
+      if (res.reference_pruned) w.field("pruned", planner::prune_reason_key(*res.reference_pruned));
+      w.field("outside_search_space", res.reference_outside_space);
+      if (res.reference && res.reference->simulated) {
+        w.field("simulated_step_s", res.reference->step_s);
+        if (!res.rows.empty() && res.rows[0].simulated) w.field("speedup_of_pick", res.reference->step_s / res.rows[0].step_s);
+      }
+      w.field("summary", reference_words(res));
+      w.end_object();
+    }
+    w.end_object();
+    std::cout << w.str() << "\n";
+    return kOk;
+  }
+
+  std::printf("plan        %s on %d GPUs (%d x %d, %s), global batch %d\n", request.model.name().c_str(), request.gpus,
+              cl.num_nodes(), cl.gpus_per_node(), cl.name().c_str(), request.global_batch_size);
+  std::printf("search      %s layouts enumerated in %s, %s survive:\n", count(pr.enumerated).c_str(),
+              duration(pr.seconds).c_str(), count(pr.survivors).c_str());
+  for (int i = 0; i < planner::kPruneReasons; ++i) {
+    const auto reason = static_cast<planner::PruneReason>(i);
+    std::printf("            %12s pruned: %s\n", count(pr.pruned[static_cast<std::size_t>(i)]).c_str(),
+                std::string(planner::prune_reason_text(reason)).c_str());
+  }
+  std::printf("estimator   %s layouts in %s: %s layouts/s\n", count(res.estimated).c_str(),
+              duration(res.estimate_seconds).c_str(), count(static_cast<std::uint64_t>(std::llround(res.layouts_per_s))).c_str());
+  std::printf("simulated   top %zu in %s (%d at a time%s)\n", res.rows.size(), duration(res.simulate_seconds).c_str(),
+              res.jobs, res.ranks > 1 ? (", on each of " + std::to_string(res.ranks) + " ranks").c_str() : "");
+  int width = 6;
+  for (const auto& r : res.rows) width = std::max(width, static_cast<int>(r.layout.size()));
+  std::printf("\n%4s %5s  %-*s %9s %9s %7s %6s %21s %7s %8s  %s\n", "rank", "est#", width, "layout", "step", "estimate",
+              "TFLOP/s", "MFU", "memory/GPU (headroom)", "bubble", "exposed", "bottleneck");
+  for (std::size_t i = 0; i < res.rows.size(); ++i) {
+    const auto& r = res.rows[i];
+    const std::string memory = gib(r.memory_bytes) + " (" + gib(r.headroom_bytes) + ")";
+    std::printf("%3zu%c %5d  %-*s %9s %9s %7.0f %6s %21s %7s %8s  %s\n", i + 1, r.is_reference ? '*' : ' ', r.estimate_rank, width, r.layout.c_str(),
+                r.simulated ? duration(r.step_s).c_str() : "-", duration(r.estimate.step_s).c_str(), r.tflops_per_gpu,
+                percent(r.mfu).c_str(), memory.c_str(), percent(r.bubble_fraction).c_str(),
+                percent(r.exposed_comm_fraction).c_str(), r.bottleneck.c_str());
+  }
+  bool any_note = false;
+  for (std::size_t i = 0; i < res.rows.size(); ++i)
+    if (!res.rows[i].note.empty()) {
+      if (!any_note) std::printf("\nnotes (estimate vs simulation)\n");
+      any_note = true;
+      std::printf("%4zu  %s\n", i + 1, res.rows[i].note.c_str());
+    }
+  std::printf("\nwinner      %s\n", res.explanation.c_str());
+  if (res.has_reference) std::printf("reference   %s%s\n", res.reference ? "(* in the table) " : "", reference_words(res).c_str());
+  return kOk;
+}
+
+}  // namespace parallax::cli
