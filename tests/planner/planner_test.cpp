@@ -1,0 +1,460 @@
+// The layout planner: pruning counts checked by hand, bad inputs, the known-best layout of a case built
+// so that the optimum is known, the scale-out protocol, and the CLI.
+#include "parallax/model/scenario.h"
+#include "parallax/planner/plan.h"
+#include "parallax/traces/io.h"
+#include "test_support.h"
+
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace parallax::planner {
+namespace {
+
+namespace fs = std::filesystem;
+using parallax::testing::run_command;
+
+PlanRequest request(const std::string& model_text, int gpus, int global_batch, const std::string& cluster = "dgx-a100-80g") {
+  PlanRequest r;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(model_text, &r.model)) << model_text;
+  r.gpus = gpus;
+  r.global_batch_size = global_batch;
+  r.cluster = resolve_cluster(cluster, gpus);
+  return r;
+}
+
+// The small model of the brief: 8 layers, 8 heads (hidden 512, FFN 2048, seq 256), a few MB of weights.
+constexpr const char* kSmall = "name: 'small' num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024";
+
+// ---- the search space counted from the rules, without the code under test ----
+
+struct Counts {
+  long enumerated = 0, heads = 0, ffn = 0, seq = 0, layers = 0, batch = 0, interleaved = 0, redundant = 0, rest = 0;
+};
+
+// Written from the rules: tp divides the GPUs and a node's GPUs (every TP group inside a node),
+// pp divides gpus/tp, dp is
+// what is left; schedules GPipe, 1F1B and interleaved with v = 2..8; micro-batch sizes are the divisors
+// of the global batch up to 16; sequence parallel only with tp > 1; 3 recompute modes; ZeRO 0-3. Each
+// layout counts under the first rule it breaks, in the planner's documented order.
+Counts count_by_rules(int gpus, int per_node, int heads, int ffn, int seq, int layers, int gbs) {
+  Counts c;
+  for (int tp = 1; tp <= gpus; ++tp) {
+    if (gpus % tp || per_node % tp) continue;
+    for (int pp = 1; pp <= gpus / tp; ++pp) {
+      if ((gpus / tp) % pp) continue;
+      const int dp = gpus / tp / pp;
+      for (int schedule = 0; schedule < 9; ++schedule) {  // 0 GPipe, 1 1F1B, 2.. interleaved v = schedule
+        const bool interleaved = schedule >= 2;
+        const int v = interleaved ? schedule : 1;
+        for (int mbs = 1; mbs <= 16; ++mbs) {
+          if (gbs % mbs) continue;
+          for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
+            for (int recompute = 0; recompute < 3; ++recompute)
+              for (int zero = 0; zero < 4; ++zero) {
+                ++c.enumerated;
+                if (heads % tp) {
+                  ++c.heads;
+                } else if (ffn % tp) {
+                  ++c.ffn;
+                } else if (sp && seq % tp) {
+                  ++c.seq;
+                } else if (layers % (pp * v)) {
+                  ++c.layers;
+                } else if (gbs % (mbs * dp)) {
+                  ++c.batch;
+                } else if (const int m = gbs / (mbs * dp); interleaved && (pp < 2 || m % pp)) {
+                  ++c.interleaved;
+                } else if ((zero > 0 && dp == 1) || (schedule == 0 && m == 1)) {
+                  ++c.redundant;
+                } else {
+                  ++c.rest;
+                }
+              }
+        }
+      }
+    }
+  }
+  return c;
+}
+
+void expect_stats(const PruneStats& s, const Counts& c, long memory) {
+  EXPECT_EQ(s.enumerated, static_cast<std::uint64_t>(c.enumerated));
+  EXPECT_EQ(s.pruned_by(PruneReason::HeadsTp), static_cast<std::uint64_t>(c.heads));
+  EXPECT_EQ(s.pruned_by(PruneReason::FfnTp), static_cast<std::uint64_t>(c.ffn));
+  EXPECT_EQ(s.pruned_by(PruneReason::SeqTp), static_cast<std::uint64_t>(c.seq));
+  EXPECT_EQ(s.pruned_by(PruneReason::LayersPpV), static_cast<std::uint64_t>(c.layers));
+  EXPECT_EQ(s.pruned_by(PruneReason::BatchMbsDp), static_cast<std::uint64_t>(c.batch));
+  EXPECT_EQ(s.pruned_by(PruneReason::Interleaved), static_cast<std::uint64_t>(c.interleaved));
+  EXPECT_EQ(s.pruned_by(PruneReason::Redundant), static_cast<std::uint64_t>(c.redundant));
+  EXPECT_EQ(s.pruned_by(PruneReason::Memory), static_cast<std::uint64_t>(memory));
+  EXPECT_EQ(s.survivors, static_cast<std::uint64_t>(c.rest - memory));
+}
+
+TEST(Pruning, HandCheckedCountsOnASmallCase) {
+  // 8 layers, 8 heads, 8 GPUs of one DGX A100 node, global batch 16. By hand:
+  //  (tp, pp) pairs: tp 1: pp 1,2,4,8; tp 2: pp 1,2,4; tp 4: pp 1,2; tp 8: pp 1 -> 10 pairs.
+  //  Per pair: 9 schedules x 5 micro-batch sizes (1,2,4,8,16) x sp (1 option at tp 1, else 2) x 3 x 4.
+  //  enumerated = 4*540 + 3*1080 + 2*1080 + 1*1080 = 8640.
+  //  heads, FFN (2048), seq (256) are divisible by every tp: 0, 0, 0.
+  //  layers % (pp v): interleaved v must make pp*v divide 8; failing (pp: v's) 1: 3,5,6,7; 2: 3,5,6,7,8;
+  //   4: 3..8; 8: 2..8 -> 4, 5, 6, 7 schedules per pair. tp1: (4+5+6+7)*60 = 1320, tp2: (4+5+6)*120 = 1800,
+  //   tp4: (4+5)*120 = 1080, tp8: 4*120 = 480 -> 4680.
+  //  batch: mbs*dp must divide 16; failing micro-batch sizes by dp: dp 8: 3, dp 4: 2, dp 2: 1, dp 1: 0;
+  //   times the schedules left (pp 1: 5, pp 2: 4, pp 4: 3) and sp x 12:
+  //   tp1pp1 5*3*12 = 180, tp1pp2 4*2*12 = 96, tp1pp4 3*1*12 = 36, tp2pp1 5*2*24 = 240, tp2pp2 4*1*24 = 96,
+  //   tp4pp1 5*1*24 = 120 -> 768.
+  //  interleaved: every interleaved layout at pp 1 (3 v's x valid mbs: 2, 3, 4, 5 for tp 1, 2, 4, 8):
+  //   72 + 216 + 288 + 360; at pp 2 the mbs giving m = 1 (2 v's): tp1 24, tp2 48, tp4 48; at pp 4 (v 2) the
+  //   two mbs giving m = 2 or 1: tp1 24, tp2 48 -> 1128.
+  //  redundant: GPipe with m = 1 (one mbs per pair) and, at dp 1, ZeRO 1-3: dp > 1 pairs 12 or 24 each
+  //   (108); dp 1 pairs sp*3*(3C+1) with C schedule x mbs combinations left: tp1pp8 C 10 -> 93, tp2pp4
+  //   C 13 -> 240, tp4pp2 C 18 -> 330, tp8pp1 C 10 -> 186 -> 957.
+  //  memory: a 30M-parameter model fits everywhere: 0. survivors = 8640 - 4680 - 768 - 1128 - 957 = 1107.
+  const Counts rules = count_by_rules(8, 8, 8, 2048, 256, 8, 16);
+  EXPECT_EQ(rules.enumerated, 8640);
+  EXPECT_EQ(rules.layers, 4680);
+  EXPECT_EQ(rules.batch, 768);
+  EXPECT_EQ(rules.interleaved, 1128);
+  EXPECT_EQ(rules.redundant, 957);
+  EXPECT_EQ(rules.rest, 1107);
+
+  PruneStats stats;
+  const auto layouts = enumerate_layouts(request(kSmall, 8, 16), &stats);
+  expect_stats(stats, rules, 0);
+  ASSERT_EQ(layouts.size(), 1107u);
+
+  // Every survivor is a full scenario the loader accepts, and they are all different.
+  std::set<std::string> names;
+  for (const auto& sc : layouts) {
+    EXPECT_NO_THROW(model::parse_scenario(traces::to_text(sc), "survivor", false, parallax::testing::scenarios_dir()))
+        << sc.name();
+    names.insert(layout_summary(sc.layout()));
+    EXPECT_FALSE(check_layout(request(kSmall, 8, 16), sc.layout()).has_value()) << sc.name();
+  }
+  EXPECT_EQ(names.size(), layouts.size());
+  EXPECT_EQ(layout_summary(layouts.front().layout()), "tp1 pp1 dp8 v1 GPipe mbs1 sp0 recompute none zero0");
+}
+
+TEST(Pruning, EveryTensorParallelRuleCountsWhereItBitesFirst) {
+  // 12 heads (tp 8 fails), FFN 3074 = 2 * 1537 (tp 4 fails), odd sequence 129 (sequence parallel fails at
+  // tp 2). Whole tp slices by hand: tp 8 has 1080 layouts (9*5*2*12), tp 4 has 2*1080 = 2160, tp 2 with
+  // sp on is half of its 3*1080 = 1620.
+  const auto r = request("num_layers: 8 hidden_size: 768 num_heads: 12 ffn_hidden_size: 3074 seq_length: 129 vocab_size: 1024",
+                         8, 16);
+  PruneStats stats;
+  enumerate_layouts(r, &stats);
+  const Counts rules = count_by_rules(8, 8, 12, 3074, 129, 8, 16);
+  EXPECT_EQ(rules.heads, 1080);
+  EXPECT_EQ(rules.ffn, 2160);
+  EXPECT_EQ(rules.seq, 1620);
+  expect_stats(stats, rules, 0);
+  EXPECT_EQ(check_layout(r, [] {
+              Layout l;
+              l.set_tp(8);
+              l.set_dp(1);
+              return l;
+            }()),
+            PruneReason::HeadsTp);
+}
+
+TEST(Pruning, MemoryPrunesExactlyTheUnshardedLayoutsOfAWeightHeavyModel) {
+  // 8 layers of hidden 8192 with a short sequence (64): 6.5e9 parameters and almost no activations
+  // (under 0.5 GB in any layout). Weights, gradients and Adam take 16 B per parameter unsharded: 104 GB at
+  // tp = pp = 1 without ZeRO, over the 80 GB of an A100. Everything else fits: ZeRO 1 over dp 8 is 5.5
+  // B/param = 36 GB, and tp*pp >= 2 halves the 104 GB to 52 GB (+ embedding, + 3 GB reserved). So memory
+  // prunes exactly the tp 1 pp 1 dp 8 ZeRO-0 layouts the rules leave: 1F1B mbs 1, 1F1B mbs 2, GPipe mbs 1
+  // (GPipe mbs 2 is one micro-batch: redundant), times 3 recompute modes = 9. The divisibility counts are
+  // those of the small case (same layers, heads, GPUs and batch).
+  const auto r = request("num_layers: 8 hidden_size: 8192 num_heads: 8 seq_length: 64 vocab_size: 8192", 8, 16);
+  PruneStats stats;
+  const auto layouts = enumerate_layouts(r, &stats);
+  expect_stats(stats, count_by_rules(8, 8, 8, 4 * 8192, 64, 8, 16), 9);
+  for (const auto& sc : layouts)
+    EXPECT_FALSE(sc.layout().tp() * sc.layout().pp() == 1 && sc.layout().zero_stage() == 0) << sc.name();
+  Layout unsharded;
+  unsharded.set_dp(8);
+  EXPECT_EQ(check_layout(r, unsharded), PruneReason::Memory);
+}
+
+// ---- bad inputs ----
+
+TEST(BadInput, NoFactorisationSaysWhatToChange) {
+  // 7 heads and 7 layers on 8 GPUs: tp must divide 7 (tp 1), pp must divide 7 and 8 (pp 1), so dp = 8,
+  // which does not divide the global batch of 4.
+  const auto r = request("name: 'odd' num_layers: 7 hidden_size: 448 num_heads: 7 seq_length: 128 vocab_size: 1024", 8, 4);
+  PruneStats stats;
+  try {
+    enumerate_layouts(r, &stats);
+    FAIL() << "expected InputError";
+  } catch (const NothingFits&) {
+    FAIL() << "not a memory problem";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("no layout of odd (7 layers, 7 heads"), std::string::npos) << m;
+    EXPECT_NE(m.find("over 8 GPUs"), std::string::npos) << m;
+    EXPECT_NE(m.find("tp must divide the 7 heads"), std::string::npos) << m;
+    EXPECT_NE(m.find("leaves dp 8"), std::string::npos) << m;
+    EXPECT_NE(m.find("--global-batch 8"), std::string::npos) << m;  // the fix: a multiple of 8
+    EXPECT_NE(m.find("--gpus 4"), std::string::npos) << m;          // or 4 GPUs (dp 4 divides 4)
+  }
+  EXPECT_EQ(stats.survivors, 0u);
+  EXPECT_EQ(stats.pruned_by(PruneReason::BatchMbsDp) + stats.pruned_by(PruneReason::HeadsTp) +
+                stats.pruned_by(PruneReason::LayersPpV) + stats.pruned_by(PruneReason::FfnTp),
+            stats.enumerated);
+}
+
+TEST(BadInput, NothingFitsNamesTheSmallestLayoutAndTheFix) {
+  // GPT-3 175B on 8 A100s: even ZeRO-3 over all 8 leaves 175e9 * 16 B / 8 = 350 GB per GPU.
+  auto r = request("", 8, 8);
+  r.model = load_model("gpt3-175b");
+  PruneStats stats;
+  try {
+    enumerate_layouts(r, &stats);
+    FAIL() << "expected NothingFits";
+  } catch (const NothingFits& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("nothing fits in 80 GB"), std::string::npos) << m;
+    EXPECT_NE(m.find("the smallest needs"), std::string::npos) << m;
+    EXPECT_NE(m.find("GiB per GPU (tp"), std::string::npos) << m;  // and names it
+    // The fix, checked: 40 = 8 * 329 GiB / 74.5 GiB rounded up to nodes does not factor (96 layers,
+    // batch 8); 48 does (tp 8 pp 6 dp 1: 175e9 * 16 B / 48 = 58 GB + full-recompute activations).
+    EXPECT_NE(m.find("Add GPUs (from --gpus 48 some layout fits)"), std::string::npos) << m;
+  }
+  EXPECT_EQ(stats.survivors, 0u);
+  EXPECT_GT(stats.pruned_by(PruneReason::Memory), 0u);
+  EXPECT_GT(stats.smallest_memory_bytes, 300e9);
+}
+
+TEST(BadInput, ClusterAndModelNames) {
+  EXPECT_THROW(resolve_cluster("dgx-a100-80g", 12), InputError);  // not whole nodes
+  try {
+    resolve_cluster("dgx-a100-80g", 12);
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("e.g. 8, 16"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(resolve_cluster("dgx-a100-80g", 4).gpus_per_node(), 4);  // part of a node
+  EXPECT_EQ(resolve_cluster("dgx-a100-80g", 64).num_nodes(), 8);
+  try {
+    load_model("gpt-9000b");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("gpt3-175b"), std::string::npos) << e.what();
+  }
+  // Every bundled model loads and matches its row of validation/public.tsv where it has one.
+  for (const auto& name : model_presets()) EXPECT_GT(load_model(name).num_layers(), 0) << name;
+  EXPECT_EQ(load_model("gpt-1t").num_heads(), 160);
+  EXPECT_EQ(load_model("gpt-22b").hidden_size(), 6144);
+}
+
+// ---- the known best ----
+
+TEST(Plan, FindsTheKnownBestLayoutBehindASlowNic) {
+  // Two DGX A100 nodes joined by a 1 Gbit/s NIC per GPU (~0.115 GB/s after efficiency), a 110M-parameter
+  // model. Without cross-node TP, every pp 1 layout has tp*dp = 16 > 8, so its data-parallel groups
+  // span both nodes: the gradient reduction pushes at least the gradients of 1/8 of the model (~27 MB at
+  // tp 8, more at lower tp) through each NIC, >= 0.2 s, while a step's compute is a few ms. With pp >= 2
+  // and tp*dp <= 8 every TP and DP group sits inside a node and only pipeline activations cross:
+  // s*b*h*2 B = 1 MB per micro-batch and direction, 2 micro-batches per pipeline at dp 8 -> ~4 MB, ~40 ms.
+  // So the optimum, by construction, keeps tp*dp within a node and puts the pipeline across the NIC.
+  auto r = request("name: 'slow-nic' num_layers: 8 hidden_size: 1024 num_heads: 16 seq_length: 512 vocab_size: 8192",
+                   16, 16);
+  r.cluster.set_nic_gbit_per_s(1);
+  PlanOptions options;
+  options.top_k = 3;
+  options.jobs = 2;
+  const PlanResult res = plan(r, options);
+  ASSERT_EQ(res.rows.size(), 3u);
+  for (const auto& row : res.rows) {
+    EXPECT_TRUE(row.simulated) << row.note;
+    EXPECT_GE(row.scenario.layout().pp(), 2) << row.layout;
+  }
+  const Layout& best = res.rows[0].scenario.layout();
+  EXPECT_LE(best.tp() * best.dp(), 8) << res.rows[0].layout;
+  // Ranked by simulated step time.
+  EXPECT_LE(res.rows[0].step_s, res.rows[1].step_s);
+  EXPECT_LE(res.rows[1].step_s, res.rows[2].step_s);
+  // The best pp 1 layout is far behind (its gradients cross the slow NIC).
+  double best_pp1 = 0;
+  for (const auto& [layout, step] : res.ranking)
+    if (layout.find(" pp1 ") != std::string::npos) {
+      best_pp1 = step;
+      break;
+    }
+  EXPECT_GT(best_pp1, 2 * res.rows[0].step_s);
+  EXPECT_NE(res.explanation.find("beats the runner-up"), std::string::npos) << res.explanation;
+  EXPECT_FALSE(res.rows[0].bottleneck.empty());
+  EXPECT_GT(res.layouts_per_s, 0);
+  EXPECT_EQ(res.estimated, res.pruning.survivors);
+}
+
+TEST(Plan, LocatesAReferenceLayoutAndExplainsTheWinner) {
+  auto r = request(kSmall, 8, 16);
+  Layout reference;
+  reference.set_tp(2);
+  reference.set_pp(2);
+  reference.set_dp(2);
+  reference.set_micro_batch_size(1);
+  r.reference = reference;
+  PlanOptions options;
+  options.top_k = 2;
+  const PlanResult res = plan(r, options);
+  EXPECT_GT(res.reference_estimate_rank, 0);
+  // The top 2 and the reference (unless it is one of them), ranked together by simulated step time.
+  ASSERT_EQ(res.rows.size(), res.reference_estimate_rank <= 2 ? 2u : 3u);
+  int references = 0;
+  for (const auto& row : res.rows) references += row.is_reference;
+  EXPECT_EQ(references, 1);
+  ASSERT_TRUE(res.reference.has_value());
+  EXPECT_TRUE(res.reference->simulated);
+  EXPECT_EQ(res.reference->layout, "tp2 pp2 dp2 v1 1F1B mbs1 sp0 recompute none zero0");
+  EXPECT_GE(res.reference->step_s, res.rows[0].step_s * 0.95);
+  for (const char* word : {"beats the runner-up", "per step", "Memory per GPU", "headroom"})
+    EXPECT_NE(res.explanation.find(word), std::string::npos) << word << ": " << res.explanation;
+}
+
+// ---- scale-out: the protocol of `mpirun -np 2 parallax plan`, both ranks in this process ----
+
+TEST(ScaleOut, RanksMeetInTheScratchDirectory) {
+  const auto r = request(kSmall, 8, 16);
+  const fs::path scratch = fs::temp_directory_path() / ("parallax-plan-test-" + std::to_string(::getpid()));
+  fs::remove_all(scratch);
+  PlanOptions options;
+  options.top_k = 3;
+  options.distribution.size = 2;
+  options.distribution.scratch = scratch;
+  options.distribution.rank = 1;
+  const PlanResult rank1 = plan(r, options);  // simulates entry 1 and leaves it for rank 0
+  EXPECT_FALSE(rank1.is_root);
+  int parts = 0;
+  for (const auto& entry : fs::directory_iterator(scratch)) {
+    EXPECT_EQ(entry.path().filename().string().rfind("part-1-", 0), 0u) << entry.path();  // entry 1 only
+    ++parts;
+  }
+  EXPECT_EQ(parts, 1);
+  options.distribution.rank = 0;
+  const PlanResult rank0 = plan(r, options);  // simulates entries 0 and 2, gathers 1
+  ASSERT_TRUE(rank0.is_root);
+  ASSERT_EQ(rank0.rows.size(), 3u);
+  EXPECT_FALSE(fs::exists(scratch)) << "rank 0 cleans up";
+  PlanOptions single;
+  single.top_k = 3;
+  const PlanResult alone = plan(r, single);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(rank0.rows[i].layout, alone.rows[i].layout);
+    EXPECT_DOUBLE_EQ(rank0.rows[i].step_s, alone.rows[i].step_s);
+  }
+}
+
+TEST(ScaleOut, RankZeroGivesUpWithAClearMessage) {
+  const auto r = request(kSmall, 8, 16);
+  PlanOptions options;
+  options.top_k = 2;
+  options.distribution.size = 2;
+  options.distribution.scratch = fs::temp_directory_path() / ("parallax-plan-timeout-" + std::to_string(::getpid()));
+  options.distribution.gather_timeout_s = 0.5;
+  try {
+    plan(r, options);
+    FAIL() << "expected a timeout";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("rank 0 waited"), std::string::npos) << m;
+    EXPECT_NE(m.find("/part-1-"), std::string::npos) << m;
+    EXPECT_NE(m.find(".pb from rank 1"), std::string::npos) << m;
+    EXPECT_NE(m.find("--scratch"), std::string::npos) << m;
+  }
+  fs::remove_all(options.distribution.scratch);
+}
+
+TEST(ScaleOut, DistributionFromTheLauncher) {
+  ::setenv("OMPI_COMM_WORLD_RANK", "1", 1);
+  ::setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
+  ::setenv("OMPI_MCA_ess_base_jobid", "1234", 1);
+  const Distribution d = detect_distribution("/shared/scratch");
+  EXPECT_EQ(d.rank, 1);
+  EXPECT_EQ(d.size, 4);
+  EXPECT_EQ(d.launcher, "openmpi");
+  EXPECT_EQ(d.scratch, fs::path("/shared/scratch/parallax-plan-1234"));
+  ::unsetenv("OMPI_COMM_WORLD_RANK");
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+  ::unsetenv("OMPI_MCA_ess_base_jobid");
+  EXPECT_EQ(detect_distribution().size, 1);
+}
+
+// ---- the command ----
+
+std::string cli() { return PARALLAX_CLI; }
+
+TEST(PlanCli, JsonAndCsvHaveTheDocumentedKeys) {
+  const fs::path csv = fs::temp_directory_path() / ("parallax-plan-" + std::to_string(::getpid()) + ".csv");
+  const auto r = run_command(cli() + " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 64 --top 3 --json --csv " +
+                             csv.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "") << "no progress bar when stderr is not a terminal";
+  for (const char* key : {"\"pruning\"", "\"enumerated\"", "\"survivors\"", "\"heads_tp\"", "\"memory\"",
+                          "\"layouts_per_s\"", "\"rows\"", "\"rank\": 3", "\"layout\"", "\"estimated_step_s\"",
+                          "\"simulated_step_s\"", "\"tflops_per_gpu\"", "\"mfu\"", "\"memory_per_gpu_bytes\"",
+                          "\"headroom_bytes\"", "\"bubble_pct\"", "\"exposed_comm_pct\"", "\"bottleneck\"",
+                          "\"winner\"", "\"explanation\""})
+    EXPECT_NE(r.out.find(key), std::string::npos) << key;
+  EXPECT_EQ(r.out.find("\"rank\": 4"), std::string::npos);
+  std::ifstream in(csv);
+  std::string line;
+  int lines = 0;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("rank,estimate_rank,layout,tp,pp,dp", 0), 0u) << line;
+  while (std::getline(in, line)) ++lines;
+  EXPECT_EQ(lines, 3);
+  fs::remove(csv);
+}
+
+TEST(PlanCli, TextOutputAndExitCodes) {
+  auto r = run_command(cli() + " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 64 --top 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* text : {"layouts enumerated", "pruned: num_heads not divisible by tp", "layouts/s", "TFLOP/s",
+                           "memory/GPU (headroom)", "winner", "beats the runner-up"})
+    EXPECT_NE(r.out.find(text), std::string::npos) << text << "\n" << r.out;
+  r = run_command(cli() + " plan gpt3-175b --gpus 8 --cluster dgx-a100-80g --global-batch 8");
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("nothing fits"), std::string::npos) << r.err;
+  r = run_command(cli() + " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--global-batch"), std::string::npos) << r.err;
+  r = run_command(cli() + " plan gpt2-1.5b --gpus 12 --cluster dgx-a100-80g --global-batch 64");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("not a whole number"), std::string::npos) << r.err;
+  r = run_command(cli() + " plan --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("gpt-530b"), std::string::npos);
+}
+
+TEST(PlanCli, AScenarioFileIsItsOwnReference) {
+  const fs::path path = fs::temp_directory_path() / ("parallax-plan-" + std::to_string(::getpid()) + ".pbtxt");
+  std::ofstream(path) << parallax::testing::small_scenario_text("tp: 2 pp: 2 dp: 2 global_batch_size: 16");
+  const auto r = run_command(cli() + " plan " + path.string() + " --top 2 --json");
+  fs::remove(path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"reference\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"speedup_of_pick\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"gpus\": 8"), std::string::npos) << r.out;
+}
+
+TEST(PlanCli, MpirunSpreadsTheSimulations) {
+  const std::string env =
+      "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 ";
+  const auto r = run_command(env + "mpirun --oversubscribe -np 2 " + cli() +
+                             " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 64 --top 3 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"ranks\": 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"rank\": 3"), std::string::npos) << r.out;
+  // One report: rank 1 prints nothing.
+  EXPECT_EQ(r.out.find("\"pruning\""), r.out.rfind("\"pruning\"")) << r.out;
+}
+
+}  // namespace
+}  // namespace parallax::planner
