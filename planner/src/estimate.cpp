@@ -220,6 +220,27 @@ StepEstimate estimate_step(const Scenario& sc) {
       bwd[static_cast<std::size_t>(vs)] += lc.output_bwd;
     }
   }
+  // ZeRO-2/3 put per-layer, per-micro-batch collectives on the one data-parallel stream: ZeRO-3
+  // gathers each layer's parameters before its forward and again for its backward (prefetched one
+  // layer ahead), ZeRO-2/3 reduce-scatter each layer's gradients after its backward. When that
+  // stream needs longer than the compute it hides behind, it sets the pace of the chunk.
+  {
+    const int zero_stage = layout.zero_stage();
+    if (zero_stage >= 2 && d.d > 1) {
+      const Network& n = net;
+      const GroupShape dp_shape = shape(n, d.d, d.t);
+      const double layer_local = model::layer_parameters(d).local();
+      const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+      const double gather = zero_stage >= 3 ? collective_time(n, ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
+      const double reduce = collective_time(n, REDUCE_SCATTER, dp_shape, layer_local * grad_b);
+      for (std::int64_t vs = 0; vs < VS; ++vs) {
+        auto& f = fwd[static_cast<std::size_t>(vs)];
+        auto& b = bwd[static_cast<std::size_t>(vs)];
+        f = std::max(f, static_cast<double>(per_chunk) * gather);
+        b = std::max(b, static_cast<double>(per_chunk) * (gather + reduce));
+      }
+    }
+  }
   // Pipeline transfers: adjacent stages are t*d ranks apart.
   const double p2p_bytes = static_cast<double>(d.b * d.s * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
   const GroupShape pp_pair = shape(net, 2, d.t * d.d);
@@ -341,11 +362,11 @@ StepEstimate estimate_step(const Scenario& sc) {
       }
     }
     if (d.d > 1 && zero >= 2) {
-      // Per-micro-batch reduce-scatters overlap the backward; what exceeds it shows at the end.
-      const double params = model::stage_parameters(d, tied, s).local();
-      const double per_mb = collective_time(net, REDUCE_SCATTER, dp, params * grad_bytes);
-      dp_total = per_mb * static_cast<double>(M);
-      dp_free = compute_end + std::max(0.0, dp_total - busy[static_cast<std::size_t>(s)] * 2.0 / 3.0) / static_cast<double>(M);
+      // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
+      // last layer's, and the embedding's, finish after it.
+      const double last = collective_time(net, REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
+      dp_total = last * static_cast<double>(M) * static_cast<double>(d.L / P);
+      dp_free = compute_end + last;
     }
     if (tied && P > 1 && (s == 0 || s == P - 1)) {
       const double t = collective_time(net, ALL_REDUCE, shape(net, 2, d.t * d.d * (P - 1)),
