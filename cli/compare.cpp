@@ -1,6 +1,7 @@
 // parallax compare: a predicted timeline against a measured one of the same job.
 #include "commands.h"
 #include "format.h"
+#include "report_json.h"
 
 #include "parallax/model/compare.h"
 #include "parallax/traces/chrome_trace.h"
@@ -41,24 +42,9 @@ std::string pct(double v) {
 }
 
 void write_path(traces::JsonWriter& w, const model::PathSummary& p) {
-  const CriticalPath& cp = p.path;
   w.begin_object();
-  w.field("length_s", p.length_s).field("tasks", cp.tasks()).field("compute_s", cp.compute_s());
-  w.field("comm_s", cp.comm_s()).field("wait_s", cp.wait_s());
-  w.key("by_op").begin_object();
-  std::vector<std::pair<std::string, double>> ops(cp.by_op().begin(), cp.by_op().end());
-  std::sort(ops.begin(), ops.end());
-  for (const auto& [op, t] : ops) w.field(op, t);
-  w.end_object();
-  w.key("segments").begin_array();
-  for (const auto& s : cp.segments()) {
-    w.begin_object();
-    w.field("rank", s.rank()).field("start_s", s.start_s()).field("end_s", s.end_s()).field("tasks", s.tasks());
-    w.field("compute_s", s.compute_s()).field("comm_s", s.comm_s());
-    w.field("first_task", s.first_task()).field("last_task", s.last_task());
-    w.end_object();
-  }
-  w.end_array();
+  w.field("length_s", p.length_s);
+  write_critical_path_fields(w, p.path);
   w.end_object();
 }
 

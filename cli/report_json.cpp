@@ -5,6 +5,24 @@
 
 namespace parallax::cli {
 
+void write_critical_path_fields(traces::JsonWriter& w, const CriticalPath& cp) {
+  w.field("tasks", cp.tasks()).field("compute_s", cp.compute_s()).field("comm_s", cp.comm_s()).field("wait_s", cp.wait_s());
+  w.key("by_op").begin_object();
+  std::vector<std::pair<std::string, double>> ops(cp.by_op().begin(), cp.by_op().end());
+  std::sort(ops.begin(), ops.end());
+  for (const auto& [op, t] : ops) w.field(op, t);
+  w.end_object();
+  w.key("segments").begin_array();
+  for (const auto& s : cp.segments()) {
+    w.begin_object();
+    w.field("rank", s.rank()).field("start_s", s.start_s()).field("end_s", s.end_s()).field("tasks", s.tasks());
+    w.field("compute_s", s.compute_s()).field("comm_s", s.comm_s());
+    w.field("first_task", s.first_task()).field("last_task", s.last_task());
+    w.end_object();
+  }
+  w.end_array();
+}
+
 void write_report(traces::JsonWriter& w, const Report& r) {
   w.begin_object();
   w.field("scenario", r.scenario_name());
@@ -32,23 +50,8 @@ void write_report(traces::JsonWriter& w, const Report& r) {
     w.end_object();
   }
   w.end_array();
-  const CriticalPath& cp = r.critical_path();
   w.key("critical_path").begin_object();
-  w.field("tasks", cp.tasks()).field("compute_s", cp.compute_s()).field("comm_s", cp.comm_s()).field("wait_s", cp.wait_s());
-  w.key("by_op").begin_object();
-  std::vector<std::pair<std::string, double>> ops(cp.by_op().begin(), cp.by_op().end());
-  std::sort(ops.begin(), ops.end());
-  for (const auto& [op, t] : ops) w.field(op, t);
-  w.end_object();
-  w.key("segments").begin_array();
-  for (const auto& s : cp.segments()) {
-    w.begin_object();
-    w.field("rank", s.rank()).field("start_s", s.start_s()).field("end_s", s.end_s()).field("tasks", s.tasks());
-    w.field("compute_s", s.compute_s()).field("comm_s", s.comm_s());
-    w.field("first_task", s.first_task()).field("last_task", s.last_task());
-    w.end_object();
-  }
-  w.end_array();
+  write_critical_path_fields(w, r.critical_path());
   w.end_object();
   w.key("links").begin_array();
   for (const auto& l : r.links()) {

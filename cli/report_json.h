@@ -9,6 +9,8 @@
 namespace parallax::cli {
 
 void write_report(traces::JsonWriter& w, const Report& report);
+// The critical path's fields (tasks, compute_s, comm_s, wait_s, by_op, segments) into an open object.
+void write_critical_path_fields(traces::JsonWriter& w, const CriticalPath& path);
 std::string report_json(const Report& report);
 
 }  // namespace parallax::cli
