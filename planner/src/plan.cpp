@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -85,7 +86,8 @@ void write_all(int fd, const std::string& data) {
 // thread's fresh pipe, which then sees end-of-file only when that unrelated child exits too. Building
 // the graph in the child also builds the graphs in parallel and keeps them out of this process.
 void run_pool(const std::vector<const Scenario*>& work, int jobs,
-              const std::function<void(std::size_t, SimOutcome&&)>& done) {
+              const std::function<void(std::size_t, SimOutcome&&)>& done,
+              const std::function<bool()>& cancelled = {}) {
   struct Child {
     pid_t pid;
     int fd;
@@ -127,9 +129,19 @@ void run_pool(const std::vector<const Scenario*>& work, int jobs,
       running.push_back(Child{pid, fds[0], next, {}});
       ++next;
     }
+    if (cancelled && cancelled()) {
+      // Kill and reap every child so a cancelled plan leaves no process or pipe behind.
+      for (const auto& c : running) {
+        ::kill(c.pid, SIGKILL);
+        ::close(c.fd);
+        while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
+        }
+      }
+      throw Cancelled("the plan was cancelled");
+    }
     std::vector<pollfd> polls;
     for (const auto& c : running) polls.push_back(pollfd{c.fd, POLLIN, 0});
-    if (::poll(polls.data(), polls.size(), -1) < 0) {
+    if (::poll(polls.data(), polls.size(), cancelled ? 100 : -1) < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
     }
@@ -590,6 +602,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   std::vector<StepEstimate> estimates(layouts.size());
   const std::size_t tick = std::max<std::size_t>(1, layouts.size() / 200);
   for (std::size_t i = 0; i < layouts.size(); ++i) {
+    if (options.cancelled && i % 64 == 0 && options.cancelled()) throw Cancelled("the plan was cancelled");
     estimates[i] = estimate_step(layouts[i]);
     if (options.progress && (i % tick == 0 || i + 1 == layouts.size()))
       options.progress(Progress{Progress::Phase::Estimate, i + 1, layouts.size()});
@@ -684,7 +697,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
     outcomes[i] = std::move(out);
     ++finished;
     if (options.progress) options.progress(Progress{Progress::Phase::Simulate, finished, work.size()});
-  });
+  }, options.cancelled);
   if (dist.size > 1 && dist.rank != 0) {
     result.simulate_seconds = seconds_since(t_simulate);
     for (std::size_t i : mine) {

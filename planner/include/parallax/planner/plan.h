@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -128,10 +129,20 @@ struct Distribution {
 // PMIX_NAMESPACE, SLURM_JOB_ID.SLURM_STEP_ID, else the parent process id: mpirun's on one node).
 Distribution detect_distribution(const std::string& scratch_dir = "");
 
+// Thrown by plan() when PlanOptions::cancelled returned true; its simulation processes are killed and
+// reaped first.
+class Cancelled : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct PlanOptions {
   int top_k = 10;  // layouts simulated in detail
   int jobs = 1;    // concurrent simulation processes on this machine
   std::function<void(const Progress&)> progress;
+  // Polled during estimation and at least every 100 ms while simulating (from the planning thread);
+  // true stops the plan with Cancelled. For front ends that plan in a worker thread (the GUI).
+  std::function<bool()> cancelled;
   Distribution distribution;  // single process unless detect_distribution() says otherwise
 };
 
