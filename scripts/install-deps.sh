@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libopenmpi-dev openmpi-bin
   libopenblas-dev
+  zlib1g-dev
 )
 
 missing=()

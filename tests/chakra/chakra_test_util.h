@@ -1,0 +1,54 @@
+// Building small Chakra traces in tests, and where the real ones are.
+#pragma once
+
+#include "parallax/traces/chakra.h"
+#include "test_support.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+
+namespace parallax::testing {
+
+inline std::filesystem::path chakra_data() {
+  return source_dir() / "tests" / "data" / "chakra";
+}
+
+inline traces::ChakraTrace empty_trace() {
+  traces::ChakraTrace t;
+  auto* schema = t.metadata.add_attr();
+  schema->set_name("schema");
+  schema->set_string_val("test");
+  return t;
+}
+
+inline chakra::Node& add_node(traces::ChakraTrace& t, std::uint64_t id, chakra::NodeType type,
+                              std::initializer_list<std::uint64_t> deps = {},
+                              std::uint64_t duration_us = 0) {
+  auto& n = t.nodes.emplace_back();
+  n.set_id(id);
+  n.set_name("node" + std::to_string(id));
+  n.set_type(type);
+  for (auto d : deps) n.add_data_deps(d);
+  n.set_duration_micros(duration_us);
+  return n;
+}
+
+inline void set_int(chakra::Node& n, const std::string& name, std::int64_t v) {
+  auto* a = n.add_attr();
+  a->set_name(name);
+  a->set_int64_val(v);
+}
+inline void set_uint(chakra::Node& n, const std::string& name, std::uint64_t v) {
+  auto* a = n.add_attr();
+  a->set_name(name);
+  a->set_uint64_val(v);
+}
+inline void set_string(chakra::Node& n, const std::string& name, const std::string& v) {
+  auto* a = n.add_attr();
+  a->set_name(name);
+  a->set_string_val(v);
+}
+
+}  // namespace parallax::testing
