@@ -192,7 +192,7 @@ class Builder {
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
     const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
     const bool sp = d_.sp;
-    zero3_gather(phase, layer, mb);
+    if (phase == FORWARD) zero3_gather(phase, layer, mb);  // recompute: gathered by layer_backward
     layer_norm(Op::LayerNorm, phase, layer, mb);
     if (sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
     gemm(Op::Qkv, GemmRole::Forward, phase, layer, mb, bs, 3 * h / t, h);
@@ -228,17 +228,15 @@ class Builder {
     if (reduce != kNone) pending_.push_back(reduce);
   }
 
-  void layer_backward(std::int32_t layer, std::int32_t mb) {
+  // `next_layer`: the layer whose backward follows in the same chunk (-1 at the chunk's first layer).
+  void layer_backward(std::int32_t layer, std::int32_t next_layer, std::int32_t mb) {
     const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
     const std::int64_t heads = d_.a / d_.t, dh = d_.h / d_.a, batch = d_.b * heads;
     const std::int64_t scores = batch * d_.s * d_.s;
     const auto recompute = layout_.recompute();
     // Full recompute re-runs the forward (gathering ZeRO-3 parameters once for both passes).
-    if (recompute == Layout::FULL) {
-      layer_forward(RECOMPUTE_FORWARD, layer, mb);
-    } else {
-      zero3_gather(BACKWARD, layer, mb);
-    }
+    zero3_backward_gathers(recompute == Layout::FULL ? RECOMPUTE_FORWARD : BACKWARD, layer, next_layer, mb);
+    if (recompute == Layout::FULL) layer_forward(RECOMPUTE_FORWARD, layer, mb);
     // MLP block.
     dropout_residual(BACKWARD, layer, mb);
     if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
@@ -402,6 +400,25 @@ class Builder {
     pending_.push_back(id);
   }
 
+  // ZeRO-3 in the backward pass prefetches like FSDP's BACKWARD_PRE: the next layer's gather is
+  // issued before this layer computes, so on the one DP stream it runs while this layer computes,
+  // ahead of this layer's gradient reduce-scatter. Issued after the reduce-scatter instead, every
+  // gather would wait for the previous layer's backward and reduce-scatter: no overlap at all.
+  void zero3_backward_gathers(Phase phase, std::int32_t layer, std::int32_t next_layer, std::int32_t mb) {
+    if (layout_.zero_stage() < 3 || d_.d == 1) return;
+    if (prefetched_gather_ != kNone) {
+      pending_.push_back(prefetched_gather_);
+      prefetched_gather_ = kNone;
+    } else {
+      zero3_gather(phase, layer, mb);
+    }
+    if (next_layer < 0) return;
+    const auto bytes = static_cast<std::uint64_t>(layer_parameters(d_).local() * d_.e);
+    // One layer ahead at most: it waits for the compute before this layer's.
+    prefetched_gather_ = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, next_layer, mb, bytes,
+                                    {last_compute()});
+  }
+
   // ZeRO-2/3 keep only a shard of the gradients: each micro-batch's gradients are reduce-scattered
   // as soon as they are computed (DeepSpeed's behaviour).
   void zero2_reduce(std::int32_t layer, std::int32_t mb) {
@@ -419,7 +436,13 @@ class Builder {
     // ZeRO-1/2: updated parameter shards are all-gathered per bucket. Overlapped (Megatron's
     // overlap_param_gather), the gathers of the previous step's update run at the start of this step
     // and each bucket's first forward waits for its gather; otherwise they follow the optimizer step.
-    for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
+    // In the order the forward pass needs them: chunk 0 first (the buckets of a chunk are in backward
+    // order, so each chunk's are walked from its end).
+    std::vector<const Bucket*> order;
+    for (std::int32_t c = 0; c < static_cast<std::int32_t>(d_.v); ++c)
+      for (auto it = buckets.rbegin(); it != buckets.rend(); ++it)
+        if (it->chunk == c) order.push_back(&*it);
+    for (const Bucket* it : order) {
       const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, at_start ? FORWARD : OPTIMIZER,
                                  -1, -1, static_cast<std::uint64_t>(it->parameters * d_.e),
                                  {at_start ? kNone : last_compute()});
@@ -494,7 +517,7 @@ class Builder {
     grad_syncs_.clear();
     layer_done_.clear();
     gather_for_layer_.clear();
-    embedding_done_ = output_done_ = prefetch_anchor_ = kNone;
+    embedding_done_ = output_done_ = prefetch_anchor_ = prefetched_gather_ = kNone;
 
     const auto buckets = make_buckets();
     const int zero = layout_.zero_stage();
@@ -532,7 +555,7 @@ class Builder {
         } else {
           recv(vs + 1, vs, mb, false);
         }
-        for (std::int32_t l = end_layer - 1; l >= first_layer; --l) layer_backward(l, mb);
+        for (std::int32_t l = end_layer - 1; l >= first_layer; --l) layer_backward(l, l > first_layer ? l - 1 : -1, mb);
         if (vs == 0) {
           embedding_backward(mb);
         } else {
@@ -565,7 +588,7 @@ class Builder {
   std::vector<std::uint32_t> pending_;
   std::vector<std::uint32_t> grad_syncs_;
   std::unordered_map<std::int32_t, std::uint32_t> layer_done_, gather_for_layer_;
-  std::uint32_t embedding_done_ = kNone, output_done_ = kNone, prefetch_anchor_ = kNone;
+  std::uint32_t embedding_done_ = kNone, output_done_ = kNone, prefetch_anchor_ = kNone, prefetched_gather_ = kNone;
 };
 
 }  // namespace

@@ -250,6 +250,59 @@ StepEstimate estimate_step(const Scenario& sc) {
                            : 0.0;
   const bool overlap_p2p = layout.overlap_p2p();
 
+  // ZeRO-1/2 with overlap_param_gather: the previous step's updated parameters are all-gathered per
+  // gradient bucket at the start of the step, chunk 0 first, and each layer's first forward waits for
+  // its bucket's gather (the builder's param_all_gathers). Per virtual stage, for the items of its
+  // chunk in forward order (embedding, layers, output layer): when their gather ends (0: none).
+  const bool gathers_at_start =
+      (layout.zero_stage() == 1 || layout.zero_stage() == 2) && d.d > 1 && layout.overlap_param_gather();
+  std::vector<std::vector<double>> gather_done(static_cast<std::size_t>(VS));
+  if (gathers_at_start) {
+    const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+    const double capacity = layout.grad_bucket_mb() * 1e6 / grad_b;
+    const GroupShape dp_shape = shape(net, d.d, d.t);
+    for (std::int64_t s = 0; s < P; ++s) {
+      double t = 0;  // the DP stream of stage s from the start of the step
+      for (std::int64_t c = 0; c < V; ++c) {
+        const std::int64_t vs = c * P + s;
+        // Items in backward order, as the builder cuts its buckets.
+        std::vector<double> params;
+        if (vs == VS - 1) params.push_back(model::output_parameters(d, tied).local());
+        for (std::int64_t k = 0; k < per_chunk; ++k) params.push_back(model::layer_parameters(d).local());
+        if (vs == 0) params.push_back(model::embedding_parameters(d).local());
+        std::vector<std::pair<std::vector<std::size_t>, double>> buckets;  // items, parameters
+        std::pair<std::vector<std::size_t>, double> current{{}, 0.0};
+        for (std::size_t i = 0; i < params.size(); ++i) {
+          if (params[i] <= 0) continue;
+          current.first.push_back(i);
+          current.second += params[i];
+          if (current.second >= capacity) {
+            buckets.push_back(current);
+            current = {{}, 0.0};
+          }
+        }
+        if (!current.first.empty()) buckets.push_back(current);
+        std::vector<double> done(params.size(), 0.0);
+        for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
+          t += collective_time(net, ALL_GATHER, dp_shape, it->second * static_cast<double>(d.e));
+          for (std::size_t i : it->first) done[i] = t;
+        }
+        std::reverse(done.begin(), done.end());  // forward order
+        gather_done[static_cast<std::size_t>(vs)] = std::move(done);
+      }
+    }
+  }
+  // The end of a chunk's first forward when it waits, item by item, for the gathers above.
+  const auto gated_forward_end = [&](std::int64_t vs, double begin) {
+    const auto& done = gather_done[static_cast<std::size_t>(vs)];
+    std::size_t k = 0;
+    double t = begin;
+    if (vs == 0) t = std::max(t, done[k++]) + lc.embedding_fwd;
+    for (std::int64_t l = 0; l < per_chunk; ++l) t = std::max(t, done[k++]) + lc.forward;
+    if (vs == VS - 1) t = std::max(t, done[k++]) + lc.output_fwd;
+    return t;
+  };
+
   // Time the schedule: each stage runs its order; a step waits for its input from the neighbouring
   // virtual stage (plus the transfer when it crosses stages).
   std::vector<std::vector<model::PipelineStep>> orders;
@@ -290,6 +343,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
         const double length = step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
         double end = begin + length;
+        if (gathers_at_start && step.forward && step.microbatch == 0) end = gated_forward_end(vs, begin);
         at(step.microbatch, vs, !step.forward) = end;
         if (!step.forward) final_bwd_start[static_cast<std::size_t>(vs)] = begin;
         // Without overlap the stage waits for its own send before computing on.

@@ -211,6 +211,65 @@ TEST(JobGraph, OverlappedBucketsStartBeforeBackwardEnds) {
   EXPECT_GE(early, buckets - 1);
 }
 
+TEST(JobGraph, ZeroThreePrefetchesTheNextLayerAheadOfTheReduceScatter) {
+  // FSDP's BACKWARD_PRE prefetch: on the one DP stream, layer l-1's parameter gather comes before
+  // layer l's gradient reduce-scatter and waits only for the compute before layer l's backward, so it
+  // overlaps layer l's backward. Layer l-1's backward then waits for that gather.
+  const JobGraph g = build_job_graph(scenario_from_text(
+      small_scenario_text("dp: 8 tp: 1 pp: 1 zero_stage: 3 micro_batch_size: 1 global_batch_size: 8")));
+  const Dims d = dims(g.scenario());
+  ASSERT_GE(d.L, 3);
+  int checked = 0;
+  std::int32_t previous_layer = -100;
+  std::uint32_t previous_id = 0;
+  for (auto id : g.rank_tasks(0)) {
+    const Task& t = g.tasks()[id];
+    if (t.stream != DP_COMM || t.phase == FORWARD) continue;
+    if (t.op == Op::DpGradReduceScatter && t.layer >= 1 && t.layer < d.L) {
+      // The task just before this reduce-scatter on the stream is the gather of the layer below.
+      ASSERT_EQ(g.tasks()[previous_id].op, Op::DpParamAllGather) << g.task_name(id);
+      EXPECT_EQ(previous_layer, t.layer - 1) << g.task_name(id);
+      for (auto p : g.predecessors(previous_id)) {
+        const Task& pred = g.tasks()[p];
+        // On the stream it follows the reduce-scatter of the layer above (l+1), never its own layer's.
+        if (pred.op == Op::DpGradReduceScatter) {
+          EXPECT_GT(pred.layer, t.layer) << "the prefetch waits for this layer's reduce-scatter";
+        }
+        if (pred.is_compute() && pred.layer >= 0) {
+          EXPECT_GT(pred.layer, t.layer - 1) << "the prefetch waits for its own layer's compute";
+        }
+      }
+      ++checked;
+    }
+    previous_layer = t.layer;
+    previous_id = id;
+  }
+  EXPECT_EQ(checked, static_cast<int>((d.L - 1) * d.m));
+}
+
+TEST(JobGraph, ParameterGathersAtTheStartComeInForwardOrder) {
+  // ZeRO-1 with overlap_param_gather and interleaving: chunk 0's buckets are gathered first (its
+  // layers run first), and each bucket's first forward waits for its gather.
+  const JobGraph g = build_job_graph(scenario_from_text(small_scenario_text(
+      "dp: 4 tp: 1 pp: 2 virtual_stages: 2 schedule: INTERLEAVED_1F1B zero_stage: 1 micro_batch_size: 1 "
+      "global_batch_size: 16 grad_bucket_mb: 1")));
+  for (std::size_t r = 0; r < g.ranks().size(); ++r) {
+    std::vector<std::int32_t> first_layer_of_gather;  // per gather, the lowest layer waiting for it
+    for (auto id : g.rank_tasks(r)) {
+      const Task& t = g.tasks()[id];
+      if (t.op != Op::DpParamAllGather || t.phase != FORWARD) continue;
+      // Forward position: the embedding (-1) before layer 0, the output layer (-2) after the last.
+      std::int32_t lowest = 1 << 20;
+      for (auto s : g.successors(id))
+        if (const Task& c = g.tasks()[s]; c.is_compute()) lowest = std::min<std::int32_t>(lowest, c.layer == -2 ? 1 << 19 : c.layer);
+      first_layer_of_gather.push_back(lowest);
+    }
+    ASSERT_GT(first_layer_of_gather.size(), 2u);
+    EXPECT_TRUE(std::is_sorted(first_layer_of_gather.begin(), first_layer_of_gather.end()))
+        << "rank " << g.ranks()[r].rank;
+  }
+}
+
 TEST(JobGraph, PlanFileRoundTrip) {
   const JobGraph g = build_job_graph(scenario_from_text(small_scenario_text(
       "dp: 2 tp: 2 pp: 2 virtual_stages: 2 schedule: INTERLEAVED_1F1B micro_batch_size: 1 global_batch_size: 8")));
