@@ -3,6 +3,7 @@
 #include "format.h"
 
 #include "parallax/model/scenario.h"
+#include "parallax/model/validation_table.h"
 #include "parallax/planner/plan.h"
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
@@ -54,6 +55,10 @@ constexpr const char* kHelpOptions = R"(
                           directory in /tmp named by the job); must be shared by all ranks, so runs
                           across nodes need a shared filesystem here
   --gather-timeout S      under mpirun: how long rank 0 waits for the other ranks' results
+  --table TABLE.tsv       instead of one model: plan every row of a table of published runs
+                          (validation/public.tsv) with its model, GPUs, cluster and batch, and report
+                          where the published layout ranks and the predicted speed-up of the pick
+  --only IDS              with --table: only these rows (comma-separated ids)
 
 Scale-out: `mpirun -np P parallax plan ...` spreads the detailed simulations over P processes (each
 with --jobs J at a time); every rank enumerates and estimates, rank 0 gathers and prints. No MPI is
@@ -191,10 +196,138 @@ std::string reference_words(const planner::PlanResult& res) {
   return s.str();
 }
 
+// One row of `--table`: the published layout against parallax's pick.
+struct TableRow {
+  std::string id, model;
+  int gpus = 0, gbs = 0;
+  planner::PlanResult result;
+  std::string error;  // bad row or nothing fits
+};
+
+int plan_table(const std::string& table_path, const std::string& only, const planner::PlanOptions& options, bool json) {
+  std::vector<TableRow> rows;
+  for (const auto& vrow : model::read_validation_table(table_path)) {
+    if (!only.empty() && only.find("," + vrow.id + ",") == std::string::npos) continue;
+    TableRow row;
+    row.id = vrow.id;
+    row.gpus = vrow.tp * vrow.pp * vrow.dp;
+    row.gbs = vrow.gbs;
+    try {
+      const Scenario sc = model::validation_scenario(vrow);
+      planner::PlanRequest request;
+      request.model = sc.model();
+      row.model = sc.model().name().empty() ? sc.name() : sc.model().name();
+      request.cluster = sc.cluster();
+      request.gpus = row.gpus;
+      request.global_batch_size = sc.layout().global_batch_size();
+      request.fixed = sc.layout();
+      request.options = sc.options();
+      request.reference = sc.layout();
+      if (!json) std::fprintf(stderr, "planning %s (%d GPUs)...\n", row.id.c_str(), row.gpus);
+      row.result = planner::plan(request, options);
+    } catch (const InputError& e) {
+      row.error = e.what();
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) throw InputError("no row of " + table_path + " matches --only");
+
+  // Where the published layout lands, and how much faster parallax's pick is predicted to be.
+  const auto speedup = [](const planner::PlanResult& r) -> double {
+    if (!r.reference || !r.reference->simulated || r.rows.empty() || !r.rows[0].simulated) return 0;
+    return r.reference->step_s / r.rows[0].step_s;
+  };
+  const auto sim_rank = [](const planner::PlanResult& r) {
+    for (std::size_t i = 0; i < r.rows.size(); ++i)
+      if (r.rows[i].is_reference) return static_cast<int>(i + 1);
+    return 0;
+  };
+  if (json) {
+    traces::JsonWriter w;
+    w.begin_object();
+    w.field("table", table_path);
+    w.key("rows").begin_array();
+    for (const auto& row : rows) {
+      w.begin_object();
+      w.field("id", row.id).field("gpus", row.gpus).field("global_batch_size", row.gbs);
+      if (!row.error.empty()) {
+        w.field("error", row.error);
+        w.end_object();
+        continue;
+      }
+      const auto& r = row.result;
+      w.field("survivors", r.pruning.survivors);
+      w.field("published_layout", r.reference_layout);
+      w.field("published_estimate_rank", r.reference_estimate_rank);
+      if (r.reference_pruned) w.field("published_pruned", planner::prune_reason_key(*r.reference_pruned));
+      w.field("published_simulated_rank", sim_rank(r));
+      if (r.reference && r.reference->simulated) w.field("published_step_s", r.reference->step_s);
+      if (!r.rows.empty()) {
+        w.field("pick", r.rows[0].layout);
+        w.field("pick_step_s", r.rows[0].step_s);
+      }
+      if (speedup(r) > 0) w.field("speedup_of_pick", speedup(r));
+      w.field("simulated", static_cast<std::uint64_t>(r.rows.size()));
+      w.field("seconds", r.pruning.seconds + r.estimate_seconds + r.simulate_seconds);
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    std::cout << w.str() << "\n";
+    return kOk;
+  }
+  int wl = 16, wp = 15;
+  for (const auto& row : rows)
+    if (row.error.empty()) {
+      wl = std::max(wl, static_cast<int>(row.result.reference_layout.size()));
+      if (!row.result.rows.empty()) wp = std::max(wp, static_cast<int>(row.result.rows[0].layout.size()));
+    }
+  std::printf("%-4s %5s %6s  %-*s %15s %9s  %-*s %9s %8s\n", "row", "GPUs", "batch", wl, "published layout",
+              "est# (of)", "step", wp, "parallax's pick", "step", "speed-up");
+  std::vector<double> speedups;
+  int picked = 0;
+  for (const auto& row : rows) {
+    if (!row.error.empty()) {
+      std::printf("%-4s %5d %6d  %s\n", row.id.c_str(), row.gpus, row.gbs, row.error.c_str());
+      continue;
+    }
+    const auto& r = row.result;
+    std::string rank = r.reference_pruned ? std::string("pruned: ") + std::string(planner::prune_reason_key(*r.reference_pruned))
+                       : r.reference_estimate_rank > 0
+                           ? "#" + count(static_cast<std::uint64_t>(r.reference_estimate_rank)) + " (" + count(r.pruning.survivors) + ")"
+                           : std::string("outside");
+    const double up = speedup(r);
+    if (up > 0) speedups.push_back(up);
+    if (sim_rank(r) == 1) ++picked;
+    std::printf("%-4s %5d %6d  %-*s %15s %9s  %-*s %9s %8s\n", row.id.c_str(), row.gpus, row.gbs, wl,
+                r.reference_layout.c_str(), rank.c_str(),
+                r.reference && r.reference->simulated ? duration(r.reference->step_s).c_str() : "-",
+                wp, r.rows.empty() ? "-" : r.rows[0].layout.c_str(), r.rows.empty() ? "-" : duration(r.rows[0].step_s).c_str(),
+                up > 0 ? (sim_rank(r) == 1 ? std::string("= pick") : [&] {
+                  char buf[16];
+                  std::snprintf(buf, sizeof buf, "%.2fx", up);
+                  return std::string(buf);
+                }()).c_str()
+                       : "-");
+  }
+  if (!speedups.empty()) {
+    std::sort(speedups.begin(), speedups.end());
+    double log_sum = 0;
+    for (double x : speedups) log_sum += std::log(x);
+    std::printf("\n%zu rows: the published layout is parallax's pick in %d; predicted speed-up of the pick: median "
+                "%.2fx, geometric mean %.2fx, largest %.2fx\n",
+                speedups.size(), picked,
+                speedups.size() % 2 ? speedups[speedups.size() / 2]
+                                    : (speedups[speedups.size() / 2 - 1] + speedups[speedups.size() / 2]) / 2, std::exp(log_sum / static_cast<double>(speedups.size())),
+                speedups.back());
+  }
+  return kOk;
+}
+
 }  // namespace
 
 int plan(const std::vector<std::string>& args) {
-  std::string input, cluster_preset, csv_path, scratch;
+  std::string input, cluster_preset, csv_path, scratch, table_path, only;
   int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
   double gather_timeout = 0;
   bool json = false, cross_node_tp = false;
@@ -232,6 +365,10 @@ int plan(const std::vector<std::string>& args) {
       max_v = parse_int(a, value("a number of virtual stages"), 1);
     } else if (a == "--scratch") {
       scratch = value("a directory shared by all ranks");
+    } else if (a == "--table") {
+      table_path = value("a table of published runs, e.g. --table validation/public.tsv");
+    } else if (a == "--only") {
+      only = "," + value("row ids, e.g. --only N1,K2") + ",";
     } else if (a == "--gather-timeout") {
       gather_timeout = parse_int(a, value("a number of seconds"), 1);
     } else if (!a.empty() && a[0] == '-') {
@@ -241,6 +378,15 @@ int plan(const std::vector<std::string>& args) {
     } else {
       throw InputError("more than one scenario or model given (\"" + input + "\", \"" + a + "\")");
     }
+  }
+  if (!table_path.empty()) {
+    if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
+    planner::PlanOptions options;
+    options.top_k = top;
+    options.jobs = jobs;
+    options.distribution = planner::detect_distribution(scratch);
+    options.distribution.gather_timeout_s = gather_timeout;
+    return plan_table(table_path, only, options, json);
   }
   if (input.empty())
     throw InputError("no scenario or model given; usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET "
@@ -265,7 +411,9 @@ int plan(const std::vector<std::string>& args) {
     request.global_batch_size = gbs ? gbs : sc.layout().global_batch_size();
     request.fixed = sc.layout();
     request.options = sc.options();
-    if (request.gpus == sc_gpus && request.global_batch_size == sc.layout().global_batch_size() && cluster_preset.empty())
+    // The scenario's own layout is the reference whenever it is a layout of this search (same GPUs and
+    // batch), also on another cluster preset: then it is that layout on the given cluster.
+    if (request.gpus == sc_gpus && request.global_batch_size == sc.layout().global_batch_size())
       request.reference = sc.layout();
   } else {
     request.model = model_file ? *model_file : planner::load_model(input);

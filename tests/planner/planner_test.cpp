@@ -444,6 +444,53 @@ TEST(PlanCli, AScenarioFileIsItsOwnReference) {
   EXPECT_NE(r.out.find("\"gpus\": 8"), std::string::npos) << r.out;
 }
 
+double json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return -1;
+  return std::stod(json.substr(at + key.size() + 4));
+}
+
+TEST(PlanCli, AScenarioOnAnotherClusterPresetKeepsItsLayoutAsReference) {
+  const fs::path path = fs::temp_directory_path() / ("parallax-plan-h100-" + std::to_string(::getpid()) + ".pbtxt");
+  std::ofstream(path) << parallax::testing::small_scenario_text("tp: 2 pp: 2 dp: 2 global_batch_size: 16");
+  const auto r = run_command(cli() + " plan " + path.string() + " --cluster dgx-h100 --top 1 --json");
+  fs::remove(path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The top-level "reference" object (only written when the request has a reference layout).
+  EXPECT_NE(r.out.find("\"outside_search_space\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"reference\": true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"layout\": \"tp2 pp2 dp2"), std::string::npos) << r.out;
+}
+
+TEST(PlanCli, TableRanksEachPublishedLayout) {
+  // The published layout of row K1 (Korthikanti et al.: 22B, tp8, full recompute) is located among
+  // the survivors and simulated as the reference: its step equals `parallax validate`'s prediction.
+  const auto table = (parallax::testing::source_dir() / "validation" / "public.tsv").string();
+  const auto r = run_command(cli() + " plan --table " + table + " --only K1 --top 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"published_layout\": \"tp8 pp1 dp1 v1 1F1B mbs4 sp0 recompute full zero0\""), std::string::npos)
+      << r.out;
+  EXPECT_GE(json_number(r.out, "published_estimate_rank"), 1) << r.out;
+  const double published = json_number(r.out, "published_step_s"), pick = json_number(r.out, "pick_step_s");
+  ASSERT_GT(published, 0) << r.out;
+  EXPECT_NEAR(json_number(r.out, "speedup_of_pick"), published / pick, 1e-9);
+  const auto v = run_command(cli() + " validate " + table + " --only K1 --json");
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NEAR(published / json_number(v.out, "predicted_iter_s"), 1.0, 1e-9) << v.out;
+
+  const auto text = run_command(cli() + " plan --table " + table + " --only K1,N1 --top 1");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* s : {"published layout", "parallax's pick", "speed-up", "K1", "N1", "2 rows:"})
+    EXPECT_NE(text.out.find(s), std::string::npos) << s << "\n" << text.out;
+
+  auto bad = run_command(cli() + " plan --table " + table + " --only NOPE");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("matches --only"), std::string::npos) << bad.err;
+  bad = run_command(cli() + " plan gpt2-1.5b --table " + table);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("not both"), std::string::npos) << bad.err;
+}
+
 TEST(PlanCli, MpirunSpreadsTheSimulations) {
   const std::string env =
       "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 ";
