@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libopenblas-dev
   zlib1g-dev
+  clang libclang-rt-14-dev llvm-14  # hardening: libFuzzer targets; llvm-symbolizer for sanitizer stacks
 )
 
 missing=()

@@ -84,7 +84,7 @@ int exec_command(const std::vector<std::string>& args) {
     if (input.size() > 3 && input.ends_with(".pb")) {
       parallax::JobGraph proto;
       traces::read_binary(input, proto);
-      return model::JobGraph::from_proto(proto);
+      return model::JobGraph::from_proto(proto, input);
     }
     return model::build_job_graph(model::load_scenario(input));
   };

@@ -1,5 +1,6 @@
 #include "parallax/model/calibrate.h"
 
+#include "parallax/model/compare.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/rank_grid.h"
@@ -230,6 +231,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
   if (!measured.has_scenario())
     throw InputError("the measured timeline has no scenario: calibration rebuilds the job graph from it (the executor "
                      "embeds the scenario it ran; was the file written by another tool?)");
+  validate_timeline(measured, "the measured timeline");
   const GpuSpec& gpu = prior.gpu();
   const Scenario& sc = measured.scenario();
   if (gpu.gemm_efficiency().efficiency_size() == 0 || !(peak_flops(gpu, sc.model().precision()) > 0) ||

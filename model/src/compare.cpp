@@ -1,6 +1,7 @@
 #include "parallax/model/compare.h"
 
 #include "parallax/model/rank_grid.h"
+#include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
 #include <google/protobuf/util/message_differencer.h>
@@ -163,6 +164,16 @@ std::string task_class(const Task& t) {
   return "other";
 }
 
+void validate_timeline(const Timeline& timeline, const std::string& name) {
+  if (timeline.has_scenario()) validate_scenario(timeline.scenario(), name + "'s scenario");
+  for (int i = 0; i < timeline.events_size(); ++i) {
+    const auto& e = timeline.events(i);
+    if (!std::isfinite(e.start_s()) || !std::isfinite(e.end_s()))
+      throw InputError(name + ": event " + std::to_string(i) + " (task " + std::to_string(e.task_id()) + ", rank " +
+                       std::to_string(e.rank()) + ") has a start_s or end_s that is not a finite number");
+  }
+}
+
 CompareResult compare_timelines(const Timeline& predicted, const Timeline& measured, const CompareOptions& options) {
   if (!predicted.has_scenario())
     throw InputError("the predicted timeline has no scenario: it cannot be joined to a job graph (write it again with "
@@ -170,7 +181,10 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   if (!measured.has_scenario())
     throw InputError("the measured timeline has no scenario: it cannot be joined to a job graph (the executor embeds "
                      "the scenario it ran; was the file written by another tool?)");
+  // Different jobs first: that is the clearer message when a file of another job was given.
   check_same_job(predicted.scenario(), measured.scenario());
+  validate_timeline(predicted, "the predicted timeline");
+  validate_timeline(measured, "the measured timeline");
   const JobGraph graph = build_job_graph(predicted.scenario());
   const RankGrid grid = rank_grid(predicted.scenario());
   const bool symmetric = graph.uses_symmetry();

@@ -1,6 +1,7 @@
 #include "parallax/model/job_graph.h"
 
 #include "parallax/model/parameters.h"
+#include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
 
@@ -8,7 +9,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -730,10 +733,72 @@ parallax::JobGraph JobGraph::to_proto() const {
   return out;
 }
 
-JobGraph JobGraph::from_proto(const parallax::JobGraph& in) {
+namespace {
+
+// A task on a dependency cycle among `edges` (Kahn's algorithm; then from a task left over, walk back
+// through left-over predecessors until one repeats), or -1 when there is none.
+std::int64_t task_on_cycle(std::uint32_t n, const std::vector<Edge>& edges) {
+  std::vector<std::uint32_t> indegree(n, 0);
+  std::vector<std::vector<std::uint32_t>> out(n), in(n);
+  for (const auto& [src, dst] : edges) {
+    ++indegree[dst];
+    out[src].push_back(dst);
+    in[dst].push_back(src);
+  }
+  std::vector<std::uint32_t> ready;
+  for (std::uint32_t i = 0; i < n; ++i)
+    if (indegree[i] == 0) ready.push_back(i);
+  std::uint32_t done = 0;
+  while (!ready.empty()) {
+    const std::uint32_t v = ready.back();
+    ready.pop_back();
+    ++done;
+    for (auto w : out[v])
+      if (--indegree[w] == 0) ready.push_back(w);
+  }
+  if (done == n) return -1;
+  std::uint32_t v = 0;
+  while (indegree[v] == 0) ++v;
+  // Every left-over task has a left-over predecessor; walking back must revisit one, which is on a cycle.
+  std::vector<bool> visited(n, false);
+  while (!visited[v]) {
+    visited[v] = true;
+    for (auto p : in[v])
+      if (indegree[p] > 0) {
+        v = p;
+        break;
+      }
+  }
+  return v;
+}
+
+}  // namespace
+
+JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& source) {
+  auto fail = [&](const std::string& what) { throw InputError(source + ": " + what); };
+  if (!in.has_scenario())
+    fail("the plan has no scenario (write it again with this version's `parallax inspect -o`)");
+  // Everything below indexes by the scenario's layout: check it as a scenario file is checked.
+  validate_scenario(in.scenario(), source + ": scenario");
+  const RankGrid grid{in.scenario().layout().tp(), in.scenario().layout().dp(), in.scenario().layout().pp()};
+  const std::int64_t world = grid.t * grid.d * grid.p;
+  if (world > std::numeric_limits<std::int32_t>::max())
+    fail("scenario: the job has " + std::to_string(world) + " GPUs; at most 2^31 - 1 ranks are supported");
+
   std::vector<RankClass> ranks;
   std::unordered_map<std::uint32_t, std::size_t> index_of_rank;
   for (const auto& r : in.ranks()) {
+    const std::string which = "rank class " + std::to_string(ranks.size()) + " (rank " + std::to_string(r.rank()) + ")";
+    if (r.rank() >= world)
+      fail(which + ": the job has only " + std::to_string(world) + " ranks (dp " + std::to_string(grid.d) + " x tp " +
+           std::to_string(grid.t) + " x pp " + std::to_string(grid.p) + ")");
+    if (index_of_rank.contains(r.rank())) fail(which + ": rank listed twice");
+    if (r.multiplicity() < 1 || r.multiplicity() > world)
+      fail(which + ": multiplicity " + std::to_string(r.multiplicity()) + " is not between 1 and the job's " +
+           std::to_string(world) + " ranks");
+    if (r.pp_stage() != grid.stage(r.rank()))
+      fail(which + ": pp_stage " + std::to_string(r.pp_stage()) + " but the rank is in stage " +
+           std::to_string(grid.stage(r.rank())));
     index_of_rank[r.rank()] = ranks.size();
     ranks.push_back({r.rank(), r.multiplicity(), r.pp_stage()});
   }
@@ -743,12 +808,13 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in) {
   std::vector<std::vector<std::uint32_t>> rank_tasks(ranks.size());
   for (const auto& p : in.tasks()) {
     if (p.id() >= n || seen[p.id()])
-      throw InputError("plan: task id " + std::to_string(p.id()) + " is out of range or repeated");
+      fail("task id " + std::to_string(p.id()) + " is out of range or repeated (the plan has " + std::to_string(n) +
+           " tasks, numbered from 0)");
     seen[p.id()] = true;
+    const std::string which = "task " + std::to_string(p.id()) + " (" + p.op() + ")";
     const auto rank_it = index_of_rank.find(p.rank());
     if (rank_it == index_of_rank.end())
-      throw InputError("plan: task " + std::to_string(p.id()) + " runs on rank " + std::to_string(p.rank()) +
-                       " which the plan does not list");
+      fail(which + " runs on rank " + std::to_string(p.rank()) + ", which the plan does not list");
     Task& t = tasks[p.id()];
     t.rank = p.rank();
     t.stream = p.stream();
@@ -766,7 +832,24 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in) {
         known = true;
       }
     }
-    if (!known) throw InputError("plan: task " + std::to_string(p.id()) + " has unknown op \"" + p.op() + "\"");
+    if (!known) fail("task " + std::to_string(p.id()) + " has unknown op \"" + p.op() + "\"");
+    // Stored narrower than in the file: out-of-range values would silently wrap.
+    if (p.layer() < -1 || p.layer() > std::numeric_limits<std::int16_t>::max())
+      fail(which + ": layer " + std::to_string(p.layer()) + " is out of range (-1 or 0 to 32767)");
+    if (p.microbatch() < -1) fail(which + ": microbatch " + std::to_string(p.microbatch()) + " is negative");
+    for (const auto& [field, value] : {std::pair{"gemm_m", p.gemm_m()}, {"gemm_n", p.gemm_n()},
+                                       {"gemm_k", p.gemm_k()}, {"gemm_batch", p.gemm_batch()}})
+      if (value > std::numeric_limits<std::uint32_t>::max())
+        fail(which + ": " + field + " " + std::to_string(value) + " is out of range (at most 2^32 - 1)");
+    if (!(p.flops() >= 0) || !std::isfinite(p.flops()))
+      fail(which + ": flops must be a finite number >= 0");
+    if (p.kind() == SEND || p.kind() == RECV) {
+      if (p.peer() < 0 || p.peer() >= world)
+        fail(which + ": peer " + std::to_string(p.peer()) + " is not a rank of the job (0 to " +
+             std::to_string(world - 1) + ")");
+    } else if (p.peer() < -1) {
+      fail(which + ": peer " + std::to_string(p.peer()) + " is negative");
+    }
     t.layer = static_cast<std::int16_t>(p.layer());
     t.microbatch = p.microbatch();
     t.flops = p.flops();
@@ -781,15 +864,22 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in) {
     rank_tasks[rank_it->second].push_back(p.id());
   }
   if (in.edge_src_size() != in.edge_dst_size())
-    throw InputError("plan: edge_src and edge_dst differ in length");
+    fail("edge_src has " + std::to_string(in.edge_src_size()) + " entries but edge_dst " +
+         std::to_string(in.edge_dst_size()) + "; they must pair up");
   std::vector<Edge> edges;
   edges.reserve(static_cast<std::size_t>(in.edge_src_size()));
   for (int i = 0; i < in.edge_src_size(); ++i) {
     if (in.edge_src(i) >= n || in.edge_dst(i) >= n)
-      throw InputError("plan: edge " + std::to_string(i) + " refers to a task that does not exist");
+      fail("edge " + std::to_string(i) + " (" + std::to_string(in.edge_src(i)) + " -> " +
+           std::to_string(in.edge_dst(i)) + ") refers to a task that does not exist (the plan has " +
+           std::to_string(n) + " tasks)");
     edges.emplace_back(in.edge_src(i), in.edge_dst(i));
   }
-  return JobGraph(in.scenario(), std::move(ranks), std::move(tasks), std::move(rank_tasks), edges);
+  JobGraph graph(in.scenario(), std::move(ranks), std::move(tasks), std::move(rank_tasks), edges);
+  if (const std::int64_t v = task_on_cycle(n, edges); v >= 0)
+    fail("task " + std::to_string(v) + " (" + graph.task_name(static_cast<std::uint32_t>(v)) +
+         ") is on a dependency cycle: the schedule would deadlock");
+  return graph;
 }
 
 JobGraph build_job_graph(const Scenario& scenario) { return Builder(scenario).build(); }

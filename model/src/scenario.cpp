@@ -140,6 +140,9 @@ void require_positive(const Sources& src, const std::vector<std::string>& path, 
     fail(src, path, "must be positive (got " + pb::SimpleDtoa(value) + "); " + what);
 }
 
+constexpr std::int64_t kMaxGpus = 1 << 20;
+constexpr std::int64_t kMaxLayers = 32767;
+
 void validate(const Scenario& sc, const Sources& src) {
   // Model.
   if (!sc.has_model()) fail(src, {"model"}, "missing: a scenario needs a model { ... } block");
@@ -149,6 +152,10 @@ void validate(const Scenario& sc, const Sources& src) {
   require_positive(src, {"model", "num_heads"}, m.num_heads(), m.has_num_heads(), "the number of attention heads");
   require_positive(src, {"model", "seq_length"}, m.seq_length(), m.has_seq_length(), "the sequence length in tokens");
   require_positive(src, {"model", "vocab_size"}, m.vocab_size(), m.has_vocab_size(), "the vocabulary size");
+  // Layer indices are stored in 16 bits per task (the graph of a big job has millions of tasks).
+  if (m.num_layers() > kMaxLayers)
+    fail(src, {"model", "num_layers"}, "at most " + std::to_string(kMaxLayers) + " layers are supported (got " +
+                                           std::to_string(m.num_layers()) + ")");
   if (m.ffn_hidden_size() < 0)
     fail(src, {"model", "ffn_hidden_size"}, "must not be negative (0 means 4 * hidden_size)");
   if (m.hidden_size() % m.num_heads() != 0)
@@ -219,6 +226,13 @@ void validate(const Scenario& sc, const Sources& src) {
   if (l.global_batch_size() < 1)
     fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");
   const std::int64_t gpus = static_cast<std::int64_t>(c.num_nodes()) * c.gpus_per_node();
+  // Ranks are 32-bit everywhere (tasks, timelines, MPI) and compare, calibrate and the executor keep
+  // per-rank arrays: a bound far above any real job keeps every rank product exact and in memory.
+  if (gpus > kMaxGpus)
+    fail(src, {"cluster", "num_nodes"}, "the cluster has " + std::to_string(gpus) + " GPUs (" +
+                                            std::to_string(c.num_nodes()) + " nodes * " +
+                                            std::to_string(c.gpus_per_node()) + "); at most " +
+                                            std::to_string(kMaxGpus) + " are supported");
   const std::int64_t product = static_cast<std::int64_t>(l.dp()) * l.tp() * l.pp();
   if (product != gpus) {
     const std::int64_t tp_pp = static_cast<std::int64_t>(l.tp()) * l.pp();
@@ -315,6 +329,13 @@ Scenario parse_scenario(const std::string& text, const std::string& name, bool j
   traces::parse_text_or_json(text, name, json, sc, sources.scenario.tree.get());
   if (!sc.has_name()) sc.set_name(fs::path(name).stem().string());
   return resolve(std::move(sc), base_dir, sources);
+}
+
+void validate_scenario(const Scenario& scenario, const std::string& name) {
+  Sources sources;
+  sources.scenario.name = name;
+  sources.scenario.json = true;  // no parse tree: no line numbers
+  validate(scenario, sources);
 }
 
 Scenario load_scenario(const fs::path& path) {

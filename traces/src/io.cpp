@@ -150,13 +150,15 @@ void read_text_or_json(const std::filesystem::path& path, pb::Message& message,
 }
 
 void read_binary(const std::filesystem::path& path, pb::Message& message) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
-  pb::io::IstreamInputStream stream(&in);
+  parse_binary(read_file(path), path.string(), message);
+}
+
+void parse_binary(const std::string& bytes, const std::string& name, pb::Message& message) {
   message.Clear();
-  if (!message.ParseFromZeroCopyStream(&stream))
-    throw InputError(path.string() + ": not a valid " + message.GetDescriptor()->full_name() +
-                     " (protobuf binary); was it written by this version of parallax?");
+  if (!message.ParseFromString(bytes))
+    throw InputError(name + ": not a valid " + message.GetDescriptor()->full_name() +
+                     " (protobuf binary; truncated, or another kind of file?); was it written by this version of "
+                     "parallax?");
 }
 
 void write_binary(const std::filesystem::path& path, const pb::Message& message) {

@@ -62,7 +62,13 @@ struct CompareOptions {
   int top_n = 10;
 };
 
-// Throws InputError when a timeline has no scenario, when the two scenarios differ in the model, the
+// Checks what compare and calibrate rely on in a timeline read from a file: an embedded scenario that
+// validates as a scenario file does (they rebuild the job graph from it) and finite event times.
+// `name` says which timeline in messages ("the measured timeline"). Throws InputError.
+void validate_timeline(const Timeline& timeline, const std::string& name);
+
+// Throws InputError when a timeline has no scenario (or one that does not validate, or an event with a
+// non-finite time), when the two scenarios differ in the model, the
 // layout, the GPU count or use_symmetry (then the task ids mean different tasks), or when a measured
 // event names a task id the prediction lacks or a rank outside the job.
 CompareResult compare_timelines(const Timeline& predicted, const Timeline& measured,

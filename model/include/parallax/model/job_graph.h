@@ -118,9 +118,12 @@ class JobGraph {
   double hardware_flops() const;
   double model_flops() const;
 
-  // The plan file form.
+  // The plan file form. from_proto checks everything later code indexes with: the embedded scenario
+  // (validated as a scenario file is), rank classes inside the job and its stages, task ids, ranks,
+  // peers, layers and GEMM sizes in range, edges between existing tasks and no dependency cycle.
+  // Throws InputError naming `source` (the file), the task or rank, and the problem.
   parallax::JobGraph to_proto() const;
-  static JobGraph from_proto(const parallax::JobGraph& proto);
+  static JobGraph from_proto(const parallax::JobGraph& proto, const std::string& source = "plan");
 
  private:
   Scenario scenario_;

@@ -23,6 +23,11 @@ Scenario load_scenario(const std::filesystem::path& path);
 Scenario parse_scenario(const std::string& text, const std::string& name, bool json,
                         const std::filesystem::path& base_dir);
 
+// Validates a scenario whose presets are already merged, e.g. the one a plan or a timeline embeds;
+// `name` stands for where it came from in messages ("plan.pb: scenario"). Throws InputError as
+// load_scenario does (without line numbers).
+void validate_scenario(const Scenario& scenario, const std::string& name);
+
 // The numbers every formula uses, in DESIGN.md §2 notation, as 64-bit integers.
 struct Dims {
   std::int64_t L, h, a, f, s, V;  // layers, hidden, heads, FFN size, sequence, vocabulary

@@ -33,7 +33,11 @@ void parse_text_or_json(const std::string& text, const std::string& name, bool j
                         google::protobuf::Message& message,
                         google::protobuf::TextFormat::ParseInfoTree* locations = nullptr);
 
+// Protobuf binary. Throws InputError "path: not a valid <type> ..." when the bytes do not parse
+// (truncated mid-message, wrong type, corrupt).
 void read_binary(const std::filesystem::path& path, google::protobuf::Message& message);
+// Same, from bytes in memory; `name` stands for the file in messages.
+void parse_binary(const std::string& bytes, const std::string& name, google::protobuf::Message& message);
 void write_binary(const std::filesystem::path& path, const google::protobuf::Message& message);
 
 std::string to_text(const google::protobuf::Message& message);
