@@ -1,0 +1,425 @@
+#include "main_window.h"
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/chrome_trace.h"
+#include "parallax/traces/io.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCheckBox>
+#include <QCloseEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QtConcurrent/QtConcurrentRun>
+
+namespace parallax::gui {
+
+namespace {
+
+struct SimOutcome {
+  std::shared_ptr<TimelineData> timeline;
+  std::optional<Report> report;
+  QString error;
+};
+
+// Builds the graph and simulates it in a forked child (SimGrid runs once per process), then indexes
+// the timeline; safe in a worker thread.
+SimOutcome simulate_scenario(const Scenario& scenario) {
+  SimOutcome out;
+  try {
+    sim::SimulationOptions options;
+    options.name_events = true;
+    sim::SimulationResult result =
+        sim::simulate_in_subprocess(model::build_job_graph(scenario), options);
+    out.report = std::move(result.report);
+    out.timeline = std::make_shared<TimelineData>(std::move(result.timeline));
+  } catch (const std::exception& e) {
+    out.error = QString::fromStdString(e.what());
+  }
+  return out;
+}
+
+bool is_scenario_file(const QString& path) {
+  return path.endsWith(QStringLiteral(".pbtxt")) || path.endsWith(QStringLiteral(".json")) ||
+         path.endsWith(QStringLiteral(".txtpb"));
+}
+
+}  // namespace
+
+MainWindow::MainWindow(bool headless, QWidget* parent) : QMainWindow(parent), headless_(headless) {
+  setWindowTitle(QStringLiteral("parallax"));
+  tabs_ = new QTabWidget;
+  planner_ = new PlannerView;
+  timeline_ = new TimelineView;
+  breakdown_ = new BreakdownView;
+  tabs_->addTab(planner_, QStringLiteral("Planner"));
+  tabs_->addTab(timeline_, QStringLiteral("Timeline"));
+  tabs_->addTab(breakdown_, QStringLiteral("Breakdown"));
+  setCentralWidget(tabs_);
+  build_menus();
+  connect(planner_, &PlannerView::row_chosen, this,
+          [this](const Scenario& scenario, const QString& layout) {
+            simulate_async(scenario, layout);
+          });
+  statusBar()->showMessage(
+      QStringLiteral("Plan a layout, or open a scenario or timeline (File menu)."));
+  resize(1400, 900);
+  if (!headless_) {
+    QSettings settings;
+    restoreGeometry(settings.value(QStringLiteral("window/geometry")).toByteArray());
+    restoreState(settings.value(QStringLiteral("window/state")).toByteArray());
+    tabs_->setCurrentIndex(settings.value(QStringLiteral("window/tab"), 0).toInt());
+    if (auto* splitter = timeline_->findChild<QSplitter*>(QStringLiteral("timeline_splitter")))
+      splitter->restoreState(
+          settings.value(QStringLiteral("window/timeline_splitter")).toByteArray());
+  }
+  rebuild_recent();
+}
+
+void MainWindow::build_menus() {
+  QMenu* file = menuBar()->addMenu(QStringLiteral("&File"));
+  file->addAction(QStringLiteral("Open &scenario\u2026"), QKeySequence::Open, this, [this] {
+    const QString path =
+        QFileDialog::getOpenFileName(this, QStringLiteral("Open scenario"), {},
+                                     QStringLiteral("Scenarios (*.pbtxt *.json);;All files (*)"));
+    if (!path.isEmpty()) open_file(path);
+  });
+  const auto open_timeline = [this](Timeline::Source source) {
+    const QString path = QFileDialog::getOpenFileName(
+        this,
+        source == Timeline::PREDICTED ? QStringLiteral("Open predicted timeline")
+                                      : QStringLiteral("Open measured timeline"),
+        {}, QStringLiteral("Timelines (*.pb);;All files (*)"));
+    if (path.isEmpty()) return;
+    QString error;
+    if (load_timeline_now(path, source, &error))
+      add_recent(path);
+    else
+      report_error(error);
+  };
+  file->addAction(QStringLiteral("Open &predicted timeline\u2026"), this,
+                  [=] { open_timeline(Timeline::PREDICTED); });
+  file->addAction(QStringLiteral("Open &measured timeline\u2026"), this,
+                  [=] { open_timeline(Timeline::MEASURED); });
+  recent_menu_ = file->addMenu(QStringLiteral("Open &recent"));
+  file->addSeparator();
+  file->addAction(QStringLiteral("Export view as &PNG\u2026"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, QStringLiteral("Export view"),
+                                                      QStringLiteral("parallax.png"),
+                                                      QStringLiteral("PNG images (*.png)"));
+    QString error;
+    if (!path.isEmpty() && !export_png(path, &error)) report_error(error);
+  });
+  file->addAction(QStringLiteral("Export timelines as &Chrome JSON\u2026"), this, [this] {
+    const QString path = QFileDialog::getSaveFileName(
+        this, QStringLiteral("Export timelines"), QStringLiteral("timelines.json"),
+        QStringLiteral("Chrome Trace Event JSON (*.json)"));
+    QString error;
+    if (!path.isEmpty() && !export_chrome(path, &error)) report_error(error);
+  });
+  file->addSeparator();
+  file->addAction(QStringLiteral("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+  QMenu* view = menuBar()->addMenu(QStringLiteral("&View"));
+  view->addAction(QStringLiteral("&Planner"), QKeySequence(Qt::CTRL | Qt::Key_1), this,
+                  [this] { tabs_->setCurrentIndex(PlannerTab); });
+  view->addAction(QStringLiteral("&Timeline"), QKeySequence(Qt::CTRL | Qt::Key_2), this,
+                  [this] { tabs_->setCurrentIndex(TimelineTab); });
+  view->addAction(QStringLiteral("&Breakdown"), QKeySequence(Qt::CTRL | Qt::Key_3), this,
+                  [this] { tabs_->setCurrentIndex(BreakdownTab); });
+}
+
+void MainWindow::report_error(const QString& message) {
+  last_error_ = message;
+  statusBar()->showMessage(message);
+  if (!headless_) QMessageBox::warning(this, QStringLiteral("parallax"), message);
+}
+
+void MainWindow::open_file(const QString& path) {
+  if (is_scenario_file(path)) {
+    try {
+      const Scenario scenario = model::load_scenario(path.toStdString());
+      planner_->set_from_scenario(scenario);
+      add_recent(path);
+      simulate_async(scenario, QFileInfo(path).fileName());
+    } catch (const std::exception& e) {
+      report_error(QString::fromStdString(e.what()));
+    }
+    return;
+  }
+  QString error;
+  if (load_timeline_now(path, std::nullopt, &error))
+    add_recent(path);
+  else
+    report_error(error);
+}
+
+bool MainWindow::load_scenario_now(const QString& path, QString* error) {
+  try {
+    const Scenario scenario = model::load_scenario(path.toStdString());
+    planner_->set_from_scenario(scenario);
+    SimOutcome out = simulate_scenario(scenario);
+    if (!out.timeline) {
+      if (error) *error = path + QStringLiteral(": simulation failed: ") + out.error;
+      return false;
+    }
+    set_predicted(std::move(out.timeline), std::move(out.report));
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+}
+
+bool MainWindow::load_timeline_now(const QString& path, std::optional<Timeline::Source> expect,
+                                   QString* error) {
+  try {
+    Timeline timeline;
+    traces::read_binary(path.toStdString(), timeline);
+    if (timeline.events_size() == 0)
+      throw InputError(path.toStdString() +
+                       ": no events: not a parallax.Timeline (write one with `parallax simulate S "
+                       "--timeline F.pb` "
+                       "or `parallax exec S -o F.pb`)");
+    if (expect && timeline.source() != *expect)
+      throw InputError(path.toStdString() + ": this is a " +
+                       (timeline.source() == Timeline::MEASURED ? "measured" : "predicted") +
+                       " timeline; open it as " +
+                       (timeline.source() == Timeline::MEASURED ? "the measured (--measured)"
+                                                                : "the predicted (--timeline)") +
+                       " one");
+    auto data = std::make_shared<TimelineData>(std::move(timeline), path);
+    if (data->measured())
+      set_measured(std::move(data));
+    else
+      set_predicted(std::move(data), std::nullopt);
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+}
+
+void MainWindow::simulate_async(const Scenario& scenario, const QString& what) {
+  simulating_ = true;
+  statusBar()->showMessage(QStringLiteral("simulating %1\u2026").arg(what));
+  auto* watcher = new QFutureWatcher<SimOutcome>(this);
+  connect(watcher, &QFutureWatcher<SimOutcome>::finished, this, [this, watcher, what] {
+    SimOutcome out = watcher->result();
+    watcher->deleteLater();
+    simulating_ = false;
+    if (!out.timeline) {
+      report_error(what + QStringLiteral(": simulation failed: ") + out.error);
+      emit simulation_finished(false);
+      return;
+    }
+    statusBar()->showMessage(QStringLiteral("%1: simulated step %2")
+                                 .arg(what, format_duration(out.report->step_time_s())));
+    set_predicted(std::move(out.timeline), std::move(out.report));
+    tabs_->setCurrentIndex(TimelineTab);
+    emit simulation_finished(true);
+  });
+  watcher->setFuture(
+      QtConcurrent::run(&fork_pool(), [scenario] { return simulate_scenario(scenario); }));
+}
+
+void MainWindow::set_predicted(std::shared_ptr<TimelineData> predicted,
+                               std::optional<Report> report) {
+  predicted_ = std::move(predicted);
+  report_ = std::move(report);
+  refresh();
+}
+
+void MainWindow::set_measured(std::shared_ptr<TimelineData> measured) {
+  measured_ = std::move(measured);
+  refresh();
+}
+
+void MainWindow::refresh() {
+  timeline_->set_timelines(predicted_, measured_);
+  std::vector<std::pair<QString, Breakdown>> sources;
+  if (report_)
+    sources.emplace_back(QStringLiteral("predicted: the simulation's report"),
+                         breakdown_from_report(*report_));
+  if (predicted_ && !report_)
+    sources.emplace_back(QStringLiteral("predicted timeline"),
+                         breakdown_from_timeline(predicted_->proto()));
+  if (measured_)
+    sources.emplace_back(QStringLiteral("measured timeline"),
+                         breakdown_from_timeline(measured_->proto()));
+  breakdown_->set_sources(std::move(sources));
+  QString title = QStringLiteral("parallax");
+  if (predicted_)
+    title +=
+        QStringLiteral(" \u2014 ") + QString::fromStdString(predicted_->proto().scenario_name());
+  setWindowTitle(title);
+}
+
+bool MainWindow::export_png(const QString& path, QString* error) {
+  const QImage image = tabs_->currentWidget()->grab().toImage();
+  if (image.save(path, "PNG")) return true;
+  if (error) *error = path + QStringLiteral(": cannot write the PNG (is the directory writable?)");
+  return false;
+}
+
+bool MainWindow::export_chrome(const QString& path, QString* error) {
+  if (!predicted_ && !measured_) {
+    if (error) *error = QStringLiteral("no timeline to export: open or simulate one first");
+    return false;
+  }
+  try {
+    traces::write_chrome_trace(path.toStdString(), {predicted_ ? &predicted_->proto() : nullptr,
+                                                    measured_ ? &measured_->proto() : nullptr});
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+}
+
+void MainWindow::add_recent(const QString& path) {
+  if (headless_) return;
+  QSettings settings;
+  QStringList recent = settings.value(QStringLiteral("recent")).toStringList();
+  const QString absolute = QFileInfo(path).absoluteFilePath();
+  recent.removeAll(absolute);
+  recent.prepend(absolute);
+  while (recent.size() > 10) recent.removeLast();
+  settings.setValue(QStringLiteral("recent"), recent);
+  rebuild_recent();
+}
+
+void MainWindow::rebuild_recent() {
+  recent_menu_->clear();
+  const QStringList recent =
+      headless_ ? QStringList() : QSettings().value(QStringLiteral("recent")).toStringList();
+  for (const QString& path : recent)
+    recent_menu_->addAction(path, this, [this, path] { open_file(path); });
+  recent_menu_->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  if (!headless_) {
+    QSettings settings;
+    settings.setValue(QStringLiteral("window/geometry"), saveGeometry());
+    settings.setValue(QStringLiteral("window/state"), saveState());
+    settings.setValue(QStringLiteral("window/tab"), tabs_->currentIndex());
+    if (auto* splitter = timeline_->findChild<QSplitter*>(QStringLiteral("timeline_splitter")))
+      settings.setValue(QStringLiteral("window/timeline_splitter"), splitter->saveState());
+  }
+  if (planner_->planning()) planner_->cancel_plan();
+  QMainWindow::closeEvent(e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headless screenshots
+// ---------------------------------------------------------------------------------------------
+
+std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, QString* error) {
+  ScreenshotOptions o;
+  const auto fail = [&](const QString& message) {
+    if (error) *error = message;
+    return std::nullopt;
+  };
+  for (int i = 0; i < args.size(); ++i) {
+    const QString& a = args[i];
+    const auto value = [&](QString& into) {
+      if (i + 1 >= args.size()) return false;
+      into = args[++i];
+      return true;
+    };
+    bool ok = true;
+    if (a == QLatin1String("--screenshot"))
+      ok = value(o.output);
+    else if (a == QLatin1String("--view"))
+      ok = value(o.view);
+    else if (a == QLatin1String("--scenario"))
+      ok = value(o.scenario);
+    else if (a == QLatin1String("--timeline"))
+      ok = value(o.timeline);
+    else if (a == QLatin1String("--measured"))
+      ok = value(o.measured);
+    else if (a == QLatin1String("--search"))
+      ok = value(o.search);
+    else if (a == QLatin1String("--diff"))
+      o.diff = true;
+    else if (a == QLatin1String("--critical-path"))
+      o.critical = true;
+    else if (a == QLatin1String("--size")) {
+      QString s;
+      ok = value(s);
+      const QStringList wh = s.split(QChar('x'));
+      const int w = wh.value(0).toInt(), h = wh.value(1).toInt();
+      if (!ok || wh.size() != 2 || w < 200 || h < 200 || w > 8000 || h > 8000)
+        return fail(
+            QStringLiteral(
+                "--size: expected WxH between 200x200 and 8000x8000, e.g. 1600x1000 (got \"%1\")")
+                .arg(s));
+      o.size = QSize(w, h);
+    } else
+      return fail(QStringLiteral("unknown argument \"%1\"; usage: parallax-gui --screenshot "
+                                 "FILE.png --view planner|timeline|breakdown "
+                                 "[--scenario S] [--timeline PRED.pb] [--measured MEAS.pb] "
+                                 "[--diff] [--critical-path] [--search TEXT] [--size WxH]")
+                      .arg(a));
+    if (!ok) return fail(QStringLiteral("%1 needs a value").arg(a));
+  }
+  if (o.output.isEmpty()) return fail(QStringLiteral("--screenshot needs the PNG file to write"));
+  if (o.view != QLatin1String("planner") && o.view != QLatin1String("timeline") &&
+      o.view != QLatin1String("breakdown"))
+    return fail(
+        QStringLiteral("--view must be planner, timeline or breakdown (got \"%1\")").arg(o.view));
+  if (o.diff && o.measured.isEmpty())
+    return fail(QStringLiteral(
+        "--diff needs --measured MEAS.pb (and a prediction: --timeline or --scenario)"));
+  return o;
+}
+
+QImage render_view(const ScreenshotOptions& o, QString* error) {
+  const auto window = prepare_view(o, error);
+  return window ? window->grab().toImage() : QImage();
+}
+
+std::unique_ptr<MainWindow> prepare_view(const ScreenshotOptions& o, QString* error) {
+  auto window = std::make_unique<MainWindow>(true);
+  MainWindow& w = *window;
+  w.resize(o.size);
+  if (!o.scenario.isEmpty() && !w.load_scenario_now(o.scenario, error)) return nullptr;
+  if (!o.timeline.isEmpty() && !w.load_timeline_now(o.timeline, Timeline::PREDICTED, error))
+    return nullptr;
+  if (!o.measured.isEmpty() && !w.load_timeline_now(o.measured, Timeline::MEASURED, error))
+    return nullptr;
+  const int tab = o.view == QLatin1String("planner")    ? MainWindow::PlannerTab
+                  : o.view == QLatin1String("timeline") ? MainWindow::TimelineTab
+                                                        : MainWindow::BreakdownTab;
+  w.tabs()->setCurrentIndex(tab);
+  w.show();
+  QCoreApplication::processEvents();
+  if (tab == MainWindow::PlannerTab && !o.scenario.isEmpty() && !w.planner()->plan_now(error))
+    return nullptr;
+  if (tab == MainWindow::TimelineTab) {
+    if (o.diff) {
+      if (!w.timeline()->scene().diff_available()) {
+        if (error) *error = QStringLiteral("--diff: ") + w.timeline()->scene().pair_note();
+        return nullptr;
+      }
+      w.timeline()->diff_box()->setChecked(true);
+    }
+    if (o.critical) w.timeline()->critical_box()->setChecked(true);
+    if (!o.search.isEmpty()) {
+      w.timeline()->search_box()->setText(o.search);
+      emit w.timeline()->search_box()->returnPressed();
+    }
+  }
+  QCoreApplication::processEvents();
+  return window;
+}
+
+}  // namespace parallax::gui
