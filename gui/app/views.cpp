@@ -93,6 +93,11 @@ PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
   }
   custom->addStretch();
   auto* form = new QFormLayout;
+  form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
+  model_->setMinimumContentsLength(24);
+  cluster_->setMinimumContentsLength(24);
+  model_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+  cluster_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
   form->addRow(QStringLiteral("Model"), model_);
   form->addRow(QStringLiteral("Custom model"), custom_fields_);
   form->addRow(QStringLiteral("Cluster"), cluster_);
@@ -311,6 +316,10 @@ void PlannerView::show_result(planner::PlanResult result) {
   progress_->setFormat(QStringLiteral("done"));
   results_->set_result(std::move(result));
   table_->resizeColumnsToContents();
+  // Long bottleneck sentences would push the last columns out of view: their tooltip has them
+  // whole.
+  for (int c = 0; c < PlanResultsModel::kColumns; ++c)
+    table_->setColumnWidth(c, std::min(table_->columnWidth(c), 380));
 }
 
 // ---------------------------------------------------------------------------------------------

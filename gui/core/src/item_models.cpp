@@ -47,7 +47,7 @@ QVariant PlanResultsModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::BackgroundRole)
     return ok ? QVariant() : QVariant(QBrush(QColor(0xf8, 0xd0, 0xd0)));
   if (role == Qt::ToolTipRole) {
-    QString tip = QString::fromStdString(r.layout);
+    QString tip = QString::fromStdString(r.layout) + "\n" + QString::fromStdString(r.bottleneck);
     if (!ok)
       tip += QStringLiteral("\ndoes not fit: needs %1 of %2")
                  .arg(gib(r.memory_bytes), gib(r.capacity_bytes));

@@ -38,10 +38,8 @@ std::size_t Lane::first_ending_after(double t) const {
 }
 
 std::size_t Lane::first_starting_at(double t) const {
-  return static_cast<std::size_t>(
-      std::lower_bound(spans.begin(), spans.end(), t,
-                       [](const Span& s, double v) { return s.start < v; }) -
-      spans.begin());
+  return static_cast<std::size_t>(std::lower_bound(starts.begin(), starts.end(), t) -
+                                  starts.begin());
 }
 
 namespace {
@@ -146,10 +144,12 @@ TimelineData::TimelineData(Timeline timeline, QString file)
     std::stable_sort(lane.spans.begin(), lane.spans.end(),
                      [](const Span& a, const Span& b) { return a.start < b.start; });
     lane.max_end.resize(lane.spans.size());
+    lane.starts.resize(lane.spans.size());
     double m = -INFINITY;
     for (std::size_t i = 0; i < lane.spans.size(); ++i) {
       m = std::max(m, lane.spans[i].end);
       lane.max_end[i] = m;
+      lane.starts[i] = lane.spans[i].start;
       event_location_[lane.spans[i].event] = {static_cast<std::uint32_t>(l),
                                               static_cast<std::uint32_t>(i)};
       max_task = std::max(max_task, lane.spans[i].task_id);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace parallax::gui {
@@ -183,19 +184,22 @@ void TimelineScene::relayout() {
     const Timeline& proto = data->proto();
     QString title = data->measured() ? QStringLiteral("MEASURED") : QStringLiteral("PREDICTED");
     title += QStringLiteral("  \u00b7  %1").arg(QString::fromStdString(proto.scenario_name()));
-    if (data->measured())
-      title += QStringLiteral("  \u00b7  %1 backend%2")
-                   .arg(QString::fromStdString(proto.backend().empty() ? "?" : proto.backend()),
-                        proto.host().empty()
-                            ? QString()
-                            : QStringLiteral(" on ") + QString::fromStdString(proto.host()));
-    else
-      title += QStringLiteral("  \u00b7  SimGrid");
+    // The step (and, measured, its error against the prediction) first: the host string can be
+    // long.
     if (data->measured() && !pair_note_.isEmpty())
       title += QStringLiteral("  \u00b7  ") + pair_note_;
     else
       title +=
           QStringLiteral("  \u00b7  step %1").arg(format_duration(data->end() - data->start()));
+    if (data->measured()) {
+      QString host = QString::fromStdString(proto.host()).section(QChar(','), 0, 0);
+      if (host.size() > 40) host = host.left(39) + QChar(0x2026);
+      title += QStringLiteral("  \u00b7  %1 backend%2")
+                   .arg(QString::fromStdString(proto.backend().empty() ? "?" : proto.backend()),
+                        host.isEmpty() ? QString() : QStringLiteral(" on ") + host);
+    } else {
+      title += QStringLiteral("  \u00b7  SimGrid");
+    }
     if (data->measured() && diff_)
       title += QStringLiteral("  \u00b7  diff: blue faster, grey as predicted, red slower");
     section.label = title;
@@ -297,28 +301,42 @@ void TimelineScene::paint_lane(QPainter& p, const TimelineData& data, const Lane
   const double right = axis.left() + axis.width();
   const bool searching = !search_.isEmpty();
   const bool diff = diff_ && data.measured();
+  // Colours of the kinds, plain and faded, looked up rather than built per span.
+  std::array<QRgb, 2 * 5> kind_rgb{};
+  for (int k = 0; k < 5; ++k) {
+    kind_rgb[static_cast<std::size_t>(2 * k)] = kind_colour(static_cast<TaskKind>(k)).rgb();
+    kind_rgb[static_cast<std::size_t>(2 * k + 1)] =
+        faded(kind_colour(static_cast<TaskKind>(k))).rgb();
+  }
+  const auto rgb_of = [&](const Span& s, bool crit, bool match) -> QRgb {
+    const bool fade = (critical_ && !crit) || (searching && !match);
+    if (diff) return (fade ? faded(error_colour(s.error)) : error_colour(s.error)).rgb();
+    const auto k = static_cast<std::size_t>(s.kind);
+    return k < 5 ? kind_rgb[2 * k + (fade ? 1 : 0)] : QColor(Qt::gray).rgb();
+  };
   const auto colour_of = [&](const Span& s, bool crit, bool match) {
-    QColor c = diff ? error_colour(s.error) : kind_colour(s.kind);
-    if ((critical_ && !crit) || (searching && !match)) c = faded(c);
-    return c;
+    return QColor::fromRgb(rgb_of(s, crit, match));
   };
-  // Runs of adjacent one-pixel columns of one colour become one rectangle.
-  int run_x0 = 0, run_x1 = 0;
-  QRgb run_rgb = 0;
-  const auto flush = [&] {
-    if (run_x1 > run_x0)
-      p.fillRect(QRect(run_x0, y + 1, run_x1 - run_x0, h - 2), QColor::fromRgb(run_rgb));
-    run_x1 = run_x0 = 0;
-  };
+  // The axis mapping without a division per call.
+  const double left = axis.left(), px_per_s = axis.width() / axis.span(),
+               s_per_px = axis.span() / axis.width();
+  const auto to_px = [&](double t) { return left + (t - t0) * px_per_s; };
+  // Narrow spans are collected per pixel column into a one-pixel-high strip, drawn stretched over
+  // the lane at the end: one image draw per lane instead of a rectangle per column.
+  const int strip_left = static_cast<int>(axis.left());
+  const int strip_width = std::max(1, static_cast<int>(std::ceil(axis.width())));
+  QImage strip(strip_width, std::max(1, h - 2), QImage::Format_ARGB32_Premultiplied);
+  std::memset(strip.scanLine(0), 0, static_cast<std::size_t>(strip.bytesPerLine()));
+  auto* columns = reinterpret_cast<QRgb*>(strip.scanLine(0));
+  bool strip_used = false;
   const QFontMetrics metrics(p.font());
   std::size_t i = lane.first_ending_after(t0);
   const std::size_t n = lane.spans.size();
   while (i < n) {
     const Span& s = lane.spans[i];
     if (s.start > t1) break;
-    const double xs = axis.to_pixel(s.start), xe = axis.to_pixel(s.end);
+    const double xs = to_px(s.start), xe = to_px(s.end);
     if (xe - xs >= 1.5) {
-      flush();
       const int a = static_cast<int>(std::floor(std::max(xs, axis.left() - 2)));
       const int b = static_cast<int>(std::ceil(std::min(xe, right + 2)));
       const QRect r(a, y + 1, std::max(1, b - a), h - 2);
@@ -331,7 +349,7 @@ void TimelineScene::paint_lane(QPainter& p, const TimelineData& data, const Lane
       // The task's name where it fits (visible part only).
       const int visible_a = std::max(a, static_cast<int>(axis.left())),
                 visible_b = std::min(b, static_cast<int>(right));
-      if (visible_b - visible_a > 40) {
+      if (visible_b - visible_a > 48) {
         p.setPen(c.lightness() > 150 ? Qt::black : Qt::white);
         const QRect text_rect(visible_a + 3, y + 1, visible_b - visible_a - 6, h - 2);
         p.drawText(text_rect, Qt::AlignVCenter | Qt::AlignLeft,
@@ -342,32 +360,39 @@ void TimelineScene::paint_lane(QPainter& p, const TimelineData& data, const Lane
     }
     // Narrow: every span starting in this pixel column is drawn as one column.
     const int column = static_cast<int>(std::floor(xs));
-    const double column_end = axis.to_time(column + 1);
-    std::size_t j = lane.first_starting_at(column_end);
-    if (j <= i) j = i + 1;
+    const double column_end = t0 + (column + 1 - left) * s_per_px;
+    // Galloping search from i: a column holds few spans, so the answer is near.
+    std::size_t j = i + 1, step = 1, lo = i + 1;
+    while (j < n && lane.starts[j] < column_end) {
+      lo = j + 1;
+      j = std::min(n, j + step);
+      step *= 2;
+    }
+    if (lo < j)
+      j = static_cast<std::size_t>(
+          std::lower_bound(lane.starts.begin() + static_cast<std::ptrdiff_t>(lo),
+                           lane.starts.begin() + static_cast<std::ptrdiff_t>(j), column_end) -
+          lane.starts.begin());
     // Spans are sorted and do not overlap on a lane, so only the last one of the column can reach
     // beyond it; a wide one is drawn as its own rectangle next.
-    if (j - 1 > i &&
-        axis.to_pixel(lane.spans[j - 1].end) - axis.to_pixel(lane.spans[j - 1].start) >= 1.5)
-      --j;
+    if (j - 1 > i && to_px(lane.spans[j - 1].end) - to_px(lane.spans[j - 1].start) >= 1.5) --j;
     const bool crit = lane.critical_prefix[j] > lane.critical_prefix[i];
     const bool match = lane.match_prefix[j] > lane.match_prefix[i];
-    const QRgb rgb = colour_of(s, crit, match).rgb();
+    const QRgb rgb = rgb_of(s, crit, match);
     // The column's last span may reach into the next pixels.
-    const int last_x =
-        static_cast<int>(std::ceil(std::min(axis.to_pixel(lane.spans[j - 1].end), right + 2)));
-    const int x1 = std::max(column + 1, last_x);
-    if (run_x1 > run_x0 && run_rgb == rgb && column <= run_x1) {
-      run_x1 = std::max(run_x1, x1);
-    } else {
-      flush();
-      run_x0 = column;
-      run_x1 = x1;
-      run_rgb = rgb;
-    }
+    const int last_x = static_cast<int>(std::ceil(std::min(to_px(lane.spans[j - 1].end), right)));
+    const int from = std::max(column, strip_left),
+              to = std::min(std::max(column + 1, last_x), strip_left + strip_width);
+    for (int x = from; x < to; ++x) columns[x - strip_left] = rgb;
+    strip_used = strip_used || from < to;
     i = j;
   }
-  flush();
+  if (strip_used) {
+    for (int row = 1; row < strip.height(); ++row)
+      std::memcpy(strip.scanLine(row), strip.constScanLine(0),
+                  static_cast<std::size_t>(strip.bytesPerLine()));
+    p.drawImage(QPoint(strip_left, y + 1), strip);
+  }
 }
 
 void TimelineScene::paint(QPainter& p, QSize size, const TimeAxis& axis, int scroll_y) const {

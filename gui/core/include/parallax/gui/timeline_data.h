@@ -9,6 +9,7 @@
 
 #include <QString>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -38,6 +39,7 @@ struct Lane {
   int sub_lane = 0;
   std::vector<Span> spans;      // by start
   std::vector<double> max_end;  // max_end[i] = max(spans[0..i].end)
+  std::vector<double> starts;   // spans[i].start, dense for searching
   // Prefix counts of critical / matching spans: any in [i, j) is prefix[j] > prefix[i].
   std::vector<std::uint32_t> critical_prefix, match_prefix;
   // The first span that may end at or after `t`.
