@@ -19,6 +19,7 @@ int exec(const std::vector<std::string>& args);
 int compare(const std::vector<std::string>& args);
 int calibrate(const std::vector<std::string>& args);
 int plan(const std::vector<std::string>& args);
+int export_chakra(const std::vector<std::string>& args);  // cli/chakra.cpp
 
 const char* schedule_name(Layout::Schedule schedule);
 const char* recompute_name(Layout::Recompute recompute);

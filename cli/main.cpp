@@ -47,6 +47,11 @@ Commands:
       estimator, simulate the top K with SimGrid, and explain why the winner beats the runner-up.
       `mpirun -np P parallax plan ...` spreads the simulations over P processes.
 
+  export-chakra SCENARIO -o PREFIX
+      Write the job graph as MLCommons Chakra execution traces (PREFIX.<rank>.et and
+      PREFIX.comm_groups.json) for ASTRA-sim; `simulate --chakra PREFIX --cluster PRESET`
+      simulates such traces (yours or any tool's).
+
   exec SCENARIO|PLAN.pb --backend host|cuda [--warmup K] [--iterations N] [--verify] -o MEASURED.pb
       Run the job graph for real under mpirun (one process per rank): host (MPI + OpenBLAS) or
       cuda (cuBLAS + NCCL). Writes the measured timeline, with the plan's task ids.
@@ -86,6 +91,7 @@ int main(int argc, char** argv) {
     if (command == "calibrate") return parallax::cli::calibrate(args);
     if (command == "plan") return parallax::cli::plan(args);
     if (command == "exec") return parallax::cli::exec(args);
+    if (command == "export-chakra") return parallax::cli::export_chakra(args);
     std::cerr << "parallax: unknown command \"" << command << "\"; run `parallax --help` for the list\n";
     return parallax::cli::kBadInput;
   } catch (const parallax::InputError& e) {

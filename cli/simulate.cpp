@@ -1,4 +1,5 @@
 // parallax simulate: predicted step time, where the time goes, and why.
+#include "chakra.h"
 #include "commands.h"
 #include "format.h"
 #include "report_json.h"
@@ -19,6 +20,7 @@ namespace parallax::cli {
 namespace {
 
 constexpr const char* kHelp = R"(usage: parallax simulate SCENARIO [options]
+       parallax simulate --chakra PREFIX --cluster PRESET [--comm-groups FILE.json] [--strict] [options]
 
 Simulates one training step of SCENARIO on its cluster with SimGrid and reports the predicted step
 time, TFLOP/s per GPU, MFU/HFU, tokens/s, a per-rank breakdown (compute, exposed and overlapped
@@ -33,6 +35,12 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
                          hierarchical
   --calibration FILE     merge a cluster overlay from `parallax calibrate` (ClusterSpec, text or
                          JSON) over the scenario's cluster before simulating
+  --chakra PREFIX        simulate MLCommons Chakra execution traces PREFIX.<rank>.et (gzip or not)
+                         instead of a scenario; needs --cluster PRESET (a preset name or file)
+  --comm-groups FILE     Chakra communicators {"pg_name": [ranks], ...} (default PREFIX.comm_groups.json
+                         when it exists, else every collective runs on all ranks)
+  --strict               Chakra: a dependency on a node absent from its file is an error (default:
+                         dropped and counted in a note)
 
 Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit in memory.
 )";
@@ -109,6 +117,7 @@ void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
 
 int simulate(const std::vector<std::string>& args) {
   std::string scenario_path, timeline_path, chrome_path, calibration_path;
+  ChakraSimulateRequest chakra;
   bool json = false;
   double max_step = 0;
   sim::SimulationOptions options;
@@ -131,6 +140,14 @@ int simulate(const std::vector<std::string>& args) {
       max_step = parse_seconds(a, value("a number of seconds"));
     } else if (a == "--calibration") {
       calibration_path = value("a calibration file, e.g. --calibration calibration.pbtxt");
+    } else if (a == "--chakra") {
+      chakra.prefix = value("a trace prefix, e.g. --chakra traces/workload (for traces/workload.0.et, ...)");
+    } else if (a == "--cluster") {
+      chakra.cluster = value("a cluster preset or file, e.g. --cluster dgx-h100");
+    } else if (a == "--comm-groups") {
+      chakra.comm_groups = value("a JSON file, e.g. --comm-groups comm_groups.json");
+    } else if (a == "--strict") {
+      chakra.strict = true;
     } else if (a == "--algorithm") {
       options.algorithm = sim::parse_algorithm(value("auto, ring, tree or hierarchical"));
     } else if (!a.empty() && a[0] == '-') {
@@ -141,6 +158,18 @@ int simulate(const std::vector<std::string>& args) {
       throw InputError("more than one scenario given (\"" + scenario_path + "\", \"" + a + "\")");
     }
   }
+  if (!chakra.prefix.empty()) {
+    if (!scenario_path.empty() || !calibration_path.empty())
+      throw InputError("--chakra replaces the scenario: give either SCENARIO or --chakra PREFIX --cluster PRESET");
+    chakra.json = json;
+    chakra.timeline_path = timeline_path;
+    chakra.chrome_path = chrome_path;
+    chakra.max_step = max_step;
+    chakra.options = options;
+    return simulate_chakra(chakra);
+  }
+  if (!chakra.cluster.empty() || !chakra.comm_groups.empty() || chakra.strict)
+    throw InputError("--cluster, --comm-groups and --strict go with --chakra PREFIX (a scenario names its own cluster)");
   if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
   options.name_events = !timeline_path.empty() || !chrome_path.empty();
 

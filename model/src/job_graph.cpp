@@ -27,7 +27,9 @@ std::string_view op_name(Op op) {
       "tp_all_reduce",      "sp_all_gather",      "sp_reduce_scatter",
       "pp_send",            "pp_recv",            "dp_grad_all_reduce",
       "dp_grad_reduce_scatter", "dp_param_all_gather", "embedding_grad_all_reduce",
-      "optimizer_step"};
+      "optimizer_step",     "trace_compute",      "trace_memory",
+      "trace_bookkeeping",  "trace_collective",   "trace_send",
+      "trace_recv"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -650,6 +652,7 @@ bool JobGraph::uses_symmetry() const {
 
 std::string JobGraph::task_name(std::uint32_t id) const {
   const Task& t = tasks_.at(id);
+  if (!task_label(id).empty()) return std::string(task_label(id));
   std::string name;
   switch (t.phase) {
     case FORWARD: name = "fwd"; break;
@@ -685,6 +688,11 @@ double JobGraph::model_flops() const {
 }
 
 parallax::JobGraph JobGraph::to_proto() const {
+  // The plan file has no field for an explicit communicator or a measured duration: refuse rather
+  // than write a plan that would run differently.
+  if (!communicators_.empty())
+    throw InputError("a graph imported from an execution trace cannot be saved as a plan file (its communicators and "
+                     "measured durations have no plan fields); run it with --chakra directly");
   parallax::JobGraph out;
   *out.mutable_scenario() = scenario_;
   for (const RankClass& r : ranks_) {

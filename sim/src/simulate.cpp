@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -182,9 +183,22 @@ class Simulator {
     switch (t.kind) {
       case GEMM:
       case MEMORY_BOUND: {
-        const double duration = cost_.duration(t);
-        ++activities_;
-        simgrid::kernel::timer::Timer::set(s4u::Engine::get_clock() + duration, [this, v] { finish(v); });
+        if (graph_.imported()) {
+          // An execution trace's dependencies do not order a rank's kernels among themselves (a
+          // built graph's stream edges do): as ASTRA-sim, one kernel at a time per GPU and one CPU
+          // op at a time per host, in the order they become ready.
+          const std::size_t lane = 2 * static_cast<std::size_t>(t.rank) + (t.on_host ? 1 : 0);
+          if (lane_busy_.empty()) {
+            lane_busy_.assign(2 * static_cast<std::size_t>(dims_.gpus), false);
+            lane_queue_.resize(lane_busy_.size());
+          }
+          if (lane_busy_[lane]) {
+            lane_queue_[lane].push_back(v);
+            return;
+          }
+          lane_busy_[lane] = true;
+        }
+        start_compute(v);
         return;
       }
       case RECV: {
@@ -220,8 +234,37 @@ class Simulator {
     }
   }
 
+  void start_compute(std::uint32_t v) {
+    const Task& t = graph_.tasks()[v];
+    start_[v] = now();
+    // An imported trace's measured kernel time stands as measured; everything else is costed.
+    const double duration = t.measured_s >= 0 ? t.measured_s : cost_.duration(t);
+    ++activities_;
+    simgrid::kernel::timer::Timer::set(s4u::Engine::get_clock() + duration, [this, v] { compute_done(v); });
+  }
+
+  void compute_done(std::uint32_t v) {
+    if (!lane_busy_.empty()) {
+      const Task& t = graph_.tasks()[v];
+      const std::size_t lane = 2 * static_cast<std::size_t>(t.rank) + (t.on_host ? 1 : 0);
+      // The lane's next queued task starts before this one's successors become ready (FIFO).
+      if (lane_queue_[lane].empty()) {
+        lane_busy_[lane] = false;
+      } else {
+        const auto next = lane_queue_[lane].front();
+        lane_queue_[lane].pop_front();
+        start_compute(next);
+      }
+    }
+    finish(v);
+  }
+
   void collective_ready(std::uint32_t v) {
     const Task& t = graph_.tasks()[v];
+    if (t.communicator >= 0) {
+      explicit_collective_ready(v);
+      return;
+    }
     const auto members = grid_.members(t.group, t.rank);
     // Stored ranks taking part: the collective starts when each has reached it (NCCL matches
     // collectives on a communicator by issue order).
@@ -255,6 +298,28 @@ class Simulator {
       }
     }
     const CollectivePlan plan = collectives_->plan(t.collective, groups, static_cast<double>(t.bytes));
+    ++algorithms_[plan.algorithm];
+    run->phases = plan.phases;
+    run->extra_latency = plan.extra_latency;
+    run->alone_s = plan.alone_s;
+    launch(std::move(run));
+  }
+
+  // A collective on an explicit communicator (imported traces: every rank stored, no symmetry). Its
+  // members meet by issue order on that communicator, as NCCL matches them.
+  void explicit_collective_ready(std::uint32_t v) {
+    const Task& t = graph_.tasks()[v];
+    const auto communicator = static_cast<std::uint64_t>(t.communicator);
+    const auto& members = graph_.communicators()[communicator];
+    const std::uint64_t seq = explicit_sequence_[{t.rank, communicator}]++;
+    const std::pair<std::uint64_t, std::uint64_t> key{communicator, seq};
+    auto& waiting = explicit_rendezvous_[key];
+    waiting.push_back(v);
+    if (waiting.size() < members.size()) return;
+    auto run = std::make_unique<FlowRun>();
+    run->tasks = std::move(waiting);
+    explicit_rendezvous_.erase(key);
+    const CollectivePlan plan = collectives_->plan(t.collective, {members}, static_cast<double>(t.bytes));
     ++algorithms_[plan.algorithm];
     run->phases = plan.phases;
     run->extra_latency = plan.extra_latency;
@@ -329,6 +394,10 @@ class Simulator {
     const double peak = cost_.peak_flops();
     r.set_scenario_name(sc_.name());
     r.set_gpus(static_cast<std::int32_t>(dims_.gpus));
+    if (graph_.imported()) {
+      imported_report(result, step);
+      return;
+    }
     r.set_parameters(model::total_parameters(dims_, sc_.model().tied_embeddings()));
     r.set_model_flops(graph_.model_flops());
     r.set_hardware_flops(graph_.hardware_flops());
@@ -362,7 +431,33 @@ class Simulator {
       mb->set_total_bytes(m.total());
       mb->set_microbatches_in_flight(m.layers_in_flight / (static_cast<double>(dims_.L) / dims_.p));
     }
-    breakdown(r, step, memory);
+    breakdown(r, step, &memory);
+    critical_path(r);
+    links(r, step);
+    r.set_flows(flows_);
+    r.set_activities(activities_);
+    for (const auto& [name, count] : algorithms_) (*r.mutable_collective_algorithms())[name] = count;
+    r.set_contention_delay_s(contention_);
+    for (const auto& note : notes_) r.add_notes(note);
+    timeline(result.timeline);
+  }
+
+  // A graph imported from an execution trace has no model: no parameters, memory, tokens or
+  // pipeline schedule; its FLOPs are the trace's operation counts.
+  void imported_report(SimulationResult& result, double step) {
+    Report& r = result.report;
+    const double gpus = static_cast<double>(dims_.gpus), peak = cost_.peak_flops();
+    r.set_model_flops(graph_.model_flops());
+    r.set_hardware_flops(graph_.hardware_flops());
+    r.set_tasks(graph_.expanded_tasks());
+    r.set_edges(graph_.expanded_edges());
+    r.set_step_time_s(step);
+    if (step > 0) {
+      r.set_tflops_per_gpu(graph_.hardware_flops() / (gpus * step) / 1e12);
+      r.set_mfu(graph_.model_flops() / (gpus * step * peak));
+      r.set_hfu(graph_.hardware_flops() / (gpus * step * peak));
+    }
+    breakdown(r, step, nullptr);
     critical_path(r);
     links(r, step);
     r.set_flows(flows_);
@@ -397,7 +492,7 @@ class Simulator {
     return total;
   }
 
-  void breakdown(Report& r, double step, const model::MemoryEstimate& memory) {
+  void breakdown(Report& r, double step, const model::MemoryEstimate* memory) {
     for (std::size_t i = 0; i < graph_.ranks().size(); ++i) {
       const auto& rc = graph_.ranks()[i];
       std::vector<std::pair<double, double>> compute, comm, busy;
@@ -465,7 +560,7 @@ class Simulator {
       b->set_exposed_comm_s(comm_total - overlapped);
       b->set_bubble_s(bubble);
       b->set_idle_s(idle);
-      b->set_peak_memory_bytes(memory.stages[static_cast<std::size_t>(rc.pp_stage)].total());
+      if (memory) b->set_peak_memory_bytes(memory->stages[static_cast<std::size_t>(rc.pp_stage)].total());
     }
   }
 
@@ -550,6 +645,10 @@ class Simulator {
       auto* tr = tl.add_ranks();
       tr->set_rank(rc.rank);
       tr->set_multiplicity(rc.multiplicity);
+      if (graph_.imported()) {
+        tr->set_label("rank " + std::to_string(rc.rank));
+        continue;
+      }
       tr->set_label("rank " + std::to_string(rc.rank) + " (dp" + std::to_string(grid_.dp(rc.rank)) + " tp" +
                     std::to_string(grid_.tp(rc.rank)) + " pp" + std::to_string(grid_.stage(rc.rank)) + ")");
     }
@@ -590,6 +689,10 @@ class Simulator {
 
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::uint64_t> sequence_;
   std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> rendezvous_;
+  std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> explicit_sequence_;
+  std::vector<bool> lane_busy_;  // imported graphs: per rank, its GPU (2r) and its host (2r + 1)
+  std::vector<std::deque<std::uint32_t>> lane_queue_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::vector<std::uint32_t>> explicit_rendezvous_;
   std::unordered_map<FlowRun*, std::unique_ptr<FlowRun>> runs_;
   std::unordered_map<const s4u::Activity*, std::pair<s4u::CommPtr, void*>> live_;
   std::vector<s4u::CommPtr> graveyard_;

@@ -41,6 +41,14 @@ enum class Op : std::uint8_t {
   DpParamAllGather,
   EmbeddingGradAllReduce,
   OptimizerStep,
+  // Tasks of an imported execution trace (Chakra), which says what kind of work a node is but not
+  // which layer operation; the trace's own node name is kept in JobGraph::task_label.
+  TraceCompute,
+  TraceMemory,
+  TraceBookkeeping,  // metadata nodes and CPU-side collective calls: no work, no traffic
+  TraceCollective,
+  TraceSend,
+  TraceRecv,
   kCount
 };
 std::string_view op_name(Op op);
@@ -65,6 +73,14 @@ struct Task {
   Phase phase = FORWARD;
   CollectiveKind collective = ALL_REDUCE;
   CommGroup group = GROUP_NONE;
+  // Imported graphs only: the communicator (index into JobGraph::communicators()) a collective runs
+  // on, for rank lists that no layout grid describes; -1 = `group` on the layout grid.
+  std::int32_t communicator = -1;
+  // Imported graphs only: a measured duration that replaces the cost model; negative = none.
+  double measured_s = -1;
+  // Imported graphs only: a CPU-side op (Chakra is_cpu_op), which runs on its rank's host rather
+  // than its GPU.
+  bool on_host = false;
 
   bool is_compute() const { return kind == GEMM || kind == MEMORY_BOUND; }
   bool is_communication() const { return !is_compute(); }
@@ -110,6 +126,20 @@ class JobGraph {
   std::uint64_t expanded_edges() const;
   bool uses_symmetry() const;
 
+  // Imported graphs (execution traces): explicit communicator rank lists, and each task's name in
+  // the trace. Built graphs have neither (communicators() empty, task_label() empty).
+  const std::vector<std::vector<std::uint32_t>>& communicators() const { return communicators_; }
+  void set_communicators(std::vector<std::vector<std::uint32_t>> communicators) {
+    communicators_ = std::move(communicators);
+  }
+  std::string_view task_label(std::uint32_t task) const {
+    return task < task_labels_.size() ? std::string_view(task_labels_[task]) : std::string_view();
+  }
+  void set_task_labels(std::vector<std::string> labels) { task_labels_ = std::move(labels); }
+  // A graph imported from an execution trace: no model in its scenario (only the cluster and the
+  // rank count), so model-derived numbers (parameters, memory, tokens) do not exist for it.
+  bool imported() const { return !scenario_.has_model(); }
+
   // "fwd mb3 L12 qkv", "bwd mb0 L5 fc1 wgrad", "dp_grad_reduce_scatter bucket" ...
   std::string task_name(std::uint32_t task) const;
 
@@ -131,6 +161,8 @@ class JobGraph {
   std::vector<Task> tasks_;
   std::vector<std::vector<std::uint32_t>> rank_tasks_;
   Csr csr_;
+  std::vector<std::vector<std::uint32_t>> communicators_;
+  std::vector<std::string> task_labels_;
 };
 
 // Builds the per-rank task DAG of one training step (DESIGN.md §2) for a validated scenario.

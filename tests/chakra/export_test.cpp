@@ -1,0 +1,229 @@
+// Exporting a scenario's job graph as Chakra traces and reading it back: the same tasks, the same
+// dependencies, the same communicators, the same simulated step; and the CLI around it.
+#include "chakra_test_util.h"
+
+#include "parallax/model/chakra.h"
+#include "parallax/model/rank_grid.h"
+#include "parallax/sim/simulate.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+namespace parallax::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every communicator kind (TP with sequence parallelism, DP with ZeRO-1 gathers, pipeline sends and
+// recvs, the embedding group of the first and last stage) on one 8-GPU node, every rank explicit.
+constexpr const char* kScenario = R"(
+name: "chakra-roundtrip"
+model { num_layers: 4 hidden_size: 256 num_heads: 4 seq_length: 128 vocab_size: 1024 }
+cluster { preset: "dgx-a100-80g" num_nodes: 1 }
+layout { tp: 2 pp: 2 dp: 2 micro_batch_size: 1 global_batch_size: 8 sequence_parallel: true zero_stage: 1 }
+options { use_symmetry: false }
+)";
+
+struct RoundTrip {
+  model::JobGraph original;
+  model::ChakraImport imported;
+};
+
+RoundTrip round_trip(const fs::path& dir) {
+  model::JobGraph original = model::build_job_graph(scenario_from_text(kScenario));
+  fs::create_directories(dir);
+  model::write_chakra(model::export_chakra(original), dir / "job");
+  model::ChakraImport imported = model::import_chakra(dir / "job", original.scenario().cluster());
+  return {std::move(original), std::move(imported)};
+}
+
+TEST(ChakraRoundTrip, ExportThenImportGivesTheSameGraph) {
+  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip";
+  const auto [a, in] = round_trip(dir);
+  const auto& b = in.graph;
+  ASSERT_EQ(b.ranks().size(), 8u);
+  ASSERT_EQ(b.num_tasks(), a.num_tasks());
+  ASSERT_EQ(b.num_edges(), a.num_edges());
+  EXPECT_TRUE(fs::is_regular_file(dir / "job.7.et"));
+  EXPECT_TRUE(fs::is_regular_file(dir / "job.comm_groups.json"));
+  // The exported node id is the original task id.
+  std::vector<std::uint32_t> original_of(b.num_tasks());
+  for (std::uint32_t v = 0; v < b.num_tasks(); ++v)
+    original_of[v] = static_cast<std::uint32_t>(in.node_id[v]);
+  const model::RankGrid grid = model::rank_grid(a.scenario());
+  std::set<model::Op> ops;
+  std::set<CommGroup> groups;
+  for (std::size_t i = 0; i < a.ranks().size(); ++i) {
+    ASSERT_EQ(b.ranks()[i].rank, a.ranks()[i].rank);
+    const auto la = a.rank_tasks(i), lb = b.rank_tasks(i);
+    ASSERT_EQ(la.size(), lb.size());
+    for (std::size_t k = 0; k < la.size(); ++k) {
+      ASSERT_EQ(original_of[lb[k]], la[k]) << "program order";
+      const model::Task &x = a.tasks()[la[k]], &y = b.tasks()[lb[k]];
+      SCOPED_TRACE(a.task_name(la[k]));
+      EXPECT_EQ(y.rank, x.rank);
+      EXPECT_EQ(y.kind, x.kind);
+      EXPECT_EQ(y.op, x.op);
+      EXPECT_EQ(y.role, x.role);
+      EXPECT_EQ(y.phase, x.phase);
+      EXPECT_EQ(y.stream, x.stream);
+      EXPECT_EQ(y.layer, x.layer);
+      EXPECT_EQ(y.microbatch, x.microbatch);
+      EXPECT_EQ(y.flops, x.flops);
+      EXPECT_EQ(y.bytes, x.bytes);
+      EXPECT_EQ(y.gemm_m, x.gemm_m);
+      EXPECT_EQ(y.gemm_n, x.gemm_n);
+      EXPECT_EQ(y.gemm_k, x.gemm_k);
+      EXPECT_EQ(y.gemm_batch, x.gemm_batch);
+      EXPECT_EQ(y.peer, x.peer);
+      EXPECT_LT(y.measured_s, 0);  // costed as the original is
+      EXPECT_EQ(b.task_label(lb[k]), a.task_name(la[k]));
+      if (x.kind == COLLECTIVE) {
+        EXPECT_EQ(y.collective, x.collective);
+        ASSERT_GE(y.communicator, 0);
+        EXPECT_EQ(b.communicators()[static_cast<std::size_t>(y.communicator)],
+                  grid.members(x.group, x.rank));
+        groups.insert(x.group);
+      }
+      ops.insert(x.op);
+      // The same dependencies, cross-rank send -> recv included.
+      std::set<std::uint32_t> pa, pb;
+      for (auto p : a.predecessors(la[k])) pa.insert(p);
+      for (auto p : b.predecessors(lb[k])) pb.insert(original_of[p]);
+      EXPECT_EQ(pa, pb);
+    }
+  }
+  // The scenario exercised what it should.
+  EXPECT_EQ(groups, (std::set<CommGroup>{GROUP_TP, GROUP_DP, GROUP_EMBEDDING}));
+  EXPECT_TRUE(ops.contains(model::Op::PpSend) && ops.contains(model::Op::PpRecv));
+  EXPECT_TRUE(ops.contains(model::Op::SpAllGather) && ops.contains(model::Op::DpParamAllGather));
+  fs::remove_all(dir);
+}
+
+TEST(ChakraRoundTrip, TheReimportedGraphSimulatesToTheSameStep) {
+  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip_sim";
+  const auto [a, in] = round_trip(dir);
+  const auto ra = sim::simulate_in_subprocess(a).report;
+  const auto rb = sim::simulate_in_subprocess(in.graph).report;
+  EXPECT_GT(ra.step_time_s(), 0);
+  EXPECT_NEAR(rb.step_time_s(), ra.step_time_s(), 1e-12 * ra.step_time_s());
+  EXPECT_EQ(rb.flows(), ra.flows());
+  EXPECT_NEAR(rb.hardware_flops(), ra.hardware_flops(), 1e-9 * ra.hardware_flops());
+  fs::remove_all(dir);
+}
+
+TEST(ChakraExport, WritesWhatOtherToolsRead) {
+  const model::JobGraph g = model::build_job_graph(scenario_from_text(kScenario));
+  const model::ChakraExport e = model::export_chakra(g);
+  ASSERT_EQ(e.ranks.size(), 8u);
+  std::map<int, int> types;
+  for (const auto& n : e.ranks[0].nodes) {
+    ++types[n.type()];
+    if (n.type() == chakra::COMP_NODE) {
+      EXPECT_TRUE(traces::unsigned_attribute(n, "num_ops", "x").has_value());
+    }
+    if (n.type() == chakra::COMM_COLL_NODE) {
+      const auto pg = traces::string_attribute(n, "pg_name");
+      ASSERT_TRUE(pg.has_value());
+      ASSERT_TRUE(e.groups.contains(*pg));
+      const auto& m = e.groups.at(*pg);
+      EXPECT_NE(std::find(m.begin(), m.end(), 0u), m.end());
+    }
+    for (auto d : n.ctrl_deps()) EXPECT_LT(d, g.num_tasks());
+  }
+  EXPECT_GT(types[chakra::COMP_NODE], 0);
+  EXPECT_GT(types[chakra::COMM_COLL_NODE], 0);
+  EXPECT_GT(types[chakra::COMM_SEND_NODE], 0);
+  EXPECT_GT(types[chakra::COMM_RECV_NODE], 0);
+  // The communicators JSON reads back as written.
+  const auto groups = model::parse_comm_groups(model::comm_groups_json(e.groups), "g.json", 8);
+  EXPECT_EQ(groups, e.groups);
+}
+
+TEST(ChakraExport, RefusesAGraphUnderSymmetry) {
+  Scenario sc = scenario_from_text(kScenario);
+  sc.mutable_options()->set_use_symmetry(true);
+  try {
+    model::export_chakra(model::build_job_graph(sc));
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("use_symmetry: false"), std::string::npos);
+  }
+}
+
+// ---- the command line ----
+
+std::string cli() {
+  return PARALLAX_CLI;
+}
+
+TEST(ChakraCli, ExportThenSimulateTheExport) {
+  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_cli";
+  fs::create_directories(dir);
+  std::ofstream(dir / "job.pbtxt") << kScenario;
+  const auto exported = run_command(cli() + " export-chakra " + (dir / "job.pbtxt").string() +
+                                    " -o " + (dir / "out").string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  EXPECT_NE(exported.out.find("on 8 ranks"), std::string::npos) << exported.out;
+  const auto simulated = run_command(cli() + " simulate --chakra " + (dir / "out").string() +
+                                     " --cluster dgx-a100-80g");
+  ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
+  EXPECT_NE(simulated.out.find("8 ranks"), std::string::npos) << simulated.out;
+  EXPECT_NE(simulated.out.find("step time"), std::string::npos) << simulated.out;
+  EXPECT_NE(simulated.out.find("communicators from"), std::string::npos) << simulated.out;
+  // The same step as simulating the scenario itself (every rank explicit there too).
+  const auto a = run_command(cli() + " simulate " + (dir / "job.pbtxt").string() + " --json");
+  const auto b = run_command(cli() + " simulate --chakra " + (dir / "out").string() +
+                             " --cluster dgx-a100-80g --json");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto step = [](const std::string& json) {
+    const auto at = json.find("\"step_time_s\"");
+    return at == std::string::npos ? -1.0 : std::stod(json.substr(json.find(':', at) + 1));
+  };
+  EXPECT_GT(step(a.out), 0);
+  EXPECT_NEAR(step(b.out), step(a.out), 1e-9 * step(a.out));
+  fs::remove_all(dir);
+}
+
+TEST(ChakraCli, SimulatesASharedTrace) {
+  const auto r = run_command(
+      cli() + " simulate --chakra " + (chakra_data() / "gpt-stg-dp2-tp2/workload").string() +
+      " --comm-groups " + (chakra_data() / "gpt-stg-dp2-tp2/comm_groups.json").string() +
+      " --cluster dgx-h100");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("4 ranks, 13,504 nodes (COMP 9,968, COMM_COLL 3,536)"), std::string::npos)
+      << r.out;
+}
+
+TEST(ChakraCli, BadInputExitsWithTwoAndSaysWhy) {
+  const std::string gpt = (chakra_data() / "gpt-stg-dp2-tp2/workload").string();
+  auto expect_bad = [](const CommandResult& r, const std::string& needle) {
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  };
+  expect_bad(run_command(cli() + " simulate --chakra " + gpt), "--chakra needs --cluster PRESET");
+  expect_bad(run_command(cli() + " simulate --chakra /nonexistent/job --cluster dgx-h100"),
+             "no file /nonexistent/job.0.et");
+  expect_bad(run_command(cli() + " simulate --chakra " + gpt + " --cluster nope"),
+             "no cluster preset or file \"nope\"");
+  expect_bad(run_command(cli() + " simulate --chakra " + gpt +
+                         " --cluster dgx-h100 --strict --comm-groups /nonexistent.json"),
+             "/nonexistent.json: cannot open");
+  expect_bad(
+      run_command(cli() + " simulate " + (source_dir() / "scenarios/tiny-gpt-cpu.pbtxt").string() +
+                  " --cluster dgx-h100"),
+      "go with --chakra");
+  expect_bad(run_command(cli() + " export-chakra " +
+                         (source_dir() / "scenarios/tiny-gpt-cpu.pbtxt").string()),
+             "no output prefix");
+  const auto strict = run_command(cli() + " simulate --chakra " +
+                                  (chakra_data() / "resnet50-ddp-pytorch/chakra").string() +
+                                  " --cluster dgx-h100 --strict");
+  expect_bad(strict, "1277 dependencies on node ids absent from the file");
+}
+
+}  // namespace
+}  // namespace parallax::testing
