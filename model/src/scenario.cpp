@@ -2,6 +2,7 @@
 
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -260,6 +261,29 @@ void validate(const Scenario& sc, const Sources& src) {
          "num_layers " + std::to_string(m.num_layers()) + " is not divisible by pp * virtual_stages = " +
              std::to_string(l.pp()) + " * " + std::to_string(l.virtual_stages()) + "; valid pp * virtual_stages: " +
              divisors_of(m.num_layers()));
+  // The graph builder and the cost and memory models multiply sizes in 64-bit integers (elements of a
+  // micro-batch's activations, attention scores, GEMM operands times bytes): bound the factors so no
+  // product overflows. 2^48 elements is ~10^6 times any published run.
+  {
+    const double b = l.micro_batch_size(), s = m.seq_length(), h = m.hidden_size(), a = m.num_heads();
+    const double f = ffn, vocab = m.vocab_size();
+    const double limit = 281474976710656.0;  // 2^48
+    const struct {
+      double elements;
+      std::vector<std::string> field;
+      const char* what;
+    } sizes[] = {
+        {b * a * s * s, {"model", "seq_length"}, "micro_batch_size * num_heads * seq_length^2 (attention scores of a micro-batch)"},
+        {b * s * std::max({h, f, vocab}), {"layout", "micro_batch_size"},
+         "micro_batch_size * seq_length * max(hidden_size, ffn size, vocab_size) (activations of a micro-batch)"},
+        {h * std::max({h, f, vocab}), {"model", "hidden_size"},
+         "hidden_size * max(hidden_size, ffn size, vocab_size) (a weight matrix)"},
+    };
+    for (const auto& size : sizes)
+      if (size.elements > limit)
+        fail(src, size.field, std::string("too large: ") + size.what + " = " + pb::SimpleDtoa(size.elements) +
+                                  " elements; at most 2^48 are supported");
+  }
   const std::int64_t per_step = static_cast<std::int64_t>(l.micro_batch_size()) * l.dp();
   if (l.global_batch_size() % per_step != 0)
     fail(src, {"layout", "global_batch_size"},

@@ -208,5 +208,21 @@ TEST(HardenedScenario, TooManyGpusIsAnInputError) {
               HasSubstr("huge.pbtxt: cluster.num_nodes: the cluster has 4294967296 GPUs"));
 }
 
+// Was: accepted; the graph builder's 64-bit products of sizes (attention scores: micro-batch * heads *
+// seq_length^2, GEMM operand bytes) overflowed, undefined behaviour.
+TEST(HardenedScenario, SizesWhoseProductsOverflowAreInputErrors) {
+  std::string text = testing::small_scenario_text("dp: 8 global_batch_size: 8");
+  text.replace(text.find("seq_length: 256"), 15, "seq_length: 1073741824");
+  EXPECT_THAT(input_error([&] { testing::scenario_from_text(text, "long.pbtxt"); }),
+              HasSubstr("long.pbtxt:3: model.seq_length: too large: micro_batch_size * num_heads * seq_length^2 "
+                        "(attention scores of a micro-batch) = 9.2233720368547758e+18 elements; at most 2^48 are "
+                        "supported"));
+  text = testing::small_scenario_text("dp: 8 global_batch_size: 8");
+  text.replace(text.find("vocab_size: 1024"), 16, "vocab_size: 2000000000");
+  EXPECT_THAT(input_error([&] { testing::scenario_from_text(text, "wide.pbtxt"); }),
+              HasSubstr("wide.pbtxt:3: model.hidden_size: too large: hidden_size * max(hidden_size, ffn size, "
+                        "vocab_size) (a weight matrix)"));
+}
+
 }  // namespace
 }  // namespace parallax
