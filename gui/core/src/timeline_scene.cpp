@@ -75,7 +75,7 @@ void TimelineScene::set_timelines(std::shared_ptr<TimelineData> predicted,
       const model::CompareResult c =
           model::compare_timelines(timelines_[0]->proto(), timelines_[1]->proto());
       diff_available_ = true;
-      pair_note_ = QStringLiteral("step %1 measured vs %2 predicted (%3%4%)")
+      pair_note_ = QStringLiteral("step %1 measured vs %2 predicted (prediction %3%4%)")
                        .arg(format_duration(c.step_time_measured_s),
                             format_duration(c.step_time_predicted_s),
                             c.step_time_error_pct >= 0 ? QStringLiteral("+") : QString())
