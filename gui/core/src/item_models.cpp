@@ -95,8 +95,9 @@ QVariant PlanResultsModel::data(const QModelIndex& index, int role) const {
              (r.is_reference ? QStringLiteral("  (scenario's)") : QString());
     case StepTime:
       return format_duration(r.step_s);
-    case TflopsPerGpu:
-      return QString::number(r.tflops_per_gpu, 'f', 1);
+    case TflopsPerGpu:  // 3 significant digits: CPU "GPUs" run at a few GFLOP/s
+      return r.tflops_per_gpu >= 100 ? QString::number(r.tflops_per_gpu, 'f', 0)
+                                     : QString::number(r.tflops_per_gpu, 'g', 3);
     case Mfu:
       return percent(r.mfu);
     case Memory:
