@@ -89,7 +89,7 @@ void print_chakra_summary(const ChakraSimulateRequest& request, const model::Cha
   if (r.hardware_flops() > 0)
     std::printf("throughput  %.3g TFLOP/s per GPU (the trace's num_ops), HFU %.1f%%\n",
                 r.tflops_per_gpu(), 100 * r.hfu());
-  std::printf("breakdown   per GPU (%% of the step)\n");
+  std::printf("breakdown   per GPU, CPU-side ops left out (%% of the step)\n");
   std::printf("            %-26s %8s %8s %8s %8s\n", "", "compute", "exposed", "overlap", "idle");
   const int rows = r.breakdown_size();
   for (int i = 0; i < rows; ++i) {

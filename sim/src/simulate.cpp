@@ -500,6 +500,7 @@ class Simulator {
       for (auto v : graph_.rank_tasks(i)) {
         const Task& t = graph_.tasks()[v];
         if (end_[v] <= start_[v]) continue;
+        if (t.on_host) continue;  // an imported trace's CPU-side op: host time, not the GPU's
         if (t.is_compute()) {
           compute.push_back({start_[v], end_[v]});
           compute_s += end_[v] - start_[v];

@@ -206,6 +206,9 @@ TEST_P(SharedTraces, SimulatesOnAPresetCluster) {
   EXPECT_GE(r.step_time_s(), bound * (1 - 1e-9));
   EXPECT_EQ(result.timeline.events_size(), static_cast<int>(in.graph.num_tasks()));
   EXPECT_EQ(r.breakdown_size(), static_cast<int>(t.ranks));
+  // Per GPU: compute is its kernels' time (at most the step, one kernel at a time), host ops apart.
+  for (const auto& b : r.breakdown())
+    EXPECT_LE(b.compute_s(), r.step_time_s() * (1 + 1e-9)) << "rank " << b.rank();
   for (const auto& e : result.timeline.events()) EXPECT_LE(e.end_s(), r.step_time_s() + 1e-12);
   // One kernel at a time per GPU and one op at a time per host (ASTRA-sim's rule): no two compute
   // tasks of a lane overlap, so the step is at least each lane's total.
