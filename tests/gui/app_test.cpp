@@ -296,6 +296,30 @@ class AppTest : public QObject {
     QApplication::sendEvent(c, &wheel);
     QVERIFY(c->axis().span() < span);
     QVERIFY(std::abs(c->axis().to_time(at.x()) - t) < span * 1e-9);
+    // Shift-drag zooms to the dragged range (and can be undone).
+    c->fit();
+    const double full = c->axis().span();
+    const int y_lanes = TimelineScene::kAxisHeight + 60;
+    QTest::mousePress(c, Qt::LeftButton, Qt::ShiftModifier,
+                      QPoint(TimelineScene::kLabelWidth + 100, y_lanes));
+    QMouseEvent move(QEvent::MouseMove, QPointF(TimelineScene::kLabelWidth + 300, y_lanes),
+                     c->mapToGlobal(QPointF(TimelineScene::kLabelWidth + 300, y_lanes)),
+                     Qt::LeftButton, Qt::LeftButton, Qt::ShiftModifier);
+    QApplication::sendEvent(c, &move);
+    QTest::mouseRelease(c, Qt::LeftButton, Qt::ShiftModifier,
+                        QPoint(TimelineScene::kLabelWidth + 300, y_lanes));
+    QVERIFY2(std::abs(c->axis().span() - full * 200 / c->axis().width()) < full * 1e-6,
+             qPrintable(QString::number(c->axis().span() / full)));
+    c->back();
+    QVERIFY(std::abs(c->axis().span() - full) < full * 1e-9);
+    // A click on a group header in the label column collapses the group.
+    const auto& rows = w.timeline()->scene().rows();
+    const std::size_t before = rows.size();
+    QCOMPARE(rows[1].kind, SceneRow::Kind::Group);
+    QTest::mouseClick(c, Qt::LeftButton, Qt::NoModifier,
+                      QPoint(20, TimelineScene::kAxisHeight + rows[1].y + 5));
+    QVERIFY(w.timeline()->scene().rows().size() < before);
+    QVERIFY(w.timeline()->scene().rows()[1].collapsed);
     // Search.
     w.timeline()->search_box()->setText(QStringLiteral("fc1"));
     emit w.timeline()->search_box()->returnPressed();
