@@ -2,6 +2,9 @@
 // of the task's shape, memory-bound tasks move their bytes, collectives and transfers run the MPI
 // call on the task's communicator with real data. Every receive is posted when the iteration starts
 // (as Megatron's batched isend/irecv does), so a send never waits for its receiver to get there.
+// Imported traces (Chakra): compute tasks with a measured duration hold their core for that long,
+// shapeless ones run a square SGEMM of their num_ops (side capped), CPU-side ops get a host lane of
+// their own, and collectives run on the trace's explicit communicators.
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
 
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -71,6 +75,8 @@ class HostBackend final : public Backend {
     plan_ = plan;
     comms_ = comms;
     verify_ = options.verify;
+    gemm_cap_ = options.trace_gemm_side_cap;
+    bytes_cap_ = plan.imported ? options.trace_bytes_cap : std::numeric_limits<std::uint64_t>::max();
     // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element: --verify must catch it.
     if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT"))
       corrupt_sends_ = std::string(fault) == "corrupt:" + std::to_string(plan.rank);
@@ -92,23 +98,37 @@ class HostBackend final : public Backend {
       const auto id = plan.tasks[i];
       for (auto p : local_predecessors(graph, plan, id)) deps_[i].push_back(index.at(p));
       const model::Task& t = graph.tasks()[id];
+      // Imported CPU-side ops run beside the device streams, as the host thread runs beside a GPU.
+      const int compute_lane = t.on_host ? kHostLane : COMPUTE;
+      if (runs_measured_duration(t)) {
+        streams_[compute_lane].push_back(i);
+        continue;
+      }
+      if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
+        const std::size_t side = trace_gemm_side(t, gemm_cap_);
+        max_a = std::max(max_a, side * side);
+        max_b = std::max(max_b, side * side);
+        max_c = std::max(max_c, side * side);
+        streams_[compute_lane].push_back(i);
+        continue;
+      }
       switch (t.kind) {
         case GEMM:
           max_a = std::max<std::size_t>(max_a, std::size_t{t.gemm_m} * t.gemm_k);
           max_b = std::max<std::size_t>(max_b, std::size_t{t.gemm_k} * t.gemm_n);
           max_c = std::max<std::size_t>(max_c, std::size_t{t.gemm_m} * t.gemm_n);
-          streams_[COMPUTE].push_back(i);
+          streams_[compute_lane].push_back(i);
           break;
         case MEMORY_BOUND:
-          max_mem = std::max<std::size_t>(max_mem, floats_for(t.bytes / 2));
-          streams_[COMPUTE].push_back(i);
+          max_mem = std::max<std::size_t>(max_mem, floats_for(bytes_of(t) / 2));
+          streams_[compute_lane].push_back(i);
           break;
         case COLLECTIVE:
-          max_comm = std::max(max_comm, floats_for(t.bytes) + 64);
+          max_comm = std::max(max_comm, floats_for(bytes_of(t)) + 64);
           streams_[t.stream].push_back(i);
           break;
         case SEND:
-          max_comm = std::max(max_comm, floats_for(t.bytes));
+          max_comm = std::max(max_comm, floats_for(bytes_of(t)));
           streams_[PP_COMM].push_back(i);
           break;
         case RECV:
@@ -123,10 +143,10 @@ class HostBackend final : public Backend {
     c_.assign(max_c, 0.0f);
     mem_src_.assign(max_mem, 1.0f);
     mem_dst_.assign(max_mem, 0.0f);
-    for (int s = 0; s < 4; ++s) comm_buffers_[s].assign(max_comm, 0.0f);
+    for (int s = 0; s < kLanes; ++s) comm_buffers_[s].assign(max_comm, 0.0f);
     recv_buffers_.resize(recvs_.size());
     for (std::size_t k = 0; k < recvs_.size(); ++k)
-      recv_buffers_[k].assign(floats_for(graph.tasks()[plan.tasks[recvs_[k]]].bytes), 0.0f);
+      recv_buffers_[k].assign(floats_for(bytes_of(graph.tasks()[plan.tasks[recvs_[k]]])), 0.0f);
     done_ = std::vector<std::atomic<std::uint8_t>>(n);
   }
 
@@ -140,11 +160,11 @@ class HostBackend final : public Backend {
     for (std::size_t k = 0; k < recvs_.size(); ++k) {
       const model::Task& t = task(recvs_[k]);
       check_mpi(MPI_Irecv(recv_buffers_[k].data(), static_cast<int>(recv_buffers_[k].size()), MPI_FLOAT,
-                          static_cast<int>(transfer_peer(plan_, t)), tag(t), MPI_COMM_WORLD, &requests[k]),
+                          static_cast<int>(transfer_peer(plan_, t)), tag(recvs_[k]), MPI_COMM_WORLD, &requests[k]),
                 "MPI_Irecv for " + name(recvs_[k]));
     }
     std::vector<std::thread> threads;
-    for (int s = 0; s < 4; ++s) {
+    for (int s = 0; s < kLanes; ++s) {
       if (streams_[s].empty()) continue;
       threads.emplace_back([this, s, &timing, &progress] {
         for (auto i : streams_[s]) {
@@ -176,7 +196,9 @@ class HostBackend final : public Backend {
  private:
   const model::Task& task(std::size_t i) const { return graph_->tasks()[plan_.tasks[i]]; }
   std::string name(std::size_t i) const { return "task " + std::to_string(plan_.tasks[i]) + " (" + graph_->task_name(plan_.tasks[i]) + ")"; }
-  int tag(const model::Task& t) const { return transfer_tag(t) % (tag_limit_ + 1); }
+  int tag(std::size_t i) const { return transfer_tag(plan_, plan_.tasks[i], task(i)) % (tag_limit_ + 1); }
+  // Imported traces: a GPU job's tensors (GiBs) capped to what a CPU run can move.
+  std::uint64_t bytes_of(const model::Task& t) const { return std::min(t.bytes, bytes_cap_); }
   double now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
   void wait_for_dependencies(std::size_t i) {
@@ -191,6 +213,21 @@ class HostBackend final : public Backend {
 
   void run_task(std::size_t i, int stream) {
     const model::Task& t = task(i);
+    if (runs_measured_duration(t)) {
+      // The trace measured this op on its own hardware: hold the core for exactly that long. A spin
+      // on the steady clock reproduces the duration to microseconds on any CPU, where a GEMM sized
+      // to it would need a per-machine calibration and drift with frequency and contention.
+      const auto until = Clock::now() + std::chrono::ceil<Clock::duration>(std::chrono::duration<double>(t.measured_s));
+      while (Clock::now() < until) {
+      }
+      return;
+    }
+    if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
+      const int side = static_cast<int>(trace_gemm_side(t, gemm_cap_));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, side, side, side, 1.0f, a_.data(), side, b_.data(), side,
+                  0.0f, c_.data(), side);
+      return;
+    }
     switch (t.kind) {
       case GEMM: {
         const int m = static_cast<int>(t.gemm_m), n = static_cast<int>(t.gemm_n), k = static_cast<int>(t.gemm_k);
@@ -201,7 +238,7 @@ class HostBackend final : public Backend {
       }
       case MEMORY_BOUND: {
         // Read half the bytes, write the other half.
-        const std::size_t count = floats_for(t.bytes / 2);
+        const std::size_t count = floats_for(bytes_of(t) / 2);
         std::memcpy(mem_dst_.data(), mem_src_.data(), count * sizeof(float));
         return;
       }
@@ -210,14 +247,14 @@ class HostBackend final : public Backend {
         return;
       case SEND: {
         auto& buffer = comm_buffers_[stream];
-        const std::size_t count = floats_for(t.bytes);
+        const std::size_t count = floats_for(bytes_of(t));
         if (verify_) {
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
           if (corrupt_sends_ && count > 0) buffer[count - 1] += 1;  // injected fault (tests)
         }
         MPI_Request request;
         check_mpi(MPI_Isend(buffer.data(), static_cast<int>(count), MPI_FLOAT, static_cast<int>(transfer_peer(plan_, t)),
-                            tag(t), MPI_COMM_WORLD, &request),
+                            tag(i), MPI_COMM_WORLD, &request),
                   "MPI_Isend for " + name(i));
         wait_politely(request, "MPI_Isend for " + name(i));
         return;
@@ -229,14 +266,26 @@ class HostBackend final : public Backend {
 
   void run_collective(std::size_t i, std::vector<float>& buffer) {
     const model::Task& t = task(i);
-    const auto it = comms_.groups.find(t.group);
-    if (it == comms_.groups.end()) return;  // a group of one: nothing to exchange
-    MPI_Comm comm = it->second;
-    const auto& members = comms_.members.at(t.group);
+    // Imported graphs name an explicit communicator; built ones a group kind of the layout.
+    MPI_Comm comm = MPI_COMM_NULL;
+    const std::vector<std::uint32_t>* member_list = nullptr;
+    if (t.communicator >= 0) {
+      const auto it = comms_.explicit_comms.find(t.communicator);
+      if (it == comms_.explicit_comms.end()) return;  // a communicator of one: nothing to exchange
+      comm = it->second;
+      member_list = &comms_.explicit_members.at(t.communicator);
+    } else {
+      const auto it = comms_.groups.find(t.group);
+      if (it == comms_.groups.end()) return;  // a group of one: nothing to exchange
+      comm = it->second;
+      member_list = &comms_.members.at(t.group);
+    }
+    const auto& members = *member_list;
     const std::size_t n = members.size();
     const std::size_t me = static_cast<std::size_t>(std::find(members.begin(), members.end(), plan_.rank) - members.begin());
-    // Counts rounded up to a multiple of the group size so every rank's shard is whole.
-    const std::size_t count = (floats_for(t.bytes) + n - 1) / n * n, shard = count / n;
+    // Counts rounded up to a multiple of the group size so every rank's shard is whole (at least one
+    // element each: a trace's barrier is an all-reduce that may carry no bytes).
+    const std::size_t count = std::max<std::size_t>(1, (floats_for(bytes_of(t)) + n - 1) / n) * n, shard = count / n;
     const std::string what = name(i);
     MPI_Request request = MPI_REQUEST_NULL;
     switch (t.collective) {
@@ -320,11 +369,15 @@ class HostBackend final : public Backend {
   Communicators comms_;
   bool verify_ = false, corrupt_sends_ = false;
   int tag_limit_ = 32767;
+  std::uint32_t gemm_cap_ = 512;
+  std::uint64_t bytes_cap_ = std::numeric_limits<std::uint64_t>::max();
   std::vector<std::vector<std::size_t>> deps_;
-  std::vector<std::size_t> streams_[4];
+  // The four streams and, for imported CPU-side ops, the host lane.
+  static constexpr int kHostLane = 4, kLanes = 5;
+  std::vector<std::size_t> streams_[kLanes];
   std::vector<std::size_t> recvs_;
   std::vector<float> a_, b_, c_, mem_src_, mem_dst_;
-  std::vector<float> comm_buffers_[4];
+  std::vector<float> comm_buffers_[kLanes];
   std::vector<std::vector<float>> recv_buffers_;
   std::vector<std::atomic<std::uint8_t>> done_;
   Clock::time_point start_;

@@ -1,6 +1,7 @@
 #include "parallax/exec/cli.h"
 
 #include "parallax/exec/execute.h"
+#include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
@@ -14,6 +15,7 @@ namespace parallax::exec {
 namespace {
 
 constexpr const char* kHelp = R"(usage: mpirun -np N parallax exec SCENARIO|PLAN.pb [options] -o MEASURED.pb
+       mpirun -np N parallax exec --chakra PREFIX [--comm-groups FILE] [--strict] [options] -o MEASURED.pb
 
 Executes one training step of the job graph for real on every rank and writes the measured Timeline
 (same task ids as the plan and the prediction; gathered on rank 0).
@@ -25,6 +27,24 @@ Executes one training step of the job graph for real on every rank and writes th
   --verify              fill buffers with known values and check every collective and transfer
   --watchdog S          abort the job when a rank makes no progress for S seconds (default 120)
   -o MEASURED.pb        where rank 0 writes the measured timeline
+  --chakra PREFIX       run the MLCommons Chakra execution trace PREFIX.<rank>.et (one file per rank,
+                        N = the number of files) as `parallax simulate --chakra` imports it: the
+                        timeline has the same task ids. Collectives run on the trace's communicators,
+                        sends/recvs meet as the trace pairs them (src, dst, comm_tag); compute nodes
+                        with duration_micros hold their core that long, those with only num_ops run
+                        a square SGEMM of that many FLOPs (side capped, see --gemm-cap); host
+                        backend only
+  --comm-groups FILE    the trace's communicators ({"pg_name": [ranks]}); default
+                        PREFIX.comm_groups.json when it exists, else every collective spans all ranks
+  --strict              refuse dependencies on node ids absent from the trace instead of dropping them
+  --gemm-cap SIDE       largest side of the SGEMM a num_ops-only node runs (default 512: 0.27 GFLOP,
+                        tens of ms on a core; a trace's GPU GEMMs would take minutes); the count of
+                        capped nodes and the FLOPs not run are printed
+  --bytes-cap BYTES     most bytes a collective, transfer or memory-bound node of a trace moves
+                        (default 67108864: a GPU job's GiB all-gathers would exhaust a host's memory);
+                        the count of capped nodes is printed
+  --cluster PRESET      the cluster recorded in the timeline's scenario for an imported trace (as
+                        `parallax simulate --chakra --cluster`); default: a one-GPU-per-node host
 
 Ranks come from mpirun (OMPI_COMM_WORLD_*), srun (SLURM_*) or RANK/LOCAL_RANK/WORLD_SIZE; the world size
 must equal the plan's dp * tp * pp. Exit codes: 0 ok, 2 bad input; a failing rank aborts the job.
@@ -44,7 +64,8 @@ int to_int(const std::string& flag, const std::string& v) {
 
 int exec_command(const std::vector<std::string>& args) {
   ExecOptions options;
-  std::string input, output;
+  std::string input, output, chakra_prefix, comm_groups, cluster;
+  bool strict = false, gemm_cap_given = false, bytes_cap_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> const std::string& {
@@ -64,6 +85,24 @@ int exec_command(const std::vector<std::string>& args) {
       options.verify = true;
     } else if (a == "--watchdog") {
       options.watchdog_s = std::stod(value());
+    } else if (a == "--chakra") {
+      chakra_prefix = value();
+    } else if (a == "--comm-groups") {
+      comm_groups = value();
+    } else if (a == "--strict") {
+      strict = true;
+    } else if (a == "--gemm-cap") {
+      const int cap = to_int(a, value());
+      if (cap < 1) throw InputError("--gemm-cap needs a positive GEMM side (got " + std::to_string(cap) + ")");
+      options.trace_gemm_side_cap = static_cast<std::uint32_t>(cap);
+      gemm_cap_given = true;
+    } else if (a == "--bytes-cap") {
+      const int cap = to_int(a, value());
+      if (cap < 1) throw InputError("--bytes-cap needs a positive byte count (got " + std::to_string(cap) + ")");
+      options.trace_bytes_cap = static_cast<std::uint64_t>(cap);
+      bytes_cap_given = true;
+    } else if (a == "--cluster") {
+      cluster = value();
     } else if (a == "-o" || a == "--output") {
       output = value();
     } else if (!a.empty() && a[0] == '-') {
@@ -74,13 +113,33 @@ int exec_command(const std::vector<std::string>& args) {
       throw InputError("more than one scenario or plan given");
     }
   }
-  if (input.empty()) throw InputError("no scenario or plan given; usage: mpirun -np N parallax exec SCENARIO -o MEASURED.pb");
+  if (!chakra_prefix.empty() && !input.empty())
+    throw InputError("give either a scenario/plan (\"" + input + "\") or --chakra PREFIX, not both");
+  if (chakra_prefix.empty() && (!comm_groups.empty() || strict || !cluster.empty() || gemm_cap_given || bytes_cap_given))
+    throw InputError("--comm-groups, --strict, --gemm-cap, --bytes-cap and --cluster apply to --chakra PREFIX only");
+  if (input.empty() && chakra_prefix.empty()) throw InputError("no scenario or plan given; usage: mpirun -np N parallax exec SCENARIO -o MEASURED.pb");
   if (output.empty()) throw InputError("no output file: add -o MEASURED.pb");
   if (options.backend != "host" && options.backend != "cuda")
     throw InputError("unknown backend \"" + options.backend + "\"; valid: host, cuda");
 
   // Read the plan before MPI starts so bad input fails fast on every rank alike.
+  std::vector<std::string> import_warnings;
   auto load = [&]() {
+    if (!chakra_prefix.empty()) {
+      ClusterSpec spec;
+      if (!cluster.empty()) {
+        spec = model::resolve_cluster(cluster);
+      } else {
+        spec.set_name("host");
+        spec.set_gpus_per_node(1);
+      }
+      model::ChakraImportOptions import_options;
+      import_options.comm_groups = comm_groups;
+      import_options.strict = strict;
+      model::ChakraImport imported = model::import_chakra(chakra_prefix, spec, import_options);
+      import_warnings = std::move(imported.warnings);
+      return std::move(imported.graph);
+    }
     if (input.size() > 3 && input.ends_with(".pb")) {
       parallax::JobGraph proto;
       traces::read_binary(input, proto);
@@ -98,6 +157,8 @@ int exec_command(const std::vector<std::string>& args) {
   }
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0)
+    for (const auto& w : import_warnings) std::printf("parallax exec: note: %s\n", w.c_str());
   int code = 0;
   try {
     const parallax::Timeline timeline = execute(graph, options);

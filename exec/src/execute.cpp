@@ -46,8 +46,54 @@ Communicators make_communicators(const model::JobGraph& graph, const RankPlan& p
       comms.members[group] = members;
     }
   }
-  (void)graph;
+  // Explicit rank lists (imported traces): MPI_Comm_create_group is collective over the list's
+  // members only, so each member creates its lists in the graph's order (the same on every rank)
+  // with the list's index as the tag, and non-members skip it.
+  const auto& lists = graph.communicators();
+  for (std::size_t g = 0; g < lists.size(); ++g) {
+    const auto& members = lists[g];
+    if (members.size() < 2 || std::find(members.begin(), members.end(), plan.rank) == members.end()) continue;
+    MPI_Group world_group = MPI_GROUP_NULL, group = MPI_GROUP_NULL;
+    check_mpi(MPI_Comm_group(MPI_COMM_WORLD, &world_group), "MPI_Comm_group");
+    const std::vector<int> ranks(members.begin(), members.end());
+    check_mpi(MPI_Group_incl(world_group, static_cast<int>(ranks.size()), ranks.data(), &group), "MPI_Group_incl");
+    MPI_Comm comm = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_create_group(MPI_COMM_WORLD, group, static_cast<int>(g % 32768), &comm),
+              "MPI_Comm_create_group");
+    MPI_Group_free(&group);
+    MPI_Group_free(&world_group);
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    comms.explicit_comms[static_cast<std::int32_t>(g)] = comm;
+    comms.explicit_members[static_cast<std::int32_t>(g)] = members;
+  }
   return comms;
+}
+
+// What an imported trace's compute tasks run as, printed by rank 0: the executor's stand-ins for
+// work the trace describes only by a duration or an operation count.
+void print_imported_compute(const model::JobGraph& graph, std::uint32_t cap, std::uint64_t bytes_cap) {
+  std::uint64_t measured = 0, gemms = 0, capped = 0, capped_bytes = 0;
+  double skipped_flops = 0;
+  for (const auto& t : graph.tasks()) {
+    if (!runs_measured_duration(t) && !(t.kind == GEMM && t.op == model::Op::TraceCompute) && t.bytes > bytes_cap)
+      ++capped_bytes;
+    if (runs_measured_duration(t)) {
+      ++measured;
+    } else if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
+      ++gemms;
+      const double side = trace_gemm_side(t, cap);
+      if (t.gemm_m > cap) {
+        ++capped;
+        skipped_flops += t.flops - 2 * side * side * side;
+      }
+    }
+  }
+  std::printf("parallax exec: imported trace: %llu compute tasks hold their core for their measured duration_micros; "
+              "%llu run a square SGEMM of their num_ops, %llu of them capped at %u^3 (%.3g FLOP not run); %llu tasks' bytes capped at %llu\n",
+              static_cast<unsigned long long>(measured), static_cast<unsigned long long>(gemms),
+              static_cast<unsigned long long>(capped), cap, skipped_flops,
+              static_cast<unsigned long long>(capped_bytes), static_cast<unsigned long long>(bytes_cap));
+  std::fflush(stdout);
 }
 
 // Aborts the whole job when this rank stops making progress: a peer died or a collective can never
@@ -136,6 +182,10 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
   env.world_size = world;
 
   std::unique_ptr<Backend> backend;
+  if (graph.imported() && options.backend != "host")
+    throw InputError("an imported trace runs on the host backend only (the " + options.backend +
+                     " backend has no explicit-communicator or measured-duration tasks yet); use --backend host");
+  if (graph.imported() && rank == 0) print_imported_compute(graph, options.trace_gemm_side_cap, options.trace_bytes_cap);
   if (options.backend == "host") {
     backend = make_host_backend();
   } else if (options.backend == "cuda") {
@@ -204,6 +254,10 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
     MPI_Comm c = comm;
     MPI_Comm_free(&c);
   }
+  for (auto& [index, comm] : comms.explicit_comms) {
+    MPI_Comm c = comm;
+    MPI_Comm_free(&c);
+  }
   parallax::Timeline timeline;
   if (rank != 0) return timeline;
   timeline.set_source(Timeline::MEASURED);
@@ -220,6 +274,10 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
     auto* tr = timeline.add_ranks();
     tr->set_rank(static_cast<std::uint32_t>(r));
     tr->set_multiplicity(1);
+    if (graph.imported()) {
+      tr->set_label("rank " + std::to_string(r));
+      continue;
+    }
     tr->set_label("rank " + std::to_string(r) + " (dp" + std::to_string(plan.grid.dp(static_cast<std::uint32_t>(r))) + " tp" +
                   std::to_string(plan.grid.tp(static_cast<std::uint32_t>(r))) + " pp" +
                   std::to_string(plan.grid.stage(static_cast<std::uint32_t>(r))) + ")");

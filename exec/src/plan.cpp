@@ -3,6 +3,10 @@
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <queue>
 #include <string>
 
 namespace parallax::exec {
@@ -15,6 +19,80 @@ void check_world_size(const model::JobGraph& graph, int world_size) {
                      std::to_string(grid.t) + " x pp " + std::to_string(grid.p) + ") but " + std::to_string(world_size) +
                      " processes were started; launch it with `mpirun -np " + std::to_string(ranks) + " ...`");
 }
+
+namespace {
+
+// Imported traces list nodes in file order, which need not be a dependency order; each stream runs
+// its tasks in plan order and waits for their dependencies, so a task listed before its own
+// predecessor would wait forever. Reorder topologically, keeping file order among ready tasks.
+void order_topologically(const model::JobGraph& graph, RankPlan& plan) {
+  const auto n = plan.tasks.size();
+  std::unordered_map<std::uint32_t, std::size_t> index;
+  for (std::size_t i = 0; i < n; ++i) index[plan.tasks[i]] = i;
+  std::vector<std::size_t> left(n, 0);
+  std::vector<std::vector<std::size_t>> successors(n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (auto p : local_predecessors(graph, plan, plan.tasks[i])) {
+      ++left[i];
+      successors[index.at(p)].push_back(i);
+    }
+  std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> ready;
+  for (std::size_t i = 0; i < n; ++i)
+    if (left[i] == 0) ready.push(i);
+  std::vector<std::uint32_t> ordered;
+  ordered.reserve(n);
+  while (!ready.empty()) {
+    const auto i = ready.top();
+    ready.pop();
+    ordered.push_back(plan.tasks[i]);
+    for (auto s : successors[i])
+      if (--left[s] == 0) ready.push(s);
+  }
+  // The importer refuses cycles; a graph from elsewhere with one is refused here too.
+  if (ordered.size() != n)
+    throw InputError("rank " + std::to_string(plan.rank) + "'s tasks have a dependency cycle; the job cannot run");
+  plan.tasks = std::move(ordered);
+}
+
+void plan_imported(const model::JobGraph& graph, RankPlan& plan) {
+  plan.imported = true;
+  order_topologically(graph, plan);
+  // The k-th send of rank s to rank d (in s's program order) has tag k on both sides; a recv finds
+  // its send through the send -> recv edge the importer added.
+  std::map<std::uint32_t, std::unordered_map<std::uint32_t, int>> send_index;  // source -> send id -> k
+  auto sends_of = [&](std::uint32_t source) -> const std::unordered_map<std::uint32_t, int>& {
+    auto [it, fresh] = send_index.try_emplace(source);
+    if (fresh) {
+      std::map<std::int32_t, int> next;  // destination -> next k
+      for (auto id : graph.rank_tasks(source)) {
+        const model::Task& t = graph.tasks()[id];
+        if (t.kind == SEND) it->second[id] = next[t.peer]++;
+      }
+    }
+    return it->second;
+  };
+  for (auto id : plan.tasks) {
+    const model::Task& t = graph.tasks()[id];
+    if (t.kind == SEND) {
+      plan.transfer_tags[id] = sends_of(plan.rank).at(id);
+    } else if (t.kind == RECV) {
+      const auto source = static_cast<std::uint32_t>(t.peer);
+      bool found = false;
+      for (auto p : graph.predecessors(id))
+        if (graph.tasks()[p].kind == SEND && graph.tasks()[p].rank == source) {
+          plan.transfer_tags[id] = sends_of(source).at(p);
+          found = true;
+          break;
+        }
+      if (!found)
+        throw InputError("recv task " + std::to_string(id) + " (" + graph.task_name(id) + ") of rank " +
+                         std::to_string(plan.rank) + " has no matching send from rank " + std::to_string(source) +
+                         " in the graph");
+    }
+  }
+}
+
+}  // namespace
 
 RankPlan plan_for_rank(const model::JobGraph& graph, std::uint32_t rank) {
   RankPlan plan;
@@ -34,10 +112,12 @@ RankPlan plan_for_rank(const model::JobGraph& graph, std::uint32_t rank) {
   if (!found) throw InputError("the plan has no tasks for rank " + std::to_string(rank));
   const auto list = graph.rank_tasks(plan.representative);
   plan.tasks.assign(list.begin(), list.end());
+  if (graph.imported()) plan_imported(graph, plan);
   return plan;
 }
 
 std::uint32_t transfer_peer(const RankPlan& plan, const model::Task& task) {
+  if (plan.imported) return static_cast<std::uint32_t>(task.peer);  // every rank explicit
   // The representative's peer is in another stage; this rank's peer is its own (tp, dp) in that stage.
   const auto peer_stage = plan.grid.stage(static_cast<std::uint32_t>(task.peer));
   return plan.grid.rank(plan.grid.tp(plan.rank), plan.grid.dp(plan.rank), peer_stage);
@@ -48,6 +128,15 @@ int transfer_tag(const model::Task& task) {
   const int direction = task.phase == BACKWARD ? 1 : 0;
   // 32767 is the smallest MPI_TAG_UB the standard allows; OpenMPI's is far larger.
   return ((task.microbatch * 2 + direction) * 4096 + boundary) % (1 << 30);
+}
+
+int transfer_tag(const RankPlan& plan, std::uint32_t id, const model::Task& task) {
+  if (!plan.imported) return transfer_tag(task);
+  return plan.transfer_tags.at(id) % (1 << 30);
+}
+
+std::uint32_t trace_gemm_side(const model::Task& task, std::uint32_t cap) {
+  return std::min(std::max(1u, task.gemm_m), std::max(1u, cap));
 }
 
 std::vector<std::uint32_t> local_predecessors(const model::JobGraph& graph, const RankPlan& plan, std::uint32_t task) {

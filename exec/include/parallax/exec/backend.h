@@ -23,6 +23,10 @@ struct Communicators {
   MPI_Comm world = MPI_COMM_WORLD;
   std::map<CommGroup, MPI_Comm> groups;  // GROUP_TP, GROUP_DP, GROUP_EMBEDDING (when this rank is in it)
   std::map<CommGroup, std::vector<std::uint32_t>> members;
+  // Imported graphs: one communicator per explicit rank list this rank is in (with more than one
+  // member), keyed by its index in JobGraph::communicators(); members in communicator rank order.
+  std::map<std::int32_t, MPI_Comm> explicit_comms;
+  std::map<std::int32_t, std::vector<std::uint32_t>> explicit_members;
 };
 
 struct TaskTiming {

@@ -6,6 +6,7 @@
 #include "parallax/model/rank_grid.h"
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 namespace parallax::exec {
@@ -15,7 +16,20 @@ struct RankPlan {
   std::size_t representative = 0;    // index into graph.ranks() whose task list this rank runs
   std::vector<std::uint32_t> tasks;  // graph task ids in program order
   model::RankGrid grid;
+  // Imported graphs (Chakra): the rank runs its own explicit task list, peers are the tasks' own,
+  // and each send/recv is tagged with its place among the sends from its source to its
+  // destination (the importer's (src, dst, comm_tag) matching, read back from the send -> recv
+  // edge), since imported transfers have no layer or micro-batch to build a tag from.
+  bool imported = false;
+  std::unordered_map<std::uint32_t, int> transfer_tags;  // task id -> tag, imported graphs only
 };
+
+// The side an imported shapeless GEMM runs with: the importer's cube root of num_ops / 2, capped at
+// `cap` (ExecOptions::trace_gemm_side_cap).
+std::uint32_t trace_gemm_side(const model::Task& task, std::uint32_t cap);
+// Whether a task runs for its measured duration rather than its own work (imported compute tasks
+// with Chakra duration_micros).
+inline bool runs_measured_duration(const model::Task& task) { return task.is_compute() && task.measured_s >= 0; }
 
 // Throws InputError when the graph has no tasks for `rank` (a world size that does not match the
 // plan's rank count is caught before this by check_world_size).
@@ -30,6 +44,9 @@ std::uint32_t transfer_peer(const RankPlan& plan, const model::Task& task);
 // A tag that identifies one pipeline transfer on both sides: (microbatch, direction, virtual stage
 // boundary). Unique within one iteration between two ranks.
 int transfer_tag(const model::Task& task);
+// The tag of transfer task `id` on this rank: transfer_tag for built graphs, the send's sequence
+// number for imported ones.
+int transfer_tag(const RankPlan& plan, std::uint32_t id, const model::Task& task);
 
 // Within-rank dependencies of a task (cross-rank ones, i.e. a recv's send, are left out), as graph
 // task ids.
