@@ -218,7 +218,8 @@ TEST(HardenedScenario, SizesWhoseProductsOverflowAreInputErrors) {
                         "(attention scores of a micro-batch) = 9.2233720368547758e+18 elements; at most 2^48 are "
                         "supported"));
   text = testing::small_scenario_text("dp: 8 global_batch_size: 8");
-  text.replace(text.find("vocab_size: 1024"), 16, "vocab_size: 2000000000");
+  // hidden 2^25: a 4h x h FFN weight matrix is 2^52 elements.
+  text.replace(text.find("hidden_size: 512"), 16, "hidden_size: 33554432");
   EXPECT_THAT(input_error([&] { testing::scenario_from_text(text, "wide.pbtxt"); }),
               HasSubstr("wide.pbtxt:3: model.hidden_size: too large: hidden_size * max(hidden_size, ffn size, "
                         "vocab_size) (a weight matrix)"));
