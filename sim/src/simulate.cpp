@@ -432,14 +432,7 @@ class Simulator {
       mb->set_microbatches_in_flight(m.layers_in_flight / (static_cast<double>(dims_.L) / dims_.p));
     }
     breakdown(r, step, &memory);
-    critical_path(r);
-    links(r, step);
-    r.set_flows(flows_);
-    r.set_activities(activities_);
-    for (const auto& [name, count] : algorithms_) (*r.mutable_collective_algorithms())[name] = count;
-    r.set_contention_delay_s(contention_);
-    for (const auto& note : notes_) r.add_notes(note);
-    timeline(result.timeline);
+    finish_report(result, step);
   }
 
   // A graph imported from an execution trace has no model: no parameters, memory, tokens or
@@ -458,6 +451,13 @@ class Simulator {
       r.set_hfu(graph_.hardware_flops() / (gpus * step * peak));
     }
     breakdown(r, step, nullptr);
+    finish_report(result, step);
+  }
+
+  // What every report has, built or imported graph: critical path, links, the simulator's counters
+  // and notes, and the timeline.
+  void finish_report(SimulationResult& result, double step) {
+    Report& r = result.report;
     critical_path(r);
     links(r, step);
     r.set_flows(flows_);
