@@ -485,7 +485,9 @@ class CudaBackend final : public Backend {
           st.root_base = verify_base(members.front());
           st.bases_offset = bases_of_group.at(t.group);
           std::size_t need = st.count * es;
-          if (t.collective == REDUCE_SCATTER || t.collective == ALL_GATHER) need = st.chunk * st.group_size * es;
+          if (t.collective == REDUCE_SCATTER || t.collective == ALL_GATHER ||
+              t.collective == GATHER || t.collective == SCATTER)
+            need = st.chunk * st.group_size * es;
           if (t.collective == ALL_TO_ALL) need = 2 * round_up(st.chunk * st.group_size * es);
           need_comm(st.stream, need);
           st.verify_slot = static_cast<int>(verify_count_++);
@@ -736,6 +738,42 @@ class CudaBackend final : public Backend {
       case BROADCAST:
         if (st.count) check_nccl(ncclBroadcast(buf, buf, st.count, type, 0, st.comm, s), "ncclBroadcast", st.comm, step);
         break;
+      // Rooted collectives: the root is the communicator's first member (rank 0), as for broadcast.
+      case REDUCE:  // in place on every rank; the sum lands on the root
+        if (st.count)
+          check_nccl(ncclReduce(buf, buf, st.count, type, ncclSum, 0, st.comm, s), "ncclReduce",
+                     st.comm, step);
+        break;
+      // NCCL has no gather or scatter: one group of sends to (from) the root and the root's
+      // receives (sends), as nccl-tests' gather and scatter. In place: member b's piece is block b
+      // of the buffer; the root's own block stays where it is.
+      case GATHER:
+      case SCATTER: {
+        if (!st.chunk) break;
+        const bool gather = st.task->collective == GATHER;
+        check_nccl(ncclGroupStart(), "ncclGroupStart", st.comm, step);
+        if (st.position != 0) {
+          char* mine = buf + st.position * st.chunk * es;
+          if (gather) {
+            check_nccl(ncclSend(mine, st.chunk, type, 0, st.comm, s), "ncclSend", st.comm, step);
+          } else {
+            check_nccl(ncclRecv(mine, st.chunk, type, 0, st.comm, s), "ncclRecv", st.comm, step);
+          }
+        } else {
+          for (std::uint32_t b = 1; b < st.group_size; ++b) {
+            char* block = buf + b * st.chunk * es;
+            if (gather) {
+              check_nccl(ncclRecv(block, st.chunk, type, static_cast<int>(b), st.comm, s),
+                         "ncclRecv", st.comm, step);
+            } else {
+              check_nccl(ncclSend(block, st.chunk, type, static_cast<int>(b), st.comm, s),
+                         "ncclSend", st.comm, step);
+            }
+          }
+        }
+        check_nccl(ncclGroupEnd(), "ncclGroupEnd", st.comm, step);
+        break;
+      }
       case ALL_TO_ALL: {
         if (!st.chunk) break;
         char* recv = buf + round_up(st.chunk * st.group_size * es);
@@ -783,6 +821,20 @@ class CudaBackend final : public Backend {
           clear(buf, st.count);
         }
         break;
+      case REDUCE:
+        fill(buf, st.count);
+        break;
+      case GATHER:  // as all-gather: this rank's block holds its piece, the others are cleared
+        clear(buf, st.chunk * st.group_size);
+        fill(buf + st.position * st.chunk * es, st.chunk);
+        break;
+      case SCATTER:  // the root holds the whole tensor
+        if (st.position == 0) {
+          fill(buf, st.chunk * st.group_size);
+        } else {
+          clear(buf, st.chunk * st.group_size);
+        }
+        break;
       case ALL_TO_ALL:
         fill(buf, st.chunk * st.group_size);
         clear(buf + round_up(st.chunk * st.group_size * es), st.chunk * st.group_size);
@@ -823,6 +875,25 @@ class CudaBackend final : public Backend {
         case BROADCAST:
           e.block_len = st.count;
           e.base0 = st.root_base;
+          break;
+        case REDUCE:  // only the root holds a result
+          if (st.position != 0) return;
+          e.block_len = st.count;
+          e.base0 = st.sum_bases;
+          e.multiplier = static_cast<float>(st.group_size);
+          e.tolerance = reduction_tolerance(st.elem, st.group_size);
+          break;
+        case GATHER:  // only the root holds a result: block b is member b's piece
+          if (st.position != 0) return;
+          e.block_len = st.chunk;
+          e.blocks = st.group_size;
+          e.block_base = bases_ + st.bases_offset;
+          break;
+        case SCATTER:  // this rank's block of the root's tensor
+          data = buf + st.position * st.chunk * es;
+          e.block_len = st.chunk;
+          e.base0 = st.root_base;
+          e.offset = st.position * st.chunk;
           break;
         case ALL_TO_ALL:
           data = buf + round_up(st.chunk * st.group_size * es);

@@ -77,7 +77,8 @@ class HostBackend final : public Backend {
     verify_ = options.verify;
     gemm_cap_ = options.trace_gemm_side_cap;
     bytes_cap_ = plan.imported ? options.trace_bytes_cap : std::numeric_limits<std::uint64_t>::max();
-    // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element: --verify must catch it.
+    // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element (in a send, or its part of
+    // a reduce, gather or scatter): --verify must catch it.
     if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT"))
       corrupt_sends_ = std::string(fault) == "corrupt:" + std::to_string(plan.rank);
     // Transfer tags must stay within this MPI's MPI_TAG_UB (32767 is all the standard promises); past
@@ -331,6 +332,58 @@ class HostBackend final : public Backend {
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], verify_value(members[0], e));
         return;
+      // Rooted collectives: the root is the communicator's first member (rank 0 of `comm`), as for
+      // BROADCAST. An injected fault (PARALLAX_EXEC_FAULT=corrupt:R) makes rank R contribute one
+      // wrong element, which the root's --verify must catch.
+      case REDUCE: {
+        if (verify_) {
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+          if (corrupt_sends_) buffer[count - 1] += 1;
+        }
+        check_mpi(
+            MPI_Ireduce(me == 0 ? MPI_IN_PLACE : buffer.data(), me == 0 ? buffer.data() : nullptr,
+                        static_cast<int>(count), MPI_FLOAT, MPI_SUM, 0, comm, &request),
+            "MPI_Ireduce for " + what);
+        wait_politely(request, "MPI_Ireduce for " + what);
+        if (verify_ && me == 0)
+          for (std::size_t e = 0; e < count; ++e) expect(what, e, buffer[e], sum_over(members, e));
+        return;
+      }
+      case GATHER: {
+        // Each rank's S/n piece; the root receives them in member order.
+        std::vector<float> mine(shard);
+        if (verify_) {
+          for (std::size_t e = 0; e < shard; ++e) mine[e] = verify_value(plan_.rank, e);
+          if (corrupt_sends_) mine[shard - 1] += 1;
+        }
+        check_mpi(MPI_Igather(mine.data(), static_cast<int>(shard), MPI_FLOAT,
+                              me == 0 ? buffer.data() : nullptr, static_cast<int>(shard), MPI_FLOAT,
+                              0, comm, &request),
+                  "MPI_Igather for " + what);
+        wait_politely(request, "MPI_Igather for " + what);
+        if (verify_ && me == 0)
+          for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t e = 0; e < shard; ++e)
+              expect(what, b * shard + e, buffer[b * shard + e], verify_value(members[b], e));
+        return;
+      }
+      case SCATTER: {
+        // The root's S, piece b to member b.
+        std::vector<float> mine(shard);
+        if (verify_ && me == 0) {
+          for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(members[0], e);
+          if (corrupt_sends_) buffer[count - 1] += 1;
+        }
+        check_mpi(
+            MPI_Iscatter(me == 0 ? buffer.data() : nullptr, static_cast<int>(shard), MPI_FLOAT,
+                         mine.data(), static_cast<int>(shard), MPI_FLOAT, 0, comm, &request),
+            "MPI_Iscatter for " + what);
+        wait_politely(request, "MPI_Iscatter for " + what);
+        if (verify_)
+          for (std::size_t e = 0; e < shard; ++e)
+            expect(what, me * shard + e, mine[e], verify_value(members[0], me * shard + e));
+        return;
+      }
       case ALL_TO_ALL: {
         std::vector<float> out(count);
         if (verify_)

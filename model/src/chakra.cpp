@@ -119,14 +119,21 @@ CollectiveKind collective_kind(const NodeContext& c, std::uint64_t comm_type) {
     // bytes.
     case chakra::BARRIER:
       return ALL_REDUCE;
+    // Rooted collectives. Chakra carries no root attribute (its PyTorch converter keeps none of
+    // record_param_comms' root rank, and emits none of these three types), so the root is chosen as
+    // for BROADCAST: the communicator's first member (pg_name's first rank in the comm-groups file,
+    // rank 0 without one), which is what every backend passes as root. comm_size is S, nccl-tests'
+    // size of each (gather_perf, scatter_perf, reduce_perf): REDUCE: S bytes on every rank, their
+    // sum (S) at the root. GATHER: S is the gathered tensor at the root, each rank contributing
+    // S/n (the S of ALL_GATHER). SCATTER: S is the tensor the root scatters (torch.distributed
+    // scatter's scatter_list, all n pieces), each rank receiving S/n (as REDUCE_SCATTER). A trace
+    // whose comm_size is one rank's piece of a gather or scatter must give n times it.
     case chakra::REDUCE:
+      return REDUCE;
     case chakra::GATHER:
+      return GATHER;
     case chakra::SCATTER:
-      throw InputError(c.where() + ": comm_type " +
-                       chakra::CollectiveCommType_Name(static_cast<int>(comm_type)) +
-                       " is not simulated yet (supported: ALL_REDUCE=0, ALL_GATHER=2, BROADCAST=5, "
-                       "ALL_TO_ALL=6, "
-                       "REDUCE_SCATTER=7, BARRIER=9)");
+      return SCATTER;
     default:
       throw InputError(c.where() + ": unknown comm_type " + std::to_string(comm_type) +
                        "; valid: ALL_REDUCE=0, REDUCE=1, ALL_GATHER=2, GATHER=3, SCATTER=4, "
@@ -483,8 +490,9 @@ ChakraImport import_chakra_traces(const std::vector<traces::ChakraTrace>& ranks,
             }
             throw InputError(
                 c.where() +
-                ": a COMM_COLL_NODE needs the attribute comm_type (ALL_REDUCE=0, ALL_GATHER=2, "
-                "BROADCAST=5, ALL_TO_ALL=6, REDUCE_SCATTER=7, BARRIER=9)");
+                ": a COMM_COLL_NODE needs the attribute comm_type (ALL_REDUCE=0, REDUCE=1, "
+                "ALL_GATHER=2, GATHER=3, SCATTER=4, BROADCAST=5, ALL_TO_ALL=6, REDUCE_SCATTER=7, "
+                "BARRIER=9)");
           }
           t.kind = COLLECTIVE;
           t.op = Op::TraceCollective;
@@ -877,6 +885,15 @@ ChakraExport export_chakra(const JobGraph& graph) {
               break;
             case BROADCAST:
               type = chakra::BROADCAST;
+              break;
+            case REDUCE:
+              type = chakra::REDUCE;
+              break;
+            case GATHER:
+              type = chakra::GATHER;
+              break;
+            case SCATTER:
+              type = chakra::SCATTER;
               break;
           }
           attr(n, "comm_type")->set_int64_val(type);

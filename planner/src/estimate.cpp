@@ -94,7 +94,11 @@ double collective_time(const Network& net, CollectiveKind kind, const GroupShape
     case ALL_GATHER:
       return (n - 1) / n * S / bw + (n - 1) * lat;
     case BROADCAST:
+    case REDUCE:  // NCCL's ring reduce: a pipelined chain to the root, S on each edge
       return S / bw + (n - 1) * lat;
+    case GATHER:
+    case SCATTER:  // (n-1) pieces of S/n through the root's link in one step
+      return (n - 1) / n * S / bw + lat;
     default:
       return (n - 1) / n * S / bw + lat;
   }

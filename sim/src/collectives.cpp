@@ -27,7 +27,41 @@ std::vector<std::pair<int, int>> double_tree_edges(int n) {
   return edges;
 }
 
+// Rooted collectives (REDUCE, GATHER, SCATTER): the root is the group's first member, as for
+// BROADCAST (the importer's and the backends' convention).
+
+// NCCL's ring reduce (src/device/reduce.h, runRing): the rank after the root in the ring sends its
+// data, every other rank receives, adds its own and sends on, and the root receives and adds last.
+// Chunks are pipelined, so each of the n-1 edges of that chain carries the whole S and the
+// collective takes S/B plus n-1 steps of latency; nccl-tests counts its bus bandwidth as S/t for
+// that reason (PERFORMANCE.md: "Reduce: t = S/B"). Returned as (src, dst) member indices, root = 0.
+std::vector<std::pair<int, int>> reduce_chain_edges(int n) {
+  std::vector<std::pair<int, int>> edges;
+  for (int i = 1; i < n; ++i) edges.push_back({i, (i + 1) % n});
+  return edges;
+}
+
 }  // namespace
+
+// Time of concurrent flows that start together: the most loaded link (its bytes over its bandwidth)
+// plus the longest route latency. Exact under SimGrid's max-min sharing when the flows crossing the
+// busiest link are equal and bottlenecked there, as in a gather (every flow ends on the root's
+// down link) or a scatter (every flow leaves on the root's up link).
+double CollectivePlanner::direct_time(const Phase& flows) const {
+  std::map<std::uint32_t, double> load;
+  std::vector<std::uint32_t> links;
+  double latency = 0, slowest = 0;
+  for (const Flow& f : flows) {
+    if (f.src == f.dst || f.bytes <= 0) continue;
+    double lat = 0;
+    platform_.route(f.src, f.dst, links, lat);
+    latency = std::max(latency, lat);
+    for (auto id : links) load[id] += f.bytes;
+  }
+  for (const auto& [id, bytes] : load)
+    slowest = std::max(slowest, bytes / platform_.links()[id].bandwidth);
+  return slowest + latency;
+}
 
 CollectivePlanner::Shape CollectivePlanner::shape(const std::vector<std::uint32_t>& g) const {
   Shape s;
@@ -99,10 +133,42 @@ double CollectivePlanner::estimate(CollectiveKind kind, const std::vector<std::u
       return (n - 1) / n * S / s.ring_bw + (n - 1) * s.ring_latency;
     case BROADCAST:
       return S / s.ring_bw + (n - 1) * s.ring_latency;
+    case REDUCE: {
+      // The chain's slowest edge carries S; n-1 pipelined steps of latency.
+      double bw = kInf, lat = 0;
+      for (auto [a, b] : reduce_chain_edges(s.n)) {
+        const auto src = g[static_cast<std::size_t>(a)], dst = g[static_cast<std::size_t>(b)];
+        bw = std::min(bw, platform_.bottleneck_bandwidth(src, dst));
+        lat = std::max(lat, platform_.latency(src, dst));
+      }
+      return S / bw + (n - 1) * lat;
+    }
+    case GATHER:
+    case SCATTER:
+      // One step: (n-1) pieces of S/n through the root's links, (n-1)/n S / B + alpha alone.
+      return direct_time(rooted_phase(kind, g, S));
     case ALL_TO_ALL:
     default:
       return (n - 1) / n * S / s.ring_bw + s.ring_latency;
   }
+}
+
+Phase CollectivePlanner::rooted_phase(CollectiveKind kind, const std::vector<std::uint32_t>& g,
+                                      double S) const {
+  Phase phase;
+  const double n = static_cast<double>(g.size());
+  if (kind == REDUCE) {
+    for (auto [a, b] : reduce_chain_edges(static_cast<int>(g.size())))
+      phase.push_back({g[static_cast<std::size_t>(a)], g[static_cast<std::size_t>(b)], S});
+    return phase;
+  }
+  // GATHER: each member sends its S/n to the root; SCATTER: the root sends each member its S/n. The
+  // root's own piece stays put. NCCL has no gather or scatter kernel: torch.distributed and
+  // nccl-tests post them as one group of ncclSend/ncclRecv, which run concurrently and share the
+  // root's links.
+  for (std::size_t i = 1; i < g.size(); ++i)
+    phase.push_back(kind == GATHER ? Flow{g[i], g.front(), S / n} : Flow{g.front(), g[i], S / n});
+  return phase;
 }
 
 CollectiveAlgorithm CollectivePlanner::choose(CollectiveKind kind, const std::vector<std::uint32_t>& g, double S) {
@@ -173,6 +239,22 @@ CollectivePlan CollectivePlanner::build(CollectiveKind kind, const std::vector<s
     plan.phases = {intra_rs, inter, intra_ag};
     steps_latency = 2 * (gpn - 1) * s.intra_latency + 2 * (nodes - 1) * s.inter_latency;
     plan.extra_latency = std::max(0.0, steps_latency - 2 * s.intra_latency - s.inter_latency);
+  } else if (kind == REDUCE) {
+    // NCCL's ring reduce: one phase of the chain's n-1 flows of S each (the pipelined chunks move
+    // concurrently on every edge), then the remaining n-2 steps of latency (the flows carry one).
+    // Not a reduce-scatter then a gather: that moves (n-1)/n S per edge and again (n-1)/n S into
+    // the root, 2(n-1)/n S through the root's link like an all-reduce, where NCCL's chain moves S.
+    plan.algorithm = "ring";
+    plan.phases = {rooted_phase(kind, g, S)};
+    double lat = 0;
+    for (const Flow& f : plan.phases.front()) lat = std::max(lat, platform_.latency(f.src, f.dst));
+    steps_latency = (nd - 1) * lat;
+    plan.extra_latency = std::max(0.0, steps_latency - lat);
+  } else if (kind == GATHER || kind == SCATTER) {
+    // One step of concurrent point-to-point flows to (from) the root; they contend on its links in
+    // SimGrid's solver, so no latency beyond the one the flows carry.
+    plan.algorithm = "direct";
+    plan.phases = {rooted_phase(kind, g, S)};
   } else if (kind == ALL_TO_ALL) {
     plan.algorithm = "direct";
     Phase phase;

@@ -52,6 +52,11 @@ class CollectivePlanner {
   CollectiveAlgorithm choose(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes);
   CollectivePlan build(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes,
                        CollectiveAlgorithm algorithm) const;
+  // REDUCE's chain ("ring"), GATHER's or SCATTER's flows ("direct"); the root is the first member.
+  Phase rooted_phase(CollectiveKind kind, const std::vector<std::uint32_t>& group,
+                     double bytes) const;
+  // Analytic time of flows started together, from their load on the busiest link.
+  double direct_time(const Phase& flows) const;
 
   const Platform& platform_;
   CollectiveAlgorithm forced_;

@@ -3,9 +3,11 @@
 // exec (pipeline transfers and data-parallel collectives checked with --verify); the real traces
 // must run every task on its rank, collectives on the trace's communicators (--verify sums over the
 // communicator's members), measured durations held; the measured timeline joins the simulated one
-// on task id; bad input is refused with a message.
+// on task id; reduce, gather and scatter verify their data at the root (or the receivers) and a
+// corrupted part is caught; bad input is refused with a message.
 #include "chakra_test_util.h"
 #include "parallax/model/chakra.h"
+#include "parallax/model/compare.h"
 #include "parallax/traces/io.h"
 #include "test_support.h"
 
@@ -142,6 +144,50 @@ TEST(ChakraExec, CorruptedTransferOfAnImportedTraceIsCaught) {
   fs::remove(prefix.string() + ".comm_groups.json");
 }
 
+TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
+  // MPI_Ireduce, MPI_Igather, MPI_Iscatter of 1 MiB on [2, 0, 1, 3], root rank 2; --verify checks
+  // the root's sum and gathered pieces and every rank's scattered piece.
+  const auto prefix = temp("rooted");
+  model::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
+  const auto out = temp("rooted.pb");
+  const auto run = run_command(mpirun(4) + "--chakra " + prefix.string() +
+                               " --verify --warmup 0 --iterations 2 -o " + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  const auto imported = import(prefix);
+  const Timeline measured = read(out);
+  expect_complete(imported.graph, measured);
+  std::map<CollectiveKind, int> kinds;
+  for (const auto& e : measured.events()) {
+    EXPECT_EQ(e.kind(), COLLECTIVE);
+    ++kinds[imported.graph.tasks()[e.task_id()].collective];
+  }
+  EXPECT_EQ(kinds, (std::map<CollectiveKind, int>{{REDUCE, 4}, {GATHER, 4}, {SCATTER, 4}}));
+  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+  fs::remove(prefix.string() + ".comm_groups.json");
+  fs::remove(out);
+}
+
+TEST(ChakraExec, CorruptedReduceGatherOrScatterIsCaught) {
+  // One wrong element in rank 1's part of a reduce or a gather reaches the root (rank 2); one in
+  // the root's scatter reaches the last member (rank 3).
+  for (const auto& [type, faulty] : {std::pair{chakra::REDUCE, 1}, std::pair{chakra::GATHER, 1},
+                                     std::pair{chakra::SCATTER, 2}}) {
+    SCOPED_TRACE(chakra::CollectiveCommType_Name(type));
+    const auto prefix = temp("rooted-corrupt");
+    model::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
+    const auto run = run_command(
+        mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:" + std::to_string(faulty)) + "--chakra " +
+        prefix.string() + " --verify --warmup 0 --iterations 1 --watchdog 20 -o " +
+        temp("rooted-corrupt.pb").string());
+    EXPECT_NE(run.exit_code, 0);
+    EXPECT_NE(run.err.find("--verify: task"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find(type == chakra::SCATTER ? "rank 3:" : "rank 2:"), std::string::npos)
+        << run.err;
+    for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+    fs::remove(prefix.string() + ".comm_groups.json");
+  }
+}
+
 TEST(ChakraExec, GptTraceRunsOnItsCommunicatorsAndJoinsTheSimulation) {
   // 4 ranks, dp 2 x tp 2: collectives on {0,1}, {2,3}, {0,2}, {1,3}. --verify checks each
   // all-reduce's sum over its communicator's members: on a wrong communicator the job fails.
@@ -188,6 +234,19 @@ TEST(ChakraExec, GptTraceRunsOnItsCommunicatorsAndJoinsTheSimulation) {
     EXPECT_EQ(it->second->rank(), e.rank());
     EXPECT_EQ(it->second->kind(), e.kind());
   }
+  // Both timelines carry the imported graph (no model to rebuild it from), so compare joins them:
+  // every measured event matched, the critical paths found in the graph.
+  ASSERT_TRUE(prediction.has_graph());
+  ASSERT_TRUE(measured.has_graph());
+  EXPECT_EQ(static_cast<std::size_t>(prediction.graph().tasks_size()), imported.graph.num_tasks());
+  const model::CompareResult compared = model::compare_timelines(prediction, measured);
+  EXPECT_EQ(compared.measured_events, imported.graph.num_tasks());
+  EXPECT_EQ(compared.predicted_tasks, imported.graph.num_tasks());
+  EXPECT_FALSE(compared.critical_path_predicted.path.segments().empty());
+  EXPECT_FALSE(compared.critical_path_measured.path.segments().empty());
+  const auto cli = run_command(PARALLAX_CLI " compare " + predicted.string() + " " + out.string());
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("all_reduce"), std::string::npos) << cli.out;
   fs::remove(out);
   fs::remove(predicted);
 }

@@ -114,6 +114,56 @@ TEST(ChakraRoundTrip, TheReimportedGraphSimulatesToTheSameStep) {
   fs::remove_all(dir);
 }
 
+TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
+  // REDUCE, GATHER, SCATTER on [2, 0, 1, 3] (root 2): import, export, import again.
+  const auto trace = rooted_collectives_trace(3u << 20);
+  const model::ChakraImport first =
+      model::import_chakra_traces(trace.ranks, {"t.0.et", "t.1.et", "t.2.et", "t.3.et"},
+                                  model::resolve_cluster("dgx-h100"), &trace.groups, false, "t");
+  const model::ChakraExport exported = model::export_chakra(first.graph);
+  ASSERT_EQ(exported.ranks.size(), 4u);
+  for (const auto& rank : exported.ranks) {
+    ASSERT_EQ(rank.nodes.size(), 3u);
+    std::vector<std::int64_t> types;
+    for (const auto& node : rank.nodes) {
+      EXPECT_EQ(node.type(), chakra::COMM_COLL_NODE);
+      for (const auto& a : node.attr()) {
+        if (a.name() == "comm_type") types.push_back(a.int64_val());
+        if (a.name() == "comm_size") {
+          EXPECT_EQ(a.uint64_val(), 3u << 20);
+        }
+        if (a.name() == "pg_name") {
+          EXPECT_EQ(exported.groups.at(a.string_val()), (std::vector<std::uint32_t>{2, 0, 1, 3}));
+        }
+      }
+    }
+    EXPECT_EQ(types, (std::vector<std::int64_t>{chakra::REDUCE, chakra::GATHER, chakra::SCATTER}));
+  }
+  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip_rooted";
+  fs::create_directories(dir);
+  model::write_chakra(exported, dir / "job");
+  const model::ChakraImport second =
+      model::import_chakra(dir / "job", model::resolve_cluster("dgx-h100"));
+  const auto& a = first.graph;
+  const auto& b = second.graph;
+  ASSERT_EQ(b.num_tasks(), a.num_tasks());
+  ASSERT_EQ(b.num_edges(), a.num_edges());
+  for (std::uint32_t v = 0; v < a.num_tasks(); ++v) {
+    const model::Task &x = a.tasks()[v], &y = b.tasks()[v];
+    EXPECT_EQ(y.rank, x.rank);
+    EXPECT_EQ(y.collective, x.collective);
+    EXPECT_EQ(y.bytes, x.bytes);
+    EXPECT_EQ(b.communicators()[static_cast<std::size_t>(y.communicator)],
+              a.communicators()[static_cast<std::size_t>(x.communicator)]);
+  }
+  const auto ra = sim::simulate_in_subprocess(a).report;
+  const auto rb = sim::simulate_in_subprocess(b).report;
+  EXPECT_GT(ra.step_time_s(), 0);
+  EXPECT_NEAR(rb.step_time_s(), ra.step_time_s(), 1e-12 * ra.step_time_s());
+  EXPECT_EQ(rb.flows(), ra.flows());
+  fs::remove_all(dir);
+}
+
 TEST(ChakraExport, WritesWhatOtherToolsRead) {
   const model::JobGraph g = model::build_job_graph(scenario_from_text(kScenario));
   const model::ChakraExport e = model::export_chakra(g);

@@ -358,6 +358,69 @@ TEST(ChakraImport, ExplicitCommunicatorsMeetOnlyTheirMembers) {
   EXPECT_GT(end_of(2), 100e-6 + 1e-6);  // a megabyte takes microseconds
 }
 
+TEST(ChakraImport, RootedCollectivesKeepKindAndRootAndSimulateToClosedForms) {
+  // REDUCE, GATHER, SCATTER of S = 256 MiB one after another on [2, 0, 1, 3] (root: rank 2), on
+  // dgx-h100 (the 4 ranks in one node: NVLink, 360 GB/s after efficiency, 1 us) and on one GPU per
+  // node (NDR NIC, 46 GB/s, 3 us; same rail: NIC up + NIC down).
+  const double S = 256.0 * (1 << 20);
+  const auto trace = rooted_collectives_trace(static_cast<std::uint64_t>(S));
+  ClusterSpec one_per_node = h100();
+  one_per_node.set_gpus_per_node(1);
+  one_per_node.set_nics_per_node(1);
+  for (const ClusterSpec& cluster : {h100(), one_per_node}) {
+    const bool nvlink = cluster.gpus_per_node() == 8;
+    SCOPED_TRACE(nvlink ? "one node" : "one GPU per node");
+    const ChakraImport in =
+        model::import_chakra_traces(trace.ranks, names(4), cluster, &trace.groups, false, "t");
+    const auto& g = in.graph;
+    ASSERT_EQ(g.num_tasks(), 12u);
+    for (std::uint32_t r = 0; r < 4; ++r) {
+      const auto list = g.rank_tasks(r);
+      ASSERT_EQ(list.size(), 3u);
+      const CollectiveKind expected[] = {REDUCE, GATHER, SCATTER};
+      for (std::size_t k = 0; k < 3; ++k) {
+        const auto& t = g.tasks()[list[k]];
+        EXPECT_EQ(t.kind, COLLECTIVE);
+        EXPECT_EQ(t.collective, expected[k]);
+        EXPECT_EQ(t.bytes, static_cast<std::uint64_t>(S));
+        ASSERT_GE(t.communicator, 0);
+        // The root is the communicator's first member, as for BROADCAST.
+        EXPECT_EQ(g.communicators()[static_cast<std::size_t>(t.communicator)],
+                  (std::vector<std::uint32_t>{2, 0, 1, 3}));
+      }
+    }
+    const double B =
+        nvlink ? cluster.intra_node().gb_per_s() * 1e9 * cluster.intra_node().bandwidth_efficiency()
+               : cluster.nic_gbit_per_s() / 8 * 1e9 * cluster.nic_bandwidth_efficiency();
+    const double alpha =
+        (nvlink ? cluster.intra_node().latency_us() : cluster.nic_latency_us()) * 1e-6;
+    const double n = 4;
+    // REDUCE: NCCL's ring chain 0 -> 1 -> 3 -> 2, S on each edge, n-1 steps of latency. GATHER and
+    // SCATTER: three pieces of S/4 through the root's one link: (n-1)/n S / B + alpha.
+    const double expected[] = {S / B + (n - 1) * alpha, (n - 1) / n * S / B + alpha,
+                               (n - 1) / n * S / B + alpha};
+    const auto result = sim::simulate_in_subprocess(g);
+    ASSERT_EQ(result.timeline.events_size(), 12);
+    for (const auto& e : result.timeline.events()) {
+      const auto k = static_cast<std::size_t>(in.node_id[e.task_id()] - 1);
+      EXPECT_NEAR((e.end_s() - e.start_s()) / expected[k], 1.0, 0.005)
+          << "rank " << e.rank() << " node " << k + 1;
+    }
+    EXPECT_NEAR(result.report.step_time_s() / (expected[0] + expected[1] + expected[2]), 1.0,
+                0.005);
+    EXPECT_EQ(result.report.flows(), 9u);
+    EXPECT_EQ(result.report.collective_algorithms().at("ring"), 1u);
+    EXPECT_EQ(result.report.collective_algorithms().at("direct"), 2u);
+    // The root's incoming link carries the reduce chain's last edge (S) and the gather (3/4 S).
+    ASSERT_GT(result.report.links_size(), 0);
+    EXPECT_EQ(result.report.links(0).name(), nvlink ? "nvlink2_down" : "node2_nic0_down");
+    EXPECT_NEAR(result.report.links(0).bytes(), S + (n - 1) / n * S, 1.0);
+  }
+  // Without a comm-groups file a collective spans all ranks in rank order: rank 0 is the root.
+  const ChakraImport all = import_traces(trace.ranks);
+  EXPECT_EQ(all.graph.communicators().at(0).front(), 0u);
+}
+
 TEST(ChakraImport, SendsMeetTheirRecvsByTag) {
   std::vector<traces::ChakraTrace> ranks(2, empty_trace());
   add_node(ranks[0], 1, chakra::COMP_NODE, {}, 100);
@@ -483,9 +546,7 @@ TEST(ChakraImportBadInput, CollectivesWithoutTypeOrSizeOrOfUnknownType) {
   auto unknown = empty_trace();
   collective(unknown, 1, {}, 42, 100);
   EXPECT_NE(import_error({unknown}).find("unknown comm_type 42"), std::string::npos);
-  auto reduce = empty_trace();
-  collective(reduce, 1, {}, chakra::REDUCE, 100);
-  EXPECT_NE(import_error({reduce}).find("comm_type REDUCE is not simulated yet"),
+  EXPECT_NE(import_error({unknown}).find("REDUCE=1, ALL_GATHER=2, GATHER=3, SCATTER=4"),
             std::string::npos);
   auto sizeless = empty_trace();
   set_int(add_node(sizeless, 1, chakra::COMM_COLL_NODE), "comm_type", chakra::ALL_GATHER);

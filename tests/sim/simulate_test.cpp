@@ -1,6 +1,7 @@
-// The SimGrid backend against closed forms: lone transfers, uncontended ring all-reduce, contention on
-// a shared NIC, pipeline bubbles, a single-GPU step, exact symmetry, and deadlock detection.
-// Each simulation runs in its own process (SimGrid's engine is once per process).
+// The SimGrid backend against closed forms: lone transfers, uncontended ring all-reduce, contention
+// on a shared NIC, rooted collectives (reduce, gather, scatter), pipeline bubbles, a single-GPU
+// step, exact symmetry, and deadlock detection. Each simulation runs in its own process (SimGrid's
+// engine is once per process).
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/schedule.h"
@@ -172,6 +173,60 @@ TEST(Simulate, AllReducesSharingOneNicContend) {
   EXPECT_NEAR(two_shared / one_shared, 2.0, 0.05);
   const double one_own = run(1, 8), two_own = run(2, 8);
   EXPECT_NEAR(two_own / one_own, 1.0, 0.01);
+}
+
+TEST(Simulate, RootedCollectivesMatchTheirClosedForms) {
+  // One rank per node in the DP group {0, 8, 16, 24} (tp 8): every flow crosses a NIC (HDR, 25 GB/s
+  // at 92%; same leaf: NIC up + NIC down, alpha = the NIC latency). The root is the first member,
+  // rank 0 on node 0.
+  const int n = 4;
+  const double S = 256e6;
+  const Scenario sc = cluster_scenario(n, "tp: 8 dp: 4 global_batch_size: 4");
+  const auto& c = sc.cluster();
+  const double bw = c.nic_gbit_per_s() / 8 * 1e9 * c.nic_bandwidth_efficiency();
+  const double alpha = c.nic_latency_us() * 1e-6;
+  auto run = [&](CollectiveKind kind, CollectiveAlgorithm algorithm = CollectiveAlgorithm::Ring) {
+    GraphBuilder b{sc, {}, {}, {}};
+    for (int i = 0; i < n; ++i)
+      b.collective(static_cast<std::uint32_t>(8 * i), kind, GROUP_DP,
+                   static_cast<std::uint64_t>(S));
+    SimulationOptions options;
+    options.algorithm = algorithm;
+    return simulate_in_subprocess(b.graph(), options).report;
+  };
+  // REDUCE, NCCL's ring reduce: the chain 8 -> 16 -> 24 -> 0 carries S on each of its 3 edges, n-1
+  // steps of latency.
+  const Report reduce = run(REDUCE);
+  EXPECT_NEAR(reduce.step_time_s() / (S / bw + (n - 1) * alpha), 1.0, 0.005);
+  EXPECT_EQ(reduce.flows(), 3u);
+  EXPECT_EQ(reduce.collective_algorithms().at("ring"), 1u);
+  ASSERT_GT(reduce.links_size(), 0);
+  EXPECT_NEAR(reduce.links(0).bytes(), S, 1.0);  // a chain edge carries the whole tensor
+  // GATHER: three pieces of S/4 into the root, sharing its NIC's down link: 3/4 S / B + alpha,
+  // three times a lone piece's transfer time.
+  const Report gather = run(GATHER);
+  EXPECT_NEAR(gather.step_time_s() / ((n - 1.0) / n * S / bw + alpha), 1.0, 0.005);
+  EXPECT_GT(gather.step_time_s(), 2.5 * (S / n / bw + alpha));
+  EXPECT_EQ(gather.flows(), 3u);
+  EXPECT_EQ(gather.collective_algorithms().at("direct"), 1u);
+  ASSERT_GT(gather.links_size(), 0);
+  EXPECT_EQ(gather.links(0).name(), "node0_nic0_down");
+  EXPECT_NEAR(gather.links(0).bytes(), (n - 1.0) / n * S, 1.0);
+  // The root's link is the algorithm, not contention: the analytic duration alone accounts for it.
+  EXPECT_LT(gather.contention_delay_s(), 1e-3 * gather.step_time_s());
+  // SCATTER: the mirror, out of the root's NIC up link.
+  const Report scatter = run(SCATTER);
+  EXPECT_NEAR(scatter.step_time_s() / ((n - 1.0) / n * S / bw + alpha), 1.0, 0.005);
+  ASSERT_GT(scatter.links_size(), 0);
+  EXPECT_EQ(scatter.links(0).name(), "node0_nic0_up");
+  EXPECT_NEAR(scatter.links(0).bytes(), (n - 1.0) / n * S, 1.0);
+  EXPECT_LT(scatter.contention_delay_s(), 1e-3 * scatter.step_time_s());
+  // Of the same S, a reduce moves more than a reduce-scatter ((n-1)/n S per edge) and less than a
+  // ring all-reduce (2(n-1)/n S), whichever all-reduce algorithm the tuner picks.
+  const double reduce_scatter = run(REDUCE_SCATTER).step_time_s();
+  EXPECT_GT(reduce.step_time_s(), 1.2 * reduce_scatter);
+  EXPECT_LT(reduce.step_time_s(), run(ALL_REDUCE).step_time_s() / 1.4);
+  EXPECT_LT(reduce.step_time_s(), run(ALL_REDUCE, CollectiveAlgorithm::Auto).step_time_s());
 }
 
 // A pipeline of p stages with forward chunks of time tf and backward 2 tf, free communication.
