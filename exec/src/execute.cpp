@@ -263,6 +263,8 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
   timeline.set_source(Timeline::MEASURED);
   timeline.set_scenario_name(graph.scenario().name());
   *timeline.mutable_scenario() = graph.scenario();
+  // An imported graph cannot be rebuilt from its scenario (no model): the timeline carries it.
+  if (graph.imported()) *timeline.mutable_graph() = graph.to_proto();
   timeline.set_backend(backend->name());
   timeline.set_warmup_iterations(options.warmup);
   timeline.set_measured_iterations(options.iterations);

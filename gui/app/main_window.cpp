@@ -1,5 +1,6 @@
 #include "main_window.h"
 
+#include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
@@ -9,11 +10,15 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QCloseEvent>
+#include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QInputDialog>
 #include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -45,6 +50,31 @@ SimOutcome simulate_scenario(const Scenario& scenario) {
     out.error = QString::fromStdString(e.what());
   }
   return out;
+}
+
+// Imports a Chakra trace and simulates it in a forked child; the timeline carries the imported
+// graph. Safe in a worker thread.
+SimOutcome simulate_chakra(const QString& prefix, const QString& cluster, const QString& groups) {
+  SimOutcome out;
+  try {
+    model::ChakraImportOptions import_options;
+    import_options.comm_groups = groups.toStdString();
+    const model::ChakraImport imported = model::import_chakra(
+        prefix.toStdString(), model::resolve_cluster(cluster.toStdString()), import_options);
+    sim::SimulationOptions options;
+    options.name_events = true;
+    sim::SimulationResult result = sim::simulate_in_subprocess(imported.graph, options);
+    for (const auto& w : imported.warnings) result.report.add_notes(w);
+    out.report = std::move(result.report);
+    out.timeline = std::make_shared<TimelineData>(std::move(result.timeline));
+  } catch (const std::exception& e) {
+    out.error = QString::fromStdString(e.what());
+  }
+  return out;
+}
+
+bool is_chakra_file(const QString& path) {
+  return path.endsWith(QStringLiteral(".et"));
 }
 
 bool is_scenario_file(const QString& path) {
@@ -109,6 +139,12 @@ void MainWindow::build_menus() {
                   [=] { open_timeline(Timeline::PREDICTED); });
   file->addAction(QStringLiteral("Open &measured timeline\u2026"), this,
                   [=] { open_timeline(Timeline::MEASURED); });
+  file->addAction(QStringLiteral("Open &Chakra trace\u2026"), this, [this] {
+    const QString path = QFileDialog::getOpenFileName(
+        this, QStringLiteral("Open Chakra trace (any rank's file)"), {},
+        QStringLiteral("Chakra execution traces (*.et);;All files (*)"));
+    if (!path.isEmpty()) open_file(path);
+  });
   recent_menu_ = file->addMenu(QStringLiteral("Open &recent"));
   file->addSeparator();
   file->addAction(QStringLiteral("Export view as &PNG\u2026"), this, [this] {
@@ -142,7 +178,70 @@ void MainWindow::report_error(const QString& message) {
   if (!headless_) QMessageBox::warning(this, QStringLiteral("parallax"), message);
 }
 
+namespace {
+
+QString chakra_prefix(const QString& path) {
+  static const QRegularExpression rank_file(QStringLiteral("^(.+)\\.\\d+\\.et$"));
+  const QRegularExpressionMatch m = rank_file.match(path);
+  return m.hasMatch() ? m.captured(1) : QString();
+}
+
+QStringList cluster_presets() {
+  QStringList names;
+  const QDir dir(QString::fromStdString((model::data_dir() / "clusters").string()));
+  for (const QFileInfo& f : dir.entryInfoList({QStringLiteral("*.pbtxt")}, QDir::Files, QDir::Name))
+    names << f.completeBaseName();
+  return names;
+}
+
+}  // namespace
+
 void MainWindow::open_file(const QString& path) {
+  if (is_chakra_file(path)) {
+    const QString prefix = chakra_prefix(path);
+    if (prefix.isEmpty()) {
+      report_error(path + QStringLiteral(": a Chakra trace is one file per rank, PREFIX.<rank>.et "
+                                         "(e.g. trace.0.et); this name has no rank number"));
+      return;
+    }
+    // Which cluster to simulate it on: asked each time, the last choice offered first.
+    QString cluster = QStringLiteral("dgx-a100-80g");
+    if (!headless_) {
+      QSettings settings;
+      const QString last = settings.value(QStringLiteral("chakra/cluster"), cluster).toString();
+      const QStringList presets = cluster_presets();
+      bool ok = false;
+      cluster = QInputDialog::getItem(
+          this, QStringLiteral("Simulate a Chakra trace"),
+          QStringLiteral("Cluster to simulate %1 on:").arg(QFileInfo(prefix).fileName()), presets,
+          std::max<int>(0, static_cast<int>(presets.indexOf(last))), false, &ok);
+      if (!ok) return;
+      settings.setValue(QStringLiteral("chakra/cluster"), cluster);
+    }
+    // Communicators: PREFIX.comm_groups.json when it exists (as the CLI), else the user picks a
+    // comm-groups JSON or runs every collective on all ranks.
+    QString groups;
+    if (!headless_ && !QFileInfo::exists(prefix + QStringLiteral(".comm_groups.json"))) {
+      QMessageBox ask(QMessageBox::Question, QStringLiteral("Communicator groups"),
+                      QStringLiteral("There is no %1.comm_groups.json. Which ranks does each "
+                                     "collective run on?")
+                          .arg(QFileInfo(prefix).fileName()),
+                      QMessageBox::NoButton, this);
+      QPushButton* choose =
+          ask.addButton(QStringLiteral("Choose a comm-groups JSON\u2026"), QMessageBox::AcceptRole);
+      ask.addButton(QStringLiteral("All ranks"), QMessageBox::RejectRole);
+      ask.exec();
+      if (ask.clickedButton() == choose) {
+        groups = QFileDialog::getOpenFileName(
+            this, QStringLiteral("Comm-groups JSON ({\"<pg_name>\": [ranks]})"),
+            QFileInfo(prefix).absolutePath(), QStringLiteral("JSON (*.json);;All files (*)"));
+        if (groups.isEmpty()) return;
+      }
+    }
+    add_recent(path);
+    simulate_chakra_async(prefix, cluster, groups);
+    return;
+  }
   if (is_scenario_file(path)) {
     try {
       const Scenario scenario = model::load_scenario(path.toStdString());
@@ -178,6 +277,24 @@ bool MainWindow::load_scenario_now(const QString& path, QString* error) {
   }
 }
 
+bool MainWindow::load_chakra_now(const QString& prefix, const QString& cluster,
+                                 const QString& groups, QString* error) {
+  SimOutcome out = simulate_chakra(prefix, cluster, groups);
+  if (!out.timeline) {
+    if (error) *error = prefix + QStringLiteral(": ") + out.error;
+    return false;
+  }
+  set_predicted(std::move(out.timeline), std::move(out.report));
+  return true;
+}
+
+void MainWindow::simulate_chakra_async(const QString& prefix, const QString& cluster,
+                                       const QString& groups) {
+  const QString what = QFileInfo(prefix).fileName() + QStringLiteral(" on ") + cluster;
+  run_simulation_async(
+      what, [prefix, cluster, groups] { return simulate_chakra(prefix, cluster, groups); });
+}
+
 bool MainWindow::load_timeline_now(const QString& path, std::optional<Timeline::Source> expect,
                                    QString* error) {
   try {
@@ -208,6 +325,11 @@ bool MainWindow::load_timeline_now(const QString& path, std::optional<Timeline::
 }
 
 void MainWindow::simulate_async(const Scenario& scenario, const QString& what) {
+  run_simulation_async(what, [scenario] { return simulate_scenario(scenario); });
+}
+
+template <typename Work>
+void MainWindow::run_simulation_async(const QString& what, Work work) {
   simulating_ = true;
   statusBar()->showMessage(QStringLiteral("simulating %1\u2026").arg(what));
   auto* watcher = new QFutureWatcher<SimOutcome>(this);
@@ -226,8 +348,7 @@ void MainWindow::simulate_async(const Scenario& scenario, const QString& what) {
     tabs_->setCurrentIndex(TimelineTab);
     emit simulation_finished(true);
   });
-  watcher->setFuture(
-      QtConcurrent::run(&fork_pool(), [scenario] { return simulate_scenario(scenario); }));
+  watcher->setFuture(QtConcurrent::run(&fork_pool(), std::move(work)));
 }
 
 void MainWindow::set_predicted(std::shared_ptr<TimelineData> predicted,
@@ -346,6 +467,12 @@ std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, 
       ok = value(o.timeline);
     else if (a == QLatin1String("--measured"))
       ok = value(o.measured);
+    else if (a == QLatin1String("--chakra"))
+      ok = value(o.chakra);
+    else if (a == QLatin1String("--cluster"))
+      ok = value(o.cluster);
+    else if (a == QLatin1String("--comm-groups"))
+      ok = value(o.comm_groups);
     else if (a == QLatin1String("--search"))
       ok = value(o.search);
     else if (a == QLatin1String("--diff"))
@@ -364,11 +491,14 @@ std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, 
                 .arg(s));
       o.size = QSize(w, h);
     } else
-      return fail(QStringLiteral("unknown argument \"%1\"; usage: parallax-gui --screenshot "
-                                 "FILE.png --view planner|timeline|breakdown "
-                                 "[--scenario S] [--timeline PRED.pb] [--measured MEAS.pb] "
-                                 "[--diff] [--critical-path] [--search TEXT] [--size WxH]")
-                      .arg(a));
+      return fail(
+          QStringLiteral("unknown argument \"%1\"; usage: parallax-gui --screenshot "
+                         "FILE.png --view planner|timeline|breakdown "
+                         "[--scenario S] [--chakra PREFIX --cluster PRESET [--comm-groups F]] "
+                         "[--timeline PRED.pb] "
+                         "[--measured MEAS.pb] "
+                         "[--diff] [--critical-path] [--search TEXT] [--size WxH]")
+              .arg(a));
     if (!ok) return fail(QStringLiteral("%1 needs a value").arg(a));
   }
   if (o.output.isEmpty()) return fail(QStringLiteral("--screenshot needs the PNG file to write"));
@@ -376,6 +506,13 @@ std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, 
       o.view != QLatin1String("breakdown"))
     return fail(
         QStringLiteral("--view must be planner, timeline or breakdown (got \"%1\")").arg(o.view));
+  if (!o.chakra.isEmpty() && !o.scenario.isEmpty())
+    return fail(QStringLiteral("--chakra and --scenario both give the prediction; give one"));
+  if (!o.chakra.isEmpty() && o.cluster.isEmpty())
+    return fail(QStringLiteral(
+        "--chakra needs --cluster PRESET (e.g. dgx-a100-80g) to simulate the trace on"));
+  if (o.chakra.isEmpty() && (!o.cluster.isEmpty() || !o.comm_groups.isEmpty()))
+    return fail(QStringLiteral("--cluster and --comm-groups are for --chakra PREFIX"));
   if (o.diff && o.measured.isEmpty())
     return fail(QStringLiteral(
         "--diff needs --measured MEAS.pb (and a prediction: --timeline or --scenario)"));
@@ -392,6 +529,8 @@ std::unique_ptr<MainWindow> prepare_view(const ScreenshotOptions& o, QString* er
   MainWindow& w = *window;
   w.resize(o.size);
   if (!o.scenario.isEmpty() && !w.load_scenario_now(o.scenario, error)) return nullptr;
+  if (!o.chakra.isEmpty() && !w.load_chakra_now(o.chakra, o.cluster, o.comm_groups, error))
+    return nullptr;
   if (!o.timeline.isEmpty() && !w.load_timeline_now(o.timeline, Timeline::PREDICTED, error))
     return nullptr;
   if (!o.measured.isEmpty() && !w.load_timeline_now(o.measured, Timeline::MEASURED, error))

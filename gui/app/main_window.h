@@ -32,15 +32,24 @@ class MainWindow : public QMainWindow {
   const QString& last_error() const { return last_error_; }
   bool simulating() const { return simulating_; }
 
-  // Opens by kind: a scenario (.pbtxt, .json: simulated in the background) or a timeline (.pb,
+  // Opens by kind: a scenario (.pbtxt, .json: simulated in the background), a Chakra trace (any
+  // PREFIX.<rank>.et: imported and simulated on a cluster the user picks) or a timeline (.pb,
   // placed by its source). Errors are shown, and kept in last_error().
   void open_file(const QString& path);
   // The same, in this thread (screenshots, tests). `expect` checks a timeline's source.
   bool load_scenario_now(const QString& path, QString* error);
   bool load_timeline_now(const QString& path, std::optional<Timeline::Source> expect,
                          QString* error);
+  // Imports the Chakra trace PREFIX.<rank>.et and simulates it on a cluster preset (or file), in
+  // this thread. `groups`: a comm-groups JSON; empty: PREFIX.comm_groups.json if it exists, else
+  // every collective on all ranks (as `parallax simulate --chakra`).
+  bool load_chakra_now(const QString& prefix, const QString& cluster, const QString& groups,
+                       QString* error);
   // Simulates a scenario in the background, then shows its timeline and breakdown.
   void simulate_async(const Scenario& scenario, const QString& what);
+  // The same for a Chakra trace.
+  void simulate_chakra_async(const QString& prefix, const QString& cluster,
+                             const QString& groups = {});
 
   bool export_png(const QString& path, QString* error);
   bool export_chrome(const QString& path, QString* error);
@@ -59,6 +68,8 @@ class MainWindow : public QMainWindow {
   void add_recent(const QString& path);
   void rebuild_recent();
   void build_menus();
+  template <typename Work>
+  void run_simulation_async(const QString& what, Work work);
 
   bool headless_;
   QTabWidget* tabs_;
@@ -73,12 +84,12 @@ class MainWindow : public QMainWindow {
 };
 
 struct ScreenshotOptions {
-  QString output, view, scenario, timeline, measured, search;
+  QString output, view, scenario, chakra, cluster, comm_groups, timeline, measured, search;
   bool diff = false, critical = false;
   QSize size{1600, 1000};
 };
-// Parses `--screenshot FILE.png --view planner|timeline|breakdown [--scenario S] [--timeline
-// PRED.pb]
+// Parses `--screenshot FILE.png --view planner|timeline|breakdown [--scenario S] [--chakra PREFIX
+// --cluster PRESET [--comm-groups F]] [--timeline PRED.pb]
 // [--measured MEAS.pb] [--diff] [--critical-path] [--search TEXT] [--size WxH]`; nullopt and
 // `error` on bad arguments.
 std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, QString* error);

@@ -164,8 +164,37 @@ std::string task_class(const Task& t) {
   return "other";
 }
 
+// Two timelines of imported graphs (execution traces) are of the same job when their graphs have
+// the same tasks (rank, kind, trace label) and dependencies; the clusters may differ (a trace
+// predicted on one cluster and measured on another is the point of comparing).
+void check_same_imported_job(const JobGraph& p, const JobGraph& m) {
+  auto differ = [](const std::string& what) {
+    throw InputError(
+        "the timelines are of different jobs: " + what +
+        "; compare a prediction and a measurement of the same Chakra trace (`parallax simulate "
+        "--chakra P --timeline` and `parallax exec --chakra P -o`)");
+  };
+  if (p.scenario().layout().dp() != m.scenario().layout().dp())
+    differ("the predicted graph has " + std::to_string(p.scenario().layout().dp()) +
+           " ranks, the measured one " + std::to_string(m.scenario().layout().dp()));
+  if (p.num_tasks() != m.num_tasks() || p.num_edges() != m.num_edges())
+    differ("the predicted graph has " + std::to_string(p.num_tasks()) + " tasks and " +
+           std::to_string(p.num_edges()) + " dependencies, the measured one " +
+           std::to_string(m.num_tasks()) + " and " + std::to_string(m.num_edges()));
+  for (std::uint32_t t = 0; t < p.num_tasks(); ++t) {
+    const Task& a = p.tasks()[t];
+    const Task& b = m.tasks()[t];
+    if (a.rank != b.rank || a.kind != b.kind || p.task_label(t) != m.task_label(t))
+      differ("task " + std::to_string(t) + " is " + p.task_name(t) + " on rank " +
+             std::to_string(a.rank) + " in the prediction but " + m.task_name(t) + " on rank " +
+             std::to_string(b.rank) + " in the measurement");
+  }
+}
+
 void validate_timeline(const Timeline& timeline, const std::string& name) {
-  if (timeline.has_scenario()) validate_scenario(timeline.scenario(), name + "'s scenario");
+  // An imported graph's scenario has no model; JobGraph::from_proto checks it with the graph.
+  if (timeline.has_scenario() && !timeline.has_graph())
+    validate_scenario(timeline.scenario(), name + "'s scenario");
   for (int i = 0; i < timeline.events_size(); ++i) {
     const auto& e = timeline.events(i);
     if (!std::isfinite(e.start_s()) || !std::isfinite(e.end_s()))
@@ -181,15 +210,35 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   if (!measured.has_scenario())
     throw InputError("the measured timeline has no scenario: it cannot be joined to a job graph (the executor embeds "
                      "the scenario it ran; was the file written by another tool?)");
-  // Different jobs first: that is the clearer message when a file of another job was given.
-  check_same_job(predicted.scenario(), measured.scenario());
-  validate_timeline(predicted, "the predicted timeline");
-  validate_timeline(measured, "the measured timeline");
-  const JobGraph graph = build_job_graph(predicted.scenario());
-  const RankGrid grid = rank_grid(predicted.scenario());
+  if (predicted.has_graph() != measured.has_graph())
+    throw InputError(std::string("the ") + (predicted.has_graph() ? "predicted" : "measured") +
+                     " timeline is of a graph imported from an execution trace but the " +
+                     (predicted.has_graph() ? "measured" : "predicted") +
+                     " one is of a scenario; they are different jobs");
+  const bool imported = predicted.has_graph();
+  // The job graph the task ids index: rebuilt from the scenario, or carried by an imported trace's
+  // timelines (checked as a plan file is).
+  const JobGraph graph = [&] {
+    if (!imported) {
+      // Different jobs first: that is the clearer message when a file of another job was given.
+      check_same_job(predicted.scenario(), measured.scenario());
+      validate_timeline(predicted, "the predicted timeline");
+      validate_timeline(measured, "the measured timeline");
+      return build_job_graph(predicted.scenario());
+    }
+    validate_timeline(predicted, "the predicted timeline");
+    validate_timeline(measured, "the measured timeline");
+    JobGraph p = JobGraph::from_proto(predicted.graph(), "the predicted timeline's graph");
+    check_same_imported_job(
+        p, JobGraph::from_proto(measured.graph(), "the measured timeline's graph"));
+    return p;
+  }();
+  const RankGrid grid = rank_grid(graph.scenario());
   const bool symmetric = graph.uses_symmetry();
   const auto n = static_cast<std::uint32_t>(graph.num_tasks());
-  const auto world = static_cast<std::uint32_t>(gpus(predicted.scenario()));
+  // An imported graph's cluster may have more GPUs than the trace has ranks.
+  const auto world = static_cast<std::uint32_t>(imported ? graph.scenario().layout().dp()
+                                                         : gpus(predicted.scenario()));
 
   CompareResult result;
   result.scenario_name = predicted.scenario().name();

@@ -688,11 +688,6 @@ double JobGraph::model_flops() const {
 }
 
 parallax::JobGraph JobGraph::to_proto() const {
-  // The plan file has no field for an explicit communicator or a measured duration: refuse rather
-  // than write a plan that would run differently.
-  if (!communicators_.empty())
-    throw InputError("a graph imported from an execution trace cannot be saved as a plan file (its communicators and "
-                     "measured durations have no plan fields); run it with --chakra directly");
   parallax::JobGraph out;
   *out.mutable_scenario() = scenario_;
   for (const RankClass& r : ranks_) {
@@ -731,7 +726,13 @@ parallax::JobGraph JobGraph::to_proto() const {
     if (t.kind == COLLECTIVE) p->set_collective(t.collective);
     if (t.group != GROUP_NONE) p->set_group(t.group);
     if (t.peer >= 0) p->set_peer(t.peer);
+    if (t.communicator >= 0) p->set_communicator(t.communicator);
+    if (t.measured_s >= 0) p->set_measured_s(t.measured_s);
+    if (t.on_host) p->set_on_host(true);
+    if (id < task_labels_.size() && !task_labels_[id].empty()) p->set_label(task_labels_[id]);
   }
+  for (const auto& members : communicators_)
+    out.add_communicators()->mutable_ranks()->Add(members.begin(), members.end());
   out.mutable_edge_src()->Reserve(static_cast<int>(num_edges()));
   out.mutable_edge_dst()->Reserve(static_cast<int>(num_edges()));
   for (auto [it, end] = boost::edges(csr_); it != end; ++it) {
@@ -786,8 +787,31 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
   auto fail = [&](const std::string& what) { throw InputError(source + ": " + what); };
   if (!in.has_scenario())
     fail("the plan has no scenario (write it again with this version's `parallax inspect -o`)");
-  // Everything below indexes by the scenario's layout: check it as a scenario file is checked.
-  validate_scenario(in.scenario(), source + ": scenario");
+  // Everything below indexes by the scenario's layout: check it as a scenario file is checked. A
+  // graph imported from an execution trace has no model, only the cluster and its explicit ranks.
+  const bool imported = !in.scenario().has_model();
+  if (imported)
+    validate_imported_scenario(in.scenario(), source + ": scenario");
+  else
+    validate_scenario(in.scenario(), source + ": scenario");
+  if (!imported && in.communicators_size() > 0)
+    fail(
+        "communicators are only for graphs imported from execution traces (this one's scenario has "
+        "a model)");
+  std::vector<std::vector<std::uint32_t>> communicators;
+  for (int c = 0; c < in.communicators_size(); ++c) {
+    const auto& ranks = in.communicators(c).ranks();
+    if (ranks.empty()) fail("communicator " + std::to_string(c) + " has no ranks");
+    std::vector<std::uint32_t> members(ranks.begin(), ranks.end());
+    std::vector<std::uint32_t> sorted = members;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+      fail("communicator " + std::to_string(c) + " lists a rank twice");
+    if (sorted.back() >= static_cast<std::uint32_t>(in.scenario().layout().dp()))
+      fail("communicator " + std::to_string(c) + " has rank " + std::to_string(sorted.back()) +
+           " but the job has " + std::to_string(in.scenario().layout().dp()) + " ranks");
+    communicators.push_back(std::move(members));
+  }
   const RankGrid grid{in.scenario().layout().tp(), in.scenario().layout().dp(), in.scenario().layout().pp()};
   const std::int64_t world = grid.t * grid.d * grid.p;
   if (world > std::numeric_limits<std::int32_t>::max())
@@ -814,6 +838,7 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
   std::vector<Task> tasks(n);
   std::vector<bool> seen(n, false);
   std::vector<std::vector<std::uint32_t>> rank_tasks(ranks.size());
+  std::vector<std::string> labels;
   for (const auto& p : in.tasks()) {
     if (p.id() >= n || seen[p.id()])
       fail("task id " + std::to_string(p.id()) + " is out of range or repeated (the plan has " + std::to_string(n) +
@@ -869,6 +894,32 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
     t.collective = p.collective();
     t.group = p.group();
     t.peer = p.peer();
+    if (!imported &&
+        (p.has_communicator() || p.has_measured_s() || p.has_on_host() || p.has_label()))
+      fail(which +
+           ": communicator, measured_s, on_host and label are only for graphs imported from "
+           "execution traces");
+    if (p.communicator() < -1 ||
+        p.communicator() >= static_cast<std::int64_t>(communicators.size()))
+      fail(which + ": communicator " + std::to_string(p.communicator()) +
+           " does not exist (the graph has " + std::to_string(communicators.size()) + ")");
+    if (imported && p.kind() == COLLECTIVE) {
+      if (p.communicator() < 0)
+        fail(which + ": a collective of an imported graph needs its communicator");
+      const auto& members = communicators[static_cast<std::size_t>(p.communicator())];
+      if (std::find(members.begin(), members.end(), p.rank()) == members.end())
+        fail(which + ": runs on rank " + std::to_string(p.rank()) +
+             ", which is not in its communicator " + std::to_string(p.communicator()));
+    }
+    if (!std::isfinite(p.measured_s()))
+      fail(which + ": measured_s must be a finite number of seconds (negative: none)");
+    t.communicator = p.communicator();
+    t.measured_s = p.measured_s();
+    t.on_host = p.on_host();
+    if (!p.label().empty()) {
+      if (labels.empty()) labels.resize(n);
+      labels[p.id()] = p.label();
+    }
     rank_tasks[rank_it->second].push_back(p.id());
   }
   if (in.edge_src_size() != in.edge_dst_size())
@@ -884,6 +935,8 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
     edges.emplace_back(in.edge_src(i), in.edge_dst(i));
   }
   JobGraph graph(in.scenario(), std::move(ranks), std::move(tasks), std::move(rank_tasks), edges);
+  graph.set_communicators(std::move(communicators));
+  graph.set_task_labels(std::move(labels));
   if (const std::int64_t v = task_on_cycle(n, edges); v >= 0)
     fail("task " + std::to_string(v) + " (" + graph.task_name(static_cast<std::uint32_t>(v)) +
          ") is on a dependency cycle: the schedule would deadlock");

@@ -144,41 +144,27 @@ void require_positive(const Sources& src, const std::vector<std::string>& path, 
 constexpr std::int64_t kMaxGpus = 1 << 20;
 constexpr std::int64_t kMaxLayers = 32767;
 
-void validate(const Scenario& sc, const Sources& src) {
-  // Model.
-  if (!sc.has_model()) fail(src, {"model"}, "missing: a scenario needs a model { ... } block");
-  const ModelSpec& m = sc.model();
-  require_positive(src, {"model", "num_layers"}, m.num_layers(), m.has_num_layers(), "the number of transformer layers");
-  require_positive(src, {"model", "hidden_size"}, m.hidden_size(), m.has_hidden_size(), "the hidden size h");
-  require_positive(src, {"model", "num_heads"}, m.num_heads(), m.has_num_heads(), "the number of attention heads");
-  require_positive(src, {"model", "seq_length"}, m.seq_length(), m.has_seq_length(), "the sequence length in tokens");
-  require_positive(src, {"model", "vocab_size"}, m.vocab_size(), m.has_vocab_size(), "the vocabulary size");
-  // Layer indices are stored in 16 bits per task (the graph of a big job has millions of tasks).
-  if (m.num_layers() > kMaxLayers)
-    fail(src, {"model", "num_layers"}, "at most " + std::to_string(kMaxLayers) + " layers are supported (got " +
-                                           std::to_string(m.num_layers()) + ")");
-  if (m.ffn_hidden_size() < 0)
-    fail(src, {"model", "ffn_hidden_size"}, "must not be negative (0 means 4 * hidden_size)");
-  if (m.hidden_size() % m.num_heads() != 0)
-    fail(src, {"model", "num_heads"}, "hidden_size " + std::to_string(m.hidden_size()) +
-                                          " is not divisible by num_heads " + std::to_string(m.num_heads()) +
-                                          "; valid num_heads: " + divisors_of(m.hidden_size()));
-
-  // Cluster.
+// The cluster block: the same checks for a scenario and for an imported graph's (which has no
+// model; `precision` is then the default, BF16).
+void validate_cluster(const Scenario& sc, const Sources& src, Precision precision) {
   if (!sc.has_cluster()) fail(src, {"cluster"}, "missing: give cluster { preset: \"dgx-a100-80g\" num_nodes: N }");
   const ClusterSpec& c = sc.cluster();
   const GpuSpec& g = c.gpu();
   require_positive(src, {"cluster", "num_nodes"}, c.num_nodes(), c.has_num_nodes(), "the number of nodes");
   require_positive(src, {"cluster", "gpus_per_node"}, c.gpus_per_node(), c.has_gpus_per_node(), "GPUs per node");
-  const double peak = peak_flops(g, m.precision());
+  const double peak = peak_flops(g, precision);
   if (!(peak > 0))
-    fail(src, {"cluster", "gpu", "peak_" + [&] {
-                 std::string n = precision_name(m.precision());
-                 for (auto& ch : n) ch = static_cast<char>(std::tolower(ch));
-                 return n;
-               }() + "_tflops"},
+    fail(src,
+         {"cluster", "gpu",
+          "peak_" +
+              [&] {
+                std::string n = precision_name(precision);
+                for (auto& ch : n) ch = static_cast<char>(std::tolower(ch));
+                return n;
+              }() +
+              "_tflops"},
          "the GPU \"" + g.name() + "\" has no positive peak for the model's precision " +
-             precision_name(m.precision()) + "; set it, or change model.precision");
+             precision_name(precision) + "; set it, or change model.precision");
   require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(), "the GPU memory size in GB");
   require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(), "the GPU memory bandwidth in TB/s");
   if (!(g.memory_bound_efficiency() > 0 && g.memory_bound_efficiency() <= 1))
@@ -214,6 +200,36 @@ void validate(const Scenario& sc, const Sources& src) {
     fail(src, {"cluster", "inter_node", "oversubscription"}, "must be >= 1 (1 = non-blocking)");
   if (c.inter_node().nodes_per_leaf() < 1)
     fail(src, {"cluster", "inter_node", "nodes_per_leaf"}, "must be >= 1");
+}
+
+void validate(const Scenario& sc, const Sources& src) {
+  // Model.
+  if (!sc.has_model()) fail(src, {"model"}, "missing: a scenario needs a model { ... } block");
+  const ModelSpec& m = sc.model();
+  require_positive(src, {"model", "num_layers"}, m.num_layers(), m.has_num_layers(),
+                   "the number of transformer layers");
+  require_positive(src, {"model", "hidden_size"}, m.hidden_size(), m.has_hidden_size(),
+                   "the hidden size h");
+  require_positive(src, {"model", "num_heads"}, m.num_heads(), m.has_num_heads(),
+                   "the number of attention heads");
+  require_positive(src, {"model", "seq_length"}, m.seq_length(), m.has_seq_length(),
+                   "the sequence length in tokens");
+  require_positive(src, {"model", "vocab_size"}, m.vocab_size(), m.has_vocab_size(),
+                   "the vocabulary size");
+  // Layer indices are stored in 16 bits per task (the graph of a big job has millions of tasks).
+  if (m.num_layers() > kMaxLayers)
+    fail(src, {"model", "num_layers"},
+         "at most " + std::to_string(kMaxLayers) + " layers are supported (got " +
+             std::to_string(m.num_layers()) + ")");
+  if (m.ffn_hidden_size() < 0)
+    fail(src, {"model", "ffn_hidden_size"}, "must not be negative (0 means 4 * hidden_size)");
+  if (m.hidden_size() % m.num_heads() != 0)
+    fail(src, {"model", "num_heads"},
+         "hidden_size " + std::to_string(m.hidden_size()) + " is not divisible by num_heads " +
+             std::to_string(m.num_heads()) + "; valid num_heads: " + divisors_of(m.hidden_size()));
+
+  validate_cluster(sc, src, m.precision());
+  const ClusterSpec& c = sc.cluster();
 
   // Layout.
   if (!sc.has_layout()) fail(src, {"layout"}, "missing: give layout { dp: .. tp: .. pp: .. global_batch_size: .. }");
@@ -360,6 +376,39 @@ void validate_scenario(const Scenario& scenario, const std::string& name) {
   sources.scenario.name = name;
   sources.scenario.json = true;  // no parse tree: no line numbers
   validate(scenario, sources);
+}
+
+void validate_imported_scenario(const Scenario& scenario, const std::string& name) {
+  Sources src;
+  src.scenario.name = name;
+  src.scenario.json = true;
+  // Only what the graph indexes with: the machine model matters to the simulator alone, which
+  // imports the trace itself (the executor's host cluster has no GPU model at all).
+  if (!scenario.has_cluster())
+    fail(src, {"cluster"}, "missing: an imported graph records the cluster it was imported for");
+  const ClusterSpec& c = scenario.cluster();
+  require_positive(src, {"cluster", "num_nodes"}, c.num_nodes(), c.has_num_nodes(),
+                   "the number of nodes");
+  require_positive(src, {"cluster", "gpus_per_node"}, c.gpus_per_node(), c.has_gpus_per_node(),
+                   "GPUs per node");
+  const Layout& l = scenario.layout();
+  // The importer's grid: every rank explicit, data parallel only.
+  if (l.tp() != 1 || l.pp() != 1)
+    fail(src, {"layout"},
+         "an imported graph has tp 1 and pp 1 (got tp " + std::to_string(l.tp()) + ", pp " +
+             std::to_string(l.pp()) + "); its ranks are all explicit");
+  if (scenario.options().use_symmetry())
+    fail(src, {"options", "use_symmetry"},
+         "must be false for an imported graph (every rank is explicit)");
+  const std::int64_t gpus = static_cast<std::int64_t>(c.num_nodes()) * c.gpus_per_node();
+  if (gpus > kMaxGpus)
+    fail(src, {"cluster", "num_nodes"},
+         "the cluster has " + std::to_string(gpus) + " GPUs; at most " + std::to_string(kMaxGpus) +
+             " are supported");
+  if (l.dp() < 1 || l.dp() > gpus)
+    fail(src, {"layout", "dp"},
+         "the rank count " + std::to_string(l.dp()) + " must be between 1 and the cluster's " +
+             std::to_string(gpus) + " GPUs");
 }
 
 Scenario load_scenario(const fs::path& path) {

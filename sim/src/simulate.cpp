@@ -642,6 +642,8 @@ class Simulator {
     tl.set_source(Timeline::PREDICTED);
     tl.set_scenario_name(sc_.name());
     *tl.mutable_scenario() = sc_;
+    // An imported graph cannot be rebuilt from its scenario (no model): the timeline carries it.
+    if (graph_.imported()) *tl.mutable_graph() = graph_.to_proto();
     for (const auto& rc : graph_.ranks()) {
       auto* tr = tl.add_ranks();
       tr->set_rank(rc.rank);

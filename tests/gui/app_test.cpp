@@ -18,6 +18,7 @@
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
 #include <QSpinBox>
+#include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
 #include <QtTest>
@@ -257,6 +258,73 @@ class AppTest : public QObject {
     QVERIFY(bad.waitForFinished(60000));
     QCOMPARE(bad.exitCode(), 2);
     QVERIFY2(bad.readAllStandardError().contains("tiny-gpt-cpu.pbtxt"), "the error names the file");
+  }
+
+  void screenshot_chakra() {
+    // The GPT dp2 x tp2 Chakra trace with its communicators, simulated on a DGX A100: one group of
+    // lanes per rank (4), kernels in the kind colours, the critical path found in the imported
+    // graph.
+    const QString prefix =
+        QStringLiteral(PARALLAX_SOURCE_DIR "/tests/data/chakra/gpt-stg-dp2-tp2/workload");
+    const QString groups =
+        QStringLiteral(PARALLAX_SOURCE_DIR "/tests/data/chakra/gpt-stg-dp2-tp2/comm_groups.json");
+    QString error;
+    auto o = parse_screenshot_args(
+        {"--screenshot", "c.png", "--view", "timeline", "--chakra", prefix, "--cluster",
+         "dgx-a100-80g", "--comm-groups", groups, "--critical-path"},
+        &error);
+    QVERIFY2(o, qPrintable(error));
+    auto w = prepare_view(*o, &error);
+    QVERIFY2(w, qPrintable(error));
+    const TimelineScene& scene = w->timeline()->scene();
+    QVERIFY(scene.critical_tasks() > 0);
+    const QImage image = w->grab().toImage();
+    save(image, QStringLiteral("chakra_timeline.png"));
+    const int predicted = first_row_with(image, section_colour(false), 800);
+    QVERIFY(predicted > 0);
+    QVERIFY(count_colour(image, kind_colour(GEMM)) + count_colour(image, kind_colour(COLLECTIVE)) >
+            500);
+    // The breakdown of the simulated trace.
+    w->tabs()->setCurrentIndex(MainWindow::BreakdownTab);
+    QCoreApplication::processEvents();
+    save(w->grab().toImage(), QStringLiteral("chakra_breakdown.png"));
+    QVERIFY(count_colour(w->grab().toImage(), breakdown_colour(0)) > 500);
+
+    // Arguments: --chakra needs a cluster; --cluster needs --chakra; not both predictions.
+    QVERIFY(!parse_screenshot_args(
+        {"--screenshot", "c.png", "--view", "timeline", "--chakra", prefix}, &error));
+    QVERIFY2(error.contains(QStringLiteral("--chakra needs --cluster")), qPrintable(error));
+    QVERIFY(!parse_screenshot_args(
+        {"--screenshot", "c.png", "--view", "timeline", "--cluster", "dgx-h100"}, &error));
+    QVERIFY(!parse_screenshot_args({"--screenshot", "c.png", "--view", "timeline", "--chakra",
+                                    prefix, "--cluster", "dgx-h100", "--scenario", kTiny},
+                                   &error));
+    // A missing trace names the file it looked for.
+    QVERIFY(!MainWindow(true).load_chakra_now(QStringLiteral("/nonexistent/trace"),
+                                              QStringLiteral("dgx-h100"), {}, &error));
+    QVERIFY2(error.contains(QStringLiteral("/nonexistent/trace.0.et")), qPrintable(error));
+  }
+
+  void open_chakra_file_simulates_in_the_background() {
+    // File > Open of any rank's .et: imported and simulated off the UI thread (headless: on the
+    // default cluster), then shown.
+    MainWindow w(true);
+    QSignalSpy finished(&w, &MainWindow::simulation_finished);
+    w.open_file(QStringLiteral(PARALLAX_SOURCE_DIR
+                               "/tests/data/chakra/fsdp-mlp-pytorch-2/chakra_trace.1.et"));
+    QVERIFY(w.simulating());
+    QVERIFY(finished.wait(120000));
+    QCOMPARE(finished.at(0).at(0).toBool(), true);
+    QCOMPARE(w.tabs()->currentIndex(), static_cast<int>(MainWindow::TimelineTab));
+    QVERIFY2(
+        w.statusBar()->currentMessage().contains(QStringLiteral("chakra_trace on dgx-a100-80g: "
+                                                                "simulated step")),
+        qPrintable(w.statusBar()->currentMessage()));
+    QVERIFY(!w.timeline()->scene().rows().empty());
+    // A name without a rank number is refused with the expected form.
+    w.open_file(QStringLiteral("/tmp/trace.et"));
+    QVERIFY2(w.last_error().contains(QStringLiteral("PREFIX.<rank>.et")),
+             qPrintable(w.last_error()));
   }
 
   void open_and_export() {

@@ -7,6 +7,7 @@
 #include "parallax/gui/time_axis.h"
 #include "parallax/gui/timeline_data.h"
 #include "parallax/gui/timeline_scene.h"
+#include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
@@ -224,6 +225,55 @@ class CoreTest : public QObject {
     }
   }
 
+  void imported_trace_carries_its_graph() {
+    // PyTorch FSDP on 2 ranks, simulated as `parallax simulate --chakra` does: the timeline carries
+    // the imported graph (its scenario has no model), so names, shapes, communicators and the
+    // critical path are there; CPU-side ops get their own lane.
+    const model::ChakraImport imported = model::import_chakra(
+        std::string(PARALLAX_SOURCE_DIR) + "/tests/data/chakra/fsdp-mlp-pytorch-2/chakra_trace",
+        model::resolve_cluster("dgx-a100-80g"));
+    sim::SimulationOptions options;
+    options.name_events = true;
+    Timeline timeline = sim::simulate_in_subprocess(imported.graph, options).timeline;
+    QVERIFY(timeline.has_graph());
+    TimelineData data(timeline, QStringLiteral("fsdp.pb"));
+    QVERIFY(data.graph());
+    QVERIFY(data.graph()->imported());
+    QCOMPARE(data.graph()->num_tasks(), imported.graph.num_tasks());
+    QCOMPARE(data.ranks().size(), std::size_t{2});
+    std::size_t host_spans = 0;
+    bool collective_tooltip = false;
+    for (const Lane& lane : data.lanes())
+      for (const Span& s : lane.spans) {
+        const model::Task& t = data.graph()->tasks()[s.task_id];
+        QCOMPARE(lane.sub_lane == 5, t.on_host);
+        host_spans += t.on_host;
+        QCOMPARE(data.name(s).toStdString(), imported.graph.task_name(s.task_id));
+        if (s.kind == COLLECTIVE && !collective_tooltip) {
+          collective_tooltip = true;
+          QVERIFY2(data.tooltip(s).contains(QStringLiteral("communicator")),
+                   qPrintable(data.tooltip(s)));
+        }
+      }
+    QVERIFY(host_spans > 0);
+    QVERIFY(collective_tooltip);
+    QVERIFY(data.mark_critical_path() > 0);
+    // Its breakdown (as for a measured import): time per rank, memory unknown, said why.
+    const Breakdown b = breakdown_from_timeline(timeline);
+    QCOMPARE(b.rows.size(), std::size_t{2});
+    QVERIFY(b.rows[0].compute_s > 0);
+    QVERIFY(b.rows[0].memory_bytes < 0);
+    QVERIFY(b.memory_unknown.contains(QStringLiteral("imported")));
+    // Without its graph the model-less scenario cannot be rebuilt: a clear error, not a crash.
+    timeline.clear_graph();
+    try {
+      TimelineData bad(timeline, QStringLiteral("fsdp.pb"));
+      QFAIL("no error");
+    } catch (const InputError& e) {
+      QVERIFY2(QString(e.what()).contains(QStringLiteral("fsdp.pb: scenario")), e.what());
+    }
+  }
+
   void critical_path_spans_the_step() {
     TimelineData data(tiny_predicted());
     const std::size_t n = data.mark_critical_path();
@@ -320,10 +370,33 @@ class CoreTest : public QObject {
     QVERIFY(scene.rows().front().label.startsWith(QStringLiteral("PREDICTED")));
     const int before = static_cast<int>(scene.rows().size());
     const int height = scene.content_height();
+    std::size_t stage0_lanes = 0;
+    for (const SceneRow& r : scene.rows())
+      stage0_lanes += r.kind == SceneRow::Kind::Lane && r.timeline == 0 && r.group == 0;
     QVERIFY(scene.toggle_group(1));  // stage 0 of the prediction
     QVERIFY(scene.rows()[1].collapsed);
     QVERIFY(static_cast<int>(scene.rows().size()) < before);
     QVERIFY(scene.content_height() < height);
+    // The collapsed group keeps one summary row: all its lanes, compute drawn last (on top).
+    const SceneRow& summary = scene.rows()[2];
+    QCOMPARE(summary.kind, SceneRow::Kind::Summary);
+    QCOMPARE(summary.members.size(), stage0_lanes);
+    QCOMPARE(predicted->lanes()[static_cast<std::size_t>(summary.members.back())].sub_lane, 0);
+    QVERIFY(predicted->lanes()[static_cast<std::size_t>(summary.members.front())].sub_lane != 0);
+    {
+      QImage image(1200, 600, QImage::Format_ARGB32_Premultiplied);
+      QPainter painter(&image);
+      scene.paint(painter, image.size(), scene.full_axis(image.width()), 0);
+      painter.end();
+      const QRect row(TimelineScene::kLabelWidth, TimelineScene::kAxisHeight + summary.y,
+                      image.width() - TimelineScene::kLabelWidth, summary.height);
+      // Compute and the pipeline/data-parallel communication of the group both show.
+      QVERIFY(count_colour(image, kind_colour(GEMM), row) > 200);
+      QVERIFY(count_colour(image, kind_colour(COLLECTIVE), row) +
+                  count_colour(image, kind_colour(SEND), row) +
+                  count_colour(image, kind_colour(RECV), row) >
+              0);
+    }
     QVERIFY(!scene.toggle_group(0));  // a section header is not a group
     QVERIFY(scene.toggle_group(1));
     QCOMPARE(static_cast<int>(scene.rows().size()), before);

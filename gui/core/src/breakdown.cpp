@@ -108,6 +108,9 @@ Breakdown breakdown_from_report(const Report& report) {
     row.bubble_s = r.bubble_s();
     row.idle_s = r.idle_s();
     row.memory_bytes = r.has_peak_memory_bytes() ? r.peak_memory_bytes() : -1;
+    // The simulator leaves memory out only for imported traces (no model to size it from).
+    if (!r.has_peak_memory_bytes())
+      b.memory_unknown = QStringLiteral("unknown (an imported trace has no model)");
     b.rows.push_back(row);
   }
   return b;
@@ -138,7 +141,10 @@ Breakdown breakdown_from_timeline(const Timeline& timeline) {
       "as pipeline bubble.");
   std::optional<model::MemoryEstimate> memory;
   std::optional<model::RankGrid> grid;
-  if (timeline.has_scenario()) {
+  // An imported execution trace's scenario has no model: no memory estimate for it.
+  if (timeline.has_graph())
+    b.memory_unknown = QStringLiteral("unknown (an imported trace has no model)");
+  if (timeline.has_scenario() && timeline.scenario().has_model()) {
     memory = model::estimate_memory(timeline.scenario());
     grid = model::rank_grid(timeline.scenario());
     b.capacity_bytes = memory->capacity;
@@ -318,8 +324,7 @@ void paint_breakdown(QPainter& p, QSize size, const Breakdown& b) {
                fm.elidedText(r.label, Qt::ElideRight, L::kLabelWidth - 8));
     if (r.memory_bytes < 0) {
       p.setPen(Qt::darkGray);
-      p.drawText(QPointF(c.memory.left() + 4, y + bar_h * 0.7),
-                 QStringLiteral("unknown (no scenario)"));
+      p.drawText(QPointF(c.memory.left() + 4, y + bar_h * 0.7), b.memory_unknown);
       continue;
     }
     const bool over = b.capacity_bytes > 0 && r.memory_bytes > b.capacity_bytes;

@@ -2,6 +2,7 @@
 
 #include "parallax/gui/time_axis.h"
 #include "parallax/model/rank_grid.h"
+#include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
 #include <algorithm>
@@ -22,12 +23,15 @@ QString sub_lane_name(int sub_lane) {
       return QStringLiteral("pp send");
     case 4:
       return QStringLiteral("pp recv");
+    case 5:
+      return QStringLiteral("host (CPU)");
     default:
       return QStringLiteral("stream %1").arg(sub_lane);
   }
 }
 
-int sub_lane_of(Stream stream, TaskKind kind) {
+int sub_lane_of(Stream stream, TaskKind kind, bool on_host) {
+  if (on_host) return 5;
   if (kind == RECV) return 4;
   return static_cast<int>(stream);
 }
@@ -74,9 +78,15 @@ QString bytes_text(double bytes) {
 
 TimelineData::TimelineData(Timeline timeline, QString file)
     : timeline_(std::move(timeline)), file_(std::move(file)) {
-  if (timeline_.has_scenario())
-    graph_ = std::make_unique<model::JobGraph>(model::build_job_graph(timeline_.scenario()));
   const std::string where = file_.isEmpty() ? std::string("the timeline") : file_.toStdString();
+  if (timeline_.has_graph()) {
+    // An imported execution trace: the timeline carries its graph (no model to rebuild it from).
+    graph_ = std::make_unique<model::JobGraph>(
+        model::JobGraph::from_proto(timeline_.graph(), where + ": graph"));
+  } else if (timeline_.has_scenario()) {
+    model::validate_scenario(timeline_.scenario(), where + ": scenario");
+    graph_ = std::make_unique<model::JobGraph>(model::build_job_graph(timeline_.scenario()));
+  }
 
   // Ranks: the timeline's list, and any rank an event names.
   std::map<std::uint32_t, RankInfo> ranks;
@@ -118,7 +128,9 @@ TimelineData::TimelineData(Timeline timeline, QString file)
     const TaskKind kind = e.has_kind() ? e.kind()
                           : graph_     ? graph_->tasks()[e.task_id()].kind
                                        : GEMM;
-    const int sub = sub_lane_of(e.stream(), kind);
+    const bool on_host =
+        graph_ && e.task_id() < graph_->num_tasks() && graph_->tasks()[e.task_id()].on_host;
+    const int sub = sub_lane_of(e.stream(), kind, on_host);
     auto [it, fresh] = lane_index.try_emplace({e.rank(), sub}, lanes.size());
     if (fresh) {
       lanes.emplace_back();
@@ -202,11 +214,18 @@ QString TimelineData::tooltip(const Span& span) const {
     else
       text += QStringLiteral(", %1").arg(bytes_text(static_cast<double>(t.bytes)));
     if (t.peer >= 0) text += QStringLiteral(", peer rank %1").arg(t.peer);
+    if (t.communicator >= 0 &&
+        static_cast<std::size_t>(t.communicator) < graph_->communicators().size())
+      text += QStringLiteral(", communicator %1 (%2 ranks)")
+                  .arg(t.communicator)
+                  .arg(graph_->communicators()[static_cast<std::size_t>(t.communicator)].size());
+    if (t.measured_s >= 0) text += QStringLiteral("<br>duration measured in the trace");
   }
   const RankInfo* r = rank_info(e.rank());
   text += QStringLiteral("<br>%1, %2")
               .arg(r ? r->label.toHtmlEscaped() : QStringLiteral("rank %1").arg(e.rank()),
-                   sub_lane_name(sub_lane_of(e.stream(), span.kind)));
+                   sub_lane_name(sub_lane_of(e.stream(), span.kind,
+                                             graph_ && graph_->tasks()[span.task_id].on_host)));
   text += QStringLiteral("<br>start %1, duration %2")
               .arg(format_duration(span.start), format_duration(span.end - span.start));
   if (!std::isnan(span.error))

@@ -223,15 +223,35 @@ void TimelineScene::relayout() {
       header.collapsed = collapsed_.count({t, g}) > 0;
       const std::size_t shown = group_ranks[g].size();
       const std::uint64_t real = group_multiplicity[g];
+      // An imported trace has no layout: one group of all ranks (by replica: one per rank).
+      const bool imported = data->graph() && data->graph()->imported();
       header.label =
           QStringLiteral("%1 %2   (%3 rank%4%5)")
               .arg(header.collapsed ? QStringLiteral("\u25b8") : QStringLiteral("\u25be"),
-                   group_name(group_by_, g))
+                   !imported                       ? group_name(group_by_, g)
+                   : group_by_ == GroupBy::Replica ? QStringLiteral("rank %1").arg(g)
+                                                   : QStringLiteral("imported trace"))
               .arg(shown)
               .arg(shown == 1 ? QString() : QStringLiteral("s"))
               .arg(real > shown ? QStringLiteral(", standing for %1").arg(real) : QString());
       add(header, kGroupHeight);
-      if (header.collapsed) continue;
+      if (header.collapsed) {
+        SceneRow summary;
+        summary.kind = SceneRow::Kind::Summary;
+        summary.timeline = t;
+        summary.group = g;
+        summary.label = QStringLiteral("%1 rank%2\tall streams")
+                            .arg(shown)
+                            .arg(shown == 1 ? QString() : QStringLiteral("s"));
+        // Communication first, compute last: where any rank computes, compute shows.
+        summary.members = lanes;
+        std::stable_sort(summary.members.begin(), summary.members.end(), [&](int a, int b) {
+          return (data->lanes()[static_cast<std::size_t>(a)].sub_lane == 0) <
+                 (data->lanes()[static_cast<std::size_t>(b)].sub_lane == 0);
+        });
+        add(summary, kLaneHeight);
+        continue;
+      }
       std::uint32_t previous_rank = UINT32_MAX;
       for (int l : lanes) {
         const Lane& lane = data->lanes()[static_cast<std::size_t>(l)];
@@ -296,7 +316,7 @@ const Span& TimelineScene::span(const SceneHit& h) const {
 }
 
 void TimelineScene::paint_lane(QPainter& p, const TimelineData& data, const Lane& lane, int y,
-                               int h, const TimeAxis& axis) const {
+                               int h, const TimeAxis& axis, bool names) const {
   const double t0 = axis.start(), t1 = axis.end();
   const double right = axis.left() + axis.width();
   const bool searching = !search_.isEmpty();
@@ -349,7 +369,7 @@ void TimelineScene::paint_lane(QPainter& p, const TimelineData& data, const Lane
       // The task's name where it fits (visible part only).
       const int visible_a = std::max(a, static_cast<int>(axis.left())),
                 visible_b = std::min(b, static_cast<int>(right));
-      if (visible_b - visible_a > 48) {
+      if (names && visible_b - visible_a > 48) {
         p.setPen(c.lightness() > 150 ? Qt::black : Qt::white);
         const QRect text_rect(visible_a + 3, y + 1, visible_b - visible_a - 6, h - 2);
         p.drawText(text_rect, Qt::AlignVCenter | Qt::AlignLeft,
@@ -445,6 +465,24 @@ void TimelineScene::paint(QPainter& p, QSize size, const TimeAxis& axis, int scr
         p.drawText(QRect(10, y, w - 20, row.height), Qt::AlignVCenter | Qt::AlignLeft, row.label);
         p.setPen(QColor(0xc8, 0xcc, 0xd2));
         p.drawLine(0, y + row.height - 1, w, y + row.height - 1);
+        break;
+      }
+      case SceneRow::Kind::Summary: {
+        p.fillRect(QRect(0, y, kLabelWidth, row.height), QColor(0xf6, 0xf7, 0xf9));
+        p.fillRect(QRect(0, y, 5, row.height), section);
+        const QStringList parts = row.label.split(QChar('\t'));
+        p.setPen(QColor(0x20, 0x20, 0x20));
+        p.drawText(QRect(12, y, 110, row.height), Qt::AlignVCenter | Qt::AlignLeft, parts.value(0));
+        p.setPen(QColor(0x60, 0x60, 0x60));
+        p.drawText(QRect(12, y, kLabelWidth - 20, row.height), Qt::AlignVCenter | Qt::AlignRight,
+                   parts.value(1));
+        p.setClipRect(plot.intersected(QRect(kLabelWidth, y, w - kLabelWidth, row.height)));
+        for (int l : row.members)
+          paint_lane(p, data, data.lanes()[static_cast<std::size_t>(l)], y, row.height, axis,
+                     false);
+        p.setClipping(false);
+        p.setPen(QColor(0xee, 0xee, 0xee));
+        p.drawLine(kLabelWidth, y + row.height - 1, w, y + row.height - 1);
         break;
       }
       case SceneRow::Kind::Lane: {

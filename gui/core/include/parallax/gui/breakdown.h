@@ -28,6 +28,7 @@ struct Breakdown {
   QString note;   // how it was computed, when not obvious
   double step_s = 0;
   double capacity_bytes = 0;  // one GPU's memory; 0 when unknown
+  QString memory_unknown = QStringLiteral("unknown (no scenario)");  // shown for memory_bytes < 0
   std::vector<BreakdownRow> rows;
   double total_s(const BreakdownRow& r) const {
     return r.compute_s + r.exposed_comm_s + r.bubble_s + r.idle_s;

@@ -19,10 +19,12 @@
 namespace parallax::gui {
 
 // Sub-lanes of a rank: the graph's streams, with receives apart from sends (a receive is posted
-// ahead of its send, so on one lane they would overlap), as the Chrome export does.
-inline constexpr int kSubLanes = 5;
-QString sub_lane_name(int sub_lane);  // "compute", "tp comm", "dp comm", "pp send", "pp recv"
-int sub_lane_of(Stream stream, TaskKind kind);
+// ahead of its send, so on one lane they would overlap), as the Chrome export does; CPU-side ops of
+// an imported trace on their own lane (they run beside the GPU's kernels).
+inline constexpr int kSubLanes = 6;
+// "compute", "tp comm", "dp comm", "pp send", "pp recv", "host (CPU)"
+QString sub_lane_name(int sub_lane);
+int sub_lane_of(Stream stream, TaskKind kind, bool on_host = false);
 
 struct Span {
   double start = 0, end = 0;
@@ -59,8 +61,9 @@ struct RankInfo {
 class TimelineData {
  public:
   // Indexes `timeline`. With a scenario embedded, also rebuilds its job graph (task shapes and the
-  // dependencies of the critical path). Throws InputError when the scenario is invalid or an event
-  // names a task the graph does not have.
+  // dependencies of the critical path); a timeline of an imported execution trace carries its graph
+  // instead. Throws InputError when the scenario or graph is invalid or an event names a task the
+  // graph does not have.
   explicit TimelineData(Timeline timeline, QString file = {});
 
   const Timeline& proto() const { return timeline_; }

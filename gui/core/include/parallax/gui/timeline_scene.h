@@ -33,10 +33,13 @@ QColor section_colour(bool measured);
 QColor error_colour(float error);
 
 struct SceneRow {
-  enum class Kind { Section, Group, Lane } kind = Kind::Lane;
+  // Summary: the one row a collapsed group keeps, its lanes drawn on top of each other (compute
+  // over communication), so the group's activity stays visible.
+  enum class Kind { Section, Group, Lane, Summary } kind = Kind::Lane;
   int timeline = 0;       // 0 predicted, 1 measured
   int group = 0;          // group key (stage, replica or tensor index)
   int lane = -1;          // index into TimelineData::lanes() for Lane rows
+  std::vector<int> members;  // Summary rows: the group's lanes, drawn in this order
   int y = 0, height = 0;  // in content coordinates (below the axis)
   QString label;
   bool collapsed = false;
@@ -100,7 +103,7 @@ class TimelineScene {
   void relayout();
   int group_of(const RankInfo& r) const;
   void paint_lane(QPainter& p, const TimelineData& data, const Lane& lane, int y, int h,
-                  const TimeAxis& axis) const;
+                  const TimeAxis& axis, bool names = true) const;
 
   std::array<std::shared_ptr<TimelineData>, 2> timelines_;
   GroupBy group_by_ = GroupBy::Stage;
