@@ -1,6 +1,7 @@
 // parallax calibrate: fit the cost and network models' hardware constants to a measured timeline.
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 
 #include "parallax/model/calibrate.h"
 #include "parallax/traces/io.h"
@@ -39,25 +40,14 @@ Exit codes: 0 ok, 2 bad input.
 int calibrate(const std::vector<std::string>& args) {
   std::string input, output;
   bool json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "-o" || a == "--output") {
-      if (i + 1 >= args.size()) throw InputError(a + " needs a file name, e.g. -o calibration.pbtxt");
-      output = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax calibrate --help`");
-    } else if (input.empty()) {
-      input = a;
-    } else {
-      throw InputError("more than one timeline given (\"" + input + "\", \"" + a + "\")");
-    }
-  }
-  if (input.empty()) throw InputError("no timeline given; usage: parallax calibrate MEASURED.pb -o calibration.pbtxt");
+  if (!Options("calibrate", kHelp)
+           .flag("--json", json)
+           .text({"-o", "--output"}, output, "a file name, e.g. -o calibration.pbtxt")
+           .positional(
+               input, "timeline",
+               "no timeline given; usage: parallax calibrate MEASURED.pb -o calibration.pbtxt")
+           .parse(args))
+    return kOk;
 
   Timeline measured;
   traces::read_binary(input, measured);

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 #include "report_json.h"
 
 #include "parallax/model/chakra.h"
@@ -165,24 +166,12 @@ int simulate_chakra(const ChakraSimulateRequest& request) {
 
 int export_chakra(const std::vector<std::string>& args) {
   std::string scenario_path, prefix;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kExportHelp;
-      return kOk;
-    } else if (a == "-o" || a == "--output") {
-      if (i + 1 >= args.size()) throw InputError(a + " needs a file prefix, e.g. -o traces/job");
-      prefix = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax export-chakra --help`");
-    } else if (scenario_path.empty()) {
-      scenario_path = a;
-    } else {
-      throw InputError("more than one scenario given (\"" + scenario_path + "\", \"" + a + "\")");
-    }
-  }
-  if (scenario_path.empty())
-    throw InputError("no scenario given; usage: parallax export-chakra SCENARIO -o PREFIX");
+  if (!Options("export-chakra", kExportHelp)
+           .text({"-o", "--output"}, prefix, "a file prefix, e.g. -o traces/job")
+           .positional(scenario_path, "scenario",
+                       "no scenario given; usage: parallax export-chakra SCENARIO -o PREFIX")
+           .parse(args))
+    return kOk;
   if (prefix.empty())
     throw InputError("no output prefix: add -o PREFIX (files PREFIX.<rank>.et are written)");
   Scenario sc = model::load_scenario(scenario_path);

@@ -1,6 +1,7 @@
 // parallax compare: a predicted timeline against a measured one of the same job.
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 #include "report_json.h"
 
 #include "parallax/model/compare.h"
@@ -129,34 +130,13 @@ int compare(const std::vector<std::string>& args) {
   std::string chrome_path;
   bool json = false;
   model::CompareOptions options;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](const char* what) -> const std::string& {
-      if (i + 1 >= args.size()) throw InputError(a + " needs " + what);
-      return args[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--chrome") {
-      chrome_path = value("a file name, e.g. --chrome compare.json");
-    } else if (a == "--top") {
-      const std::string& v = value("a number of tasks, e.g. --top 20");
-      try {
-        std::size_t used = 0;
-        options.top_n = std::stoi(v, &used);
-        if (used != v.size() || options.top_n < 0) throw std::invalid_argument(v);
-      } catch (const std::exception&) {
-        throw InputError("--top needs a non-negative whole number (got \"" + v + "\")");
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax compare --help`");
-    } else {
-      files.push_back(a);
-    }
-  }
+  if (!Options("compare", kHelp)
+           .flag("--json", json)
+           .text("--chrome", chrome_path, "a file name, e.g. --chrome compare.json")
+           .whole("--top", options.top_n, 0, "a number of tasks, e.g. --top 20")
+           .positionals(files)
+           .parse(args))
+    return kOk;
   if (files.size() != 2)
     throw InputError("need two timelines, got " + std::to_string(files.size()) +
                      "; usage: parallax compare PREDICTED.pb MEASURED.pb [--json]");

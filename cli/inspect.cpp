@@ -1,6 +1,7 @@
 // parallax inspect: what a scenario is before anything runs it.
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 
 #include "parallax/model/cost_model.h"
 #include "parallax/model/formulas.h"
@@ -54,25 +55,13 @@ const char* recompute_name(Layout::Recompute r) {
 int inspect(const std::vector<std::string>& args) {
   std::string scenario_path, plan_path;
   bool json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "-o" || a == "--output") {
-      if (i + 1 >= args.size()) throw InputError("-o needs a file name, e.g. -o plan.pb");
-      plan_path = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax inspect --help`");
-    } else if (scenario_path.empty()) {
-      scenario_path = a;
-    } else {
-      throw InputError("more than one scenario given (\"" + scenario_path + "\", \"" + a + "\")");
-    }
-  }
-  if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]");
+  if (!Options("inspect", kHelp)
+           .flag("--json", json)
+           .text({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
+           .positional(scenario_path, "scenario",
+                       "no scenario given; usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]")
+           .parse(args))
+    return kOk;
 
   const Scenario sc = model::load_scenario(scenario_path);
   const model::Dims d = model::dims(sc);

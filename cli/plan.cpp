@@ -1,6 +1,7 @@
 // parallax plan: which layout is fastest for this model on these GPUs, does it fit, and why.
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 
 #include "parallax/model/scenario.h"
 #include "parallax/model/validation_table.h"
@@ -67,16 +68,6 @@ used (libsimgrid brings its own MPI symbols); the ranks meet in the --scratch di
 Exit codes: 0 ok, 2 bad input (no layout satisfies the constraints: the message says what to change),
 3 nothing fits in GPU memory.
 )";
-
-int parse_int(const std::string& flag, const std::string& value, int min) {
-  try {
-    std::size_t used = 0;
-    const long v = std::stol(value, &used);
-    if (used == value.size() && v >= min && v <= 1 << 30) return static_cast<int>(v);
-  } catch (const std::exception&) {
-  }
-  throw InputError(flag + " needs a whole number >= " + std::to_string(min) + " (got \"" + value + "\")");
-}
 
 // A ModelSpec file (num_layers at the top level) or nothing.
 std::optional<ModelSpec> as_model_file(const fs::path& path) {
@@ -331,54 +322,33 @@ int plan(const std::vector<std::string>& args) {
   int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
   double gather_timeout = 0;
   bool json = false, cross_node_tp = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](const char* what) -> const std::string& {
-      if (i + 1 >= args.size()) throw InputError(a + " needs " + what);
-      return args[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      std::string names;
-      for (const auto& n : planner::model_presets()) names += (names.empty() ? "" : ", ") + n;
-      std::cout << names << " (scenarios/models)." << kHelpOptions;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--gpus") {
-      gpus = parse_int(a, value("a GPU count, e.g. --gpus 64"), 1);
-    } else if (a == "--cluster") {
-      cluster_preset = value("a cluster preset, e.g. --cluster dgx-a100-80g");
-    } else if (a == "--global-batch") {
-      gbs = parse_int(a, value("a batch size in sequences, e.g. --global-batch 512"), 1);
-    } else if (a == "--top") {
-      top = parse_int(a, value("a number of layouts to simulate, e.g. --top 10"), 1);
-    } else if (a == "--jobs" || a == "-j") {
-      jobs = parse_int(a, value("a number of concurrent simulations, e.g. --jobs 4"), 1);
-    } else if (a == "--csv") {
-      csv_path = value("a file name, e.g. --csv plan.csv");
-    } else if (a == "--allow-cross-node-tp") {
-      cross_node_tp = true;
-    } else if (a == "--max-micro-batch") {
-      max_mbs = parse_int(a, value("a micro-batch size"), 1);
-    } else if (a == "--max-virtual-stages") {
-      max_v = parse_int(a, value("a number of virtual stages"), 1);
-    } else if (a == "--scratch") {
-      scratch = value("a directory shared by all ranks");
-    } else if (a == "--table") {
-      table_path = value("a table of published runs, e.g. --table validation/public.tsv");
-    } else if (a == "--only") {
-      only = "," + value("row ids, e.g. --only N1,K2") + ",";
-    } else if (a == "--gather-timeout") {
-      gather_timeout = parse_int(a, value("a number of seconds"), 1);
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax plan --help`");
-    } else if (input.empty()) {
-      input = a;
-    } else {
-      throw InputError("more than one scenario or model given (\"" + input + "\", \"" + a + "\")");
-    }
-  }
+  const auto help = [] {
+    std::string names;
+    for (const auto& n : planner::model_presets()) names += (names.empty() ? "" : ", ") + n;
+    return kHelp + names + " (scenarios/models)." + kHelpOptions;
+  };
+  if (!Options("plan", help)
+           .flag("--json", json)
+           .whole("--gpus", gpus, 1, "a GPU count, e.g. --gpus 64")
+           .text("--cluster", cluster_preset, "a cluster preset, e.g. --cluster dgx-a100-80g")
+           .whole("--global-batch", gbs, 1, "a batch size in sequences, e.g. --global-batch 512")
+           .whole("--top", top, 1, "a number of layouts to simulate, e.g. --top 10")
+           .whole({"--jobs", "-j"}, jobs, 1, "a number of concurrent simulations, e.g. --jobs 4")
+           .text("--csv", csv_path, "a file name, e.g. --csv plan.csv")
+           .flag("--allow-cross-node-tp", cross_node_tp)
+           .whole("--max-micro-batch", max_mbs, 1, "a micro-batch size")
+           .whole("--max-virtual-stages", max_v, 1, "a number of virtual stages")
+           .text("--scratch", scratch, "a directory shared by all ranks")
+           .text("--table", table_path,
+                 "a table of published runs, e.g. --table validation/public.tsv")
+           .value(
+               "--only", [&](const std::string& ids) { only = "," + ids + ","; },
+               "row ids, e.g. --only N1,K2")
+           .number("--gather-timeout", gather_timeout, Options::Sign::kPositive,
+                   "a number of seconds", "seconds")
+           .positional(input, "scenario or model")
+           .parse(args))
+    return kOk;
   if (!table_path.empty()) {
     if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
     planner::PlanOptions options;

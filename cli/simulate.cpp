@@ -2,6 +2,7 @@
 #include "chakra.h"
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 #include "report_json.h"
 
 #include "parallax/model/calibrate.h"
@@ -44,16 +45,6 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
 
 Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit in memory.
 )";
-
-double parse_seconds(const std::string& flag, const std::string& value) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(value, &used);
-    if (used == value.size() && v > 0) return v;
-  } catch (const std::exception&) {
-  }
-  throw InputError(flag + " needs a positive number of seconds (got \"" + value + "\")");
-}
 
 void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
   std::printf("scenario    %s: %s on %d GPUs (%s)\n", sc.name().c_str(),
@@ -121,43 +112,27 @@ int simulate(const std::vector<std::string>& args) {
   bool json = false;
   double max_step = 0;
   sim::SimulationOptions options;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](const char* what) -> const std::string& {
-      if (i + 1 >= args.size()) throw InputError(a + " needs " + what);
-      return args[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--timeline") {
-      timeline_path = value("a file name, e.g. --timeline predicted.pb");
-    } else if (a == "--chrome") {
-      chrome_path = value("a file name, e.g. --chrome trace.json");
-    } else if (a == "--max-step-time") {
-      max_step = parse_seconds(a, value("a number of seconds"));
-    } else if (a == "--calibration") {
-      calibration_path = value("a calibration file, e.g. --calibration calibration.pbtxt");
-    } else if (a == "--chakra") {
-      chakra.prefix = value("a trace prefix, e.g. --chakra traces/workload (for traces/workload.0.et, ...)");
-    } else if (a == "--cluster") {
-      chakra.cluster = value("a cluster preset or file, e.g. --cluster dgx-h100");
-    } else if (a == "--comm-groups") {
-      chakra.comm_groups = value("a JSON file, e.g. --comm-groups comm_groups.json");
-    } else if (a == "--strict") {
-      chakra.strict = true;
-    } else if (a == "--algorithm") {
-      options.algorithm = sim::parse_algorithm(value("auto, ring, tree or hierarchical"));
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax simulate --help`");
-    } else if (scenario_path.empty()) {
-      scenario_path = a;
-    } else {
-      throw InputError("more than one scenario given (\"" + scenario_path + "\", \"" + a + "\")");
-    }
-  }
+  if (!Options("simulate", kHelp)
+           .flag("--json", json)
+           .text("--timeline", timeline_path, "a file name, e.g. --timeline predicted.pb")
+           .text("--chrome", chrome_path, "a file name, e.g. --chrome trace.json")
+           .number("--max-step-time", max_step, Options::Sign::kPositive, "a number of seconds",
+                   "seconds")
+           .text("--calibration", calibration_path,
+                 "a calibration file, e.g. --calibration calibration.pbtxt")
+           .text("--chakra", chakra.prefix,
+                 "a trace prefix, e.g. --chakra traces/workload (for traces/workload.0.et, ...)")
+           .text("--cluster", chakra.cluster, "a cluster preset or file, e.g. --cluster dgx-h100")
+           .text("--comm-groups", chakra.comm_groups,
+                 "a JSON file, e.g. --comm-groups comm_groups.json")
+           .flag("--strict", chakra.strict)
+           .value(
+               "--algorithm",
+               [&](const std::string& v) { options.algorithm = sim::parse_algorithm(v); },
+               "auto, ring, tree or hierarchical")
+           .positional(scenario_path, "scenario")
+           .parse(args))
+    return kOk;
   if (!chakra.prefix.empty()) {
     if (!scenario_path.empty() || !calibration_path.empty())
       throw InputError("--chakra replaces the scenario: give either SCENARIO or --chakra PREFIX --cluster PRESET");

@@ -1,6 +1,7 @@
 // parallax validate: predictions against published measured runs.
 #include "commands.h"
 #include "format.h"
+#include "options.h"
 
 #include "parallax/model/job_graph.h"
 #include "parallax/model/validation_table.h"
@@ -43,28 +44,17 @@ int validate(const std::vector<std::string>& args) {
   std::string table_path, only;
   bool json = false;
   double max_mape = 0;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return kOk;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--only") {
-      if (i + 1 >= args.size()) throw InputError("--only needs row ids, e.g. --only N1,K2");
-      only = "," + args[++i] + ",";
-    } else if (a == "--max-mape") {
-      if (i + 1 >= args.size()) throw InputError("--max-mape needs a percentage, e.g. --max-mape 10");
-      max_mape = std::stod(args[++i]);
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax validate --help`");
-    } else if (table_path.empty()) {
-      table_path = a;
-    } else {
-      throw InputError("more than one table given");
-    }
-  }
-  if (table_path.empty()) throw InputError("no table given; usage: parallax validate TABLE.tsv [--json]");
+  if (!Options("validate", kHelp)
+           .flag("--json", json)
+           .value(
+               "--only", [&](const std::string& ids) { only = "," + ids + ","; },
+               "row ids, e.g. --only N1,K2")
+           .number("--max-mape", max_mape, Options::Sign::kNonNegative,
+                   "a percentage, e.g. --max-mape 10")
+           .positional(table_path, "table",
+                       "no table given; usage: parallax validate TABLE.tsv [--json]")
+           .parse(args))
+    return kOk;
 
   const auto rows = model::read_validation_table(table_path);
   std::vector<RowResult> results;
