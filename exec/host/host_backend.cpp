@@ -197,7 +197,11 @@ class HostBackend final : public Backend {
  private:
   const model::Task& task(std::size_t i) const { return graph_->tasks()[plan_.tasks[i]]; }
   std::string name(std::size_t i) const { return "task " + std::to_string(plan_.tasks[i]) + " (" + graph_->task_name(plan_.tasks[i]) + ")"; }
-  int tag(std::size_t i) const { return transfer_tag(plan_, plan_.tasks[i], task(i)) % (tag_limit_ + 1); }
+  // In 64 bits: OpenMPI's MPI_TAG_UB is INT_MAX, and INT_MAX + 1 overflows an int (UBSan).
+  int tag(std::size_t i) const {
+    return static_cast<int>(transfer_tag(plan_, plan_.tasks[i], task(i)) %
+                            (static_cast<std::int64_t>(tag_limit_) + 1));
+  }
   // Imported traces: a GPU job's tensors (GiBs) capped to what a CPU run can move.
   std::uint64_t bytes_of(const model::Task& t) const { return std::min(t.bytes, bytes_cap_); }
   double now() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }

@@ -127,7 +127,9 @@ int transfer_tag(const model::Task& task) {
   const int boundary = std::max(0, static_cast<int>(task.layer));
   const int direction = task.phase == BACKWARD ? 1 : 0;
   // 32767 is the smallest MPI_TAG_UB the standard allows; OpenMPI's is far larger.
-  return ((task.microbatch * 2 + direction) * 4096 + boundary) % (1 << 30);
+  // In 64 bits: a plan file may hold any int32 micro-batch index.
+  const std::int64_t microbatch = std::max<std::int64_t>(0, task.microbatch);
+  return static_cast<int>(((microbatch * 2 + direction) * 4096 + boundary) % (1 << 30));
 }
 
 int transfer_tag(const RankPlan& plan, std::uint32_t id, const model::Task& task) {
