@@ -467,6 +467,7 @@ void TimelineScene::paint(QPainter& p, QSize size, const TimeAxis& axis, int scr
         p.drawLine(0, y + row.height - 1, w, y + row.height - 1);
         break;
       }
+      case SceneRow::Kind::Lane:
       case SceneRow::Kind::Summary: {
         p.fillRect(QRect(0, y, kLabelWidth, row.height), QColor(0xf6, 0xf7, 0xf9));
         p.fillRect(QRect(0, y, 5, row.height), section);
@@ -477,25 +478,13 @@ void TimelineScene::paint(QPainter& p, QSize size, const TimeAxis& axis, int scr
         p.drawText(QRect(12, y, kLabelWidth - 20, row.height), Qt::AlignVCenter | Qt::AlignRight,
                    parts.value(1));
         p.setClipRect(plot.intersected(QRect(kLabelWidth, y, w - kLabelWidth, row.height)));
-        for (int l : row.members)
-          paint_lane(p, data, data.lanes()[static_cast<std::size_t>(l)], y, row.height, axis,
-                     false);
-        p.setClipping(false);
-        p.setPen(QColor(0xee, 0xee, 0xee));
-        p.drawLine(kLabelWidth, y + row.height - 1, w, y + row.height - 1);
-        break;
-      }
-      case SceneRow::Kind::Lane: {
-        p.fillRect(QRect(0, y, kLabelWidth, row.height), QColor(0xf6, 0xf7, 0xf9));
-        p.fillRect(QRect(0, y, 5, row.height), section);
-        const QStringList parts = row.label.split(QChar('\t'));
-        p.setPen(QColor(0x20, 0x20, 0x20));
-        p.drawText(QRect(12, y, 110, row.height), Qt::AlignVCenter | Qt::AlignLeft, parts.value(0));
-        p.setPen(QColor(0x60, 0x60, 0x60));
-        p.drawText(QRect(12, y, kLabelWidth - 20, row.height), Qt::AlignVCenter | Qt::AlignRight,
-                   parts.value(1));
-        p.setClipRect(plot.intersected(QRect(kLabelWidth, y, w - kLabelWidth, row.height)));
-        paint_lane(p, data, data.lanes()[static_cast<std::size_t>(row.lane)], y, row.height, axis);
+        if (row.kind == SceneRow::Kind::Lane)
+          paint_lane(p, data, data.lanes()[static_cast<std::size_t>(row.lane)], y, row.height,
+                     axis);
+        else  // a collapsed group: its lanes over each other, without names
+          for (int l : row.members)
+            paint_lane(p, data, data.lanes()[static_cast<std::size_t>(l)], y, row.height, axis,
+                       false);
         p.setClipping(false);
         p.setPen(QColor(0xee, 0xee, 0xee));
         p.drawLine(kLabelWidth, y + row.height - 1, w, y + row.height - 1);
