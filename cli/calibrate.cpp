@@ -1,7 +1,7 @@
 // parallax calibrate: fit the cost and network models' hardware constants to a measured timeline.
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 
 #include "parallax/model/calibrate.h"
 #include "parallax/traces/io.h"
@@ -40,7 +40,7 @@ Exit codes: 0 ok, 2 bad input.
 int calibrate(const std::vector<std::string>& args) {
   std::string input, output;
   bool json = false;
-  if (!Options("calibrate", kHelp)
+  if (!Options("parallax calibrate", kHelp)
            .flag("--json", json)
            .text({"-o", "--output"}, output, "a file name, e.g. -o calibration.pbtxt")
            .positional(

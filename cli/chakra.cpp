@@ -3,7 +3,7 @@
 
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 #include "report_json.h"
 
 #include "parallax/model/chakra.h"
@@ -166,7 +166,7 @@ int simulate_chakra(const ChakraSimulateRequest& request) {
 
 int export_chakra(const std::vector<std::string>& args) {
   std::string scenario_path, prefix;
-  if (!Options("export-chakra", kExportHelp)
+  if (!Options("parallax export-chakra", kExportHelp)
            .text({"-o", "--output"}, prefix, "a file prefix, e.g. -o traces/job")
            .positional(scenario_path, "scenario",
                        "no scenario given; usage: parallax export-chakra SCENARIO -o PREFIX")

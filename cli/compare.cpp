@@ -1,7 +1,7 @@
 // parallax compare: a predicted timeline against a measured one of the same job.
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 #include "report_json.h"
 
 #include "parallax/model/compare.h"
@@ -130,7 +130,7 @@ int compare(const std::vector<std::string>& args) {
   std::string chrome_path;
   bool json = false;
   model::CompareOptions options;
-  if (!Options("compare", kHelp)
+  if (!Options("parallax compare", kHelp)
            .flag("--json", json)
            .text("--chrome", chrome_path, "a file name, e.g. --chrome compare.json")
            .whole("--top", options.top_n, 0, "a number of tasks, e.g. --top 20")

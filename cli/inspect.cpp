@@ -1,7 +1,7 @@
 // parallax inspect: what a scenario is before anything runs it.
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 
 #include "parallax/model/cost_model.h"
 #include "parallax/model/formulas.h"
@@ -55,7 +55,7 @@ const char* recompute_name(Layout::Recompute r) {
 int inspect(const std::vector<std::string>& args) {
   std::string scenario_path, plan_path;
   bool json = false;
-  if (!Options("inspect", kHelp)
+  if (!Options("parallax inspect", kHelp)
            .flag("--json", json)
            .text({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
            .positional(scenario_path, "scenario",

@@ -1,9 +1,11 @@
-#include "options.h"
+#include "parallax/cli/options.h"
 
 #include "parallax/traces/io.h"
 
+#include <charconv>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -15,22 +17,26 @@ std::string in_quotes(const std::string& s) {
   return "\"" + s + "\"";
 }
 
-int parse_whole(const std::string& name, const std::string& value, int min) {
-  std::optional<long> v;
-  try {
-    std::size_t used = 0;
-    const long parsed = std::stol(value, &used);
-    if (used == value.size()) v = parsed;
-  } catch (const std::exception&) {
-  }
+// The whole number `value` spells exactly (no sign, space or fraction), when it fits a long long.
+std::optional<long long> whole_number(const std::string& value) {
+  long long v = 0;
+  const char* end = value.data() + value.size();
+  const auto [stop, error] = std::from_chars(value.data(), end, v);
+  if (error != std::errc() || stop != end) return std::nullopt;
+  return v;
+}
+
+long long parse_whole(const std::string& name, const std::string& value, long long min,
+                      long long max) {
+  const std::optional<long long> v = whole_number(value);
   const std::string kind = min == 0   ? "a non-negative whole number"
                            : min == 1 ? "a positive whole number"
                                       : "a whole number >= " + std::to_string(min);
   if (!v || *v < min) throw InputError(name + " needs " + kind + " (got " + in_quotes(value) + ")");
-  if (*v > Options::kMaxWhole)
-    throw InputError(name + " needs " + kind + " up to " + std::to_string(Options::kMaxWhole) +
-                     " (got " + in_quotes(value) + ")");
-  return static_cast<int>(*v);
+  if (*v > max)
+    throw InputError(name + " needs " + kind + " up to " + std::to_string(max) + " (got " +
+                     in_quotes(value) + ")");
+  return *v;
 }
 
 double parse_number(const std::string& name, const std::string& value, Options::Sign sign,
@@ -49,11 +55,11 @@ double parse_number(const std::string& name, const std::string& value, Options::
 
 }  // namespace
 
-Options::Options(std::string command, std::string help)
-    : Options(std::move(command), [help = std::move(help)] { return help; }) {}
+Options::Options(std::string program, std::string help)
+    : Options(std::move(program), [help = std::move(help)] { return help; }) {}
 
-Options::Options(std::string command, std::function<std::string()> help)
-    : command_(std::move(command)), help_(std::move(help)) {}
+Options::Options(std::string program, std::function<std::string()> help)
+    : program_(std::move(program)), help_(std::move(help)) {}
 
 Options& Options::add(Names names, bool takes_value, std::string what,
                       std::function<void(const std::string&, const std::string&)> apply) {
@@ -80,7 +86,16 @@ Options& Options::value(Names names, std::function<void(const std::string&)> app
 Options& Options::whole(Names names, int& target, int min, std::string what) {
   return add(std::move(names), true, std::move(what),
              [&target, min](const std::string& name, const std::string& v) {
-               target = parse_whole(name, v, min);
+               target = static_cast<int>(parse_whole(name, v, min, kMaxWhole));
+             });
+}
+
+Options& Options::whole(Names names, std::uint64_t& target, std::uint64_t min, std::string what) {
+  return add(std::move(names), true, std::move(what),
+             [&target, min](const std::string& name, const std::string& v) {
+               target = static_cast<std::uint64_t>(
+                   parse_whole(name, v, static_cast<long long>(min),
+                               std::numeric_limits<long long>::max()));
              });
 }
 
@@ -126,8 +141,7 @@ bool Options::parse(const std::vector<std::string>& args) {
         throw InputError("more than one " + noun_ + " given (" + in_quotes(*positional_) + ", " +
                          in_quotes(a) + ")");
       } else {
-        throw InputError("unexpected argument " + in_quotes(a) + "; see `parallax " + command_ +
-                         " --help`");
+        throw InputError("unexpected argument " + in_quotes(a) + "; see `" + program_ + " --help`");
       }
       continue;
     }
@@ -141,8 +155,7 @@ bool Options::parse(const std::vector<std::string>& args) {
     const bool help = name == "-h" || name == "--help";
     const Option* option = help ? nullptr : find(name);
     if (!help && !option)
-      throw InputError("unknown option " + in_quotes(name) + "; see `parallax " + command_ +
-                       " --help`");
+      throw InputError("unknown option " + in_quotes(name) + "; see `" + program_ + " --help`");
     if ((help || !option->takes_value) && inline_value)
       throw InputError(name + " takes no value (got " + in_quotes(*inline_value) + ")");
     if (help) {

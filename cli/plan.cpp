@@ -1,7 +1,7 @@
 // parallax plan: which layout is fastest for this model on these GPUs, does it fit, and why.
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 
 #include "parallax/model/scenario.h"
 #include "parallax/model/validation_table.h"
@@ -327,7 +327,7 @@ int plan(const std::vector<std::string>& args) {
     for (const auto& n : planner::model_presets()) names += (names.empty() ? "" : ", ") + n;
     return kHelp + names + " (scenarios/models)." + kHelpOptions;
   };
-  if (!Options("plan", help)
+  if (!Options("parallax plan", help)
            .flag("--json", json)
            .whole("--gpus", gpus, 1, "a GPU count, e.g. --gpus 64")
            .text("--cluster", cluster_preset, "a cluster preset, e.g. --cluster dgx-a100-80g")

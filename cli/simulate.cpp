@@ -2,7 +2,7 @@
 #include "chakra.h"
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 #include "report_json.h"
 
 #include "parallax/model/calibrate.h"
@@ -112,7 +112,7 @@ int simulate(const std::vector<std::string>& args) {
   bool json = false;
   double max_step = 0;
   sim::SimulationOptions options;
-  if (!Options("simulate", kHelp)
+  if (!Options("parallax simulate", kHelp)
            .flag("--json", json)
            .text("--timeline", timeline_path, "a file name, e.g. --timeline predicted.pb")
            .text("--chrome", chrome_path, "a file name, e.g. --chrome trace.json")

@@ -1,7 +1,7 @@
 // parallax validate: predictions against published measured runs.
 #include "commands.h"
 #include "format.h"
-#include "options.h"
+#include "parallax/cli/options.h"
 
 #include "parallax/model/job_graph.h"
 #include "parallax/model/validation_table.h"
@@ -44,7 +44,7 @@ int validate(const std::vector<std::string>& args) {
   std::string table_path, only;
   bool json = false;
   double max_mape = 0;
-  if (!Options("validate", kHelp)
+  if (!Options("parallax validate", kHelp)
            .flag("--json", json)
            .value(
                "--only", [&](const std::string& ids) { only = "," + ids + ","; },

@@ -1,4 +1,4 @@
-# Sanitizer and fuzzing instrumentation for parallax's own code (issue 7, hardening).
+# Sanitizer and fuzzing instrumentation for parallax's own code.
 #
 # Carried by the INTERFACE target parallax::cxx, which every parallax target links, so that system
 # libraries (protobuf, SimGrid, OpenMPI, GoogleTest) keep their own flags and no global flags are set.

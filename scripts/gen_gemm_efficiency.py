@@ -11,7 +11,7 @@ outside the grid. Values are listed k fastest, then n, then m:
 The table captures only the tile / wave-quantisation / occupancy effect. Arithmetic intensity
 (memory-bound GEMMs with a small k or a small m or n) is handled separately by the roofline in the
 compute cost model, time = max(FLOPs / (peak * eff), bytes / (HBM bw * eff_bw)) + overhead
-(DESIGN.md section 3), so it must not be counted twice here.
+(docs/architecture.md, "Cost model"), so it must not be counted twice here.
 
 Model
 -----
@@ -39,7 +39,7 @@ e_max, the efficiency of a large square GEMM:
 Sources: NVIDIA Deep Learning Performance Guide, "Matrix Multiplication Background" (GEMM
 throughput versus shape, tile and wave quantisation); the e_max figures are the published large-GEMM
 cuBLAS efficiencies summarised above. These are *defaults*: `parallax calibrate` refits the table
-from measured runs (DESIGN.md section 3).
+from measured runs (docs/architecture.md, "Cost model").
 
 The laptop-CPU preset (scenarios/clusters/cpu-laptop.pbtxt) gets a flat 0.5 table, a placeholder
 until the host backend is calibrated.

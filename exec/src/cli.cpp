@@ -1,5 +1,7 @@
 #include "parallax/exec/cli.h"
 
+#include "parallax/cli/options.h"
+
 #include "parallax/exec/execute.h"
 #include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
@@ -8,6 +10,7 @@
 
 #include <mpi.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 
@@ -50,69 +53,34 @@ Ranks come from mpirun (OMPI_COMM_WORLD_*), srun (SLURM_*) or RANK/LOCAL_RANK/WO
 must equal the plan's dp * tp * pp. Exit codes: 0 ok, 2 bad input; a failing rank aborts the job.
 )";
 
-int to_int(const std::string& flag, const std::string& v) {
-  try {
-    std::size_t used = 0;
-    const int x = std::stoi(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  throw InputError(flag + " needs an integer (got \"" + v + "\")");
-}
-
 }  // namespace
 
 int exec_command(const std::vector<std::string>& args) {
   ExecOptions options;
   std::string input, output, chakra_prefix, comm_groups, cluster;
-  bool strict = false, gemm_cap_given = false, bytes_cap_given = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw InputError(a + " needs a value; see `parallax exec --help`");
-      return args[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::cout << kHelp;
-      return 0;
-    } else if (a == "--backend") {
-      options.backend = value();
-    } else if (a == "--warmup") {
-      options.warmup = to_int(a, value());
-    } else if (a == "--iterations") {
-      options.iterations = to_int(a, value());
-    } else if (a == "--verify") {
-      options.verify = true;
-    } else if (a == "--watchdog") {
-      options.watchdog_s = std::stod(value());
-    } else if (a == "--chakra") {
-      chakra_prefix = value();
-    } else if (a == "--comm-groups") {
-      comm_groups = value();
-    } else if (a == "--strict") {
-      strict = true;
-    } else if (a == "--gemm-cap") {
-      const int cap = to_int(a, value());
-      if (cap < 1) throw InputError("--gemm-cap needs a positive GEMM side (got " + std::to_string(cap) + ")");
-      options.trace_gemm_side_cap = static_cast<std::uint32_t>(cap);
-      gemm_cap_given = true;
-    } else if (a == "--bytes-cap") {
-      const int cap = to_int(a, value());
-      if (cap < 1) throw InputError("--bytes-cap needs a positive byte count (got " + std::to_string(cap) + ")");
-      options.trace_bytes_cap = static_cast<std::uint64_t>(cap);
-      bytes_cap_given = true;
-    } else if (a == "--cluster") {
-      cluster = value();
-    } else if (a == "-o" || a == "--output") {
-      output = value();
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError("unknown option \"" + a + "\"; see `parallax exec --help`");
-    } else if (input.empty()) {
-      input = a;
-    } else {
-      throw InputError("more than one scenario or plan given");
-    }
-  }
+  bool strict = false;
+  int gemm_cap = 0;
+  std::uint64_t bytes_cap = 0;
+  if (!cli::Options("parallax exec", kHelp)
+           .text("--backend", options.backend, "host or cuda, e.g. --backend host")
+           .whole("--warmup", options.warmup, 0, "a number of iterations, e.g. --warmup 1")
+           .whole("--iterations", options.iterations, 1, "a number of iterations, e.g. --iterations 3")
+           .flag("--verify", options.verify)
+           .number("--watchdog", options.watchdog_s, cli::Options::Sign::kPositive,
+                   "a number of seconds, e.g. --watchdog 120", "seconds")
+           .text("--chakra", chakra_prefix, "a trace prefix, e.g. --chakra traces/workload")
+           .text("--comm-groups", comm_groups, "a file name, e.g. --comm-groups comm_groups.json")
+           .flag("--strict", strict)
+           .whole("--gemm-cap", gemm_cap, 1, "a GEMM side, e.g. --gemm-cap 512")
+           .whole("--bytes-cap", bytes_cap, 1, "a number of bytes, e.g. --bytes-cap 67108864")
+           .text("--cluster", cluster, "a cluster preset, e.g. --cluster dgx-a100-80g")
+           .text({"-o", "--output"}, output, "a file name, e.g. -o measured.pb")
+           .positional(input, "scenario or plan")
+           .parse(args))
+    return 0;
+  const bool gemm_cap_given = gemm_cap > 0, bytes_cap_given = bytes_cap > 0;
+  if (gemm_cap_given) options.trace_gemm_side_cap = static_cast<std::uint32_t>(gemm_cap);
+  if (bytes_cap_given) options.trace_bytes_cap = bytes_cap;
   if (!chakra_prefix.empty() && !input.empty())
     throw InputError("give either a scenario/plan (\"" + input + "\") or --chakra PREFIX, not both");
   if (chakra_prefix.empty() && (!comm_groups.empty() || strict || !cluster.empty() || gemm_cap_given || bytes_cap_given))

@@ -11,16 +11,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--screenshot")) screenshot = true;
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::puts(
-          "usage: parallax-gui [SCENARIO.pbtxt | TIMELINE.pb | TRACE.<rank>.et ...]\n"
-          "       parallax-gui --screenshot FILE.png --view planner|timeline|breakdown\n"
-          "           [--scenario S | --chakra PREFIX --cluster PRESET [--comm-groups F]]\n"
-          "           [--timeline PRED.pb] [--measured MEAS.pb] [--diff] [--critical-path]\n"
-          "           [--search TEXT] [--size WxH]\n"
-          "A Chakra trace (one PREFIX.<rank>.et per rank) is imported and simulated on the\n"
-          "cluster you choose; its timelines (parallax simulate --chakra --timeline, parallax\n"
-          "exec --chakra -o) carry the imported graph and open like any other.\n"
-          "The screenshot mode renders the view offscreen at a fixed size (1600x1000) and exits.");
+      std::fputs(parallax::gui::usage(), stdout);
       return 0;
     }
   }

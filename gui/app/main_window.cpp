@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include "parallax/cli/options.h"
+
 #include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
@@ -443,64 +445,65 @@ void MainWindow::closeEvent(QCloseEvent* e) {
 // Headless screenshots
 // ---------------------------------------------------------------------------------------------
 
+const char* usage() {
+  return "usage: parallax-gui [SCENARIO.pbtxt | TIMELINE.pb | TRACE.<rank>.et ...]\n"
+         "       parallax-gui --screenshot FILE.png --view planner|timeline|breakdown\n"
+         "           [--scenario S | --chakra PREFIX --cluster PRESET [--comm-groups F]]\n"
+         "           [--timeline PRED.pb] [--measured MEAS.pb] [--diff] [--critical-path]\n"
+         "           [--search TEXT] [--size WxH]\n"
+         "A Chakra trace (one PREFIX.<rank>.et per rank) is imported and simulated on the\n"
+         "cluster you choose; its timelines (parallax simulate --chakra --timeline, parallax\n"
+         "exec --chakra -o) carry the imported graph and open like any other.\n"
+         "The screenshot mode renders the view offscreen at a fixed size (1600x1000) and exits.\n";
+}
+
 std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, QString* error) {
   ScreenshotOptions o;
   const auto fail = [&](const QString& message) {
     if (error) *error = message;
     return std::nullopt;
   };
-  for (int i = 0; i < args.size(); ++i) {
-    const QString& a = args[i];
-    const auto value = [&](QString& into) {
-      if (i + 1 >= args.size()) return false;
-      into = args[++i];
-      return true;
-    };
-    bool ok = true;
-    if (a == QLatin1String("--screenshot"))
-      ok = value(o.output);
-    else if (a == QLatin1String("--view"))
-      ok = value(o.view);
-    else if (a == QLatin1String("--scenario"))
-      ok = value(o.scenario);
-    else if (a == QLatin1String("--timeline"))
-      ok = value(o.timeline);
-    else if (a == QLatin1String("--measured"))
-      ok = value(o.measured);
-    else if (a == QLatin1String("--chakra"))
-      ok = value(o.chakra);
-    else if (a == QLatin1String("--cluster"))
-      ok = value(o.cluster);
-    else if (a == QLatin1String("--comm-groups"))
-      ok = value(o.comm_groups);
-    else if (a == QLatin1String("--search"))
-      ok = value(o.search);
-    else if (a == QLatin1String("--diff"))
-      o.diff = true;
-    else if (a == QLatin1String("--critical-path"))
-      o.critical = true;
-    else if (a == QLatin1String("--size")) {
-      QString s;
-      ok = value(s);
-      const QStringList wh = s.split(QChar('x'));
-      const int w = wh.value(0).toInt(), h = wh.value(1).toInt();
-      if (!ok || wh.size() != 2 || w < 200 || h < 200 || w > 8000 || h > 8000)
-        return fail(
-            QStringLiteral(
-                "--size: expected WxH between 200x200 and 8000x8000, e.g. 1600x1000 (got \"%1\")")
-                .arg(s));
-      o.size = QSize(w, h);
-    } else
-      return fail(
-          QStringLiteral("unknown argument \"%1\"; usage: parallax-gui --screenshot "
-                         "FILE.png --view planner|timeline|breakdown "
-                         "[--scenario S] [--chakra PREFIX --cluster PRESET [--comm-groups F]] "
-                         "[--timeline PRED.pb] "
-                         "[--measured MEAS.pb] "
-                         "[--diff] [--critical-path] [--search TEXT] [--size WxH]")
-              .arg(a));
-    if (!ok) return fail(QStringLiteral("%1 needs a value").arg(a));
+  std::string output, view, scenario, timeline, measured, chakra, cluster, comm_groups, search;
+  const auto size = [&](const std::string& text) {
+    const QString s = QString::fromStdString(text);
+    const QStringList wh = s.split(QChar('x'));
+    bool w_ok = false, h_ok = false;
+    const int w = wh.value(0).toInt(&w_ok), h = wh.value(1).toInt(&h_ok);
+    if (wh.size() != 2 || !w_ok || !h_ok || w < 200 || h < 200 || w > 8000 || h > 8000)
+      throw InputError("--size needs WxH between 200x200 and 8000x8000, e.g. --size 1600x1000 (got \"" +
+                       text + "\")");
+    o.size = QSize(w, h);
+  };
+  std::vector<std::string> argv;
+  for (const QString& a : args) argv.push_back(a.toStdString());
+  try {
+    if (!cli::Options("parallax-gui", usage())
+             .text("--screenshot", output, "the PNG file to write, e.g. --screenshot view.png")
+             .text("--view", view, "planner, timeline or breakdown")
+             .text("--scenario", scenario, "a scenario file, e.g. --scenario tiny.pbtxt")
+             .text("--timeline", timeline, "a predicted timeline, e.g. --timeline predicted.pb")
+             .text("--measured", measured, "a measured timeline, e.g. --measured measured.pb")
+             .text("--chakra", chakra, "a trace prefix, e.g. --chakra traces/workload")
+             .text("--cluster", cluster, "a cluster preset, e.g. --cluster dgx-a100-80g")
+             .text("--comm-groups", comm_groups, "a file name, e.g. --comm-groups groups.json")
+             .text("--search", search, "the text to search for")
+             .flag("--diff", o.diff)
+             .flag("--critical-path", o.critical)
+             .value("--size", size, "WxH, e.g. --size 1600x1000")
+             .parse(argv))
+      return fail(QStringLiteral("--help given with --screenshot; see the usage above"));
+  } catch (const InputError& e) {
+    return fail(QString::fromStdString(e.what()));
   }
+  o.output = QString::fromStdString(output);
+  o.view = QString::fromStdString(view);
+  o.scenario = QString::fromStdString(scenario);
+  o.timeline = QString::fromStdString(timeline);
+  o.measured = QString::fromStdString(measured);
+  o.chakra = QString::fromStdString(chakra);
+  o.cluster = QString::fromStdString(cluster);
+  o.comm_groups = QString::fromStdString(comm_groups);
+  o.search = QString::fromStdString(search);
   if (o.output.isEmpty()) return fail(QStringLiteral("--screenshot needs the PNG file to write"));
   if (o.view != QLatin1String("planner") && o.view != QLatin1String("timeline") &&
       o.view != QLatin1String("breakdown"))

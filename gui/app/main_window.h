@@ -88,7 +88,9 @@ struct ScreenshotOptions {
   bool diff = false, critical = false;
   QSize size{1600, 1000};
 };
-// Parses `--screenshot FILE.png --view planner|timeline|breakdown [--scenario S] [--chakra PREFIX
+// parallax-gui's usage text (--help).
+const char* usage();
+// Parses, with the option parser of every command (parallax/cli/options.h), `--screenshot FILE.png --view planner|timeline|breakdown [--scenario S] [--chakra PREFIX
 // --cluster PRESET [--comm-groups F]] [--timeline PRED.pb]
 // [--measured MEAS.pb] [--diff] [--critical-path] [--search TEXT] [--size WxH]`; nullopt and
 // `error` on bad arguments.

@@ -1,6 +1,6 @@
 // Collectives as point-to-point flows (internal to the simulator). A collective of S bytes on a group
 // becomes phases of concurrent flows carrying the bytes its algorithm moves, plus the per-step latency
-// of the algorithm added analytically (SIMGRID-NOTES.md: a step-by-step ring is 2(n-1) rounds of
+// of the algorithm added analytically (docs/architecture.md, the simulator: a step-by-step ring is 2(n-1) rounds of
 // comms; one phase with the equivalent bytes gives the same time without contention and lets flows
 // contend through SimGrid's solver, at a fraction of the cost).
 #pragma once

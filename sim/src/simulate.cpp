@@ -84,7 +84,7 @@ class Simulator {
     char* argv[] = {arg0, arg1, arg2, nullptr};
     s4u::Engine engine(&argc, argv);
     // A fluid RDMA model: no TCP window or slow-start effects, so a lone transfer of B bytes takes
-    // B / bandwidth + latency (SIMGRID-NOTES.md).
+    // B / bandwidth + latency (docs/architecture.md, the simulator).
     engine.set_config("network/model:CM02");
     engine.set_config("network/crosstraffic:0");
     engine.set_config("network/TCP-gamma:0");

@@ -33,10 +33,6 @@ std::string mpirun(int np, const std::string& env = "") {
          env + " mpirun --oversubscribe -np " + std::to_string(np) + " " PARALLAX_CLI " exec ";
 }
 
-fs::path temp(const std::string& name) {
-  return fs::temp_directory_path() / ("parallax-chakra-exec-" + name);
-}
-
 // The imported graph as exec sees it (no --cluster: the host cluster).
 model::ChakraImport import(const fs::path& prefix, const fs::path& groups = {}) {
   ClusterSpec host;
@@ -96,13 +92,14 @@ std::map<std::tuple<std::uint32_t, std::string, int>, int> census(const Timeline
 }
 
 TEST(ChakraExec, ExportedScenarioRunsTheSameTasksAsItsOwnExec) {
+  const testing::TempDir dir;
   // tiny-gpt-cpu: dp 2 x pp 2, 1F1B over 4 micro-batches: pipeline sends/recvs and DP all-reduces.
-  const auto prefix = temp("tiny");
+  const auto prefix = dir / "tiny";
   const auto scenario = (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string();
   const auto exported =
       run_command(PARALLAX_CLI " export-chakra " + scenario + " -o " + prefix.string());
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
-  const auto out = temp("tiny.pb"), own = temp("tiny-own.pb");
+  const auto out = dir / "tiny.pb", own = dir / "tiny-own.pb";
   const auto run = run_command(mpirun(4) + "--chakra " + prefix.string() +
                                " --verify --warmup 0 --iterations 1 -o " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
@@ -123,33 +120,29 @@ TEST(ChakraExec, ExportedScenarioRunsTheSameTasksAsItsOwnExec) {
       run_command(mpirun(4) + scenario + " --warmup 0 --iterations 1 -o " + own.string());
   ASSERT_EQ(own_run.exit_code, 0) << own_run.err;
   EXPECT_EQ(census(measured), census(read(own)));
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
-  fs::remove(prefix.string() + ".comm_groups.json");
-  fs::remove(out);
-  fs::remove(own);
 }
 
 TEST(ChakraExec, CorruptedTransferOfAnImportedTraceIsCaught) {
-  const auto prefix = temp("tiny-corrupt");
+  const testing::TempDir dir;
+  const auto prefix = dir / "tiny-corrupt";
   const auto exported = run_command(PARALLAX_CLI " export-chakra " +
                                     (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string() +
                                     " -o " + prefix.string());
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   const auto run = run_command(
       mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:0") + "--chakra " + prefix.string() +
-      " --verify --warmup 0 --iterations 1 --watchdog 20 -o " + temp("corrupt.pb").string());
+      " --verify --warmup 0 --iterations 1 --watchdog 20 -o " + (dir / "corrupt.pb").string());
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.err.find("--verify: task"), std::string::npos) << run.err;
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
-  fs::remove(prefix.string() + ".comm_groups.json");
 }
 
 TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
+  const testing::TempDir dir;
   // MPI_Ireduce, MPI_Igather, MPI_Iscatter of 1 MiB on [2, 0, 1, 3], root rank 2; --verify checks
   // the root's sum and gathered pieces and every rank's scattered piece.
-  const auto prefix = temp("rooted");
+  const auto prefix = dir / "rooted";
   model::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
-  const auto out = temp("rooted.pb");
+  const auto out = dir / "rooted.pb";
   const auto run = run_command(mpirun(4) + "--chakra " + prefix.string() +
                                " --verify --warmup 0 --iterations 2 -o " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
@@ -162,38 +155,35 @@ TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
     ++kinds[imported.graph.tasks()[e.task_id()].collective];
   }
   EXPECT_EQ(kinds, (std::map<CollectiveKind, int>{{REDUCE, 4}, {GATHER, 4}, {SCATTER, 4}}));
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
-  fs::remove(prefix.string() + ".comm_groups.json");
-  fs::remove(out);
 }
 
 TEST(ChakraExec, CorruptedReduceGatherOrScatterIsCaught) {
+  const testing::TempDir dir;
   // One wrong element in rank 1's part of a reduce or a gather reaches the root (rank 2); one in
   // the root's scatter reaches the last member (rank 3).
   for (const auto& [type, faulty] : {std::pair{chakra::REDUCE, 1}, std::pair{chakra::GATHER, 1},
                                      std::pair{chakra::SCATTER, 2}}) {
     SCOPED_TRACE(chakra::CollectiveCommType_Name(type));
-    const auto prefix = temp("rooted-corrupt");
+    const auto prefix = dir / "rooted-corrupt";
     model::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
     const auto run = run_command(
         mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:" + std::to_string(faulty)) + "--chakra " +
         prefix.string() + " --verify --warmup 0 --iterations 1 --watchdog 20 -o " +
-        temp("rooted-corrupt.pb").string());
+        (dir / "rooted-corrupt.pb").string());
     EXPECT_NE(run.exit_code, 0);
     EXPECT_NE(run.err.find("--verify: task"), std::string::npos) << run.err;
     EXPECT_NE(run.err.find(type == chakra::SCATTER ? "rank 3:" : "rank 2:"), std::string::npos)
         << run.err;
-    for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
-    fs::remove(prefix.string() + ".comm_groups.json");
   }
 }
 
 TEST(ChakraExec, GptTraceRunsOnItsCommunicatorsAndJoinsTheSimulation) {
+  const testing::TempDir dir;
   // 4 ranks, dp 2 x tp 2: collectives on {0,1}, {2,3}, {0,2}, {1,3}. --verify checks each
   // all-reduce's sum over its communicator's members: on a wrong communicator the job fails.
   const auto prefix = chakra_data() / "gpt-stg-dp2-tp2" / "workload";
   const auto groups = chakra_data() / "gpt-stg-dp2-tp2" / "comm_groups.json";
-  const auto out = temp("gpt.pb"), predicted = temp("gpt-predicted.pb");
+  const auto out = dir / "gpt.pb", predicted = dir / "gpt-predicted.pb";
   const auto run = run_command(
       mpirun(4) + "--chakra " + prefix.string() + " --comm-groups " + groups.string() +
       " --gemm-cap 16 --bytes-cap 1048576 --verify --warmup 0 --iterations 1 -o " + out.string());
@@ -247,14 +237,13 @@ TEST(ChakraExec, GptTraceRunsOnItsCommunicatorsAndJoinsTheSimulation) {
   const auto cli = run_command(PARALLAX_CLI " compare " + predicted.string() + " " + out.string());
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_NE(cli.out.find("all_reduce"), std::string::npos) << cli.out;
-  fs::remove(out);
-  fs::remove(predicted);
 }
 
 TEST(ChakraExec, MeasuredDurationsAreHeldAndCpuOpsGetTheirOwnLane) {
+  const testing::TempDir dir;
   // PyTorch FSDP on 2 ranks: every compute node has duration_micros.
   const auto prefix = chakra_data() / "fsdp-mlp-pytorch-2" / "chakra_trace";
-  const auto out = temp("fsdp.pb");
+  const auto out = dir / "fsdp.pb";
   const auto run = run_command(mpirun(2) + "--chakra " + prefix.string() +
                                " --verify --warmup 0 --iterations 1 -o " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
@@ -270,35 +259,35 @@ TEST(ChakraExec, MeasuredDurationsAreHeldAndCpuOpsGetTheirOwnLane) {
     host_ops += t.on_host;
   }
   EXPECT_GT(host_ops, 0);
-  fs::remove(out);
 }
 
 TEST(ChakraExecInput, WrongWorldSizeAndConflictingArgumentsAreRefused) {
+  const testing::TempDir dir;
   const auto prefix = (chakra_data() / "fsdp-mlp-pytorch-2" / "chakra_trace").string();
-  const auto wrong = run_command(mpirun(3) + "--chakra " + prefix + " -o " + temp("x.pb").string());
+  const auto wrong = run_command(mpirun(3) + "--chakra " + prefix + " -o " + (dir / "x.pb").string());
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.err.find("the plan is for 2 ranks"), std::string::npos) << wrong.err;
   EXPECT_NE(wrong.err.find("mpirun -np 2"), std::string::npos) << wrong.err;
 
   const auto both = run_command(PARALLAX_CLI " exec " +
                                 (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string() +
-                                " --chakra " + prefix + " -o " + temp("x.pb").string());
+                                " --chakra " + prefix + " -o " + (dir / "x.pb").string());
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
 
   const auto stray = run_command(PARALLAX_CLI " exec " +
                                  (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string() +
-                                 " --comm-groups g.json -o " + temp("x.pb").string());
+                                 " --comm-groups g.json -o " + (dir / "x.pb").string());
   EXPECT_EQ(stray.exit_code, 2);
   EXPECT_NE(stray.err.find("apply to --chakra PREFIX only"), std::string::npos) << stray.err;
 
   const auto cap = run_command(PARALLAX_CLI " exec --chakra " + prefix + " --gemm-cap 0 -o " +
-                               temp("x.pb").string());
+                               (dir / "x.pb").string());
   EXPECT_EQ(cap.exit_code, 2);
   EXPECT_NE(cap.err.find("--gemm-cap needs a positive GEMM side"), std::string::npos) << cap.err;
 
   const auto cuda =
-      run_command(mpirun(2) + "--chakra " + prefix + " --backend cuda -o " + temp("x.pb").string());
+      run_command(mpirun(2) + "--chakra " + prefix + " --backend cuda -o " + (dir / "x.pb").string());
   EXPECT_NE(cuda.exit_code, 0);
   EXPECT_NE(cuda.err.find("an imported trace runs on the host backend only"), std::string::npos)
       << cuda.err;

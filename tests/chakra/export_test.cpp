@@ -33,14 +33,14 @@ struct RoundTrip {
 
 RoundTrip round_trip(const fs::path& dir) {
   model::JobGraph original = model::build_job_graph(scenario_from_text(kScenario));
-  fs::create_directories(dir);
   model::write_chakra(model::export_chakra(original), dir / "job");
   model::ChakraImport imported = model::import_chakra(dir / "job", original.scenario().cluster());
   return {std::move(original), std::move(imported)};
 }
 
 TEST(ChakraRoundTrip, ExportThenImportGivesTheSameGraph) {
-  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip";
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   const auto [a, in] = round_trip(dir);
   const auto& b = in.graph;
   ASSERT_EQ(b.ranks().size(), 8u);
@@ -99,11 +99,11 @@ TEST(ChakraRoundTrip, ExportThenImportGivesTheSameGraph) {
   EXPECT_EQ(groups, (std::set<CommGroup>{GROUP_TP, GROUP_DP, GROUP_EMBEDDING}));
   EXPECT_TRUE(ops.contains(model::Op::PpSend) && ops.contains(model::Op::PpRecv));
   EXPECT_TRUE(ops.contains(model::Op::SpAllGather) && ops.contains(model::Op::DpParamAllGather));
-  fs::remove_all(dir);
 }
 
 TEST(ChakraRoundTrip, TheReimportedGraphSimulatesToTheSameStep) {
-  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip_sim";
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   const auto [a, in] = round_trip(dir);
   const auto ra = sim::simulate_in_subprocess(a).report;
   const auto rb = sim::simulate_in_subprocess(in.graph).report;
@@ -111,7 +111,6 @@ TEST(ChakraRoundTrip, TheReimportedGraphSimulatesToTheSameStep) {
   EXPECT_NEAR(rb.step_time_s(), ra.step_time_s(), 1e-12 * ra.step_time_s());
   EXPECT_EQ(rb.flows(), ra.flows());
   EXPECT_NEAR(rb.hardware_flops(), ra.hardware_flops(), 1e-9 * ra.hardware_flops());
-  fs::remove_all(dir);
 }
 
 TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
@@ -139,8 +138,8 @@ TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
     }
     EXPECT_EQ(types, (std::vector<std::int64_t>{chakra::REDUCE, chakra::GATHER, chakra::SCATTER}));
   }
-  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_roundtrip_rooted";
-  fs::create_directories(dir);
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   model::write_chakra(exported, dir / "job");
   const model::ChakraImport second =
       model::import_chakra(dir / "job", model::resolve_cluster("dgx-h100"));
@@ -161,7 +160,6 @@ TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
   EXPECT_GT(ra.step_time_s(), 0);
   EXPECT_NEAR(rb.step_time_s(), ra.step_time_s(), 1e-12 * ra.step_time_s());
   EXPECT_EQ(rb.flows(), ra.flows());
-  fs::remove_all(dir);
 }
 
 TEST(ChakraExport, WritesWhatOtherToolsRead) {
@@ -210,8 +208,8 @@ std::string cli() {
 }
 
 TEST(ChakraCli, ExportThenSimulateTheExport) {
-  const fs::path dir = fs::temp_directory_path() / "parallax_chakra_cli";
-  fs::create_directories(dir);
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   std::ofstream(dir / "job.pbtxt") << kScenario;
   const auto exported = run_command(cli() + " export-chakra " + (dir / "job.pbtxt").string() +
                                     " -o " + (dir / "out").string());
@@ -235,7 +233,6 @@ TEST(ChakraCli, ExportThenSimulateTheExport) {
   };
   EXPECT_GT(step(a.out), 0);
   EXPECT_NEAR(step(b.out), step(a.out), 1e-9 * step(a.out));
-  fs::remove_all(dir);
 }
 
 TEST(ChakraCli, SimulatesASharedTrace) {

@@ -638,8 +638,7 @@ TEST(ChakraImportBadInput, CommGroupsFile) {
 }
 
 TEST(ChakraImportBadInput, RankFilesWithAGap) {
-  const auto dir = std::filesystem::temp_directory_path() / "parallax_chakra_gap";
-  std::filesystem::create_directories(dir);
+  const testing::TempDir dir;
   auto t = empty_trace();
   add_node(t, 1, chakra::COMP_NODE, {}, 1);
   traces::write_chakra_et(dir / "job.0.et", t);
@@ -652,12 +651,10 @@ TEST(ChakraImportBadInput, RankFilesWithAGap) {
     EXPECT_NE(std::string(e.what()).find("job.1.et does not"), std::string::npos) << e.what();
   }
   EXPECT_THROW(model::chakra_rank_files(dir / "nothing"), InputError);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ChakraImport, GzipRankFilesImportLikePlainOnes) {
-  const auto dir = std::filesystem::temp_directory_path() / "parallax_chakra_gz";
-  std::filesystem::create_directories(dir);
+  const testing::TempDir dir;
   for (int r = 0; r < 2; ++r) {
     std::ifstream in(
         chakra_data() / "fsdp-mlp-pytorch-2" / ("chakra_trace." + std::to_string(r) + ".et"),
@@ -672,7 +669,6 @@ TEST(ChakraImport, GzipRankFilesImportLikePlainOnes) {
   EXPECT_EQ(gz.graph.num_tasks(), plain.graph.num_tasks());
   EXPECT_EQ(gz.graph.num_edges(), plain.graph.num_edges());
   EXPECT_EQ(gz.node_id, plain.node_id);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(ChakraImportBadInput, UnknownCluster) {

@@ -94,14 +94,14 @@ TEST(ChakraReader, WriteThenReadIsIdentity) {
   auto& n = add_node(t, 7, chakra::COMP_NODE, {}, 12);
   set_uint(n, "num_ops", 1u << 20);
   add_node(t, 9, chakra::COMM_COLL_NODE, {7});
-  const auto path = std::filesystem::temp_directory_path() / "parallax_chakra_rw.0.et";
+  const testing::TempDir dir;
+  const auto path = dir / "rw.0.et";
   traces::write_chakra_et(path, t);
   const auto back = traces::read_chakra_et(path);
   ASSERT_EQ(back.nodes.size(), 2u);
   EXPECT_EQ(back.nodes[1].data_deps(0), 7u);
   EXPECT_EQ(back.nodes[0].duration_micros(), 12u);
   EXPECT_EQ(traces::serialize_chakra_et(back), traces::serialize_chakra_et(t));
-  std::filesystem::remove(path);
 }
 
 TEST(ChakraReaderBadInput, TruncatedMidMessageNamesFileAndOffset) {

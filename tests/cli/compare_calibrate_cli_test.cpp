@@ -26,9 +26,8 @@ double json_number(const std::string& json, const std::string& key) {
 }
 
 TEST(CliCompareCalibrate, RoundTripOnASimulatedTimeline) {
-  const auto dir = fs::temp_directory_path();
-  const auto pb = dir / "parallax-cc-timeline.pb", chrome = dir / "parallax-cc-chrome.json",
-             cal = dir / "parallax-cc-calibration.pbtxt";
+  const testing::TempDir dir;
+  const auto pb = dir / "timeline.pb", chrome = dir / "chrome.json", cal = dir / "calibration.pbtxt";
   auto r = run_command(cli() + " simulate " + tiny() + " --json --timeline " + pb.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const double step = json_number(r.out, "step_time_s");
@@ -68,14 +67,11 @@ TEST(CliCompareCalibrate, RoundTripOnASimulatedTimeline) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NEAR(json_number(r.out, "step_time_s"), step, 1e-3 * step);
   EXPECT_NE(r.out.find("calibrated from " + cal.string()), std::string::npos) << r.out;
-  fs::remove(pb);
-  fs::remove(chrome);
-  fs::remove(cal);
 }
 
 TEST(CliCompareCalibrate, BadInputExitsTwo) {
-  const auto dir = fs::temp_directory_path();
-  const auto bad = dir / "parallax-cc-bad.pbtxt";
+  const testing::TempDir dir;
+  const auto bad = dir / "bad.pbtxt";
   auto r = run_command(cli() + " compare " + tiny());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("need two timelines"), std::string::npos) << r.err;
@@ -91,7 +87,6 @@ TEST(CliCompareCalibrate, BadInputExitsTwo) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find(bad.string() + ": merged over the scenario's cluster"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("cluster.gpu.memory_bound_efficiency: must be in (0, 1]"), std::string::npos) << r.err;
-  fs::remove(bad);
   r = run_command(cli() + " compare --help");
   EXPECT_EQ(r.exit_code, 0);
   r = run_command(cli() + " calibrate --help");

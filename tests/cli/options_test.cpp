@@ -1,12 +1,13 @@
-// The subcommands' option parser (cli/options.h): values, the messages for bad input, and that
-// every subcommand goes through it.
-#include "../../cli/options.h"
+// The option parser (cli/include/parallax/cli/options.h): values, the messages for bad input, and
+// that every subcommand, parallax-exec and parallax-gui --screenshot go through it.
+#include "parallax/cli/options.h"
 
 #include "parallax/traces/io.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -36,7 +37,7 @@ struct Parsed {
   std::vector<std::string> algorithms;
 
   Options options() {
-    Options o("compare", "usage: parallax compare ...\n");
+    Options o("parallax compare", "usage: parallax compare ...\n");
     o.flag("--json", json)
         .flag("--strict", strict)
         .text({"-o", "--output"}, out, "a file name, e.g. -o out.pb")
@@ -101,7 +102,7 @@ TEST(CliOptions, UnknownOption) {
   // The command named is the parser's own.
   std::string s;
   const auto other = [&] {
-    Options("export-chakra", "").positional(s, "scenario").parse({"--json"});
+    Options("parallax export-chakra", "").positional(s, "scenario").parse({"--json"});
   };
   EXPECT_EQ(error_of(other), "unknown option \"--json\"; see `parallax export-chakra --help`");
 }
@@ -133,7 +134,7 @@ TEST(CliOptions, BadWholeNumber) {
   int gpus = 0;
   const auto positive = [&](const char* v) {
     return error_of([&] {
-      Options("plan", "").whole("--gpus", gpus, 1, "a GPU count").parse({"--gpus", v});
+      Options("parallax plan", "").whole("--gpus", gpus, 1, "a GPU count").parse({"--gpus", v});
     });
   };
   EXPECT_EQ(positive("0"), "--gpus needs a positive whole number (got \"0\")");
@@ -169,25 +170,25 @@ TEST(CliOptions, PositionalCount) {
 
   // Optional positional: none is fine.
   std::string input = "unchanged";
-  EXPECT_EQ(error_of([&] { Options("simulate", "").positional(input, "scenario").parse({}); }), "");
+  EXPECT_EQ(error_of([&] { Options("parallax simulate", "").positional(input, "scenario").parse({}); }), "");
   EXPECT_EQ(input, "unchanged");
   // An empty argument is a positional, and counts.
   EXPECT_EQ(error_of([&] {
-              Options("simulate", "").positional(input, "scenario").parse({"", "b"});
+              Options("parallax simulate", "").positional(input, "scenario").parse({"", "b"});
             }),
             "more than one scenario given (\"\", \"b\")");
 
   // All positionals, however many; the command checks the count.
   std::vector<std::string> files;
   bool json = false;
-  ASSERT_TRUE(Options("compare", "")
+  ASSERT_TRUE(Options("parallax compare", "")
                   .flag("--json", json)
                   .positionals(files)
                   .parse({"a", "--json", "b", "c"}));
   EXPECT_EQ(files, (std::vector<std::string>{"a", "b", "c"}));
 
   // None declared.
-  EXPECT_EQ(error_of([&] { Options("calibrate", "").flag("--json", json).parse({"x"}); }),
+  EXPECT_EQ(error_of([&] { Options("parallax calibrate", "").flag("--json", json).parse({"x"}); }),
             "unexpected argument \"x\"; see `parallax calibrate --help`");
 }
 
@@ -205,7 +206,7 @@ TEST(CliOptions, HelpPrintsAndStopsInOrder) {
     throw;
   }
   int calls = 0;
-  const bool lazy = Options("plan", [&] {
+  const bool lazy = Options("parallax plan", [&] {
                       ++calls;
                       return std::string("built\n");
                     }).parse({"-h"});
@@ -260,6 +261,63 @@ TEST(CliOptions, EverySubcommandUsesIt) {
     EXPECT_EQ(r.exit_code, 2) << c.args;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\n" << r.err;
   }
+}
+
+TEST(CliOptions, WholeNumbersOfBytesGoPastTwoGiB) {
+  std::uint64_t bytes = 0;
+  const auto parse = [&](const char* v) {
+    return error_of([&] {
+      Options("parallax exec", "").whole("--bytes-cap", bytes, 1, "a number of bytes").parse({"--bytes-cap", v});
+    });
+  };
+  EXPECT_EQ(parse("4294967296"), "");
+  EXPECT_EQ(bytes, 4294967296ull);
+  EXPECT_EQ(parse("0"), "--bytes-cap needs a positive whole number (got \"0\")");
+  EXPECT_EQ(parse("-1"), "--bytes-cap needs a positive whole number (got \"-1\")");
+  EXPECT_EQ(parse("1e9"), "--bytes-cap needs a positive whole number (got \"1e9\")");
+}
+
+// parallax-exec (alone, as shipped to GPU nodes, and through `parallax exec`) parses through it:
+// a bad number is bad input (exit 2) naming the option, never an internal error (70) and never a
+// watchdog silently switched off by "nan". All of these fail before MPI starts.
+TEST(CliOptions, ExecRejectsBadNumbersNamingTheOption) {
+  const std::string tiny = (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string();
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  const std::string exec = PARALLAX_EXEC;
+  {
+    for (const Case& c : std::initializer_list<Case>{
+             {"--watchdog abc", "--watchdog needs a positive number of seconds (got \"abc\")"},
+             {"--watchdog nan", "--watchdog needs a positive number of seconds (got \"nan\")"},
+             {"--watchdog inf", "--watchdog needs a positive number of seconds (got \"inf\")"},
+             {"--watchdog 0", "--watchdog needs a positive number of seconds (got \"0\")"},
+             {"--watchdog -5", "--watchdog needs a positive number of seconds (got \"-5\")"},
+             {"--iterations 0", "--iterations needs a positive whole number (got \"0\")"},
+             {"--warmup -1", "--warmup needs a non-negative whole number (got \"-1\")"},
+             {"--warmup two", "--warmup needs a non-negative whole number (got \"two\")"},
+             {"--gemm-cap 0", "--gemm-cap needs a positive whole number (got \"0\")"},
+             {"--bytes-cap 0", "--bytes-cap needs a positive whole number (got \"0\")"},
+             {"--watchdog", "--watchdog needs a number of seconds, e.g. --watchdog 120"},
+             {"--frobnicate", "unknown option \"--frobnicate\"; see `parallax exec --help`"},
+             // Parsed as 64 bits: 4 GiB is a valid cap (refused only because it needs --chakra).
+             {"--bytes-cap 4294967296",
+              "--comm-groups, --strict, --gemm-cap, --bytes-cap and --cluster apply to --chakra PREFIX only"},
+         }) {
+      const auto r = testing::run_command(exec + " " + tiny + " -o unused.pb " + c.args);
+      EXPECT_EQ(r.exit_code, 2) << c.args << "\n" << r.err;
+      EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\n" << r.err;
+    }
+  }
+  // `parallax exec` hands over to parallax-exec: the same message, exit 2 (was 70 "internal error").
+  const auto via_cli = testing::run_command(std::string(PARALLAX_CLI) + " exec " + tiny + " -o unused.pb --watchdog abc");
+  EXPECT_EQ(via_cli.exit_code, 2) << via_cli.err;
+  EXPECT_NE(via_cli.err.find("--watchdog needs a positive number of seconds (got \"abc\")"), std::string::npos)
+      << via_cli.err;
+  const auto help = testing::run_command(exec + " --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--watchdog S"), std::string::npos) << help.out;
 }
 
 }  // namespace

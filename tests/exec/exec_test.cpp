@@ -42,13 +42,13 @@ Run timed(const std::string& command) {
 }
 
 void check_measured_timeline(const std::string& scenario_name, int np) {
-  const auto out = fs::temp_directory_path() / ("parallax-exec-" + scenario_name + ".pb");
+  const testing::TempDir dir;
+  const auto out = dir / "measured.pb";
   const auto run = timed(mpirun(np) + scenario(scenario_name + ".pbtxt") + " --verify --warmup 1 --iterations 2 -o " +
                          out.string());
   ASSERT_EQ(run.result.exit_code, 0) << run.result.out << run.result.err;
   Timeline measured;
   traces::read_binary(out, measured);
-  fs::remove(out);
   EXPECT_EQ(measured.source(), Timeline::MEASURED);
   EXPECT_EQ(measured.backend(), "host");
   ASSERT_TRUE(measured.has_scenario());
@@ -88,14 +88,13 @@ TEST(ExecHost, TinyOnFourRanksVerified) { check_measured_timeline("tiny-gpt-cpu"
 TEST(ExecHost, TensorParallelOnTwoRanksVerified) { check_measured_timeline("tiny-gpt-cpu-tp2", 2); }
 
 TEST(ExecHost, PlanFileRunsToo) {
-  const auto plan = fs::temp_directory_path() / "parallax-exec-plan.pb";
-  const auto out = fs::temp_directory_path() / "parallax-exec-plan.measured.pb";
+  const testing::TempDir dir;
+  const auto plan = dir / "plan.pb";
+  const auto out = dir / "plan.measured.pb";
   ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " inspect " + scenario("tiny-gpt-cpu-tp2.pbtxt") + " -o " + plan.string()).exit_code, 0);
   const auto r = run_command(mpirun(2) + plan.string() + " --iterations 1 --warmup 0 -o " + out.string());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out));
-  fs::remove(plan);
-  fs::remove(out);
 }
 
 // The step-time error `parallax compare` reports (signed, %).
@@ -114,8 +113,7 @@ TEST(ExecHost, CalibrationFromOneRunImprovesThePredictionOfAnother) {
   // Two different 2-rank scenarios (tensor + sequence parallel; a GPipe pipeline) on a cluster whose
   // prior is deliberately wrong (4x the CPU's FLOP/s and memory bandwidth): calibrating on the
   // measured first must bring the prediction of the second much closer to its measurement.
-  const auto dir = fs::temp_directory_path() / "parallax-calibration-test";
-  fs::create_directories(dir);
+  const testing::TempDir dir;
   const std::string wrong_prior =
       "cluster { preset: \"cpu-laptop\" num_nodes: 1 gpus_per_node: 2 gpu { peak_fp32_tflops: 0.4 peak_bf16_tflops: 0.4 "
       "peak_fp16_tflops: 0.4 hbm_tb_per_s: 0.08 } }\n";
@@ -148,13 +146,12 @@ TEST(ExecHost, CalibrationFromOneRunImprovesThePredictionOfAnother) {
               before, after);
   EXPECT_LT(std::fabs(after), std::fabs(before) / 2);
   EXPECT_LT(std::fabs(after), 35.0);
-  fs::remove_all(dir);
 }
 
 TEST(ExecHost, CompareMeasuredWithPredicted) {
-  const auto dir = fs::temp_directory_path();
-  const auto measured = (dir / "parallax-cmp.measured.pb").string(), predicted = (dir / "parallax-cmp.predicted.pb").string();
-  const auto chrome = (dir / "parallax-cmp.json").string();
+  const testing::TempDir dir;
+  const auto measured = (dir / "measured.pb").string(), predicted = (dir / "predicted.pb").string();
+  const auto chrome = (dir / "compare.json").string();
   ASSERT_EQ(run_command(mpirun(4) + scenario("tiny-gpt-cpu.pbtxt") + " --iterations 1 -o " + measured).exit_code, 0);
   ASSERT_EQ(run_command(std::string(PARALLAX_CLI) + " simulate " + scenario("tiny-gpt-cpu.pbtxt") + " --timeline " + predicted).exit_code, 0);
   const auto r = run_command(std::string(PARALLAX_CLI) + " compare " + predicted + " " + measured + " --chrome " + chrome);
@@ -162,13 +159,11 @@ TEST(ExecHost, CompareMeasuredWithPredicted) {
   for (const char* line : {"step time", "gemm", "memory-bound", "send", "critical"})
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   EXPECT_TRUE(fs::file_size(chrome) > 1000);
-  fs::remove(measured);
-  fs::remove(predicted);
-  fs::remove(chrome);
 }
 
 TEST(ExecHostFaults, WrongWorldSizeIsRejectedByEveryRank) {
-  const auto run = timed(mpirun(3) + scenario("tiny-gpt-cpu.pbtxt") + " -o /tmp/parallax-never.pb");
+  const testing::TempDir dir;
+  const auto run = timed(mpirun(3) + scenario("tiny-gpt-cpu.pbtxt") + " -o " + (dir / "never.pb").string());
   EXPECT_NE(run.result.exit_code, 0);
   EXPECT_NE(run.result.err.find("the plan is for 4 ranks (dp 2 x tp 1 x pp 2) but 3 processes were started; launch it with `mpirun -np 4"),
             std::string::npos)
@@ -178,8 +173,9 @@ TEST(ExecHostFaults, WrongWorldSizeIsRejectedByEveryRank) {
 }
 
 TEST(ExecHostFaults, VerifyCatchesACorruptedTransfer) {
+  const testing::TempDir dir;
   const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:0") + scenario("tiny-gpt-cpu.pbtxt") +
-                         " --verify -o /tmp/parallax-never.pb");
+                         " --verify -o " + (dir / "never.pb").string());
   EXPECT_NE(run.result.exit_code, 0);
   EXPECT_NE(run.result.err.find("--verify: task"), std::string::npos) << run.result.err;
   EXPECT_NE(run.result.err.find("expected"), std::string::npos);
@@ -187,21 +183,24 @@ TEST(ExecHostFaults, VerifyCatchesACorruptedTransfer) {
 }
 
 TEST(ExecHostFaults, ADyingRankEndsTheJob) {
-  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=die:1") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 10 -o /tmp/parallax-never.pb");
+  const testing::TempDir dir;
+  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=die:1") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 10 -o " + (dir / "never.pb").string());
   EXPECT_NE(run.result.exit_code, 0);
   EXPECT_NE(run.result.err.find("rank 1: injected fault: dying"), std::string::npos) << run.result.err;
   EXPECT_LT(run.seconds, 60);
 }
 
 TEST(ExecHostFaults, AHangingRankIsCaughtByTheWatchdog) {
-  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=hang:2") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 3 -o /tmp/parallax-never.pb");
+  const testing::TempDir dir;
+  const auto run = timed(mpirun(4, "PARALLAX_EXEC_FAULT=hang:2") + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog 3 -o " + (dir / "never.pb").string());
   EXPECT_NE(run.result.exit_code, 0);
   EXPECT_NE(run.result.err.find("made no progress for 3 s"), std::string::npos) << run.result.err;
   EXPECT_LT(run.seconds, 60);
 }
 
 TEST(ExecHost, CudaBackendWithoutGpuSaysWhatToDo) {
-  const auto r = run_command(mpirun(2) + scenario("tiny-gpt-cpu-tp2.pbtxt") + " --backend cuda -o /tmp/parallax-never.pb");
+  const testing::TempDir dir;
+  const auto r = run_command(mpirun(2) + scenario("tiny-gpt-cpu-tp2.pbtxt") + " --backend cuda -o " + (dir / "never.pb").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(r.err.find("use --backend host") != std::string::npos || r.err.find("without the CUDA backend") != std::string::npos)
       << r.err;

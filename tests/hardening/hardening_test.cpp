@@ -1,4 +1,4 @@
-// The readers under bad input (issue 7, hardening): every problem the fuzzers or the review of the
+// The readers under bad input: every problem the fuzzers or the review of the
 // readers found, with the message it must give now. Each names the file (or the timeline), the
 // node or field and the problem, and is a parallax::InputError, never a crash or a wrong answer.
 #include "parallax/exec/plan.h"
@@ -136,14 +136,14 @@ TEST(HardenedPlan, GemmSizeOverflowIsAnInputError) {
 // A plan file cut off mid-message names the file and says what it expected.
 TEST(HardenedPlan, TruncatedFileNamesTheFile) {
   const std::string bytes = small_plan().SerializeAsString();
-  const auto path = std::filesystem::temp_directory_path() / "parallax-hardening-truncated.plan.pb";
+  const testing::TempDir dir;
+  const auto path = dir / "truncated.plan.pb";
   {
     std::ofstream out(path, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   }
   parallax::JobGraph proto;
   const std::string msg = input_error([&] { traces::read_binary(path, proto); });
-  std::filesystem::remove(path);
   EXPECT_THAT(msg, HasSubstr(path.string() +
                              ": not a valid parallax.JobGraph (protobuf binary; truncated"));
 }

@@ -273,11 +273,11 @@ TEST(JobGraph, ParameterGathersAtTheStartComeInForwardOrder) {
 TEST(JobGraph, PlanFileRoundTrip) {
   const JobGraph g = build_job_graph(scenario_from_text(small_scenario_text(
       "dp: 2 tp: 2 pp: 2 virtual_stages: 2 schedule: INTERLEAVED_1F1B micro_batch_size: 1 global_batch_size: 8")));
-  const auto path = std::filesystem::temp_directory_path() / "parallax-roundtrip-plan.pb";
+  const testing::TempDir dir;
+  const auto path = dir / "plan.pb";
   traces::write_binary(path, g.to_proto());
   parallax::JobGraph proto;
   traces::read_binary(path, proto);
-  std::filesystem::remove(path);
   const JobGraph back = JobGraph::from_proto(proto);
   ASSERT_EQ(back.num_tasks(), g.num_tasks());
   ASSERT_EQ(back.num_edges(), g.num_edges());

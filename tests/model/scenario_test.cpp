@@ -141,7 +141,8 @@ TEST(BadInput, ScheduleOptionsMustBeConsistent) {
 
 TEST(BadInput, ErrorsInPresetFilesNameThePreset) {
   // A scenario next to its own broken cluster preset.
-  const auto dir = std::filesystem::temp_directory_path() / "parallax-bad-preset";
+  const testing::TempDir scratch;
+  const auto& dir = scratch.path();
   std::filesystem::create_directories(dir / "clusters");
   std::ofstream(dir / "clusters" / "broken.pbtxt") << "name: \"broken\"\ngpus_per_node: 8\nnum_nodes: 1\n"
                                                       "gpu { preset: \"a100-sxm4-80gb\" }\nintra_node { gb_per_s: -1 }\n";
@@ -154,7 +155,6 @@ TEST(BadInput, ErrorsInPresetFilesNameThePreset) {
               std::string::npos)
         << e.what();
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST(BadInput, MalformedJsonIsRejected) {

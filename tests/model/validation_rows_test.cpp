@@ -1,5 +1,5 @@
 // Every published run of validation/public.tsv, expressed as a scenario, checked against the closed
-// forms: Narayanan's eq. 3 for FLOPs per iteration, DESIGN.md §2 for parameters; and the graph must
+// forms: Narayanan's eq. 3 for FLOPs per iteration, the parameter counts of docs/architecture.md; and the graph must
 // be a DAG (the schedule cannot deadlock).
 #include "parallax/model/formulas.h"
 #include "parallax/model/job_graph.h"

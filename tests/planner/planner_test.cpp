@@ -322,8 +322,8 @@ TEST(Plan, LocatesAReferenceLayoutAndExplainsTheWinner) {
 
 TEST(ScaleOut, RanksMeetInTheScratchDirectory) {
   const auto r = request(kSmall, 8, 16);
-  const fs::path scratch = fs::temp_directory_path() / ("parallax-plan-test-" + std::to_string(::getpid()));
-  fs::remove_all(scratch);
+  const testing::TempDir dir;
+  const fs::path scratch = dir / "scratch";
   PlanOptions options;
   options.top_k = 3;
   options.distribution.size = 2;
@@ -356,7 +356,8 @@ TEST(ScaleOut, RankZeroGivesUpWithAClearMessage) {
   PlanOptions options;
   options.top_k = 2;
   options.distribution.size = 2;
-  options.distribution.scratch = fs::temp_directory_path() / ("parallax-plan-timeout-" + std::to_string(::getpid()));
+  const testing::TempDir dir;
+  options.distribution.scratch = dir / "scratch";
   options.distribution.gather_timeout_s = 0.5;
   try {
     plan(r, options);
@@ -368,7 +369,6 @@ TEST(ScaleOut, RankZeroGivesUpWithAClearMessage) {
     EXPECT_NE(m.find(".pb from rank 1"), std::string::npos) << m;
     EXPECT_NE(m.find("--scratch"), std::string::npos) << m;
   }
-  fs::remove_all(options.distribution.scratch);
 }
 
 TEST(ScaleOut, DistributionFromTheLauncher) {
@@ -391,7 +391,8 @@ TEST(ScaleOut, DistributionFromTheLauncher) {
 std::string cli() { return PARALLAX_CLI; }
 
 TEST(PlanCli, JsonAndCsvHaveTheDocumentedKeys) {
-  const fs::path csv = fs::temp_directory_path() / ("parallax-plan-" + std::to_string(::getpid()) + ".csv");
+  const testing::TempDir dir;
+  const fs::path csv = dir / "plan.csv";
   const auto r = run_command(cli() + " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 64 --top 3 --json --csv " +
                              csv.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -410,7 +411,6 @@ TEST(PlanCli, JsonAndCsvHaveTheDocumentedKeys) {
   EXPECT_EQ(line.rfind("rank,estimate_rank,layout,tp,pp,dp", 0), 0u) << line;
   while (std::getline(in, line)) ++lines;
   EXPECT_EQ(lines, 3);
-  fs::remove(csv);
 }
 
 TEST(PlanCli, TextOutputAndExitCodes) {
@@ -434,10 +434,10 @@ TEST(PlanCli, TextOutputAndExitCodes) {
 }
 
 TEST(PlanCli, AScenarioFileIsItsOwnReference) {
-  const fs::path path = fs::temp_directory_path() / ("parallax-plan-" + std::to_string(::getpid()) + ".pbtxt");
+  const testing::TempDir dir;
+  const fs::path path = dir / "scenario.pbtxt";
   std::ofstream(path) << parallax::testing::small_scenario_text("tp: 2 pp: 2 dp: 2 global_batch_size: 16");
   const auto r = run_command(cli() + " plan " + path.string() + " --top 2 --json");
-  fs::remove(path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"reference\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"speedup_of_pick\""), std::string::npos) << r.out;
@@ -451,10 +451,10 @@ double json_number(const std::string& json, const std::string& key) {
 }
 
 TEST(PlanCli, AScenarioOnAnotherClusterPresetKeepsItsLayoutAsReference) {
-  const fs::path path = fs::temp_directory_path() / ("parallax-plan-h100-" + std::to_string(::getpid()) + ".pbtxt");
+  const testing::TempDir dir;
+  const fs::path path = dir / "scenario.pbtxt";
   std::ofstream(path) << parallax::testing::small_scenario_text("tp: 2 pp: 2 dp: 2 global_batch_size: 16");
   const auto r = run_command(cli() + " plan " + path.string() + " --cluster dgx-h100 --top 1 --json");
-  fs::remove(path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The top-level "reference" object (only written when the request has a reference layout).
   EXPECT_NE(r.out.find("\"outside_search_space\""), std::string::npos) << r.out;

@@ -5,9 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <stdexcept>
 
@@ -115,11 +119,10 @@ Timeline as_measured(const Timeline& timeline, const Scenario& run) {
 }
 
 CommandResult run_command(const std::string& command) {
-  char err_template[] = "/tmp/parallax-test-stderr-XXXXXX";
-  const int fd = ::mkstemp(err_template);
+  std::string err_file = (std::filesystem::temp_directory_path() / "parallax-test-stderr-XXXXXX").string();
+  const int fd = ::mkstemp(err_file.data());
   if (fd < 0) throw std::runtime_error("mkstemp failed");
   ::close(fd);
-  const std::string err_file = err_template;
   FILE* pipe = ::popen((command + " 2>" + err_file).c_str(), "r");
   if (!pipe) throw std::runtime_error("popen failed: " + command);
   std::string out;
@@ -131,6 +134,97 @@ CommandResult run_command(const std::string& command) {
   err << e.rdbuf();
   std::remove(err_file.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err.str()};
+}
+
+TempDir::TempDir() {
+  std::string name = "parallax";
+  if (const auto* test = ::testing::UnitTest::GetInstance()->current_test_info())
+    name += std::string("-") + test->test_suite_name() + "." + test->name();
+  // Parameterised tests are named Prefix/Suite.Test/param: no directory separators in the name.
+  std::replace(name.begin(), name.end(), '/', '_');
+  std::string pattern = (std::filesystem::temp_directory_path() / (name + "-XXXXXX")).string();
+  if (!::mkdtemp(pattern.data()))
+    throw std::runtime_error("cannot create a temporary directory like " + pattern);
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  if (::testing::Test::HasFailure()) {
+    std::cerr << "the failed test's files are kept in " << path_.string() << "\n";
+    return;
+  }
+  std::error_code ignored;  // a test's leftovers must not turn a pass into a crash
+  std::filesystem::remove_all(path_, ignored);
+}
+
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The lines that differ, for the failure message: the common head and tail are dropped; what is
+// left is shown line by line when both sides kept the same number of lines (numbers that changed
+// in place, the usual case), else as the removed and the added block. At most kShown lines each.
+std::string line_diff(const std::string& expected, const std::string& got) {
+  constexpr std::size_t kShown = 40;
+  const auto want = lines_of(expected), have = lines_of(got);
+  std::size_t head = 0;
+  while (head < want.size() && head < have.size() && want[head] == have[head]) ++head;
+  std::size_t tail = 0;
+  while (tail < want.size() - head && tail < have.size() - head &&
+         want[want.size() - 1 - tail] == have[have.size() - 1 - tail])
+    ++tail;
+  std::ostringstream out;
+  const std::size_t removed = want.size() - head - tail, added = have.size() - head - tail;
+  if (removed == 0 && added == 0) {
+    out << "  (the lines are equal: the files differ in a line ending or the final newline)\n";
+    return out.str();
+  }
+  if (removed == added) {
+    std::size_t shown = 0;
+    for (std::size_t i = head; i < head + removed && shown < kShown; ++i) {
+      if (want[i] == have[i]) continue;
+      out << "  line " << i + 1 << ":\n  - " << want[i] << "\n  + " << have[i] << "\n";
+      ++shown;
+    }
+    return out.str();
+  }
+  out << "  from line " << head + 1 << ", " << removed << " golden line(s) became " << added
+      << " line(s):\n";
+  for (std::size_t i = 0; i < std::min(removed, kShown); ++i) out << "  - " << want[head + i] << "\n";
+  if (removed > kShown) out << "  - ... (" << removed - kShown << " more)\n";
+  for (std::size_t i = 0; i < std::min(added, kShown); ++i) out << "  + " << have[head + i] << "\n";
+  if (added > kShown) out << "  + ... (" << added - kShown << " more)\n";
+  return out.str();
+}
+
+}  // namespace
+
+void expect_golden(const std::filesystem::path& golden, const std::string& text) {
+  const char* update = std::getenv("PARALLAX_UPDATE_GOLDEN");
+  if (update && *update && std::string(update) != "0") {
+    std::filesystem::create_directories(golden.parent_path());
+    std::ofstream(golden, std::ios::binary) << text;
+    std::cout << "golden file updated: " << golden.string() << "\n";
+    return;
+  }
+  std::ifstream in(golden, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "missing golden file " << golden.string()
+                  << " (write it with PARALLAX_UPDATE_GOLDEN=1 and review it)";
+    return;
+  }
+  std::stringstream expected;
+  expected << in.rdbuf();
+  if (expected.str() == text) return;
+  ADD_FAILURE() << "output differs from the golden file " << golden.string() << " (- golden, + now):\n"
+                << line_diff(expected.str(), text)
+                << "If the change is intended, rerun with PARALLAX_UPDATE_GOLDEN=1 and review the "
+                   "diff in git.";
 }
 
 }  // namespace parallax::testing

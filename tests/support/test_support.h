@@ -54,4 +54,26 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& command);
 
+// A directory of the running test's own, unique to this process (<system temp>/parallax-<Suite>.<Test>-
+// XXXXXX), removed with everything in it at the end of the scope; kept, and its path printed, when
+// the test failed, so the files can be inspected. Two test runs on one machine never share a file.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Golden files, as SimGrid's .tesh files: `text` must equal the file `golden` byte for byte, or the
+// test fails with the lines that differ. With PARALLAX_UPDATE_GOLDEN=1 in the environment the file
+// is (re)written instead; review its diff in git before committing it.
+void expect_golden(const std::filesystem::path& golden, const std::string& text);
+
 }  // namespace parallax::testing

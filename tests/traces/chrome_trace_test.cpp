@@ -312,17 +312,7 @@ std::map<double, std::string> process_names(const Json& doc) {
 
 TEST(ChromeTrace, MatchesGoldenFile) {
   const std::string out = traces::to_chrome_trace(small_timeline());
-  const fs::path golden = testing::source_dir() / "tests" / "traces" / "golden" / "small.chrome.json";
-  if (std::getenv("PARALLAX_UPDATE_GOLDEN")) {
-    fs::create_directories(golden.parent_path());
-    std::ofstream(golden, std::ios::binary) << out;
-    GTEST_SKIP() << "golden file updated: " << golden;
-  }
-  std::ifstream in(golden, std::ios::binary);
-  ASSERT_TRUE(in) << "missing golden file " << golden << " (run with PARALLAX_UPDATE_GOLDEN=1)";
-  std::stringstream expected;
-  expected << in.rdbuf();
-  EXPECT_EQ(out, expected.str()) << "Chrome trace export changed; diff against " << golden;
+  testing::expect_golden(testing::source_dir() / "tests" / "traces" / "golden" / "small.chrome.json", out);
 }
 
 TEST(ChromeTrace, IsValidJsonWithTheDocumentedShape) {
@@ -563,13 +553,13 @@ TEST(ChromeTrace, TwoTimelinesSideBySide) {
 
 TEST(ChromeTrace, WritesFilesAndReportsUnwritablePaths) {
   const Timeline tl = small_timeline();
-  const fs::path path = fs::temp_directory_path() / "parallax-chrome-trace-test.json";
+  const testing::TempDir dir;
+  const fs::path path = dir / "trace.json";
   traces::write_chrome_trace(path, {&tl});
   std::ifstream in(path, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
   EXPECT_EQ(text.str(), traces::to_chrome_trace(tl));
-  fs::remove(path);
 
   try {
     traces::write_chrome_trace("/nonexistent-dir/trace.json", {&tl});

@@ -1,4 +1,4 @@
-// Compute cost model (DESIGN.md §3): the duration of a compute task on one GPU is the roofline
+// Compute cost model (docs/architecture.md, "Cost model"): the duration of a compute task on one GPU is the roofline
 // max(FLOPs / (peak * efficiency(m, n, k)), bytes / (HBM bandwidth * memory efficiency)) plus a fixed
 // kernel overhead. The GEMM efficiency comes from the GPU's table, never from a per-scenario factor.
 #pragma once

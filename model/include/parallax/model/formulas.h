@@ -1,4 +1,4 @@
-// Closed forms from the literature (DESIGN.md §2). The graph builder and the memory model compute the
+// Closed forms from the literature (docs/architecture.md, "What the builder emits"). The graph builder and the memory model compute the
 // same quantities from first principles; tests hold them to these formulas.
 #pragma once
 

@@ -165,7 +165,7 @@ class JobGraph {
   std::vector<std::string> task_labels_;
 };
 
-// Builds the per-rank task DAG of one training step (DESIGN.md §2) for a validated scenario.
+// Builds the per-rank task DAG of one training step (docs/architecture.md, "What the builder emits") for a validated scenario.
 JobGraph build_job_graph(const Scenario& scenario);
 
 }  // namespace parallax::model

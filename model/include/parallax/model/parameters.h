@@ -1,4 +1,4 @@
-// Parameter counts per tensor-parallel rank, built from the tensors of a GPT layer (DESIGN.md §2).
+// Parameter counts per tensor-parallel rank, built from the tensors of a GPT layer (docs/architecture.md, "What the builder emits").
 #pragma once
 
 #include "parallax/model/scenario.h"

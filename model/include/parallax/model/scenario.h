@@ -32,7 +32,7 @@ void validate_scenario(const Scenario& scenario, const std::string& name);
 // checked, the machine model is not (only the simulator uses it, and it imports the trace itself).
 void validate_imported_scenario(const Scenario& scenario, const std::string& name);
 
-// The numbers every formula uses, in DESIGN.md §2 notation, as 64-bit integers.
+// The numbers every formula uses, in the notation of docs/architecture.md ("What the builder emits"), as 64-bit integers.
 struct Dims {
   std::int64_t L, h, a, f, s, V;  // layers, hidden, heads, FFN size, sequence, vocabulary
   std::int64_t b, B;              // micro-batch size, global batch size

@@ -1,4 +1,4 @@
-// Chrome Trace Event JSON export of timelines, for ui.perfetto.dev and chrome://tracing (DESIGN.md §8).
+// Chrome Trace Event JSON export of timelines, for ui.perfetto.dev and chrome://tracing (docs/architecture.md).
 //
 // Layout of the file, one JSON object per line so that golden files diff line by line:
 //

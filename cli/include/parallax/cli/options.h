@@ -1,6 +1,7 @@
-// The subcommands' command-line options: each declares its flags, valued options and positionals
-// here, and one parser reads its arguments in order. Every problem is an InputError (exit code 2)
-// in one style:
+// The command-line options of every program (parallax's subcommands, parallax-exec, parallax-gui
+// --screenshot): each declares its flags, valued options and positionals here, and one parser reads
+// its arguments in order. A library of its own that needs neither SimGrid nor Qt, so parallax-exec
+// can link it and ship alone. Every problem is an InputError (exit code 2) in one style:
 //   unknown option "--foo"; see `parallax compare --help`
 //   --timeline needs a file name, e.g. --timeline predicted.pb     (the value is missing)
 //   --top needs a non-negative whole number (got "x")
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -28,9 +30,10 @@ class Options {
   };
   enum class Sign { kPositive, kNonNegative };
 
-  // `command` is the subcommand's name as typed ("export-chakra"), for the unknown-option message.
-  Options(std::string command, std::string help);
-  Options(std::string command, std::function<std::string()> help);  // help built only when asked
+  // `program` is the command as typed ("parallax export-chakra", "parallax-gui"), for the messages
+  // that point to its --help.
+  Options(std::string program, std::string help);
+  Options(std::string program, std::function<std::string()> help);  // help built only when asked
 
   Options& flag(Names names, bool& target);
   // `what` completes "NAME needs ..." when the value is missing: "a file name, e.g. -o plan.pb".
@@ -38,6 +41,8 @@ class Options {
   Options& value(Names names, std::function<void(const std::string&)> apply, std::string what);
   // A whole number from `min` (0 or 1 in practice) to kMaxWhole.
   Options& whole(Names names, int& target, int min, std::string what);
+  // A whole number from `min` to 2^63 - 1, for sizes in bytes.
+  Options& whole(Names names, std::uint64_t& target, std::uint64_t min, std::string what);
   // A finite number; `unit` reads "a positive number of <unit>" in the bad-number message.
   Options& number(Names names, double& target, Sign sign, std::string what, std::string unit = "");
   // The one positional argument. A second one is "more than one <noun> given (...)"; none at all
@@ -62,7 +67,7 @@ class Options {
                std::function<void(const std::string&, const std::string&)> apply);
   const Option* find(const std::string& name) const;
 
-  std::string command_;
+  std::string program_;
   std::function<std::string()> help_;
   std::vector<Option> options_;
   std::string* positional_ = nullptr;
