@@ -5,6 +5,7 @@
 #include "parallax/model/job_graph.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
+#include "parallax/netmodel/collective_cost.h"
 #include "parallax/traces/io.h"
 
 #include <google/protobuf/text_format.h>
@@ -165,12 +166,6 @@ NetFit fit_network(const std::vector<NetSample>& samples, double prior_latency, 
   return fit;
 }
 
-int ceil_log2(int n) {
-  int k = 0;
-  while ((1 << k) < n) ++k;
-  return k;
-}
-
 // Doubles as people write them (0.6, not 0.59999999999999998).
 class ShortDoubles : public google::protobuf::TextFormat::FastFieldValuePrinter {
  public:
@@ -247,8 +242,9 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
   const CostModel prior_cost(gpu, sc.model().precision());
   const double peak = prior_cost.peak_flops(), bw = prior_cost.memory_bandwidth(), vpeak = prior_cost.vector_peak_flops();
   const int gpn = std::max(1, prior.gpus_per_node() > 0 ? prior.gpus_per_node() : sc.cluster().gpus_per_node());
-  const int nodes_per_leaf = std::max(1, prior.inter_node().nodes_per_leaf());
-  const double switch_extra = 2.0 * std::max(1, prior.inter_node().levels() - 1) * prior.inter_node().switch_latency_us() * 1e-6;
+  const netmodel::LinkParameters links(prior);
+  const int nodes_per_leaf = links.nodes_per_leaf;
+  const double switch_extra = links.upper_latency;
   auto node = [&](std::uint32_t r) { return static_cast<int>(r) / gpn; };
 
   // ---- samples ----
@@ -318,11 +314,9 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
         wire = 2 * (nm - 1) / nm * S;
         if (m >= 3) {
           // NCCL (and the simulator) run small all-reduces as a double binary tree: not a ring sample.
-          const double link = in_node ? prior.intra_node().gb_per_s() * 1e9 * prior.intra_node().bandwidth_efficiency()
-                                      : prior.nic_gbit_per_s() / 8 * 1e9 * prior.nic_bandwidth_efficiency();
-          const double alpha = in_node ? prior.intra_node().latency_us() * 1e-6 : prior.nic_latency_us() * 1e-6;
-          const double ring = wire / link + steps * alpha, tree = 2 * S / link + 2 * ceil_log2(m) * alpha;
-          if (tree < ring) {
+          const netmodel::GroupShape hops = netmodel::uniform_group_shape(
+              m, in_node ? links.intra_bandwidth : links.nic_bandwidth, in_node ? links.intra_latency : links.nic_latency);
+          if (netmodel::choose_algorithm(hops, ALL_REDUCE, S).algorithm == netmodel::CollectiveAlgorithm::Tree) {
             ++tree_like;
             continue;
           }

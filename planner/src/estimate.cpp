@@ -5,6 +5,7 @@
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
+#include "parallax/netmodel/collective_cost.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,87 +22,12 @@ using model::Dims;
 using model::Task;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-int ceil_log2(double n) {
-  int k = 0;
-  while ((1 << k) < n) ++k;
-  return k;
-}
-
-// The network as the simulator builds it (sim/src/platform.cpp), reduced to the numbers an
-// uncontended transfer sees.
-struct Network {
-  double intra_bw, intra_lat, nic_bw, nic_lat, upper_lat;
-  int gpus_per_node, nics, nodes, nodes_per_leaf;
-
-  explicit Network(const ClusterSpec& c) {
-    intra_bw = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
-    intra_lat = c.intra_node().latency_us() * 1e-6;
-    nic_bw = std::max(1.0, c.nic_gbit_per_s()) / 8.0 * 1e9 * c.nic_bandwidth_efficiency();
-    nic_lat = c.nic_latency_us() * 1e-6;
-    upper_lat = 2.0 * std::max(1, c.inter_node().levels() - 1) * c.inter_node().switch_latency_us() * 1e-6;
-    gpus_per_node = c.gpus_per_node();
-    nics = std::max(1, c.nics_per_node());
-    nodes = c.num_nodes();
-    nodes_per_leaf = std::max(1, c.inter_node().nodes_per_leaf());
-  }
-  // Every rank of a node communicates at once under data/pipeline parallelism: a shared NIC is split.
-  double inter_bw() const { return nic_bw * std::min(1.0, static_cast<double>(nics) / gpus_per_node); }
-  double inter_lat(int nodes_spanned) const {
-    return nic_lat + (nodes_spanned > nodes_per_leaf && nodes > nodes_per_leaf ? upper_lat : 0.0);
-  }
-};
-
-// A communicator whose members are `stride` ranks apart, `n` of them.
-struct GroupShape {
-  int n = 1, per_node = 1, nodes = 1;
-};
-
-GroupShape shape(const Network& net, std::int64_t n, std::int64_t stride) {
-  GroupShape g;
-  g.n = static_cast<int>(n);
-  if (n <= 1) return g;
-  const std::int64_t span = stride * (n - 1) + 1;
-  if (stride < net.gpus_per_node) {
-    g.per_node = static_cast<int>(std::min<std::int64_t>(n, std::max<std::int64_t>(1, net.gpus_per_node / stride)));
-    g.nodes = static_cast<int>((n + g.per_node - 1) / g.per_node);
-    if (span <= net.gpus_per_node) g.nodes = 1;
-  } else {
-    g.per_node = 1;
-    g.nodes = g.n;
-  }
-  return g;
-}
-
-// The simulator's analytic collective times (sim/src/collectives.cpp), lowest over the algorithms.
-double collective_time(const Network& net, CollectiveKind kind, const GroupShape& g, double S) {
-  if (g.n <= 1 || S <= 0) return 0;
-  const double n = g.n;
-  const bool inter = g.nodes > 1;
-  const double bw = inter ? net.inter_bw() : net.intra_bw;
-  const double lat = inter ? net.inter_lat(g.nodes) : net.intra_lat;
-  switch (kind) {
-    case ALL_REDUCE: {
-      double best = 2 * (n - 1) / n * S / bw + 2 * (n - 1) * lat;
-      if (g.n >= 3) best = std::min(best, 2 * S / bw + 2 * ceil_log2(n) * lat);
-      if (g.nodes >= 2 && g.per_node >= 2) {
-        const double gpn = g.per_node, nodes = g.nodes;
-        best = std::min(best, 2 * (gpn - 1) / gpn * S / net.intra_bw + 2 * (gpn - 1) * net.intra_lat +
-                                  2 * (nodes - 1) / nodes * (S / gpn) / net.inter_bw() + 2 * (nodes - 1) * lat);
-      }
-      return best;
-    }
-    case REDUCE_SCATTER:
-    case ALL_GATHER:
-      return (n - 1) / n * S / bw + (n - 1) * lat;
-    case BROADCAST:
-    case REDUCE:  // NCCL's ring reduce: a pipelined chain to the root, S on each edge
-      return S / bw + (n - 1) * lat;
-    case GATHER:
-    case SCATTER:  // (n-1) pieces of S/n through the root's link in one step
-      return (n - 1) / n * S / bw + lat;
-    default:
-      return (n - 1) / n * S / bw + lat;
-  }
+// The fastest algorithm's time on a group, from the network cost model (the simulator's tuner); an
+// empty bucket is not sent. Groups are summarised by arithmetic from their size and stride, with every
+// GPU of a node communicating at once (netmodel::strided_group_shape).
+double tuned_time(CollectiveKind kind, const netmodel::GroupShape& g, double S) {
+  if (S <= 0) return 0;
+  return netmodel::collective_time(g, kind, netmodel::CollectiveAlgorithm::Auto, S);
 }
 
 // Costs of one transformer layer (and the embedding / output ends) for one micro-batch, measured on a
@@ -113,7 +39,7 @@ struct LayerCosts {
   double tp_comm_fwd = 0, tp_comm_bwd = 0;   // TP time inside the above (for the report)
 };
 
-LayerCosts layer_costs(const Scenario& sc, const Network& net) {
+LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) {
   Scenario one = sc;
   const Dims full = model::dims(sc);
   one.mutable_model()->set_num_layers(1);
@@ -129,14 +55,14 @@ LayerCosts layer_costs(const Scenario& sc, const Network& net) {
   one.mutable_options()->set_use_symmetry(true);
   const model::JobGraph g = model::build_job_graph(one);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
-  const GroupShape tp = shape(net, full.t, 1);
+  const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, 1);
 
   const auto n = static_cast<std::uint32_t>(g.num_tasks());
   std::vector<double> duration(n), start(n), end(n);
   for (std::uint32_t v = 0; v < n; ++v) {
     const Task& t = g.tasks()[v];
     duration[v] = t.is_compute() ? cost.duration(t)
-                                 : (t.group == GROUP_TP ? collective_time(net, t.collective, tp, static_cast<double>(t.bytes)) : 0.0);
+                                 : (t.group == GROUP_TP ? tuned_time(t.collective, tp, static_cast<double>(t.bytes)) : 0.0);
   }
   // The graph's tasks are numbered in emission order, predecessors first: one pass schedules them.
   for (std::uint32_t v = 0; v < n; ++v) {
@@ -172,7 +98,7 @@ LayerCosts layer_costs(const Scenario& sc, const Network& net) {
 
 // Layer costs depend on the micro-batch, tensor parallelism, sequence parallelism and recompute, not
 // on pipeline or data parallelism: the planner asks for the same few many times.
-LayerCosts cached_layer_costs(const Scenario& sc, const Network& net) {
+LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) {
   static std::mutex mutex;
   static std::map<std::string, LayerCosts> cache;
   Scenario key_scenario = sc;
@@ -203,7 +129,7 @@ LayerCosts cached_layer_costs(const Scenario& sc, const Network& net) {
 StepEstimate estimate_step(const Scenario& sc) {
   const Dims d = model::dims(sc);
   const Layout& layout = sc.layout();
-  const Network net(sc.cluster());
+  const netmodel::LinkParameters net(sc.cluster());
   const LayerCosts lc = cached_layer_costs(sc, net);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
   const bool tied = sc.model().tied_embeddings();
@@ -231,12 +157,11 @@ StepEstimate estimate_step(const Scenario& sc) {
   {
     const int zero_stage = layout.zero_stage();
     if (zero_stage >= 2 && d.d > 1) {
-      const Network& n = net;
-      const GroupShape dp_shape = shape(n, d.d, d.t);
+      const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, d.t);
       const double layer_local = model::layer_parameters(d).local();
       const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
-      const double gather = zero_stage >= 3 ? collective_time(n, ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
-      const double reduce = collective_time(n, REDUCE_SCATTER, dp_shape, layer_local * grad_b);
+      const double gather = zero_stage >= 3 ? tuned_time(ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
+      const double reduce = tuned_time(REDUCE_SCATTER, dp_shape, layer_local * grad_b);
       for (std::int64_t vs = 0; vs < VS; ++vs) {
         auto& f = fwd[static_cast<std::size_t>(vs)];
         auto& b = bwd[static_cast<std::size_t>(vs)];
@@ -247,11 +172,8 @@ StepEstimate estimate_step(const Scenario& sc) {
   }
   // Pipeline transfers: adjacent stages are t*d ranks apart.
   const double p2p_bytes = static_cast<double>(d.b * d.s * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
-  const GroupShape pp_pair = shape(net, 2, d.t * d.d);
-  const bool p2p_inter = pp_pair.nodes > 1;
-  const double p2p = P > 1 ? p2p_bytes / (p2p_inter ? net.inter_bw() : net.intra_bw) +
-                                 (p2p_inter ? net.inter_lat(2) : net.intra_lat)
-                           : 0.0;
+  const netmodel::GroupShape pp_pair = netmodel::strided_group_shape(net, 2, d.t * d.d);
+  const double p2p = P > 1 ? netmodel::transfer_time(pp_pair, p2p_bytes) : 0.0;
   const bool overlap_p2p = layout.overlap_p2p();
 
   // ZeRO-1/2 with overlap_param_gather: the previous step's updated parameters are all-gathered per
@@ -264,7 +186,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   if (gathers_at_start) {
     const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
     const double capacity = layout.grad_bucket_mb() * 1e6 / grad_b;
-    const GroupShape dp_shape = shape(net, d.d, d.t);
+    const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, d.t);
     for (std::int64_t s = 0; s < P; ++s) {
       double t = 0;  // the DP stream of stage s from the start of the step
       for (std::int64_t c = 0; c < V; ++c) {
@@ -288,7 +210,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         if (!current.first.empty()) buckets.push_back(current);
         std::vector<double> done(params.size(), 0.0);
         for (auto it = buckets.rbegin(); it != buckets.rend(); ++it) {
-          t += collective_time(net, ALL_GATHER, dp_shape, it->second * static_cast<double>(d.e));
+          t += tuned_time(ALL_GATHER, dp_shape, it->second * static_cast<double>(d.e));
           for (std::size_t i : it->first) done[i] = t;
         }
         std::reverse(done.begin(), done.end());  // forward order
@@ -366,7 +288,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   // Data parallelism and the optimizer, per stage.
   const int zero = layout.zero_stage();
   const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
-  const GroupShape dp = shape(net, d.d, d.t);
+  const netmodel::GroupShape dp = netmodel::strided_group_shape(net, d.d, d.t);
   const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
   const model::ParameterShard layer_params = model::layer_parameters(d);
   StepEstimate est;
@@ -413,7 +335,7 @@ StepEstimate estimate_step(const Scenario& sc) {
       }
       std::sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
       for (const auto& b : buckets) {
-        const double t = collective_time(net, zero >= 1 ? REDUCE_SCATTER : ALL_REDUCE, dp, b.params * grad_bytes);
+        const double t = tuned_time(zero >= 1 ? REDUCE_SCATTER : ALL_REDUCE, dp, b.params * grad_bytes);
         const double ready = layout.overlap_grad_reduce() ? b.ready : compute_end;
         dp_free = std::max(dp_free, ready) + t;
         dp_total += t;
@@ -422,13 +344,13 @@ StepEstimate estimate_step(const Scenario& sc) {
     if (d.d > 1 && zero >= 2) {
       // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
       // last layer's, and the embedding's, finish after it.
-      const double last = collective_time(net, REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
+      const double last = tuned_time(REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
       dp_total = last * static_cast<double>(M) * static_cast<double>(d.L / P);
       dp_free = compute_end + last;
     }
     if (tied && P > 1 && (s == 0 || s == P - 1)) {
-      const double t = collective_time(net, ALL_REDUCE, shape(net, 2, d.t * d.d * (P - 1)),
-                                       model::embedding_parameters(d).word * grad_bytes);
+      const double t = tuned_time(ALL_REDUCE, netmodel::strided_group_shape(net, 2, d.t * d.d * (P - 1)),
+                                  model::embedding_parameters(d).word * grad_bytes);
       dp_free = std::max(dp_free, compute_end) + t;
       dp_total += t;
     }
@@ -441,7 +363,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     optimizer.flops = params * 12.0;
     double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
     if ((zero == 1 || zero == 2) && d.d > 1) {
-      const double gathers = collective_time(net, ALL_GATHER, dp, model::stage_parameters(d, tied, s).local() * d.e);
+      const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s).local() * d.e);
       // Overlapped, they run at the start of the next step alongside the first forward; else after
       // the optimizer.
       end += layout.overlap_param_gather() ? 0.0 : gathers;

@@ -5,8 +5,10 @@
 // contend through SimGrid's solver, at a fraction of the cost).
 #pragma once
 
+#include "platform.h"
+
+#include "parallax/netmodel/collective_cost.h"
 #include "parallax/parallax.pb.h"
-#include "parallax/sim/platform.h"
 #include "parallax/sim/simulate.h"
 
 #include <cstdint>
@@ -38,25 +40,14 @@ class CollectivePlanner {
   // group and its symmetric images); each is a list of global ranks.
   CollectivePlan plan(CollectiveKind kind, const std::vector<std::vector<std::uint32_t>>& groups, double bytes);
 
-  // Analytic duration of one group alone under an algorithm (NCCL-style tuner); infinity when the
-  // algorithm does not apply.
-  double estimate(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes,
-                  CollectiveAlgorithm algorithm) const;
-
  private:
-  struct Shape {
-    int n = 0, nodes = 0, per_node = 0;  // per_node = 0 when nodes hold different member counts
-    double ring_bw = 0, ring_latency = 0, intra_bw = 0, intra_latency = 0, inter_bw = 0, inter_latency = 0;
-  };
-  Shape shape(const std::vector<std::uint32_t>& group) const;
-  CollectiveAlgorithm choose(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes);
-  CollectivePlan build(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes,
-                       CollectiveAlgorithm algorithm) const;
+  // The algorithm for the representative group (NCCL-style tuner of the network cost model).
+  CollectiveAlgorithm choose(CollectiveKind kind, const std::vector<std::uint32_t>& group,
+                             const netmodel::GroupShape& shape, double bytes);
+  CollectivePlan build(CollectiveKind kind, const std::vector<std::uint32_t>& group, const netmodel::GroupShape& shape,
+                       double bytes, CollectiveAlgorithm algorithm) const;
   // REDUCE's chain ("ring"), GATHER's or SCATTER's flows ("direct"); the root is the first member.
-  Phase rooted_phase(CollectiveKind kind, const std::vector<std::uint32_t>& group,
-                     double bytes) const;
-  // Analytic time of flows started together, from their load on the busiest link.
-  double direct_time(const Phase& flows) const;
+  Phase rooted_phase(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes) const;
 
   const Platform& platform_;
   CollectiveAlgorithm forced_;

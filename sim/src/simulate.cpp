@@ -7,7 +7,6 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
-#include "parallax/sim/platform.h"
 #include "parallax/traces/io.h"
 
 #include <simgrid/kernel/Timer.hpp>
@@ -27,23 +26,6 @@
 #include <unordered_map>
 
 namespace parallax::sim {
-
-CollectiveAlgorithm parse_algorithm(const std::string& name) {
-  if (name == "auto") return CollectiveAlgorithm::Auto;
-  if (name == "ring") return CollectiveAlgorithm::Ring;
-  if (name == "tree") return CollectiveAlgorithm::Tree;
-  if (name == "hierarchical") return CollectiveAlgorithm::Hierarchical;
-  throw InputError("unknown collective algorithm \"" + name + "\"; valid: auto, ring, tree, hierarchical");
-}
-
-std::string algorithm_name(CollectiveAlgorithm a) {
-  switch (a) {
-    case CollectiveAlgorithm::Ring: return "ring";
-    case CollectiveAlgorithm::Tree: return "tree";
-    case CollectiveAlgorithm::Hierarchical: return "hierarchical";
-    default: return "auto";
-  }
-}
 
 namespace {
 
@@ -90,7 +72,7 @@ class Simulator {
     engine.set_config("network/TCP-gamma:0");
     platform_ = std::make_unique<Platform>(sc_.cluster());
     collectives_ = std::make_unique<CollectivePlanner>(*platform_, options_.algorithm);
-    link_bytes_.assign(platform_->links().size(), 0.0);
+    link_bytes_.assign(platform_->topology().links().size(), 0.0);
     setup_ranks();
     g_current = this;
     s4u::Activity::on_completion_cb([](const s4u::Activity& a) {
@@ -147,7 +129,7 @@ class Simulator {
     symmetric_ = graph_.uses_symmetry();
     // Skipping the flows of TP groups other than the representative's is exact when those groups'
     // NVLink links carry nothing else: every other communicator has at most one member per node.
-    const std::int64_t g = platform_->gpus_per_node();
+    const std::int64_t g = platform_->topology().gpus_per_node();
     const bool tp_in_node = dims_.t <= g && g % dims_.t == 0;
     const bool others_cross_nodes = (dims_.d == 1 || dims_.t >= g) && (dims_.p == 1 || dims_.t * dims_.d >= g);
     skip_tp_images_ = symmetric_ && tp_in_node && others_cross_nodes;
@@ -223,8 +205,8 @@ class Simulator {
           phase.push_back({t.rank, static_cast<std::uint32_t>(t.peer), static_cast<double>(t.bytes)});
         }
         run->phases.push_back(std::move(phase));
-        run->alone_s = static_cast<double>(t.bytes) / platform_->bottleneck_bandwidth(t.rank, static_cast<std::uint32_t>(t.peer)) +
-                       platform_->latency(t.rank, static_cast<std::uint32_t>(t.peer));
+        run->alone_s = netmodel::transfer_time(platform_->topology(), t.rank, static_cast<std::uint32_t>(t.peer),
+                                               static_cast<double>(t.bytes));
         launch(std::move(run));
         return;
       }
@@ -338,7 +320,7 @@ class Simulator {
     while (run->phase < run->phases.size()) {
       for (const Flow& f : run->phases[run->phase]) {
         if (f.src == f.dst || f.bytes <= 0) continue;
-        platform_->route(f.src, f.dst, route_scratch_, route_latency_scratch_);
+        platform_->topology().route(f.src, f.dst, route_scratch_, route_latency_scratch_);
         for (auto id : route_scratch_) link_bytes_[id] += f.bytes;
         auto comm = s4u::Comm::sendto_async(platform_->host(f.src), platform_->host(f.dst),
                                             static_cast<std::uint64_t>(std::ceil(f.bytes)));
@@ -622,7 +604,7 @@ class Simulator {
   void links(Report& r, double step) {
     std::vector<std::uint32_t> order(link_bytes_.size());
     for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    const auto& info = platform_->links();
+    const auto& info = platform_->topology().links();
     auto utilisation = [&](std::uint32_t i) { return link_bytes_[i] / (info[i].bandwidth * step); };
     std::sort(order.begin(), order.end(), [&](auto a, auto b) {
       return utilisation(a) > utilisation(b) || (utilisation(a) == utilisation(b) && a < b);

@@ -2,16 +2,17 @@
 #pragma once
 
 #include "parallax/model/job_graph.h"
+#include "parallax/netmodel/collective_cost.h"
 #include "parallax/parallax.pb.h"
 
 #include <string>
 
 namespace parallax::sim {
 
-enum class CollectiveAlgorithm { Auto, Ring, Tree, Hierarchical };
-// "auto", "ring", "tree", "hierarchical"; throws InputError for anything else.
-CollectiveAlgorithm parse_algorithm(const std::string& name);
-std::string algorithm_name(CollectiveAlgorithm algorithm);
+// The collective algorithms are the network cost model's (parallax/netmodel/collective_cost.h).
+using netmodel::CollectiveAlgorithm;
+using netmodel::algorithm_name;
+using netmodel::parse_algorithm;
 
 struct SimulationOptions {
   // Auto picks, per collective, the algorithm with the lowest analytic time for its size and
