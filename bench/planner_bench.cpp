@@ -6,6 +6,7 @@
 //
 // Each case runs once in a fresh cache state (the estimator caches one-layer costs per model and
 // tensor-parallel shape; a second iteration would measure the cache, not the estimator).
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/planner/estimate.h"
 #include "parallax/planner/plan.h"
@@ -24,7 +25,7 @@ planner::PlanRequest request_for(const char* scenario_file, const char* cluster_
   planner::PlanRequest request;
   request.model = sc.model();
   request.gpus = sc.cluster().num_nodes() * sc.cluster().gpus_per_node();
-  request.cluster = planner::resolve_cluster(cluster_preset, request.gpus);
+  request.cluster = model::resolve_cluster(cluster_preset, request.gpus);
   request.global_batch_size = sc.layout().global_batch_size();
   request.fixed = sc.layout();
   request.options = sc.options();

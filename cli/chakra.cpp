@@ -7,6 +7,7 @@
 #include "report_json.h"
 
 #include "parallax/model/chakra.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
 #include "parallax/traces/io.h"

@@ -3,6 +3,7 @@
 #include "format.h"
 #include "parallax/cli/options.h"
 
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/validation_table.h"
 #include "parallax/planner/plan.h"
@@ -324,7 +325,7 @@ int plan(const std::vector<std::string>& args) {
   bool json = false, cross_node_tp = false;
   const auto help = [] {
     std::string names;
-    for (const auto& n : planner::model_presets()) names += (names.empty() ? "" : ", ") + n;
+    for (const auto& n : model::bundled_presets(model::PresetKind::Model)) names += (names.empty() ? "" : ", ") + n;
     return kHelp + names + " (scenarios/models)." + kHelpOptions;
   };
   if (!Options("parallax plan", help)
@@ -376,8 +377,8 @@ int plan(const std::vector<std::string>& args) {
     request.model = sc.model();
     if (request.model.name().empty()) request.model.set_name(sc.name());
     request.gpus = gpus ? gpus : sc_gpus;
-    request.cluster = cluster_preset.empty() ? planner::resize_cluster(sc.cluster(), request.gpus)
-                                             : planner::resolve_cluster(cluster_preset, request.gpus);
+    request.cluster = cluster_preset.empty() ? model::resize_cluster(sc.cluster(), request.gpus)
+                                             : model::resolve_cluster(cluster_preset, request.gpus);
     request.global_batch_size = gbs ? gbs : sc.layout().global_batch_size();
     request.fixed = sc.layout();
     request.options = sc.options();
@@ -386,14 +387,14 @@ int plan(const std::vector<std::string>& args) {
     if (request.gpus == sc_gpus && request.global_batch_size == sc.layout().global_batch_size())
       request.reference = sc.layout();
   } else {
-    request.model = model_file ? *model_file : planner::load_model(input);
+    request.model = model_file ? *model_file : model::load_model(input);
     if (cluster_preset.empty())
       throw InputError("a model preset needs a cluster: give --cluster PRESET (e.g. --cluster dgx-a100-80g; presets in " +
                        (model::data_dir() / "clusters").string() + ")");
     if (!gpus) throw InputError("a model preset needs a GPU count: give --gpus N");
     if (!gbs) throw InputError("a model preset needs a global batch size: give --global-batch B (sequences per step)");
     request.gpus = gpus;
-    request.cluster = planner::resolve_cluster(cluster_preset, gpus);
+    request.cluster = model::resolve_cluster(cluster_preset, gpus);
     request.global_batch_size = gbs;
   }
 

@@ -3,6 +3,7 @@
 // asks of every node (its description and attributes). Bad input must end in parallax::InputError;
 // anything else (another exception, a crash, a sanitizer report, a hang) is a finding.
 #include "parallax/model/chakra.h"
+#include "parallax/model/presets.h"
 #include "parallax/traces/chakra.h"
 #include "parallax/traces/io.h"
 

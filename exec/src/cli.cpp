@@ -5,6 +5,7 @@
 #include "parallax/exec/execute.h"
 #include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 

@@ -4,6 +4,7 @@
 
 #include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
 #include "parallax/traces/io.h"
@@ -350,7 +351,7 @@ void MainWindow::run_simulation_async(const QString& what, Work work) {
     tabs_->setCurrentIndex(TimelineTab);
     emit simulation_finished(true);
   });
-  watcher->setFuture(QtConcurrent::run(&fork_pool(), std::move(work)));
+  watcher->setFuture(QtConcurrent::run(std::move(work)));
 }
 
 void MainWindow::set_predicted(std::shared_ptr<TimelineData> predicted,

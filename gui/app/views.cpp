@@ -1,5 +1,6 @@
 #include "views.h"
 
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
@@ -33,15 +34,6 @@
 
 namespace parallax::gui {
 
-QThreadPool& fork_pool() {
-  static QThreadPool* pool = [] {
-    auto* p = new QThreadPool;
-    p->setMaxThreadCount(1);
-    return p;
-  }();
-  return *pool;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Planner
 // ---------------------------------------------------------------------------------------------
@@ -63,7 +55,7 @@ const QString kFromScenario = QStringLiteral("from the scenario");
 
 PlannerView::PlannerView(QWidget* parent) : QWidget(parent) {
   model_ = new QComboBox;
-  for (const auto& name : planner::model_presets()) model_->addItem(QString::fromStdString(name));
+  for (const auto& name : model::bundled_presets(model::PresetKind::Model)) model_->addItem(QString::fromStdString(name));
   model_->addItem(kCustom);
   model_->setCurrentText(QStringLiteral("gpt2-1.5b"));
   cluster_ = new QComboBox;
@@ -189,15 +181,15 @@ planner::PlanRequest PlannerView::request() const {
     m.set_seq_length(seq_->value());
     m.set_vocab_size(vocab_->value());
   } else {
-    r.model = planner::load_model(model_->currentText().toStdString());
+    r.model = model::load_model(model_->currentText().toStdString());
   }
   r.gpus = gpus_->value();
   r.global_batch_size = batch_->value();
   if (cluster_->currentIndex() == 0 && scenario_cluster_ &&
       cluster_->currentText().startsWith(kFromScenario))
-    r.cluster = planner::resize_cluster(*scenario_cluster_, r.gpus);
+    r.cluster = model::resize_cluster(*scenario_cluster_, r.gpus);
   else
-    r.cluster = planner::resolve_cluster(cluster_->currentText().toStdString(), r.gpus);
+    r.cluster = model::resolve_cluster(cluster_->currentText().toStdString(), r.gpus);
   if (scenario_model_ && model_->currentText() == kCustom) {
     r.fixed = scenario_layout_;
     r.options = scenario_options_;
@@ -248,7 +240,7 @@ void PlannerView::start_plan() {
   const int top_k = top_->value();
   QPointer<PlannerView> self(this);
   watcher_->setFuture(
-      QtConcurrent::run(&fork_pool(), [req = std::move(req), cancel, self, top_k]() -> Outcome {
+      QtConcurrent::run([req = std::move(req), cancel, self, top_k]() -> Outcome {
         Outcome out;
         planner::PlanOptions options;
         options.top_k = top_k;

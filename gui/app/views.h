@@ -10,7 +10,6 @@
 
 #include <QElapsedTimer>
 #include <QFutureWatcher>
-#include <QThreadPool>
 #include <QWidget>
 
 #include <atomic>
@@ -31,11 +30,6 @@ class QTableView;
 
 namespace parallax::gui {
 
-// Every fork (planner pool, simulate_in_subprocess) goes through this one-thread pool: two threads
-// forking at once could leak one's fresh pipe into the other's child (see the planner's design
-// notes).
-QThreadPool& fork_pool();
-
 class PlannerView : public QWidget {
   Q_OBJECT
  public:
@@ -45,7 +39,7 @@ class PlannerView : public QWidget {
   void set_from_scenario(const Scenario& scenario);
   // The request the form describes; throws InputError naming the field to fix.
   planner::PlanRequest request() const;
-  // Plans in fork_pool(); progress and results arrive in the UI thread.
+  // Plans in a worker thread; progress and results arrive in the UI thread.
   void start_plan();
   void cancel_plan();
   // Plans in this thread (headless screenshots).

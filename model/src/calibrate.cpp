@@ -192,12 +192,7 @@ struct KindAcc {
 
 }  // namespace
 
-ClusterSpec apply_calibration(const ClusterSpec& base, const ClusterSpec& overlay) {
-  ClusterSpec out = base;
-  out.MergeFrom(overlay);
-  if (overlay.gpu().has_gemm_efficiency()) *out.mutable_gpu()->mutable_gemm_efficiency() = overlay.gpu().gemm_efficiency();
-  return out;
-}
+ClusterSpec apply_calibration(const ClusterSpec& base, const ClusterSpec& overlay) { return merge_cluster(base, overlay); }
 
 Scenario calibrated_scenario(const Scenario& scenario, const ClusterSpec& overlay, const std::string& overlay_name) {
   Scenario sc = scenario;

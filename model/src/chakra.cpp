@@ -270,43 +270,6 @@ std::string comm_groups_json(const CommGroups& groups) {
   return out + "}\n";
 }
 
-ClusterSpec resolve_cluster(const std::string& name) {
-  fs::path file(name);
-  if (name.find('/') == std::string::npos && !file.has_extension())
-    file = data_dir() / "clusters" / (name + ".pbtxt");
-  if (!fs::is_regular_file(file)) {
-    std::string available;
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(data_dir() / "clusters", ec))
-      if (entry.path().extension() == ".pbtxt")
-        available += (available.empty() ? "" : ", ") + entry.path().stem().string();
-    throw InputError("--cluster: no cluster preset or file \"" + name + "\" (looked for " +
-                     file.string() + "); bundled presets: " + available);
-  }
-  ClusterSpec cluster;
-  traces::parse_text_or_json(read_all(file), file.string(), file.extension() == ".json", cluster);
-  if (!cluster.gpu().preset().empty()) {
-    fs::path gpu_file = file.parent_path() / ".." / "gpus" / (cluster.gpu().preset() + ".pbtxt");
-    if (!fs::is_regular_file(gpu_file))
-      gpu_file = data_dir() / "gpus" / (cluster.gpu().preset() + ".pbtxt");
-    GpuSpec gpu;
-    traces::parse_text_or_json(read_all(gpu_file), gpu_file.string(), false, gpu);
-    GpuSpec overrides = cluster.gpu();
-    const bool table_override = overrides.has_gemm_efficiency();
-    GpuSpec table = overrides;
-    overrides.clear_gemm_efficiency();
-    gpu.MergeFrom(overrides);
-    if (table_override) *gpu.mutable_gemm_efficiency() = table.gemm_efficiency();
-    *cluster.mutable_gpu() = gpu;
-  }
-  if (cluster.gpus_per_node() <= 0)
-    throw InputError(file.string() + ": gpus_per_node must be positive");
-  if (cluster.gpu().peak_bf16_tflops() <= 0 || cluster.gpu().hbm_tb_per_s() <= 0)
-    throw InputError(file.string() +
-                     ": the GPU needs peak_bf16_tflops and hbm_tb_per_s (or a gpu preset)");
-  return cluster;
-}
-
 std::vector<fs::path> chakra_rank_files(const fs::path& prefix) {
   auto file_of = [&](std::size_t r) {
     return fs::path(prefix.string() + "." + std::to_string(r) + ".et");

@@ -1,5 +1,8 @@
 #include "parallax/model/scenario.h"
 
+#include "parallax/model/layout_rules.h"
+#include "parallax/model/presets.h"
+
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
@@ -25,6 +28,16 @@ struct SourceFile {
   std::string name;
   std::unique_ptr<pb::TextFormat::ParseInfoTree> tree = std::make_unique<pb::TextFormat::ParseInfoTree>();
   bool json = false;
+
+  // The parse tree of a preset file that was merged (nothing when `file` is empty), for line numbers.
+  template <typename Message>
+  void read(const fs::path& file) {
+    if (file.empty()) return;
+    Message message;
+    name = file.string();
+    json = file.extension() == ".json";
+    traces::read_text_or_json(file, message, tree.get());
+  }
 
   // Line (1-based) of the field at `path` below `root`, 0 if unknown.
   int line_of(const pb::Descriptor* root, const std::vector<std::string>& path) const {
@@ -87,44 +100,6 @@ std::string read_all(const fs::path& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// A preset name is a file name without extension looked up in `subdir` next to the scenario, then in
-// the bundled data directory; a name with a slash or an extension is a path relative to the scenario.
-fs::path find_preset(const std::string& name, const std::string& subdir, const fs::path& base_dir,
-                     const Sources& sources, const std::vector<std::string>& field) {
-  std::vector<fs::path> candidates;
-  if (name.find('/') != std::string::npos || fs::path(name).has_extension()) {
-    candidates.push_back(base_dir / name);
-  } else {
-    candidates.push_back(base_dir / subdir / (name + ".pbtxt"));
-    candidates.push_back(base_dir.parent_path() / subdir / (name + ".pbtxt"));
-    candidates.push_back(data_dir() / subdir / (name + ".pbtxt"));
-  }
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
-  std::string available;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(data_dir() / subdir, ec))
-    if (entry.path().extension() == ".pbtxt")
-      available += (available.empty() ? "" : ", ") + entry.path().stem().string();
-  fail(sources, field, "no preset \"" + name + "\" (looked for " + candidates.front().string() +
-                           "); bundled presets: " + available);
-}
-
-template <typename Message>
-Message load_preset(const fs::path& file, SourceFile& source) {
-  Message message;
-  source.name = file.string();
-  traces::parse_text_or_json(read_all(file), source.name, file.extension() == ".json", message,
-                             source.tree.get());
-  source.json = file.extension() == ".json";
-  return message;
-}
-
-void merge_gemm_table_override(GpuSpec& resolved, const GpuSpec& override_spec) {
-  // MergeFrom appends repeated fields: a table given in the scenario replaces the preset's.
-  if (override_spec.has_gemm_efficiency()) *resolved.mutable_gemm_efficiency() = override_spec.gemm_efficiency();
 }
 
 std::string divisors_of(std::int64_t n) {
@@ -262,21 +237,18 @@ void validate(const Scenario& sc, const Sources& src) {
                                     std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) +
                                     ")" + fix);
   }
-  if (m.num_heads() % l.tp() != 0)
-    fail(src, {"layout", "tp"}, "num_heads " + std::to_string(m.num_heads()) + " is not divisible by tp " +
-                                    std::to_string(l.tp()) + "; valid tp: " + divisors_of(m.num_heads()));
-  const std::int64_t ffn = m.ffn_hidden_size() ? m.ffn_hidden_size() : 4LL * m.hidden_size();
-  if (ffn % l.tp() != 0)
-    fail(src, {"layout", "tp"}, "the FFN size " + std::to_string(ffn) + " is not divisible by tp " + std::to_string(l.tp()));
-  if (l.sequence_parallel() && m.seq_length() % l.tp() != 0)
-    fail(src, {"layout", "sequence_parallel"}, "seq_length " + std::to_string(m.seq_length()) +
-                                                   " is not divisible by tp " + std::to_string(l.tp()));
-  const std::int64_t stages = static_cast<std::int64_t>(l.pp()) * l.virtual_stages();
-  if (m.num_layers() % stages != 0)
-    fail(src, {"layout", l.virtual_stages() > 1 ? "virtual_stages" : "pp"},
-         "num_layers " + std::to_string(m.num_layers()) + " is not divisible by pp * virtual_stages = " +
-             std::to_string(l.pp()) + " * " + std::to_string(l.virtual_stages()) + "; valid pp * virtual_stages: " +
-             divisors_of(m.num_layers()));
+  // The divisibility rules (model/src/layout_rules.cpp, shared with the planner's pruning), then the
+  // sizes, then the batch and schedule rules.
+  const LayoutFacts facts = LayoutFacts::of(m);
+  const LayoutShape shape = LayoutShape::of(l);
+  const auto check_rules = [&](LayoutRule first, LayoutRule last) {
+    if (const auto rule = first_broken_rule(facts, shape, first, last)) {
+      const LayoutRuleViolation why = explain_broken_rule(*rule, facts, shape);
+      fail(src, why.field, why.problem);
+    }
+  };
+  check_rules(LayoutRule::HeadsTp, LayoutRule::LayersPpV);
+  const std::int64_t ffn = facts.ffn_size;
   // The graph builder and the cost and memory models multiply sizes in 64-bit integers (elements of a
   // micro-batch's activations, attention scores, GEMM operands times bytes): bound the factors so no
   // product overflows. 2^48 elements is ~10^6 times any published run.
@@ -300,24 +272,7 @@ void validate(const Scenario& sc, const Sources& src) {
         fail(src, size.field, std::string("too large: ") + size.what + " = " + pb::SimpleDtoa(size.elements) +
                                   " elements; at most 2^48 are supported");
   }
-  const std::int64_t per_step = static_cast<std::int64_t>(l.micro_batch_size()) * l.dp();
-  if (l.global_batch_size() % per_step != 0)
-    fail(src, {"layout", "global_batch_size"},
-         std::to_string(l.global_batch_size()) + " is not divisible by micro_batch_size * dp = " +
-             std::to_string(l.micro_batch_size()) + " * " + std::to_string(l.dp()) + " = " + std::to_string(per_step) +
-             "; use a multiple of " + std::to_string(per_step));
-  const std::int64_t microbatches = l.global_batch_size() / per_step;
-  if (l.schedule() == Layout::INTERLEAVED_1F1B) {
-    if (l.virtual_stages() < 2)
-      fail(src, {"layout", "virtual_stages"}, "schedule INTERLEAVED_1F1B needs virtual_stages >= 2 (or use ONE_F_ONE_B)");
-    if (l.pp() < 2) fail(src, {"layout", "pp"}, "schedule INTERLEAVED_1F1B needs pp >= 2");
-    if (microbatches % l.pp() != 0)
-      fail(src, {"layout", "global_batch_size"},
-           "the interleaved schedule needs the number of micro-batches (" + std::to_string(microbatches) +
-               " = global_batch_size / (micro_batch_size * dp)) to be a multiple of pp " + std::to_string(l.pp()));
-  } else if (l.virtual_stages() != 1) {
-    fail(src, {"layout", "virtual_stages"}, "virtual_stages > 1 needs schedule: INTERLEAVED_1F1B");
-  }
+  check_rules(LayoutRule::BatchMbsDp, LayoutRule::Schedule);
   if (l.zero_stage() < 0 || l.zero_stage() > 3)
     fail(src, {"layout", "zero_stage"}, "must be 0, 1, 2 or 3 (got " + std::to_string(l.zero_stage()) + ")");
   if (!(l.grad_bucket_mb() > 0)) fail(src, {"layout", "grad_bucket_mb"}, "must be positive");
@@ -326,28 +281,20 @@ void validate(const Scenario& sc, const Sources& src) {
 
 Scenario resolve(Scenario sc, const fs::path& base_dir, Sources& sources) {
   if (sc.has_cluster()) {
-    ClusterSpec cluster;
-    fs::path cluster_file;
-    if (sc.cluster().has_preset()) {
-      cluster_file = find_preset(sc.cluster().preset(), "clusters", base_dir, sources, {"cluster", "preset"});
-      cluster = load_preset<ClusterSpec>(cluster_file, sources.cluster_preset);
+    ResolvedCluster resolved;
+    try {
+      resolved = merge_cluster_presets(sc.cluster(), base_dir);
+    } catch (const PresetNotFound& e) {
+      const bool gpu = e.kind() == PresetKind::Gpu;
+      // A GPU preset named by the cluster preset: point at the cluster preset's line.
+      if (gpu && sc.cluster().has_preset())
+        sources.cluster_preset.read<ClusterSpec>(find_preset(PresetKind::Cluster, sc.cluster().preset(), base_dir));
+      fail(sources, gpu ? std::vector<std::string>{"cluster", "gpu", "preset"} : std::vector<std::string>{"cluster", "preset"},
+           "no preset \"" + e.name() + "\" " + e.detail());
     }
-    GpuSpec gpu_override = sc.cluster().gpu();
-    cluster.MergeFrom(sc.cluster());
-    // The GPU: preset named by the scenario, else by the cluster preset; then overrides on top.
-    const std::string gpu_preset = cluster.gpu().preset();
-    if (!gpu_preset.empty()) {
-      const fs::path gpu_base = cluster_file.empty() ? base_dir : cluster_file.parent_path();
-      const fs::path file = find_preset(gpu_preset, "gpus", gpu_base, sources, {"cluster", "gpu", "preset"});
-      GpuSpec gpu = load_preset<GpuSpec>(file, sources.gpu_preset);
-      GpuSpec from_cluster = cluster.gpu();
-      from_cluster.clear_gemm_efficiency();
-      gpu.MergeFrom(from_cluster);
-      merge_gemm_table_override(gpu, cluster.gpu());
-      *cluster.mutable_gpu() = gpu;
-    }
-    merge_gemm_table_override(*cluster.mutable_gpu(), gpu_override);
-    *sc.mutable_cluster() = cluster;
+    sources.cluster_preset.read<ClusterSpec>(resolved.cluster_file);
+    sources.gpu_preset.read<GpuSpec>(resolved.gpu_file);
+    *sc.mutable_cluster() = std::move(resolved.cluster);
   }
   validate(sc, sources);
   return sc;
@@ -369,6 +316,17 @@ Scenario parse_scenario(const std::string& text, const std::string& name, bool j
   traces::parse_text_or_json(text, name, json, sc, sources.scenario.tree.get());
   if (!sc.has_name()) sc.set_name(fs::path(name).stem().string());
   return resolve(std::move(sc), base_dir, sources);
+}
+
+void validate_cluster(const ResolvedCluster& resolved, const std::string& name, Precision precision) {
+  Sources sources;
+  sources.scenario.name = name;
+  sources.scenario.json = true;  // no parse tree: the preset files give the lines
+  sources.cluster_preset.read<ClusterSpec>(resolved.cluster_file);
+  sources.gpu_preset.read<GpuSpec>(resolved.gpu_file);
+  Scenario sc;
+  *sc.mutable_cluster() = resolved.cluster;
+  validate_cluster(sc, sources, precision);
 }
 
 void validate_scenario(const Scenario& scenario, const std::string& name) {

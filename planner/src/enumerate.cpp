@@ -1,7 +1,8 @@
-// The search space of layouts and its pruning: divisibility constraints (the same rules as scenario
-// validation), redundant ZeRO stages, and memory (model::estimate_memory).
+// The search space of layouts and its pruning: divisibility constraints (model::layout_rules, the
+// rules of scenario validation), redundant ZeRO stages, and memory (model::estimate_memory).
 #include "parallax/planner/plan.h"
 
+#include "parallax/model/layout_rules.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
@@ -63,32 +64,24 @@ struct Candidate {
   int zero;
 };
 
-// The divisibility rules of model validation (model/src/scenario.cpp), in PruneReason order, plus the
-// layouts that repeat another. Memory is judged separately.
+// The layout rules of model validation (model::layout_rules, in PruneReason order), plus the layouts
+// that repeat another. Memory is judged separately.
 struct Rules {
-  long long heads, ffn, seq, layers, gbs;
+  model::LayoutFacts facts;
+  long long gbs;
 
   std::optional<PruneReason> structural(const Candidate& c) const {
-    if (heads % c.tp != 0) return PruneReason::HeadsTp;
-    if (ffn % c.tp != 0) return PruneReason::FfnTp;
-    if (c.sp && seq % c.tp != 0) return PruneReason::SeqTp;
-    if (layers % (static_cast<long long>(c.pp) * c.v) != 0) return PruneReason::LayersPpV;
-    if (gbs % (static_cast<long long>(c.mbs) * c.dp) != 0) return PruneReason::BatchMbsDp;
-    if (c.schedule == Layout::INTERLEAVED_1F1B) {
-      const long long m = gbs / (static_cast<long long>(c.mbs) * c.dp);
-      if (c.pp < 2 || m % c.pp != 0) return PruneReason::Interleaved;
-    }
+    const model::LayoutShape shape{c.tp, c.pp, c.dp, c.v, c.mbs, gbs, c.sp, c.schedule == Layout::INTERLEAVED_1F1B};
+    if (const auto rule = model::first_broken_rule(facts, shape)) return static_cast<PruneReason>(*rule);
     if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
     if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
     return std::nullopt;
   }
 };
+static_assert(static_cast<int>(PruneReason::Redundant) == model::kLayoutRules,
+              "PruneReason starts with the model::LayoutRule values");
 
-Rules rules_of(const PlanRequest& r) {
-  const ModelSpec& m = r.model;
-  return Rules{m.num_heads(), m.ffn_hidden_size() ? m.ffn_hidden_size() : 4LL * m.hidden_size(), m.seq_length(),
-               m.num_layers(), r.global_batch_size};
-}
+Rules rules_of(const PlanRequest& r) { return Rules{model::LayoutFacts::of(r.model), r.global_batch_size}; }
 
 void apply(const Candidate& c, Layout& l) {
   l.set_tp(c.tp);
@@ -121,7 +114,7 @@ Scenario base_scenario(const PlanRequest& r) {
   if (cluster_gpus != r.gpus)
     throw InputError("the cluster has " + std::to_string(r.cluster.num_nodes()) + " nodes of " +
                      std::to_string(r.cluster.gpus_per_node()) + " GPUs, not the " + std::to_string(r.gpus) +
-                     " GPUs asked for (resize it with planner::resize_cluster)");
+                     " GPUs asked for (resize it with model::resize_cluster)");
   Scenario sc;
   sc.set_name(model_label(r.model));
   *sc.mutable_model() = r.model;
@@ -187,20 +180,20 @@ std::string stats_line(const PruneStats& stats) {
   for (int t : divisors(r.gpus)) {
     if (!r.allow_cross_node_tp && per_node % t != 0) continue;
     all_tp.push_back(t);
-    if (rules.heads % t == 0 && rules.ffn % t == 0) tp_ok.push_back(t);
+    if (rules.facts.num_heads % t == 0 && rules.facts.ffn_size % t == 0) tp_ok.push_back(t);
   }
   std::set<int> pps;
   for (int t : tp_ok)
     for (int p : divisors(r.gpus / t))
-      if (rules.layers % p == 0) {
+      if (rules.facts.num_layers % p == 0) {
         pps.insert(p);
         dps.insert(r.gpus / (t * p));
       }
   std::ostringstream s;
   s << "no layout of " << model_label(r.model) << " (" << r.model.num_layers() << " layers, " << r.model.num_heads()
-    << " heads, FFN " << rules.ffn << ") over " << r.gpus << " GPUs with global batch " << r.global_batch_size
+    << " heads, FFN " << rules.facts.ffn_size << ") over " << r.gpus << " GPUs with global batch " << r.global_batch_size
     << ": tp*pp*dp = " << r.gpus << ", tp must divide the " << r.model.num_heads() << " heads and the FFN size "
-    << rules.ffn << " (tp " << join(tp_ok) << " of " << join(all_tp)
+    << rules.facts.ffn_size << " (tp " << join(tp_ok) << " of " << join(all_tp)
     << (r.allow_cross_node_tp ? "" : ", tp dividing the " + std::to_string(per_node) + " GPUs of a node") << "), pp must divide the "
     << r.model.num_layers() << " layers (pp " << join(std::vector<int>(pps.begin(), pps.end())) << "), which leaves dp "
     << join(std::vector<int>(dps.begin(), dps.end())) << ", and micro_batch_size*dp must divide the global batch "
@@ -251,7 +244,7 @@ int gpus_that_fit(const PlanRequest& r, const Rules& rules, Scenario scratch, lo
       if (!r.allow_cross_node_tp && per_node % tp != 0) continue;
       for (int pp : divisors(gpus / tp))
         for (int zero = 0; zero <= 3; ++zero) {
-          const bool sp = tp > 1 && rules.seq % tp == 0;
+          const bool sp = tp > 1 && rules.facts.seq_length % tp == 0;
           const Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero};
           if (rules.structural(c)) continue;
           apply(c, layout);
@@ -287,29 +280,21 @@ int gpus_that_fit(const PlanRequest& r, const Rules& rules, Scenario scratch, lo
 }  // namespace
 
 std::string_view prune_reason_key(PruneReason reason) {
+  if (static_cast<int>(reason) < model::kLayoutRules) return model::layout_rules()[static_cast<std::size_t>(reason)].key;
   switch (reason) {
-    case PruneReason::HeadsTp: return "heads_tp";
-    case PruneReason::FfnTp: return "ffn_tp";
-    case PruneReason::SeqTp: return "seq_tp";
-    case PruneReason::LayersPpV: return "layers_pp_v";
-    case PruneReason::BatchMbsDp: return "batch_mbs_dp";
-    case PruneReason::Interleaved: return "interleaved";
     case PruneReason::Redundant: return "redundant";
     case PruneReason::Memory: return "memory";
+    default: break;
   }
   return "?";
 }
 
 std::string_view prune_reason_text(PruneReason reason) {
+  if (static_cast<int>(reason) < model::kLayoutRules) return model::layout_rules()[static_cast<std::size_t>(reason)].text;
   switch (reason) {
-    case PruneReason::HeadsTp: return "num_heads not divisible by tp";
-    case PruneReason::FfnTp: return "FFN size not divisible by tp";
-    case PruneReason::SeqTp: return "sequence parallel: seq_length not divisible by tp";
-    case PruneReason::LayersPpV: return "num_layers not divisible by pp * v";
-    case PruneReason::BatchMbsDp: return "global batch not divisible by micro-batch * dp";
-    case PruneReason::Interleaved: return "interleaved needs pp >= 2 and micro-batches divisible by pp";
     case PruneReason::Redundant: return "redundant: ZeRO > 0 with dp 1 (= ZeRO 0), GPipe with 1 micro-batch (= 1F1B)";
     case PruneReason::Memory: return "does not fit in GPU memory";
+    default: break;
   }
   return "?";
 }
@@ -401,89 +386,6 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
   if (structural == stats.enumerated) no_layout(request, rules, stats);
   if (survivors.empty()) nothing_fits(request, rules, scratch, stats);
   return survivors;
-}
-
-// ---- building a request ----
-
-namespace {
-
-fs::path find_preset(const std::string& name, const std::string& subdir, const char* what) {
-  // A bundled preset by name ("gpt-1.7b" has a dot but is a name), else a file path.
-  fs::path path = model::data_dir() / subdir / (name + ".pbtxt");
-  if (name.find('/') == std::string::npos && fs::is_regular_file(path)) return path;
-  const std::string ext = fs::path(name).extension().string();
-  if (name.find('/') != std::string::npos || ext == ".pbtxt" || ext == ".json") path = name;
-  if (fs::is_regular_file(path)) return path;
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(model::data_dir() / subdir, ec))
-    if (entry.path().extension() == ".pbtxt") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  std::string list;
-  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-  throw InputError("no " + std::string(what) + " \"" + name + "\" (looked for " + path.string() + "); bundled: " + list);
-}
-
-}  // namespace
-
-std::vector<std::string> model_presets() {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(model::data_dir() / "models", ec))
-    if (entry.path().extension() == ".pbtxt") names.push_back(entry.path().stem().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-ModelSpec load_model(const std::string& name_or_path) {
-  const fs::path path = find_preset(name_or_path, "models", "model preset");
-  ModelSpec model;
-  traces::read_text_or_json(path, model);
-  if (!model.has_name()) model.set_name(path.stem().string());
-  return model;
-}
-
-ClusterSpec resize_cluster(ClusterSpec cluster, int gpus) {
-  const int per_node = cluster.gpus_per_node();
-  if (gpus < 1) throw InputError("--gpus must be at least 1 (got " + std::to_string(gpus) + ")");
-  if (per_node < 1) throw InputError("the cluster has no gpus_per_node");
-  if (gpus % per_node == 0) {
-    cluster.set_num_nodes(gpus / per_node);
-  } else if (gpus < per_node && per_node % gpus == 0) {
-    // Part of one node.
-    cluster.set_num_nodes(1);
-    cluster.set_gpus_per_node(gpus);
-    if (cluster.nics_per_node() > 0)
-      cluster.set_nics_per_node(std::max(1, cluster.nics_per_node() * gpus / per_node));
-  } else {
-    std::vector<int> near;
-    const int below = gpus / per_node * per_node;
-    if (below > 0) near.push_back(below);
-    near.push_back(below + per_node);
-    throw InputError("--gpus " + std::to_string(gpus) + " is not a whole number of " +
-                     (cluster.name().empty() ? std::string("cluster") : cluster.name()) + " nodes of " +
-                     std::to_string(per_node) + " GPUs; use a multiple of " + std::to_string(per_node) + " (e.g. " +
-                     join(near) + ") or a divisor of " + std::to_string(per_node) + " (part of one node)");
-  }
-  return cluster;
-}
-
-ClusterSpec resolve_cluster(const std::string& preset, int gpus) {
-  const fs::path path = find_preset(preset, "clusters", "cluster preset");
-  ClusterSpec raw;
-  traces::read_text_or_json(path, raw);
-  ClusterSpec shape = raw;
-  shape.set_gpus_per_node(raw.gpus_per_node() > 0 ? raw.gpus_per_node() : 1);
-  shape = resize_cluster(shape, gpus);
-  // Let the scenario loader merge the GPU preset and validate, with a placeholder model and layout.
-  std::ostringstream text;
-  text << "model { num_layers: 1 hidden_size: 8 num_heads: 1 seq_length: 8 vocab_size: 8 }\n"
-       << "cluster { preset: \"" << path.string() << "\" num_nodes: " << shape.num_nodes()
-       << " gpus_per_node: " << shape.gpus_per_node();
-  if (shape.has_nics_per_node()) text << " nics_per_node: " << shape.nics_per_node();
-  text << " }\nlayout { dp: " << gpus << " global_batch_size: " << gpus << " }\n";
-  Scenario sc = model::parse_scenario(text.str(), "cluster preset " + preset, false, path.parent_path());
-  return sc.cluster();
 }
 
 }  // namespace parallax::planner

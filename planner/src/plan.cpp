@@ -2,15 +2,15 @@
 // the ranks of an mpirun job), re-rank by simulated step time, and explain the winner.
 #include "parallax/planner/plan.h"
 
+#include "parallax/exec/environment.h"
 #include "parallax/model/formulas.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/scenario.h"
+#include "parallax/sim/runner.h"
 #include "parallax/sim/simulate.h"
 #include "parallax/traces/io.h"
 
-#include <poll.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,118 +68,30 @@ struct SimOutcome {
   std::string error;
 };
 
-void write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<std::size_t>(n);
-  }
-}
-
-// Runs one simulation per scenario, at most `jobs` child processes at a time, and calls `done` (in this
-// thread) as each finishes. Each child builds the job graph and runs sim::simulate: SimGrid's engine is
-// once per process, so every simulation gets a fresh process (what sim::simulate_in_subprocess does).
-// The pool is one thread polling the children's pipes rather than threads each calling
-// simulate_in_subprocess: with threads, a fork in one thread can inherit the write end of another
-// thread's fresh pipe, which then sees end-of-file only when that unrelated child exits too. Building
-// the graph in the child also builds the graphs in parallel and keeps them out of this process.
+// Runs one simulation per scenario, at most `jobs` child processes at a time (sim::run_jobs), and calls
+// `done` (in this thread) as each finishes. Each child builds the job graph and runs sim::simulate:
+// SimGrid's engine is once per process, so every simulation gets a fresh process. Building the graph
+// in the child also builds the graphs in parallel and keeps them out of this process.
 void run_pool(const std::vector<const Scenario*>& work, int jobs,
               const std::function<void(std::size_t, SimOutcome&&)>& done,
               const std::function<bool()>& cancelled = {}) {
-  struct Child {
-    pid_t pid;
-    int fd;
-    std::size_t index;
-    std::string data;
+  const auto simulate_one = [&](std::size_t i) {
+    const model::JobGraph graph = model::build_job_graph(*work[i]);
+    return std::vector<std::string>{sim::simulate(graph).report.SerializeAsString()};
   };
-  std::vector<Child> running;
-  std::size_t next = 0;
-  char buffer[1 << 16];
-  while (next < work.size() || !running.empty()) {
-    while (static_cast<int>(running.size()) < jobs && next < work.size()) {
-      std::fflush(nullptr);
-      int fds[2];
-      if (::pipe(fds) != 0) throw std::runtime_error(std::string("pipe failed: ") + std::strerror(errno));
-      const pid_t pid = ::fork();
-      if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-      if (pid == 0) {
-        ::close(fds[0]);
-        for (const auto& c : running) ::close(c.fd);
-        char tag = 'E';
-        std::string payload;
-        try {
-          const model::JobGraph graph = model::build_job_graph(*work[next]);
-          const sim::SimulationResult result = sim::simulate(graph);
-          payload = result.report.SerializeAsString();
-          tag = 'R';
-        } catch (const std::exception& e) {
-          payload = e.what();
-        }
-        std::string message(1, tag);
-        const std::uint64_t size = payload.size();
-        message.append(reinterpret_cast<const char*>(&size), sizeof size);
-        message += payload;
-        write_all(fds[1], message);
-        ::close(fds[1]);
-        ::_exit(0);
-      }
-      ::close(fds[1]);
-      running.push_back(Child{pid, fds[0], next, {}});
-      ++next;
+  const auto finished = [&](std::size_t i, sim::JobOutcome&& result) {
+    SimOutcome out;
+    if (result.ok()) {
+      out.ok = result.parts.size() == 1 && out.report.ParseFromString(result.parts[0]);
+      if (!out.ok) out.error = "the simulation's report could not be read";
+    } else {
+      out.error = result.error;
+      if (result.signal == SIGKILL) out.error += " (out of memory? try fewer --jobs)";
     }
-    if (cancelled && cancelled()) {
-      // Kill and reap every child so a cancelled plan leaves no process or pipe behind.
-      for (const auto& c : running) {
-        ::kill(c.pid, SIGKILL);
-        ::close(c.fd);
-        while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
-        }
-      }
-      throw Cancelled("the plan was cancelled");
-    }
-    std::vector<pollfd> polls;
-    for (const auto& c : running) polls.push_back(pollfd{c.fd, POLLIN, 0});
-    if (::poll(polls.data(), polls.size(), cancelled ? 100 : -1) < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("poll failed: ") + std::strerror(errno));
-    }
-    for (std::size_t i = polls.size(); i-- > 0;) {
-      if (polls[i].revents == 0) continue;
-      Child& c = running[i];
-      const ssize_t n = ::read(c.fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n > 0) {
-        c.data.append(buffer, static_cast<std::size_t>(n));
-        continue;
-      }
-      // End of file: the child is done.
-      ::close(c.fd);
-      int status = 0;
-      while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      SimOutcome out;
-      const std::string& d = c.data;
-      std::uint64_t size = 0;
-      if (d.size() >= 9) std::memcpy(&size, d.data() + 1, sizeof size);
-      if (d.size() >= 9 && d.size() - 9 == size) {
-        if (d[0] == 'R') {
-          out.ok = out.report.ParseFromString(d.substr(9));
-          if (!out.ok) out.error = "the simulation's report could not be read";
-        } else {
-          out.error = d.substr(9);
-        }
-      } else {
-        out.error = WIFSIGNALED(status) ? "the simulation process was killed by signal " + std::to_string(WTERMSIG(status)) +
-                                              (WTERMSIG(status) == SIGKILL ? " (out of memory? try fewer --jobs)" : "")
-                                        : "the simulation process ended without a result";
-      }
-      const std::size_t index = c.index;
-      running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-      done(index, std::move(out));
-    }
-  }
+    done(i, std::move(out));
+  };
+  // Cancelled: the runner has killed and reaped every child, so no process or pipe is left behind.
+  if (!sim::run_jobs(work.size(), jobs, simulate_one, finished, cancelled)) throw Cancelled("the plan was cancelled");
 }
 
 // ---- scale-out over mpirun ranks ----
@@ -236,11 +148,6 @@ std::optional<SimOutcome> read_part(const fs::path& dir, const std::string& key)
     return out;
   }
   return std::nullopt;
-}
-
-const char* env(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : nullptr;
 }
 
 // ---- rows ----
@@ -561,24 +468,14 @@ bool same_candidate(const Layout& a, const Layout& b) {
 }  // namespace
 
 Distribution detect_distribution(const std::string& scratch_dir) {
+  const exec::Environment launched = exec::detect_environment();
   Distribution d;
-  auto read = [&](const char* rank, const char* size, const char* launcher) {
-    if (!env(rank) || !env(size)) return false;
-    d.rank = std::atoi(env(rank));
-    d.size = std::max(1, std::atoi(env(size)));
-    d.launcher = launcher;
-    return true;
-  };
-  read("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "openmpi") || read("PMI_RANK", "PMI_SIZE", "pmi") ||
-      read("SLURM_PROCID", "SLURM_NTASKS", "slurm");
+  d.rank = launched.rank;
+  d.size = std::max(1, launched.world_size);
+  d.launcher = launched.launcher;
   if (d.rank < 0 || d.rank >= d.size)
     throw InputError("launcher rank " + std::to_string(d.rank) + " is outside 0.." + std::to_string(d.size - 1));
-  std::string job;
-  if (const char* v = env("OMPI_MCA_ess_base_jobid")) job = v;
-  else if (const char* v2 = env("OMPI_MCA_orte_ess_jobid")) job = v2;
-  else if (const char* v3 = env("PMIX_NAMESPACE")) job = v3;
-  else if (const char* v4 = env("SLURM_JOB_ID")) job = std::string(v4) + "." + (env("SLURM_STEP_ID") ? env("SLURM_STEP_ID") : "0");
-  else job = "ppid" + std::to_string(::getppid());
+  std::string job = launched.job_id.empty() ? "ppid" + std::to_string(::getppid()) : launched.job_id;
   for (auto& c : job)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
   const fs::path root = scratch_dir.empty() ? fs::temp_directory_path() : fs::path(scratch_dir);

@@ -7,6 +7,7 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
+#include "parallax/sim/runner.h"
 #include "parallax/traces/io.h"
 
 #include <simgrid/kernel/Timer.hpp>
@@ -691,25 +692,6 @@ class Simulator {
   double contention_ = 0;
 };
 
-// ---- subprocess plumbing ----
-
-void write_all(int fd, const void* data, std::size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n <= 0) _exit(3);
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
-void write_message(int fd, char tag, const std::string& bytes) {
-  const std::uint64_t size = bytes.size();
-  write_all(fd, &tag, 1);
-  write_all(fd, &size, sizeof size);
-  write_all(fd, bytes.data(), bytes.size());
-}
-
 }  // namespace
 
 SimulationResult simulate(const model::JobGraph& graph, const SimulationOptions& options) {
@@ -718,56 +700,16 @@ SimulationResult simulate(const model::JobGraph& graph, const SimulationOptions&
 }
 
 SimulationResult simulate_in_subprocess(const model::JobGraph& graph, const SimulationOptions& options) {
-  std::fflush(nullptr);
-  int fds[2];
-  if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    ::close(fds[0]);
-    try {
-      const SimulationResult result = simulate(graph, options);
-      write_message(fds[1], 'R', result.report.SerializeAsString());
-      write_message(fds[1], 'T', result.timeline.SerializeAsString());
-    } catch (const InputError& e) {
-      write_message(fds[1], 'I', e.what());
-    } catch (const std::exception& e) {
-      write_message(fds[1], 'E', e.what());
-    }
-    ::close(fds[1]);
-    _exit(0);
-  }
-  ::close(fds[1]);
-  std::string data;
-  char buffer[1 << 16];
-  while (true) {
-    const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
-    if (n <= 0) break;
-    data.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  JobOutcome outcome = run_job([&] {
+    const SimulationResult result = simulate(graph, options);
+    return std::vector<std::string>{result.report.SerializeAsString(), result.timeline.SerializeAsString()};
+  });
+  if (outcome.status == JobOutcome::Status::InputError) throw InputError(outcome.error);
+  if (!outcome.ok()) throw std::runtime_error(outcome.error);
   SimulationResult result;
-  bool have_report = false;
-  for (std::size_t pos = 0; pos + 9 <= data.size();) {
-    const char tag = data[pos];
-    std::uint64_t size = 0;
-    std::memcpy(&size, data.data() + pos + 1, sizeof size);
-    pos += 9;
-    if (pos + size > data.size()) break;
-    const std::string payload = data.substr(pos, size);
-    pos += size;
-    if (tag == 'R') have_report = result.report.ParseFromString(payload);
-    if (tag == 'T') result.timeline.ParseFromString(payload);
-    if (tag == 'I') throw InputError(payload);
-    if (tag == 'E') throw std::runtime_error(payload);
-  }
-  if (!have_report) {
-    throw std::runtime_error(WIFSIGNALED(status) ? "the simulation process was killed by signal " +
-                                                       std::to_string(WTERMSIG(status))
-                                                 : "the simulation process ended without a result");
-  }
+  if (outcome.parts.size() != 2 || !result.report.ParseFromString(outcome.parts[0]) ||
+      !result.timeline.ParseFromString(outcome.parts[1]))
+    throw std::runtime_error("the simulation process sent a result that could not be read");
   return result;
 }
 

@@ -3,6 +3,7 @@
 #include "chakra_test_util.h"
 
 #include "parallax/model/chakra.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/sim/simulate.h"
 

@@ -5,6 +5,7 @@
 #include "chakra_test_util.h"
 
 #include "parallax/model/chakra.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/sim/simulate.h"
 

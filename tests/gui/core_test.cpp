@@ -9,6 +9,7 @@
 #include "parallax/gui/timeline_scene.h"
 #include "parallax/model/chakra.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
 
@@ -582,7 +583,7 @@ class CoreTest : public QObject {
         &request.model));
     request.gpus = 8;
     request.global_batch_size = 32;
-    request.cluster = planner::resolve_cluster("dgx-a100-80g", 8);
+    request.cluster = model::resolve_cluster("dgx-a100-80g", 8);
     planner::PlanOptions options;
     options.top_k = 3;
     planner::PlanResult result = planner::plan(request, options);

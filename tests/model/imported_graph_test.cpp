@@ -6,6 +6,7 @@
 #include "parallax/model/chakra.h"
 #include "parallax/model/compare.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "test_support.h"
 

@@ -1,5 +1,6 @@
 // The layout planner: pruning counts checked by hand, bad inputs, the known-best layout of a case built
 // so that the optimum is known, the scale-out protocol, and the CLI.
+#include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/planner/plan.h"
 #include "parallax/traces/io.h"
@@ -18,6 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using parallax::testing::run_command;
+using model::load_model;
+using model::resolve_cluster;
 
 PlanRequest request(const std::string& model_text, int gpus, int global_batch, const std::string& cluster = "dgx-a100-80g") {
   PlanRequest r;
@@ -247,7 +250,7 @@ TEST(BadInput, ClusterAndModelNames) {
     EXPECT_NE(std::string(e.what()).find("gpt3-175b"), std::string::npos) << e.what();
   }
   // Every bundled model loads and matches its row of validation/public.tsv where it has one.
-  for (const auto& name : model_presets()) EXPECT_GT(load_model(name).num_layers(), 0) << name;
+  for (const auto& name : model::bundled_presets(model::PresetKind::Model)) EXPECT_GT(load_model(name).num_layers(), 0) << name;
   EXPECT_EQ(load_model("gpt-1t").num_heads(), 160);
   EXPECT_EQ(load_model("gpt-22b").hidden_size(), 6144);
 }

@@ -34,10 +34,6 @@ CommGroups parse_comm_groups(std::string_view json, std::string_view source_name
                              std::uint32_t world);
 std::string comm_groups_json(const CommGroups& groups);
 
-// A cluster preset name (scenarios/clusters/NAME.pbtxt) or a ClusterSpec file, with its GPU preset
-// merged, as a scenario's `cluster { preset: ... }` resolves.
-ClusterSpec resolve_cluster(const std::string& preset_or_path);
-
 // PREFIX.0.et, PREFIX.1.et, ... Throws InputError when there is no PREFIX.0.et or the ranks have a
 // gap.
 std::vector<std::filesystem::path> chakra_rank_files(const std::filesystem::path& prefix);

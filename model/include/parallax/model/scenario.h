@@ -1,6 +1,7 @@
 // Loading a scenario: parse (text format or JSON), merge cluster and GPU presets, validate.
 #pragma once
 
+#include "parallax/model/presets.h"
 #include "parallax/parallax.pb.h"
 #include "parallax/traces/io.h"  // InputError
 
@@ -27,6 +28,9 @@ Scenario parse_scenario(const std::string& text, const std::string& name, bool j
 // `name` stands for where it came from in messages ("plan.pb: scenario"). Throws InputError as
 // load_scenario does (without line numbers).
 void validate_scenario(const Scenario& scenario, const std::string& name);
+// Validates a cluster whose presets are merged as a scenario's cluster block is, for `precision`;
+// messages name the preset file and line a bad field came from, else `name`.
+void validate_cluster(const ResolvedCluster& cluster, const std::string& name, Precision precision = BF16);
 // The same for the scenario of a graph imported from an execution trace (model::import_chakra): no
 // model; the node and GPU counts and the rank count (layout.dp, tp = pp = 1, no symmetry) are
 // checked, the machine model is not (only the simulator uses it, and it imports the trace itself).

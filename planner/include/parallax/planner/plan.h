@@ -22,7 +22,7 @@ namespace parallax::planner {
 
 struct PlanRequest {
   ModelSpec model;
-  // Resolved (presets merged, see resolve_cluster) with num_nodes * gpus_per_node == gpus.
+  // Resolved (presets merged, see model::resolve_cluster) with num_nodes * gpus_per_node == gpus.
   ClusterSpec cluster;
   int gpus = 0;
   int global_batch_size = 0;
@@ -39,7 +39,8 @@ struct PlanRequest {
   std::optional<Layout> reference;
 };
 
-// Why a layout was pruned: the first constraint it fails, in this order.
+// Why a layout was pruned: the first constraint it fails, in this order. The first six are
+// model::LayoutRule (the rules of scenario validation), with the same values.
 enum class PruneReason : int {
   HeadsTp,        // num_heads % tp != 0
   FfnTp,          // ffn_hidden_size % tp != 0
@@ -93,19 +94,6 @@ std::optional<PruneReason> check_layout(const PlanRequest& request, const Layout
 // The scenario the planner builds for `layout` (name, model, cluster, options).
 Scenario layout_scenario(const PlanRequest& request, const Layout& layout);
 
-// ---- building a request ----
-
-// A model preset: scenarios/models/<name>.pbtxt (a ModelSpec) in the data directory, or a path to a
-// ModelSpec file. Throws InputError listing the presets.
-ModelSpec load_model(const std::string& name_or_path);
-std::vector<std::string> model_presets();
-// A cluster preset (scenarios/clusters/<name>.pbtxt or a path), GPU preset merged, for `gpus` GPUs.
-ClusterSpec resolve_cluster(const std::string& preset, int gpus);
-// An already resolved cluster resized to `gpus` GPUs: gpus / gpus_per_node nodes, or one node of
-// `gpus` GPUs when that is fewer than a node holds. Throws InputError when gpus is not a whole number
-// of nodes.
-ClusterSpec resize_cluster(ClusterSpec cluster, int gpus);
-
 // ---- planning ----
 
 struct Progress {
@@ -117,16 +105,16 @@ struct Progress {
 // This process's place among the planner processes of an `mpirun -np P parallax plan` run.
 struct Distribution {
   int rank = 0, size = 1;
-  std::string launcher = "none";  // "openmpi", "pmi", "slurm", "none"
+  std::string launcher = "none";  // exec::Environment::launcher: "openmpi", "pmi", "slurm", "torchrun", "none"
   // Where the ranks exchange their results; must be shared by all ranks (a shared filesystem when
   // the ranks span nodes).
   std::filesystem::path scratch;
   double gather_timeout_s = 0;  // how long rank 0 waits for the others' results; 0: automatic
 };
-// From the launcher's environment (OMPI_COMM_WORLD_RANK/SIZE, PMI_RANK/PMI_SIZE,
-// SLURM_PROCID/SLURM_NTASKS). The scratch directory: `scratch_dir` (when not empty) or /tmp, and
-// below it a directory named by the job (OMPI_MCA_ess_base_jobid, OMPI_MCA_orte_ess_jobid,
-// PMIX_NAMESPACE, SLURM_JOB_ID.SLURM_STEP_ID, else the parent process id: mpirun's on one node).
+// From the launcher's environment (exec::detect_environment: OpenMPI, PMI/PMIx, Slurm, torchrun).
+// The scratch directory: `scratch_dir` (when not empty) or /tmp, and below it a directory named by
+// the launcher's job id (exec::Environment::job_id), else by the parent process id (mpirun's on one
+// node).
 Distribution detect_distribution(const std::string& scratch_dir = "");
 
 // Thrown by plan() when PlanOptions::cancelled returned true; its simulation processes are killed and

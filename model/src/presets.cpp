@@ -1,0 +1,187 @@
+#include "parallax/model/presets.h"
+
+#include "parallax/model/scenario.h"
+
+#include <algorithm>
+
+namespace parallax::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The folder of a kind's presets, its name in messages, and the message type of its files.
+struct KindNames {
+  const char* folder;
+  const char* noun;
+  const char* message;
+};
+
+KindNames names_of(PresetKind kind) {
+  switch (kind) {
+    case PresetKind::Cluster: return {"clusters", "cluster", "ClusterSpec"};
+    case PresetKind::Gpu: return {"gpus", "GPU", "GpuSpec"};
+    case PresetKind::Model: return {"models", "model", "ModelSpec"};
+  }
+  return {"", "", ""};
+}
+
+const char* folder_of(PresetKind kind) { return names_of(kind).folder; }
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::string missing_detail(PresetKind kind, const std::vector<fs::path>& searched) {
+  std::vector<std::string> files;
+  for (const auto& f : searched) files.push_back(f.string());
+  return "(looked for " + joined(files) + "); bundled presets: " + joined(bundled_presets(kind)) +
+         "; give one of those names or the path of a " + names_of(kind).message + " file (.pbtxt or .json)";
+}
+
+bool is_path(const std::string& name) {
+  const std::string ext = fs::path(name).extension().string();
+  return name.find('/') != std::string::npos || ext == ".pbtxt" || ext == ".json";
+}
+
+template <typename Message>
+Message read_file(const fs::path& file) {
+  Message message;
+  traces::read_text_or_json(file, message);
+  return message;
+}
+
+}  // namespace
+
+PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, const std::vector<fs::path>& searched)
+    : InputError(std::string("no ") + names_of(kind).noun + " preset or file \"" + name + "\" " +
+                 missing_detail(kind, searched)),
+      kind_(kind),
+      name_(name),
+      detail_(missing_detail(kind, searched)) {}
+
+std::vector<std::string> bundled_presets(PresetKind kind) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(data_dir() / folder_of(kind), ec))
+    if (entry.path().extension() == ".pbtxt") names.push_back(entry.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+fs::path find_preset(PresetKind kind, const std::string& name, const fs::path& base_dir) {
+  std::vector<fs::path> candidates;
+  if (is_path(name)) {
+    candidates.push_back(base_dir / name);
+  } else {
+    const std::string file = name + ".pbtxt";
+    if (!base_dir.empty()) {
+      candidates.push_back(base_dir / folder_of(kind) / file);
+      candidates.push_back(base_dir.parent_path() / folder_of(kind) / file);
+    }
+    candidates.push_back(data_dir() / folder_of(kind) / file);
+    // "my.cluster": a file after all.
+    if (fs::path(name).has_extension()) candidates.push_back(base_dir / name);
+  }
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c)) return c;
+  throw PresetNotFound(kind, name, candidates);
+}
+
+ClusterSpec read_cluster_file(const fs::path& file) { return read_file<ClusterSpec>(file); }
+GpuSpec read_gpu_file(const fs::path& file) { return read_file<GpuSpec>(file); }
+
+GpuSpec load_gpu(const std::string& name, const fs::path& base_dir) {
+  return read_gpu_file(find_preset(PresetKind::Gpu, name, base_dir));
+}
+
+ModelSpec load_model(const std::string& name, const fs::path& base_dir) {
+  const fs::path file = find_preset(PresetKind::Model, name, base_dir);
+  ModelSpec model = read_file<ModelSpec>(file);
+  if (!model.has_name()) model.set_name(file.stem().string());
+  return model;
+}
+
+GpuSpec merge_gpu(const GpuSpec& base, const GpuSpec& overlay) {
+  GpuSpec out = base;
+  out.MergeFrom(overlay);
+  if (overlay.has_gemm_efficiency()) *out.mutable_gemm_efficiency() = overlay.gemm_efficiency();
+  return out;
+}
+
+ClusterSpec merge_cluster(const ClusterSpec& base, const ClusterSpec& overlay) {
+  ClusterSpec out = base;
+  out.MergeFrom(overlay);
+  *out.mutable_gpu() = merge_gpu(base.gpu(), overlay.gpu());
+  return out;
+}
+
+ResolvedCluster merge_cluster_presets(const ClusterSpec& spec, const fs::path& base_dir) {
+  ResolvedCluster r;
+  if (spec.has_preset()) {
+    r.cluster_file = find_preset(PresetKind::Cluster, spec.preset(), base_dir);
+    r.cluster = read_cluster_file(r.cluster_file);
+  }
+  r.cluster = merge_cluster(r.cluster, spec);
+  // The GPU: the preset named by `spec`, else by the cluster preset; the cluster's GPU fields on top.
+  if (const std::string gpu = r.cluster.gpu().preset(); !gpu.empty()) {
+    r.gpu_file = find_preset(PresetKind::Gpu, gpu, r.cluster_file.empty() ? base_dir : r.cluster_file.parent_path());
+    *r.cluster.mutable_gpu() = merge_gpu(read_gpu_file(r.gpu_file), r.cluster.gpu());
+  }
+  return r;
+}
+
+namespace {
+
+// The file as written (no `preset` field added), its GPU preset looked up next to it.
+ResolvedCluster read_cluster_preset(const std::string& name, const fs::path& base_dir) {
+  const fs::path file = find_preset(PresetKind::Cluster, name, base_dir);
+  ResolvedCluster r = merge_cluster_presets(read_cluster_file(file), file.parent_path());
+  r.cluster_file = file;
+  return r;
+}
+
+}  // namespace
+
+ClusterSpec load_cluster(const std::string& name, const fs::path& base_dir) {
+  return read_cluster_preset(name, base_dir).cluster;
+}
+
+ClusterSpec resolve_cluster(const std::string& preset_or_path, int gpus) {
+  ResolvedCluster r = read_cluster_preset(preset_or_path, {});
+  if (gpus > 0) {
+    // A preset without a node size is one GPU per node.
+    if (r.cluster.gpus_per_node() <= 0) r.cluster.set_gpus_per_node(1);
+    r.cluster = resize_cluster(r.cluster, gpus);
+  }
+  validate_cluster(r, "cluster preset " + preset_or_path);
+  return r.cluster;
+}
+
+ClusterSpec resize_cluster(ClusterSpec cluster, int gpus) {
+  const int per_node = cluster.gpus_per_node();
+  if (gpus < 1) throw InputError("--gpus must be at least 1 (got " + std::to_string(gpus) + ")");
+  if (per_node < 1) throw InputError("the cluster has no gpus_per_node");
+  if (gpus % per_node == 0) {
+    cluster.set_num_nodes(gpus / per_node);
+  } else if (gpus < per_node && per_node % gpus == 0) {
+    // Part of one node.
+    cluster.set_num_nodes(1);
+    cluster.set_gpus_per_node(gpus);
+    if (cluster.nics_per_node() > 0)
+      cluster.set_nics_per_node(std::max(1, cluster.nics_per_node() * gpus / per_node));
+  } else {
+    std::vector<std::string> near;
+    const int below = gpus / per_node * per_node;
+    if (below > 0) near.push_back(std::to_string(below));
+    near.push_back(std::to_string(below + per_node));
+    throw InputError("--gpus " + std::to_string(gpus) + " is not a whole number of " +
+                     (cluster.name().empty() ? std::string("cluster") : cluster.name()) + " nodes of " +
+                     std::to_string(per_node) + " GPUs; use a multiple of " + std::to_string(per_node) + " (e.g. " +
+                     joined(near) + ") or a divisor of " + std::to_string(per_node) + " (part of one node)");
+  }
+  return cluster;
+}
+
+}  // namespace parallax::model
