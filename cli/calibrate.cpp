@@ -3,7 +3,7 @@
 #include "format.h"
 #include "parallax/cli/options.h"
 
-#include "parallax/model/calibrate.h"
+#include "parallax/analysis/calibrate.h"
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
 
@@ -51,16 +51,16 @@ int calibrate(const std::vector<std::string>& args) {
 
   Timeline measured;
   traces::read_binary(input, measured);
-  model::CalibrationSummary summary;
+  analysis::CalibrationSummary summary;
   ClusterSpec overlay;
   try {
-    overlay = model::calibrate(measured, measured.scenario().cluster(), &summary);
+    overlay = analysis::calibrate(measured, measured.scenario().cluster(), &summary);
   } catch (const InputError& e) {
     throw InputError(input + ": " + e.what());
   }
   if (measured.source() != Timeline::MEASURED)
     summary.notes.push_back(input + " is a PREDICTED timeline: this fits the models to their own prediction");
-  const std::string text = model::calibration_text(overlay, summary);
+  const std::string text = analysis::calibration_text(overlay, summary);
   if (!output.empty()) {
     std::ofstream out(output, std::ios::trunc);
     if (!out || !(out << text)) throw InputError(output + ": cannot write file (does its directory exist?)");

@@ -4,7 +4,7 @@
 #include "parallax/cli/options.h"
 #include "report_json.h"
 
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/traces/chrome_trace.h"
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
@@ -42,14 +42,14 @@ std::string pct(double v) {
   return buf;
 }
 
-void write_path(traces::JsonWriter& w, const model::PathSummary& p) {
+void write_path(traces::JsonWriter& w, const analysis::PathSummary& p) {
   w.begin_object();
   w.field("length_s", p.length_s);
   write_critical_path_fields(w, p.path);
   w.end_object();
 }
 
-std::string to_json(const model::CompareResult& r) {
+std::string to_json(const analysis::CompareResult& r) {
   traces::JsonWriter w;
   w.begin_object();
   w.field("scenario", r.scenario_name);
@@ -88,7 +88,7 @@ std::string to_json(const model::CompareResult& r) {
   return w.str();
 }
 
-void print_path(const char* label, const model::PathSummary& p) {
+void print_path(const char* label, const analysis::PathSummary& p) {
   const CriticalPath& cp = p.path;
   std::vector<std::pair<double, std::string>> ops;
   for (const auto& [op, t] : cp.by_op()) ops.push_back({t, op});
@@ -101,7 +101,7 @@ void print_path(const char* label, const model::PathSummary& p) {
   if (!top.empty()) std::printf("  %-10s top: %s\n", "", top.c_str());
 }
 
-void print_summary(const model::CompareResult& r) {
+void print_summary(const analysis::CompareResult& r) {
   std::printf("scenario    %s: %s measured events joined to %s predicted tasks\n", r.scenario_name.c_str(),
               count(r.measured_events).c_str(), count(r.predicted_tasks).c_str());
   std::printf("step time   predicted %s, measured %s, error %s\n", duration(r.step_time_predicted_s).c_str(),
@@ -129,7 +129,7 @@ int compare(const std::vector<std::string>& args) {
   std::vector<std::string> files;
   std::string chrome_path;
   bool json = false;
-  model::CompareOptions options;
+  analysis::CompareOptions options;
   if (!Options("parallax compare", kHelp)
            .flag("--json", json)
            .text("--chrome", chrome_path, "a file name, e.g. --chrome compare.json")
@@ -143,9 +143,9 @@ int compare(const std::vector<std::string>& args) {
   Timeline predicted, measured;
   traces::read_binary(files[0], predicted);
   traces::read_binary(files[1], measured);
-  model::CompareResult result;
+  analysis::CompareResult result;
   try {
-    result = model::compare_timelines(predicted, measured, options);
+    result = analysis::compare_timelines(predicted, measured, options);
   } catch (const InputError& e) {
     throw InputError(files[0] + " vs " + files[1] + ": " + e.what());
   }

@@ -5,7 +5,7 @@
 #include "parallax/cli/options.h"
 #include "report_json.h"
 
-#include "parallax/model/calibrate.h"
+#include "parallax/analysis/calibrate.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
@@ -153,8 +153,8 @@ int simulate(const std::vector<std::string>& args) {
   if (!calibration_path.empty()) {
     ClusterSpec overlay;
     traces::read_text_or_json(calibration_path, overlay);
-    sc = model::calibrated_scenario(sc, overlay, calibration_path);
-    for (const auto& f : model::overlay_fields(overlay)) calibrated += (calibrated.empty() ? "" : ", ") + f;
+    sc = analysis::calibrated_scenario(sc, overlay, calibration_path);
+    for (const auto& f : analysis::overlay_fields(overlay)) calibrated += (calibrated.empty() ? "" : ", ") + f;
   }
   const model::Dims d = model::dims(sc);
   const model::JobGraph graph = model::build_job_graph(sc);

@@ -5,8 +5,8 @@
 // parallax::InputError; anything else is a finding.
 #include "fuzz_support.h"
 
-#include "parallax/model/calibrate.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/calibrate.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/traces/chrome_trace.h"
 #include "parallax/traces/io.h"
 
@@ -29,14 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       parallax::fuzz::stored_task_estimate(timeline.scenario()) > parallax::fuzz::kMaxStoredTasks)
     return 0;
   try {
-    (void)parallax::model::compare_timelines(timeline, timeline);
+    (void)parallax::analysis::compare_timelines(timeline, timeline);
   } catch (const parallax::InputError&) {
   }
   try {
-    parallax::model::CalibrationSummary summary;
+    parallax::analysis::CalibrationSummary summary;
     const parallax::ClusterSpec overlay =
-        parallax::model::calibrate(timeline, timeline.scenario().cluster(), &summary);
-    (void)parallax::model::calibration_text(overlay, summary);
+        parallax::analysis::calibrate(timeline, timeline.scenario().cluster(), &summary);
+    (void)parallax::analysis::calibration_text(overlay, summary);
   } catch (const parallax::InputError&) {
   }
   return 0;

@@ -374,10 +374,10 @@ void MainWindow::refresh() {
                          breakdown_from_report(*report_));
   if (predicted_ && !report_)
     sources.emplace_back(QStringLiteral("predicted timeline"),
-                         breakdown_from_timeline(predicted_->proto()));
+                         breakdown_from_timeline(*predicted_));
   if (measured_)
     sources.emplace_back(QStringLiteral("measured timeline"),
-                         breakdown_from_timeline(measured_->proto()));
+                         breakdown_from_timeline(*measured_));
   breakdown_->set_sources(std::move(sources));
   QString title = QStringLiteral("parallax");
   if (predicted_)

@@ -1,6 +1,7 @@
 #include "parallax/sim/simulate.h"
 
 #include "collectives.h"
+#include "parallax/analysis/timeline_analysis.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
@@ -441,7 +442,7 @@ class Simulator {
   // and notes, and the timeline.
   void finish_report(SimulationResult& result, double step) {
     Report& r = result.report;
-    critical_path(r);
+    critical_path(r, step);
     links(r, step);
     r.set_flows(flows_);
     r.set_activities(activities_);
@@ -451,155 +452,38 @@ class Simulator {
     timeline(result.timeline);
   }
 
-  static double union_length(std::vector<std::pair<double, double>>& iv, std::vector<std::pair<double, double>>* merged) {
-    std::sort(iv.begin(), iv.end());
-    double total = 0, cs = 0, ce = -1;
-    bool open = false;
-    for (const auto& [s, e] : iv) {
-      if (!open || s > ce) {
-        if (open) {
-          total += ce - cs;
-          if (merged) merged->push_back({cs, ce});
-        }
-        cs = s;
-        ce = e;
-        open = true;
-      } else {
-        ce = std::max(ce, e);
-      }
-    }
-    if (open) {
-      total += ce - cs;
-      if (merged) merged->push_back({cs, ce});
-    }
-    return total;
+  // The breakdown and critical path of a report are the analysis of any finished timeline
+  // (parallax/analysis/timeline_analysis.h), here over the simulated times of the stored tasks.
+  analysis::TaskTimes task_times(double step) const {
+    analysis::TaskTimes times;
+    times.start = start_;
+    times.end = end_;
+    times.rank.resize(graph_.num_tasks());
+    for (std::uint32_t v = 0; v < graph_.num_tasks(); ++v) times.rank[v] = graph_.tasks()[v].rank;
+    times.event.assign(graph_.num_tasks(), -1);
+    times.step_s = step;
+    return times;
   }
 
   void breakdown(Report& r, double step, const model::MemoryEstimate* memory) {
+    const std::vector<analysis::RankTime> parts = analysis::breakdown(graph_, task_times(step));
     for (std::size_t i = 0; i < graph_.ranks().size(); ++i) {
       const auto& rc = graph_.ranks()[i];
-      std::vector<std::pair<double, double>> compute, comm, busy;
-      double compute_s = 0;
-      for (auto v : graph_.rank_tasks(i)) {
-        const Task& t = graph_.tasks()[v];
-        if (end_[v] <= start_[v]) continue;
-        if (t.on_host) continue;  // an imported trace's CPU-side op: host time, not the GPU's
-        if (t.is_compute()) {
-          compute.push_back({start_[v], end_[v]});
-          compute_s += end_[v] - start_[v];
-        } else {
-          comm.push_back({start_[v], end_[v]});
-        }
-      }
-      std::vector<std::pair<double, double>> compute_merged, comm_merged;
-      union_length(compute, &compute_merged);
-      const double comm_total = union_length(comm, &comm_merged);
-      // Overlap of the two sorted, disjoint interval lists.
-      double overlapped = 0;
-      for (std::size_t a = 0, b = 0; a < compute_merged.size() && b < comm_merged.size();) {
-        const double lo = std::max(compute_merged[a].first, comm_merged[b].first);
-        const double hi = std::min(compute_merged[a].second, comm_merged[b].second);
-        if (hi > lo) overlapped += hi - lo;
-        (compute_merged[a].second < comm_merged[b].second) ? ++a : ++b;
-      }
-      busy = compute_merged;
-      busy.insert(busy.end(), comm_merged.begin(), comm_merged.end());
-      std::vector<std::pair<double, double>> busy_merged;
-      union_length(busy, &busy_merged);
-      // Gaps: waiting for a pipeline neighbour is bubble, anything else idle.
-      std::vector<std::pair<double, std::uint32_t>> compute_starts;
-      for (auto v : graph_.rank_tasks(i))
-        if (graph_.tasks()[v].is_compute()) compute_starts.push_back({start_[v], v});
-      std::sort(compute_starts.begin(), compute_starts.end());
-      double bubble = 0, idle = 0, cursor = 0;
-      auto classify = [&](double gap_start, double gap_end) {
-        if (gap_end <= gap_start) return;
-        const auto it = std::lower_bound(compute_starts.begin(), compute_starts.end(), std::make_pair(gap_end - 1e-12, 0u));
-        bool pipeline_wait = false;
-        if (it != compute_starts.end()) {
-          double latest = -1;
-          std::uint32_t binding = it->second;
-          for (auto [e, eend] = boost::in_edges(it->second, graph_.graph()); e != eend; ++e) {
-            const auto s = boost::source(*e, graph_.graph());
-            if (end_[s] > latest) {
-              latest = end_[s];
-              binding = s;
-            }
-          }
-          pipeline_wait = graph_.tasks()[binding].kind == RECV || graph_.tasks()[binding].kind == SEND;
-        }
-        (pipeline_wait ? bubble : idle) += gap_end - gap_start;
-      };
-      for (const auto& [s, e] : busy_merged) {
-        classify(cursor, s);
-        cursor = e;
-      }
-      idle += std::max(0.0, step - cursor);
       auto* b = r.add_breakdown();
       b->set_rank(rc.rank);
       b->set_pp_stage(rc.pp_stage);
       b->set_multiplicity(rc.multiplicity);
-      b->set_compute_s(compute_s);
-      b->set_overlapped_comm_s(overlapped);
-      b->set_exposed_comm_s(comm_total - overlapped);
-      b->set_bubble_s(bubble);
-      b->set_idle_s(idle);
+      b->set_compute_s(parts[i].compute_s);
+      b->set_overlapped_comm_s(parts[i].overlapped_comm_s);
+      b->set_exposed_comm_s(parts[i].exposed_comm_s);
+      b->set_bubble_s(parts[i].bubble_s);
+      b->set_idle_s(parts[i].idle_s);
       if (memory) b->set_peak_memory_bytes(memory->stages[static_cast<std::size_t>(rc.pp_stage)].total());
     }
   }
 
-  void critical_path(Report& r) {
-    const auto n = graph_.num_tasks();
-    std::uint32_t v = 0;
-    for (std::uint32_t i = 0; i < n; ++i)
-      if (end_[i] > end_[v]) v = i;
-    std::vector<std::uint32_t> path;
-    while (true) {
-      path.push_back(v);
-      double latest = -1;
-      std::uint32_t next = v;
-      for (auto [e, eend] = boost::in_edges(v, graph_.graph()); e != eend; ++e) {
-        const auto s = boost::source(*e, graph_.graph());
-        // The binding predecessor: the last to finish; on a tie prefer the same rank.
-        if (end_[s] > latest + 1e-15 || (std::fabs(end_[s] - latest) <= 1e-15 && graph_.tasks()[s].rank == graph_.tasks()[v].rank)) {
-          latest = end_[s];
-          next = s;
-        }
-      }
-      if (next == v) break;
-      v = next;
-    }
-    std::reverse(path.begin(), path.end());
-    CriticalPath* cp = r.mutable_critical_path();
-    cp->set_tasks(static_cast<std::uint32_t>(path.size()));
-    double compute = 0, comm = 0, wait = 0, prev_end = 0;
-    CriticalPathSegment* seg = nullptr;
-    for (auto t : path) {
-      const Task& task = graph_.tasks()[t];
-      // A recv spans its send's transfer: count only the part of each task after its predecessor.
-      const double d = std::max(0.0, end_[t] - std::max(start_[t], prev_end));
-      wait += std::max(0.0, start_[t] - prev_end);
-      prev_end = std::max(prev_end, end_[t]);
-      (task.is_compute() ? compute : comm) += d;
-      (*cp->mutable_by_op())[std::string(model::op_name(task.op))] += d;
-      if (!seg || seg->rank() != task.rank) {
-        seg = cp->add_segments();
-        seg->set_rank(task.rank);
-        seg->set_start_s(start_[t]);
-        seg->set_first_task(graph_.task_name(t));
-      }
-      seg->set_end_s(end_[t]);
-      seg->set_tasks(seg->tasks() + 1);
-      seg->set_last_task(graph_.task_name(t));
-      if (task.is_compute()) {
-        seg->set_compute_s(seg->compute_s() + d);
-      } else {
-        seg->set_comm_s(seg->comm_s() + d);
-      }
-    }
-    cp->set_compute_s(compute);
-    cp->set_comm_s(comm);
-    cp->set_wait_s(wait);
+  void critical_path(Report& r, double step) {
+    *r.mutable_critical_path() = analysis::critical_path(graph_, task_times(step)).path;
   }
 
   void links(Report& r, double step) {

@@ -7,7 +7,7 @@
 // corrupted part is caught; bad input is refused with a message.
 #include "chakra_test_util.h"
 #include "parallax/model/chakra.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/traces/io.h"
 #include "test_support.h"
 
@@ -229,7 +229,7 @@ TEST(ChakraExec, GptTraceRunsOnItsCommunicatorsAndJoinsTheSimulation) {
   ASSERT_TRUE(prediction.has_graph());
   ASSERT_TRUE(measured.has_graph());
   EXPECT_EQ(static_cast<std::size_t>(prediction.graph().tasks_size()), imported.graph.num_tasks());
-  const model::CompareResult compared = model::compare_timelines(prediction, measured);
+  const analysis::CompareResult compared = analysis::compare_timelines(prediction, measured);
   EXPECT_EQ(compared.measured_events, imported.graph.num_tasks());
   EXPECT_EQ(compared.predicted_tasks, imported.graph.num_tasks());
   EXPECT_FALSE(compared.critical_path_predicted.path.segments().empty());

@@ -2,6 +2,7 @@
 // indexed into lanes, the scene's rows and collapsing, painting (key pixels, one-pixel aggregation
 // of a million tasks), hit testing, the critical path, the diff join, the breakdown, and the item
 // models under QAbstractItemModelTester. Run under QT_QPA_PLATFORM=offscreen.
+#include "parallax/analysis/compare.h"
 #include "parallax/gui/breakdown.h"
 #include "parallax/gui/item_models.h"
 #include "parallax/gui/time_axis.h"
@@ -20,8 +21,11 @@
 #include <QtTest>
 
 #include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 using namespace parallax;
 using namespace parallax::gui;
@@ -260,7 +264,7 @@ class CoreTest : public QObject {
     QVERIFY(collective_tooltip);
     QVERIFY(data.mark_critical_path() > 0);
     // Its breakdown (as for a measured import): time per rank, memory unknown, said why.
-    const Breakdown b = breakdown_from_timeline(timeline);
+    const Breakdown b = breakdown_from_timeline(data);
     QCOMPARE(b.rows.size(), std::size_t{2});
     QVERIFY(b.rows[0].compute_s > 0);
     QVERIFY(b.rows[0].memory_bytes < 0);
@@ -498,34 +502,76 @@ class CoreTest : public QObject {
   }
 
   // ---- breakdown ----
-  void breakdown_from_intervals() {
-    // rank 0: compute [0, 1], communication [0.5, 1.5]; rank 1 ends the step at 2.
+  void breakdown_needs_the_job_graph() {
+    // Without a scenario or graph nothing tells a pipeline bubble from idle time: no rows, and why.
     Timeline t;
-    const auto add = [&](std::uint32_t rank, TaskKind kind, double s, double e) {
-      auto* ev = t.add_events();
-      ev->set_rank(rank);
-      ev->set_kind(kind);
-      ev->set_stream(kind == GEMM ? COMPUTE : DP_COMM);
-      ev->set_start_s(s);
-      ev->set_end_s(e);
-    };
-    add(0, GEMM, 0, 1);
-    add(0, COLLECTIVE, 0.5, 1.5);
-    add(1, GEMM, 0.5, 2);
-    const Breakdown b = breakdown_from_timeline(t);
-    QCOMPARE(b.rows.size(), std::size_t{2});
-    const BreakdownRow& r = b.rows[0];
-    QCOMPARE(r.compute_s, 1.0);
-    QCOMPARE(r.overlapped_comm_s, 0.5);
-    QCOMPARE(r.exposed_comm_s, 0.5);
-    // After the last compute (1 .. 2) minus communication there (0.5): 0.5 of drain, nothing else
-    // idle.
-    QCOMPARE(r.bubble_s, 0.5);
-    QCOMPARE(r.idle_s, 0.0);
-    QCOMPARE(b.total_s(r), 2.0);
-    // rank 1: 0.5 of fill, computing after.
-    QCOMPARE(b.rows[1].bubble_s, 0.5);
-    QCOMPARE(b.rows[1].compute_s, 1.5);
+    auto* ev = t.add_events();
+    ev->set_rank(0);
+    ev->set_kind(GEMM);
+    ev->set_start_s(0);
+    ev->set_end_s(1);
+    const TimelineData data(t);
+    QVERIFY(!data.graph());
+    const Breakdown b = breakdown_from_timeline(data);
+    QVERIFY(b.rows.empty());
+    QCOMPARE(b.step_s, 1.0);
+    QVERIFY2(b.note.contains(QStringLiteral("needs the job graph")), qPrintable(b.note));
+  }
+
+  // The GUI's critical path and breakdown of a simulated timeline are the simulator's report's
+  // (tests/analysis/one_analysis_test.cpp holds compare to the same): the path's task ids in order,
+  // and each rank's parts to 1e-12. The pipeline-only scenario has bubble, so that definition is
+  // exercised too.
+  void one_analysis_as_the_report_data() {
+    QTest::addColumn<QString>("scenario");
+    QTest::newRow("dp2 pp2") << QStringLiteral("tiny-gpt-cpu.pbtxt");
+    QTest::newRow("pp2") << QStringLiteral("tiny-gpt-cpu-pp2.pbtxt");
+  }
+  void one_analysis_as_the_report() {
+    QFETCH(QString, scenario);
+    const Scenario sc = model::load_scenario(std::string(PARALLAX_SOURCE_DIR) + "/scenarios/" +
+                                             scenario.toStdString());
+    const sim::SimulationResult result = sim::simulate_in_subprocess(model::build_job_graph(sc));
+    const Report& report = result.report;
+    TimelineData data(result.timeline);
+    QVERIFY(data.mark_critical_path() > 0);
+    // The report carries the path's summary (segments with their first and last tasks), compare the
+    // task ids: the GUI's path is compare's, and compare's summary is the report's.
+    Timeline measured = result.timeline;
+    measured.set_source(Timeline::MEASURED);
+    const analysis::CompareResult compared = analysis::compare_timelines(result.timeline, measured);
+    QVERIFY(google::protobuf::util::MessageDifferencer::Equals(compared.critical_path_predicted.path,
+                                                               report.critical_path()));
+    const std::vector<std::uint32_t>& report_path = compared.critical_path_predicted.tasks;
+    QVERIFY(!report_path.empty());
+    QCOMPARE(data.critical_path_tasks(), report_path);
+    QCOMPARE(compared.critical_path_measured.tasks, report_path);
+    // The marked spans are the path's tasks.
+    std::vector<std::uint32_t> marked;
+    for (const Lane& lane : data.lanes())
+      for (const Span& s : lane.spans)
+        if (s.critical) marked.push_back(s.task_id);
+    std::sort(marked.begin(), marked.end());
+    std::vector<std::uint32_t> sorted_path = report_path;
+    std::sort(sorted_path.begin(), sorted_path.end());
+    QCOMPARE(marked, sorted_path);
+
+    const Breakdown b = breakdown_from_timeline(data);
+    QCOMPARE(b.rows.size(), static_cast<std::size_t>(report.breakdown_size()));
+    double bubble = 0;
+    for (const RankBreakdown& r : report.breakdown()) {
+      const auto row = std::find_if(b.rows.begin(), b.rows.end(),
+                                    [&](const BreakdownRow& x) { return x.rank == r.rank(); });
+      QVERIFY2(row != b.rows.end(), qPrintable(QStringLiteral("rank %1").arg(r.rank())));
+      QVERIFY(std::fabs(row->compute_s - r.compute_s()) <= 1e-12);
+      QVERIFY(std::fabs(row->exposed_comm_s - r.exposed_comm_s()) <= 1e-12);
+      QVERIFY(std::fabs(row->overlapped_comm_s - r.overlapped_comm_s()) <= 1e-12);
+      QVERIFY(std::fabs(row->bubble_s - r.bubble_s()) <= 1e-12);
+      QVERIFY(std::fabs(row->idle_s - r.idle_s()) <= 1e-12);
+      QVERIFY(std::fabs(b.total_s(*row) - report.step_time_s()) <= 1e-12);
+      bubble += row->bubble_s;
+    }
+    QVERIFY(bubble > 0);
   }
 
   void breakdown_paint_and_tooltip() {

@@ -2,8 +2,8 @@
 // readers found, with the message it must give now. Each names the file (or the timeline), the
 // node or field and the problem, and is a parallax::InputError, never a crash or a wrong answer.
 #include "parallax/exec/plan.h"
-#include "parallax/model/calibrate.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/calibrate.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
@@ -167,9 +167,9 @@ Timeline small_timeline() {
 TEST(HardenedTimeline, InvalidEmbeddedScenarioIsAnInputError) {
   Timeline tl = small_timeline();
   tl.mutable_scenario()->mutable_layout()->set_tp(0);
-  EXPECT_THAT(input_error([&] { model::compare_timelines(tl, tl); }),
+  EXPECT_THAT(input_error([&] { analysis::compare_timelines(tl, tl); }),
               HasSubstr("the predicted timeline's scenario: layout.tp: must be >= 1 (got 0)"));
-  EXPECT_THAT(input_error([&] { model::calibrate(tl, small_timeline().scenario().cluster()); }),
+  EXPECT_THAT(input_error([&] { analysis::calibrate(tl, small_timeline().scenario().cluster()); }),
               HasSubstr("the measured timeline's scenario: layout.tp: must be >= 1 (got 0)"));
 }
 
@@ -178,7 +178,7 @@ TEST(HardenedTimeline, NonFiniteTimeIsAnInputError) {
   Timeline tl = small_timeline();
   tl.mutable_events(0)->set_end_s(std::numeric_limits<double>::infinity());
   EXPECT_THAT(
-      input_error([&] { model::compare_timelines(tl, tl); }),
+      input_error([&] { analysis::compare_timelines(tl, tl); }),
       HasSubstr(
           "the predicted timeline: event 0 (task 0, rank 0) has a start_s or end_s that is not a "
           "finite number"));

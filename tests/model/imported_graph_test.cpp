@@ -4,7 +4,7 @@
 // InputError naming the task or communicator; compare joins two timelines of the same import and
 // refuses timelines of different jobs.
 #include "parallax/model/chakra.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
@@ -17,6 +17,8 @@
 #include <string>
 
 namespace parallax::model {
+using analysis::compare_timelines;
+using analysis::CompareResult;
 namespace {
 
 using ::testing::HasSubstr;

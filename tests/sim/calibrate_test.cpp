@@ -4,8 +4,8 @@
 // it. compare must report the errors the perturbation implies, calibrate must recover the
 // perturbation, and a calibrated prediction of a second, different scenario on the perturbed machine
 // must be much closer than the uncalibrated one.
-#include "parallax/model/calibrate.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/calibrate.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/rank_grid.h"
@@ -18,6 +18,7 @@
 #include <map>
 
 namespace parallax::model {
+using namespace parallax::analysis;  // compare and calibrate
 namespace {
 
 using parallax::testing::as_measured;

@@ -1,8 +1,9 @@
 #include "parallax/gui/breakdown.h"
 
+#include "parallax/analysis/timeline_analysis.h"
 #include "parallax/gui/time_axis.h"
+#include "parallax/gui/timeline_data.h"
 #include "parallax/model/memory_model.h"
-#include "parallax/model/rank_grid.h"
 
 #include <QFontMetrics>
 
@@ -18,38 +19,6 @@ QString gib(double bytes) {
   return QString::number(bytes / (1024.0 * 1024 * 1024), 'f',
                          bytes < 1024.0 * 1024 * 1024 * 10 ? 2 : 1) +
          " GiB";
-}
-
-using Intervals = std::vector<std::pair<double, double>>;
-
-Intervals merged(Intervals v) {
-  std::sort(v.begin(), v.end());
-  Intervals out;
-  for (const auto& [s, e] : v) {
-    if (!out.empty() && s <= out.back().second)
-      out.back().second = std::max(out.back().second, e);
-    else
-      out.emplace_back(s, e);
-  }
-  return out;
-}
-
-double length(const Intervals& v) {
-  double sum = 0;
-  for (const auto& [s, e] : v) sum += e - s;
-  return sum;
-}
-
-// Length of the intersection of two merged interval lists.
-double overlap(const Intervals& a, const Intervals& b) {
-  double sum = 0;
-  std::size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    const double s = std::max(a[i].first, b[j].first), e = std::min(a[i].second, b[j].second);
-    if (e > s) sum += e - s;
-    (a[i].second < b[j].second ? i : j)++;
-  }
-  return sum;
 }
 
 }  // namespace
@@ -116,74 +85,83 @@ Breakdown breakdown_from_report(const Report& report) {
   return b;
 }
 
-Breakdown breakdown_from_timeline(const Timeline& timeline) {
+Breakdown breakdown_from_timeline(const Timeline& timeline, const model::JobGraph* graph) {
   Breakdown b;
-  std::map<std::uint32_t, std::pair<Intervals, Intervals>> per_rank;  // compute, communication
+  std::map<std::uint32_t, std::vector<int>> events_of_rank;
   double start = INFINITY, end = -INFINITY;
-  for (const auto& e : timeline.events()) {
-    const bool compute =
-        e.has_kind() ? (e.kind() == GEMM || e.kind() == MEMORY_BOUND) : e.stream() == COMPUTE;
-    auto& slot = per_rank[e.rank()];
-    (compute ? slot.first : slot.second)
-        .emplace_back(e.start_s(), std::max(e.start_s(), e.end_s()));
+  for (int i = 0; i < timeline.events_size(); ++i) {
+    const auto& e = timeline.events(i);
+    events_of_rank[e.rank()].push_back(i);
     start = std::min(start, e.start_s());
     end = std::max(end, e.end_s());
   }
-  if (per_rank.empty()) start = end = 0;
+  if (events_of_rank.empty()) start = end = 0;
   b.step_s = end - start;
   b.title = QStringLiteral("%1: %2 step %3")
                 .arg(QString::fromStdString(timeline.scenario_name()),
                      timeline.source() == Timeline::MEASURED ? QStringLiteral("measured")
                                                              : QStringLiteral("predicted"),
                      format_duration(b.step_s));
+  if (!graph) {
+    b.note = QStringLiteral(
+        "No breakdown: the timeline embeds no scenario or graph, and telling pipeline bubble from "
+        "idle time needs the job graph.");
+    return b;
+  }
   b.note = QStringLiteral(
-      "From the timeline: idle time before a rank's first and after its last compute task counts "
-      "as pipeline bubble.");
+      "From the timeline, as the simulator's report: a gap before a compute task that waited on a "
+      "pipeline send or recv is bubble, any other gap idle.");
   std::optional<model::MemoryEstimate> memory;
-  std::optional<model::RankGrid> grid;
   // An imported execution trace's scenario has no model: no memory estimate for it.
-  if (timeline.has_graph())
-    b.memory_unknown = QStringLiteral("unknown (an imported trace has no model)");
-  if (timeline.has_scenario() && timeline.scenario().has_model()) {
-    memory = model::estimate_memory(timeline.scenario());
-    grid = model::rank_grid(timeline.scenario());
+  if (graph->imported()) b.memory_unknown = QStringLiteral("unknown (an imported trace has no model)");
+  if (!graph->imported()) {
+    memory = model::estimate_memory(graph->scenario());
     b.capacity_bytes = memory->capacity;
   }
   std::map<std::uint32_t, std::uint32_t> multiplicity;
   for (const auto& r : timeline.ranks()) multiplicity[r.rank()] = r.multiplicity();
-  for (auto& [rank, lists] : per_rank) {
-    const Intervals compute = merged(lists.first), comm = merged(lists.second);
+  // Each rank from its own events: a measured timeline under symmetry has every real rank, each
+  // running its stage representative's tasks, so the representative's times are swapped for the
+  // rank's own while it is analysed.
+  const analysis::TaskTimes times = analysis::task_times(*graph, timeline);
+  std::vector<double> rank_start = times.start, rank_end = times.end;
+  for (const auto& [rank, events] : events_of_rank) {
+    const std::int64_t index = analysis::rank_index_of(*graph, rank);
+    if (index < 0) continue;  // a rank outside the job: no task list to analyse it by
+    for (int i : events) {
+      const auto& e = timeline.events(i);
+      rank_start[e.task_id()] = e.start_s() - times.origin_s;
+      rank_end[e.task_id()] = e.end_s() - times.origin_s;
+    }
+    const analysis::RankTime parts =
+        analysis::rank_breakdown(*graph, static_cast<std::size_t>(index), rank_start, rank_end, times.step_s);
+    for (int i : events) {
+      const std::uint32_t t = timeline.events(i).task_id();
+      rank_start[t] = times.start[t];
+      rank_end[t] = times.end[t];
+    }
     BreakdownRow row;
     row.rank = rank;
-    const int stage = grid ? static_cast<int>(grid->stage(rank)) : 0;
+    const int stage = graph->ranks()[static_cast<std::size_t>(index)].pp_stage;
     const std::uint32_t m = multiplicity.count(rank) ? multiplicity[rank] : 1;
     row.label = QStringLiteral("rank %1 (stage %2%3)")
                     .arg(rank)
                     .arg(stage)
                     .arg(m > 1 ? QStringLiteral(", \u00d7%1").arg(m) : QString());
-    row.compute_s = length(compute);
-    row.overlapped_comm_s = overlap(compute, comm);
-    row.exposed_comm_s = length(comm) - row.overlapped_comm_s;
-    const double busy = length(merged([&] {
-      Intervals all = compute;
-      all.insert(all.end(), comm.begin(), comm.end());
-      return all;
-    }()));
-    double fill_drain = 0;
-    if (!compute.empty()) {
-      // Idle time outside [first compute, last compute]: time there minus communication there.
-      const Intervals outside{{start, compute.front().first}, {compute.back().second, end}};
-      fill_drain =
-          (compute.front().first - start) + (end - compute.back().second) - overlap(outside, comm);
-    }
-    const double idle_total = std::max(0.0, b.step_s - busy);
-    row.bubble_s = std::clamp(fill_drain, 0.0, idle_total);
-    row.idle_s = idle_total - row.bubble_s;
+    row.compute_s = parts.compute_s;
+    row.exposed_comm_s = parts.exposed_comm_s;
+    row.overlapped_comm_s = parts.overlapped_comm_s;
+    row.bubble_s = parts.bubble_s;
+    row.idle_s = parts.idle_s;
     if (memory && static_cast<std::size_t>(stage) < memory->stages.size())
       row.memory_bytes = memory->stages[static_cast<std::size_t>(stage)].total();
     b.rows.push_back(row);
   }
   return b;
+}
+
+Breakdown breakdown_from_timeline(const TimelineData& data) {
+  return breakdown_from_timeline(data.proto(), data.graph());
 }
 
 namespace {

@@ -1,5 +1,6 @@
 #include "parallax/gui/timeline_data.h"
 
+#include "parallax/analysis/timeline_analysis.h"
 #include "parallax/gui/time_axis.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
@@ -79,14 +80,9 @@ QString bytes_text(double bytes) {
 TimelineData::TimelineData(Timeline timeline, QString file)
     : timeline_(std::move(timeline)), file_(std::move(file)) {
   const std::string where = file_.isEmpty() ? std::string("the timeline") : file_.toStdString();
-  if (timeline_.has_graph()) {
-    // An imported execution trace: the timeline carries its graph (no model to rebuild it from).
-    graph_ = std::make_unique<model::JobGraph>(
-        model::JobGraph::from_proto(timeline_.graph(), where + ": graph"));
-  } else if (timeline_.has_scenario()) {
-    model::validate_scenario(timeline_.scenario(), where + ": scenario");
-    graph_ = std::make_unique<model::JobGraph>(model::build_job_graph(timeline_.scenario()));
-  }
+  // The job graph: carried by an imported trace's timeline, else rebuilt from its scenario.
+  if (timeline_.has_graph() || timeline_.has_scenario())
+    graph_ = std::make_unique<model::JobGraph>(analysis::graph_of(timeline_, where));
 
   // Ranks: the timeline's list, and any rank an event names.
   std::map<std::uint32_t, RankInfo> ranks;
@@ -248,36 +244,15 @@ double TimelineData::task_duration(std::uint32_t task_id) const {
 std::size_t TimelineData::mark_critical_path() {
   for (Lane& lane : lanes_)
     for (Span& s : lane.spans) s.critical = false;
+  critical_path_tasks_.clear();
   std::size_t marked = 0;
-  if (graph_ && !task_event_.empty()) {
-    // The task that ends last.
-    std::int64_t current = -1;
-    double latest = -INFINITY;
-    for (std::size_t t = 0; t < task_event_.size(); ++t)
-      if (task_event_[t] >= 0 &&
-          timeline_.events(static_cast<int>(task_event_[t])).end_s() > latest) {
-        latest = timeline_.events(static_cast<int>(task_event_[t])).end_s();
-        current = static_cast<std::int64_t>(t);
-      }
-    std::vector<bool> seen(task_event_.size(), false);
-    while (current >= 0 && !seen[static_cast<std::size_t>(current)]) {
-      seen[static_cast<std::size_t>(current)] = true;
-      // Every event of the task (all real ranks running it) is on the path.
-      const auto [l, i] =
-          event_location_[static_cast<std::size_t>(task_event_[static_cast<std::size_t>(current)])];
+  if (graph_ && timeline_.events_size() > 0) {
+    const analysis::TaskTimes times = analysis::task_times(*graph_, timeline_);
+    critical_path_tasks_ = analysis::critical_path(*graph_, times).tasks;
+    for (std::uint32_t t : critical_path_tasks_) {
+      const auto [l, i] = event_location_[static_cast<std::size_t>(times.event[t])];
       lanes_[l].spans[i].critical = true;
       ++marked;
-      std::int64_t next = -1;
-      double next_end = -INFINITY;
-      for (std::uint32_t p : graph_->predecessors(static_cast<std::uint32_t>(current))) {
-        if (p >= task_event_.size() || task_event_[p] < 0) continue;
-        const double end = timeline_.events(static_cast<int>(task_event_[p])).end_s();
-        if (end > next_end) {
-          next_end = end;
-          next = p;
-        }
-      }
-      current = next;
     }
   }
   rebuild_prefixes();

@@ -1,6 +1,6 @@
 #include "parallax/gui/timeline_scene.h"
 
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/traces/io.h"
 
 #include <QFontMetrics>
@@ -72,8 +72,8 @@ void TimelineScene::set_timelines(std::shared_ptr<TimelineData> predicted,
   diff_available_ = false;
   if (timelines_[0] && timelines_[1]) {
     try {
-      const model::CompareResult c =
-          model::compare_timelines(timelines_[0]->proto(), timelines_[1]->proto());
+      const analysis::CompareResult c =
+          analysis::compare_timelines(timelines_[0]->proto(), timelines_[1]->proto());
       diff_available_ = true;
       pair_note_ = QStringLiteral("step %1 measured vs %2 predicted (prediction %3%4%)")
                        .arg(format_duration(c.step_time_measured_s),

@@ -2,6 +2,7 @@
 // breakdown view, from a simulation's Report or computed from a timeline, and its painter.
 #pragma once
 
+#include "parallax/model/job_graph.h"
 #include "parallax/parallax.pb.h"
 
 #include <QColor>
@@ -13,6 +14,8 @@
 #include <vector>
 
 namespace parallax::gui {
+
+class TimelineData;
 
 struct BreakdownRow {
   std::uint32_t rank = 0;
@@ -37,11 +40,13 @@ struct Breakdown {
 
 // From a simulation's report: its per-rank breakdown and memory (one row per representative rank).
 Breakdown breakdown_from_report(const Report& report);
-// From a timeline: per rank, compute is the union of compute tasks, communication not under compute
-// is exposed, under compute overlapped; time with neither before the rank's first and after its
-// last compute task is pipeline fill/drain (bubble), the rest idle. Memory from the memory model of
-// the embedded scenario (per stage), when there is one.
-Breakdown breakdown_from_timeline(const Timeline& timeline);
+// From a timeline and the job graph its task ids index: per rank that has events, the parts of
+// analysis::rank_breakdown (the definition the simulator's report uses, so a predicted timeline gives
+// the report's numbers) over that rank's own events. Memory from the memory model of the scenario
+// (per stage), unless the graph is imported. Without a graph: no rows, and a note saying why.
+Breakdown breakdown_from_timeline(const Timeline& timeline, const model::JobGraph* graph);
+// The same for an opened timeline, with the graph it was indexed with.
+Breakdown breakdown_from_timeline(const TimelineData& data);
 
 // The five parts, in drawing order, with their colours and names.
 inline constexpr int kBreakdownParts = 5;

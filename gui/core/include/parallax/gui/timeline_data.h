@@ -81,10 +81,13 @@ class TimelineData {
   // Multi-line: name, kind, GEMM shape or bytes, rank and stream, start, duration (and the error).
   QString tooltip(const Span& span) const;
 
-  // Marks the critical path: from the task that ends last, back each time to the predecessor (in
-  // the job graph) that ends last. A task with several events (a measured timeline has one per real
-  // rank) counts by its latest. Returns the number of marked spans; 0 without a job graph.
+  // Marks the critical path, the one the simulator's report and compare give for this timeline
+  // (analysis::critical_path over analysis::task_times: a task with several events, as in a measured
+  // timeline under symmetry, counts by the event of its stage's slowest rank). Returns the number of
+  // marked spans; 0 without a job graph.
   std::size_t mark_critical_path();
+  // The task ids of the path last marked, first to last (empty before).
+  const std::vector<std::uint32_t>& critical_path_tasks() const { return critical_path_tasks_; }
   // Sets each span's error against `predicted`'s event of the same task (task ids are shared).
   // Returns how many spans got one.
   std::size_t set_errors_against(const TimelineData& predicted);
@@ -107,6 +110,7 @@ class TimelineData {
   std::vector<RankInfo> ranks_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> event_location_;  // event -> (lane, span)
   std::vector<std::int64_t> task_event_;  // task id -> an event of it (the latest ending), -1 none
+  std::vector<std::uint32_t> critical_path_tasks_;
   double start_ = 0, end_ = 0;
 };
 

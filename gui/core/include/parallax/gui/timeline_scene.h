@@ -56,7 +56,7 @@ class TimelineScene {
   static constexpr int kLabelWidth = 200, kAxisHeight = 28, kLaneHeight = 18, kGroupHeight = 20,
                        kSectionHeight = 26;
 
-  // Either may be null. When both are given they are joined (model::compare_timelines): the step
+  // Either may be null. When both are given they are joined (analysis::compare_timelines): the step
   // time error goes into the measured header; a pair that does not belong together leaves a note
   // instead.
   void set_timelines(std::shared_ptr<TimelineData> predicted,

@@ -1,8 +1,9 @@
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
 
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
+#include "statistics.h"
 
 #include <google/protobuf/util/message_differencer.h>
 
@@ -12,25 +13,19 @@
 #include <map>
 #include <string>
 
-namespace parallax::model {
+namespace parallax::analysis {
+
+using model::JobGraph;
+using model::RankGrid;
+using model::Task;
+
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1) return *mid;
-  const double upper = *mid;
-  const double lower_half = *std::max_element(v.begin(), mid);
-  return 0.5 * (lower_half + upper);
 }
 
 std::int64_t gpus(const Scenario& sc) {
@@ -52,69 +47,6 @@ void check_same_job(const Scenario& p, const Scenario& m) {
   if (gpus(p) != gpus(m)) differ("GPU count", std::to_string(gpus(p)), std::to_string(gpus(m)));
   if (p.options().use_symmetry() != m.options().use_symmetry())
     differ("use_symmetry", p.options().use_symmetry() ? "true" : "false", m.options().use_symmetry() ? "true" : "false");
-}
-
-// Critical path over per-task start/end (NaN where a task has no event), as sim's: from the task that
-// ends last, back to the predecessor that finished last (on a tie the one on the same rank).
-PathSummary critical_path(const JobGraph& graph, const std::vector<double>& start, const std::vector<double>& end,
-                          const std::vector<std::uint32_t>& rank, const std::vector<std::string>& names) {
-  PathSummary out;
-  const auto n = static_cast<std::uint32_t>(graph.num_tasks());
-  std::int64_t last = -1;
-  for (std::uint32_t i = 0; i < n; ++i)
-    if (!std::isnan(end[i]) && (last < 0 || end[i] > end[static_cast<std::uint32_t>(last)])) last = i;
-  if (last < 0) return out;
-  std::vector<std::uint32_t> path;
-  auto v = static_cast<std::uint32_t>(last);
-  while (true) {
-    path.push_back(v);
-    double latest = -std::numeric_limits<double>::infinity();
-    std::uint32_t next = v;
-    for (auto [e, eend] = boost::in_edges(v, graph.graph()); e != eend; ++e) {
-      const auto s = static_cast<std::uint32_t>(boost::source(*e, graph.graph()));
-      if (std::isnan(end[s])) continue;
-      if (end[s] > latest + 1e-15 || (std::fabs(end[s] - latest) <= 1e-15 && rank[s] == rank[v])) {
-        latest = end[s];
-        next = s;
-      }
-    }
-    if (next == v) break;
-    v = next;
-  }
-  std::reverse(path.begin(), path.end());
-  CriticalPath& cp = out.path;
-  cp.set_tasks(static_cast<std::uint32_t>(path.size()));
-  double compute = 0, comm = 0, wait = 0;
-  double prev_end = start[path.front()];
-  CriticalPathSegment* seg = nullptr;
-  for (auto t : path) {
-    const Task& task = graph.tasks()[t];
-    // A recv spans its send's transfer: count only the part of each task after its predecessor.
-    const double d = std::max(0.0, end[t] - std::max(start[t], prev_end));
-    wait += std::max(0.0, start[t] - prev_end);
-    prev_end = std::max(prev_end, end[t]);
-    (task.is_compute() ? compute : comm) += d;
-    (*cp.mutable_by_op())[std::string(op_name(task.op))] += d;
-    if (!seg || seg->rank() != rank[t]) {
-      seg = cp.add_segments();
-      seg->set_rank(rank[t]);
-      seg->set_start_s(start[t]);
-      seg->set_first_task(names[t].empty() ? graph.task_name(t) : names[t]);
-    }
-    seg->set_end_s(end[t]);
-    seg->set_tasks(seg->tasks() + 1);
-    seg->set_last_task(names[t].empty() ? graph.task_name(t) : names[t]);
-    if (task.is_compute()) {
-      seg->set_compute_s(seg->compute_s() + d);
-    } else {
-      seg->set_comm_s(seg->comm_s() + d);
-    }
-  }
-  cp.set_compute_s(compute);
-  cp.set_comm_s(comm);
-  cp.set_wait_s(wait);
-  out.length_s = end[path.back()] - start[path.front()];
-  return out;
 }
 
 std::pair<double, double> span(const Timeline& tl) {
@@ -144,8 +76,7 @@ int class_order(const std::string& name) {
   return 1000;
 }
 
-}  // namespace
-
+// The class name of a task (see ClassError).
 std::string task_class(const Task& t) {
   switch (t.kind) {
     case GEMM:
@@ -163,6 +94,8 @@ std::string task_class(const Task& t) {
   }
   return "other";
 }
+
+}  // namespace
 
 // Two timelines of imported graphs (execution traces) are of the same job when their graphs have
 // the same tasks (rank, kind, trace label) and dependencies; the clusters may differ (a trace
@@ -194,7 +127,7 @@ void check_same_imported_job(const JobGraph& p, const JobGraph& m) {
 void validate_timeline(const Timeline& timeline, const std::string& name) {
   // An imported graph's scenario has no model; JobGraph::from_proto checks it with the graph.
   if (timeline.has_scenario() && !timeline.has_graph())
-    validate_scenario(timeline.scenario(), name + "'s scenario");
+    model::validate_scenario(timeline.scenario(), name + "'s scenario");
   for (int i = 0; i < timeline.events_size(); ++i) {
     const auto& e = timeline.events(i);
     if (!std::isfinite(e.start_s()) || !std::isfinite(e.end_s()))
@@ -216,24 +149,17 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
                      (predicted.has_graph() ? "measured" : "predicted") +
                      " one is of a scenario; they are different jobs");
   const bool imported = predicted.has_graph();
-  // The job graph the task ids index: rebuilt from the scenario, or carried by an imported trace's
-  // timelines (checked as a plan file is).
-  const JobGraph graph = [&] {
-    if (!imported) {
-      // Different jobs first: that is the clearer message when a file of another job was given.
-      check_same_job(predicted.scenario(), measured.scenario());
-      validate_timeline(predicted, "the predicted timeline");
-      validate_timeline(measured, "the measured timeline");
-      return build_job_graph(predicted.scenario());
-    }
-    validate_timeline(predicted, "the predicted timeline");
-    validate_timeline(measured, "the measured timeline");
-    JobGraph p = JobGraph::from_proto(predicted.graph(), "the predicted timeline's graph");
-    check_same_imported_job(
-        p, JobGraph::from_proto(measured.graph(), "the measured timeline's graph"));
-    return p;
-  }();
-  const RankGrid grid = rank_grid(graph.scenario());
+  // The job graph the task ids index: rebuilt once from the scenario, or carried by an imported
+  // trace's timelines (then both must carry the same one).
+  if (!imported) {
+    // Different jobs first: that is the clearer message when a file of another job was given.
+    check_same_job(predicted.scenario(), measured.scenario());
+  }
+  validate_timeline(predicted, "the predicted timeline");
+  validate_timeline(measured, "the measured timeline");
+  const JobGraph graph = graph_of(predicted, "the predicted timeline");
+  if (imported) check_same_imported_job(graph, graph_of(measured, "the measured timeline"));
+  const RankGrid grid = model::rank_grid(graph.scenario());
   const bool symmetric = graph.uses_symmetry();
   const auto n = static_cast<std::uint32_t>(graph.num_tasks());
   // An imported graph's cluster may have more GPUs than the trace has ranks.
@@ -348,62 +274,10 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   }
   result.top_tasks = std::move(top);
 
-  // Critical paths.
-  {
-    std::vector<double> start(n, kNaN), end(n, kNaN);
-    std::vector<std::uint32_t> rank(n, 0);
-    std::vector<std::string> names(n);
-    for (std::uint32_t t = 0; t < n; ++t) {
-      rank[t] = graph.tasks()[t].rank;
-      if (pred[t] < 0) continue;
-      const auto& e = predicted.events(pred[t]);
-      start[t] = e.start_s() - p0;
-      end[t] = e.end_s() - p0;
-      names[t] = e.name();
-    }
-    result.critical_path_predicted = critical_path(graph, start, end, rank, names);
-  }
-  {
-    // Under symmetry: one rank per stage, the one that finishes last, standing for its stage.
-    std::vector<double> stage_end(static_cast<std::size_t>(grid.p), -std::numeric_limits<double>::infinity());
-    std::vector<std::uint32_t> slowest(static_cast<std::size_t>(grid.p), 0);
-    if (symmetric) {
-      std::vector<double> rank_end(world, -std::numeric_limits<double>::infinity());
-      for (const auto& e : measured.events()) rank_end[e.rank()] = std::max(rank_end[e.rank()], e.end_s());
-      for (std::uint32_t r = 0; r < world; ++r) {
-        const auto s = static_cast<std::size_t>(grid.stage(r));
-        if (rank_end[r] > stage_end[s]) {
-          stage_end[s] = rank_end[r];
-          slowest[s] = r;
-        }
-      }
-    }
-    std::vector<std::int32_t> chosen(n, -1), fallback(n, -1);
-    for (int i = 0; i < measured.events_size(); ++i) {
-      const auto& e = measured.events(i);
-      const std::uint32_t t = e.task_id();
-      if (fallback[t] < 0) fallback[t] = i;
-      const std::uint32_t want =
-          symmetric ? slowest[static_cast<std::size_t>(grid.stage(graph.tasks()[t].rank))] : graph.tasks()[t].rank;
-      if (e.rank() == want) chosen[t] = i;
-    }
-    std::vector<double> start(n, kNaN), end(n, kNaN);
-    std::vector<std::uint32_t> rank(n, 0);
-    std::vector<std::string> names(n);
-    for (std::uint32_t t = 0; t < n; ++t) {
-      const std::int32_t i = chosen[t] >= 0 ? chosen[t] : fallback[t];
-      rank[t] = graph.tasks()[t].rank;
-      if (i < 0) continue;
-      const auto& e = measured.events(i);
-      start[t] = e.start_s() - m0;
-      end[t] = e.end_s() - m0;
-      rank[t] = e.rank();
-      names[t] = pred[t] >= 0 ? predicted.events(pred[t]).name() : e.name();
-      if (names[t].empty()) names[t] = e.name();
-    }
-    result.critical_path_measured = critical_path(graph, start, end, rank, names);
-  }
+  // Critical paths: each timeline's own (a measured one's on the real ranks that finished last).
+  result.critical_path_predicted = critical_path(graph, task_times(graph, predicted));
+  result.critical_path_measured = critical_path(graph, task_times(graph, measured));
   return result;
 }
 
-}  // namespace parallax::model
+}  // namespace parallax::analysis

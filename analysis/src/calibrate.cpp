@@ -1,12 +1,14 @@
-#include "parallax/model/calibrate.h"
+#include "parallax/analysis/calibrate.h"
 
-#include "parallax/model/compare.h"
+#include "parallax/analysis/compare.h"
+#include "parallax/analysis/timeline_analysis.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/netmodel/collective_cost.h"
 #include "parallax/traces/io.h"
+#include "statistics.h"
 
 #include <google/protobuf/text_format.h>
 
@@ -19,17 +21,15 @@
 #include <tuple>
 #include <vector>
 
-namespace parallax::model {
-namespace {
+namespace parallax::analysis {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1) return *mid;
-  const double upper = *mid;
-  return 0.5 * (*std::max_element(v.begin(), mid) + upper);
-}
+// Calibration fits the cost model's constants: it speaks the model's vocabulary throughout.
+using namespace model;
+// The job graph's types, not the plan file's messages of the same names.
+using model::JobGraph;
+using model::Task;
+
+namespace {
 
 std::string num(double v, int digits = 4) {
   char buf[48];
@@ -221,6 +221,9 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
   if (!measured.has_scenario())
     throw InputError("the measured timeline has no scenario: calibration rebuilds the job graph from it (the executor "
                      "embeds the scenario it ran; was the file written by another tool?)");
+  if (measured.has_graph())
+    throw InputError("the measured timeline is of a graph imported from an execution trace: its scenario has no "
+                     "model, so there are no cost-model constants to fit (calibrate a run of a scenario)");
   validate_timeline(measured, "the measured timeline");
   const GpuSpec& gpu = prior.gpu();
   const Scenario& sc = measured.scenario();
@@ -229,7 +232,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
     throw InputError("the prior cluster has no GPU peak, HBM bandwidth or GEMM efficiency table to start from");
   CalibrationSummary summary;
   summary.scenario_name = sc.name();
-  const JobGraph graph = build_job_graph(sc);
+  const JobGraph graph = graph_of(measured, "the measured timeline");
   const RankGrid grid = rank_grid(sc);
   const bool symmetric = graph.uses_symmetry();
   const auto n = static_cast<std::uint32_t>(graph.num_tasks());
@@ -685,4 +688,4 @@ std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummar
   return out + fields;
 }
 
-}  // namespace parallax::model
+}  // namespace parallax::analysis

@@ -7,6 +7,7 @@
 // stage. Without symmetry both sides have the same ranks.
 #pragma once
 
+#include "parallax/analysis/timeline_analysis.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/parallax.pb.h"
 
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace parallax::model {
+namespace parallax::analysis {
 
 // Tasks of one class: GEMMs by FLOPs ("gemm small" < 1e8, "gemm medium" up to 1e10, "gemm large"),
 // "memory-bound", collectives by type and size ("all_reduce <1MiB", "reduce_scatter 1-64MiB",
@@ -38,14 +39,6 @@ struct TaskError {
   double error_pct = 0;  // (predicted - measured) / measured, percent (0 when measured is 0)
 };
 
-// The critical path of one timeline: from the last task to end, back through the job graph's
-// predecessors, each time to the one that finished last (as sim's CriticalPath). `path.segments`
-// name real ranks.
-struct PathSummary {
-  double length_s = 0;  // end of the last path task - start of the first
-  CriticalPath path;    // tasks, compute_s, comm_s, wait_s, by_op, segments
-};
-
 struct CompareResult {
   std::string scenario_name;
   double step_time_predicted_s = 0, step_time_measured_s = 0;  // max end - min start over events
@@ -54,6 +47,8 @@ struct CompareResult {
   std::uint64_t predicted_tasks = 0;  // distinct predicted tasks the measured events matched
   std::vector<ClassError> classes;    // in a fixed order: gemm, memory-bound, collectives, send, recv
   std::vector<TaskError> top_tasks;   // largest |predicted - measured| first
+  // Each timeline's critical path (critical_path() over task_times()); the measured one's segments name
+  // real ranks.
   PathSummary critical_path_predicted, critical_path_measured;
   std::vector<std::string> notes;
 };
@@ -74,7 +69,4 @@ void validate_timeline(const Timeline& timeline, const std::string& name);
 CompareResult compare_timelines(const Timeline& predicted, const Timeline& measured,
                                 const CompareOptions& options = {});
 
-// The class name of a task of the job graph (see ClassError).
-std::string task_class(const Task& task);
-
-}  // namespace parallax::model
+}  // namespace parallax::analysis

@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-namespace parallax::model {
+namespace parallax::analysis {
 
 struct FittedParameter {
   std::string field;     // as in ClusterSpec: "gpu.memory_bound_efficiency", "intra_node.latency_us", ...
@@ -73,9 +73,11 @@ struct CalibrationOptions {
   double gemm_ridge = 1e-2;
 };
 
-// Fits the overlay to `measured` (which must embed its scenario: the job graph is rebuilt from it);
+// Fits the overlay to `measured` (which must embed its scenario: the job graph is rebuilt from it, by
+// graph_of);
 // `prior` is the full cluster the rates start from (normally measured.scenario().cluster()).
-// Throws InputError when the timeline has no scenario or an event names an unknown task or rank.
+// Throws InputError when the timeline has no scenario (or is of an imported trace, whose scenario has no
+// model) or an event names an unknown task or rank.
 ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, CalibrationSummary* summary = nullptr,
                       const CalibrationOptions& options = {});
 
@@ -94,4 +96,4 @@ std::vector<std::string> overlay_fields(const ClusterSpec& overlay);
 // tasks and the errors before and after, then the fields.
 std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummary& summary);
 
-}  // namespace parallax::model
+}  // namespace parallax::analysis

@@ -2,8 +2,8 @@
 // starts when its last predecessor ends and lasts what a given duration function says. Measured
 // timelines are such schedules with known changes, expanded to every rank as the executor writes
 // them; the sim-based tests (tests/sim/calibrate_test.cpp) do the same with SimGrid.
-#include "parallax/model/calibrate.h"
-#include "parallax/model/compare.h"
+#include "parallax/analysis/calibrate.h"
+#include "parallax/analysis/compare.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/rank_grid.h"
@@ -16,6 +16,7 @@
 #include <string>
 
 namespace parallax::model {
+using namespace parallax::analysis;  // compare and calibrate
 namespace {
 
 using parallax::testing::as_measured;
