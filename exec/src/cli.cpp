@@ -1,7 +1,7 @@
 #include "parallax/exec/cli.h"
 
 #include "parallax/exec/execute.h"
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
@@ -128,15 +128,15 @@ int exec_command(const std::vector<std::string>& args) {
     if (!chakra_prefix.empty()) {
       ClusterSpec spec;
       if (!cluster.empty()) {
-        spec = model::resolve_cluster(cluster);
+        spec = interop::resolve_cluster(cluster);
       } else {
         spec.set_name("host");
         spec.set_gpus_per_node(1);
       }
-      model::ChakraImportOptions import_options;
+      interop::ChakraImportOptions import_options;
       import_options.comm_groups = comm_groups;
       import_options.strict = strict;
-      model::ChakraImport imported = model::import_chakra(chakra_prefix, spec, import_options);
+      interop::ChakraImport imported = interop::import_chakra(chakra_prefix, spec, import_options);
       import_warnings = std::move(imported.warnings);
       return std::move(imported.graph);
     }

@@ -1,6 +1,6 @@
 #include "main_window.h"
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
@@ -57,10 +57,10 @@ SimOutcome simulate_scenario(const Scenario& scenario) {
 SimOutcome simulate_chakra(const QString& prefix, const QString& cluster, const QString& groups) {
   SimOutcome out;
   try {
-    model::ChakraImportOptions import_options;
+    interop::ChakraImportOptions import_options;
     import_options.comm_groups = groups.toStdString();
-    const model::ChakraImport imported = model::import_chakra(
-        prefix.toStdString(), model::resolve_cluster(cluster.toStdString()), import_options);
+    const interop::ChakraImport imported = interop::import_chakra(
+        prefix.toStdString(), interop::resolve_cluster(cluster.toStdString()), import_options);
     sim::SimulationOptions options;
     options.name_events = true;
     sim::SimulationResult result = sim::simulate_in_subprocess(imported.graph, options);

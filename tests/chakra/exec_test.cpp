@@ -6,7 +6,7 @@
 // on task id; reduce, gather and scatter verify their data at the root (or the receivers) and a
 // corrupted part is caught; bad input is refused with a message.
 #include "chakra_test_util.h"
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/compare.h"
 #include "parallax/traces/io.h"
 #include "test_support.h"
@@ -38,13 +38,13 @@ fs::path temp(const std::string& name) {
 }
 
 // The imported graph as exec sees it (no --cluster: the host cluster).
-model::ChakraImport import(const fs::path& prefix, const fs::path& groups = {}) {
+interop::ChakraImport import(const fs::path& prefix, const fs::path& groups = {}) {
   ClusterSpec host;
   host.set_name("host");
   host.set_gpus_per_node(1);
-  model::ChakraImportOptions options;
+  interop::ChakraImportOptions options;
   options.comm_groups = groups;
-  return model::import_chakra(prefix, host, options);
+  return interop::import_chakra(prefix, host, options);
 }
 
 // Every task of the graph exactly once, on its own rank, with its name; local dependencies kept.
@@ -123,7 +123,7 @@ TEST(ChakraExec, ExportedScenarioRunsTheSameTasksAsItsOwnExec) {
       run_command(mpirun(4) + scenario + " --warmup 0 --iterations 1 -o " + own.string());
   ASSERT_EQ(own_run.exit_code, 0) << own_run.err;
   EXPECT_EQ(census(measured), census(read(own)));
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+  for (const auto& f : interop::chakra_rank_files(prefix)) fs::remove(f);
   fs::remove(prefix.string() + ".comm_groups.json");
   fs::remove(out);
   fs::remove(own);
@@ -140,7 +140,7 @@ TEST(ChakraExec, CorruptedTransferOfAnImportedTraceIsCaught) {
       " --verify --warmup 0 --iterations 1 --watchdog 20 -o " + temp("corrupt.pb").string());
   EXPECT_NE(run.exit_code, 0);
   EXPECT_NE(run.err.find("--verify: task"), std::string::npos) << run.err;
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+  for (const auto& f : interop::chakra_rank_files(prefix)) fs::remove(f);
   fs::remove(prefix.string() + ".comm_groups.json");
 }
 
@@ -148,7 +148,7 @@ TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
   // MPI_Ireduce, MPI_Igather, MPI_Iscatter of 1 MiB on [2, 0, 1, 3], root rank 2; --verify checks
   // the root's sum and gathered pieces and every rank's scattered piece.
   const auto prefix = temp("rooted");
-  model::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
+  interop::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
   const auto out = temp("rooted.pb");
   const auto run = run_command(mpirun(4) + "--chakra " + prefix.string() +
                                " --verify --warmup 0 --iterations 2 -o " + out.string());
@@ -162,7 +162,7 @@ TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
     ++kinds[imported.graph.tasks()[e.task_id()].collective];
   }
   EXPECT_EQ(kinds, (std::map<CollectiveKind, int>{{REDUCE, 4}, {GATHER, 4}, {SCATTER, 4}}));
-  for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+  for (const auto& f : interop::chakra_rank_files(prefix)) fs::remove(f);
   fs::remove(prefix.string() + ".comm_groups.json");
   fs::remove(out);
 }
@@ -174,7 +174,7 @@ TEST(ChakraExec, CorruptedReduceGatherOrScatterIsCaught) {
                                      std::pair{chakra::SCATTER, 2}}) {
     SCOPED_TRACE(chakra::CollectiveCommType_Name(type));
     const auto prefix = temp("rooted-corrupt");
-    model::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
+    interop::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
     const auto run = run_command(
         mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:" + std::to_string(faulty)) + "--chakra " +
         prefix.string() + " --verify --warmup 0 --iterations 1 --watchdog 20 -o " +
@@ -183,7 +183,7 @@ TEST(ChakraExec, CorruptedReduceGatherOrScatterIsCaught) {
     EXPECT_NE(run.err.find("--verify: task"), std::string::npos) << run.err;
     EXPECT_NE(run.err.find(type == chakra::SCATTER ? "rank 3:" : "rank 2:"), std::string::npos)
         << run.err;
-    for (const auto& f : model::chakra_rank_files(prefix)) fs::remove(f);
+    for (const auto& f : interop::chakra_rank_files(prefix)) fs::remove(f);
     fs::remove(prefix.string() + ".comm_groups.json");
   }
 }

@@ -27,7 +27,7 @@ Scenario parse_scenario(const std::string& text, const std::string& name, bool j
 // `name` stands for where it came from in messages ("plan.pb: scenario"). Throws InputError as
 // load_scenario does (without line numbers).
 void validate_scenario(const Scenario& scenario, const std::string& name);
-// The same for the scenario of a graph imported from an execution trace (model::import_chakra): no
+// The same for the scenario of a graph imported from an execution trace (interop::import_chakra): no
 // model; the node and GPU counts and the rank count (layout.dp, tp = pp = 1, no symmetry) are
 // checked, the machine model is not (only the simulator uses it, and it imports the trace itself).
 void validate_imported_scenario(const Scenario& scenario, const std::string& name);
