@@ -26,6 +26,8 @@
 #include <google/protobuf/text_format.h>
 
 #include <cmath>
+#include <map>
+#include <set>
 
 using namespace parallax;
 using namespace parallax::gui;
@@ -59,7 +61,7 @@ Timeline scaled_measured(const Timeline& predicted, double factor) {
 // that lane, and both name it alike. Returns the lanes seen.
 std::set<LaneId> check_lanes_agree_with_the_table_and_chrome(const Timeline& timeline,
                                                           const TimelineData& data) {
-  std::map<std::uint32_t, int> chrome_tid;  // task id -> tid (one rank per task id here)
+  std::map<std::uint32_t, int> chrome_tid;  // task id -> tid
   std::map<int, QString> chrome_name;       // tid -> thread name
   const QJsonDocument doc =
       QJsonDocument::fromJson(QByteArray::fromStdString(traces::to_chrome_trace(timeline)));
@@ -81,10 +83,11 @@ std::set<LaneId> check_lanes_agree_with_the_table_and_chrome(const Timeline& tim
       if (!e.has_lane() || e.lane() != expected || lane.sub_lane != expected ||
           chrome_tid.at(s.task_id) != expected)
         qFatal("task %u: recorded lane %d, table %d, GUI %d, Chrome tid %d", s.task_id,
-               e.has_lane() ? e.lane() : -1, expected, lane.sub_lane, chrome_tid.at(s.task_id));
+               e.has_lane() ? static_cast<int>(e.lane()) : -1, static_cast<int>(expected),
+               static_cast<int>(lane.sub_lane), chrome_tid.at(s.task_id));
       if (chrome_name.at(expected) != sub_lane_name(expected))
-        qFatal("lane %d: Chrome names it %s, the GUI %s", expected, qPrintable(chrome_name.at(expected)),
-               qPrintable(sub_lane_name(expected)));
+        qFatal("lane %d: Chrome names it %s, the GUI %s", static_cast<int>(expected),
+               qPrintable(chrome_name.at(expected)), qPrintable(sub_lane_name(expected)));
       seen.insert(expected);
     }
   return seen;

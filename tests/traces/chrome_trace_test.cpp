@@ -436,22 +436,22 @@ TEST(ChromeTrace, ThreadsAreTheLaneTable) {
   task->set_id(7);
   task->set_on_host(true);
   const Json doc = parse_json(traces::to_chrome_trace(tl));
-  std::map<int, double> tid_of_task;
+  std::map<int, int> tid_of_task;
   for (const Json* x : events_of(doc, "X"))
-    tid_of_task[static_cast<int>(x->get("args")->num("task_id"))] = x->num("tid");
+    tid_of_task[static_cast<int>(x->get("args")->num("task_id"))] = static_cast<int>(x->num("tid"));
   ASSERT_EQ(tid_of_task.size(), 8u);
   for (const auto& e : tl.events())
     EXPECT_EQ(tid_of_task.at(static_cast<int>(e.task_id())),
-              traces::lane_of(e, e.task_id() == 7))
+              static_cast<int>(traces::lane_of(e, e.task_id() == 7)))
         << "task " << e.task_id();
-  EXPECT_EQ(tid_of_task.at(6), LANE_HOST);
-  EXPECT_EQ(tid_of_task.at(7), LANE_HOST);
+  EXPECT_EQ(tid_of_task.at(6), static_cast<int>(LANE_HOST));
+  EXPECT_EQ(tid_of_task.at(7), static_cast<int>(LANE_HOST));
   std::set<double> host_named;
   for (const Json* m : events_of(doc, "M"))
     if (m->str("name") == "thread_name") {
       EXPECT_EQ(m->get("args")->str("name"),
                 traces::lane_name(static_cast<LaneId>(static_cast<int>(m->num("tid")))));
-      if (m->num("tid") == LANE_HOST) host_named.insert(m->num("pid"));
+      if (static_cast<int>(m->num("tid")) == LANE_HOST) host_named.insert(m->num("pid"));
     }
   EXPECT_EQ(host_named.size(), 1u) << "rank 4's host lane is named once";
 }
