@@ -6,7 +6,7 @@
 #include "parallax/cli/options.h"
 #include "report_json.h"
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
@@ -53,11 +53,11 @@ const char* node_type_name(int type) {
   }
 }
 
-void print_chakra_summary(const ChakraSimulateRequest& request, const model::ChakraImport& imported,
+void print_chakra_summary(const ChakraSimulateRequest& request, const interop::ChakraImport& imported,
                           const Report& r) {
   const auto& graph = imported.graph;
   const ClusterSpec& cluster = graph.scenario().cluster();
-  model::ChakraRankSummary total;
+  interop::ChakraRankSummary total;
   for (const auto& s : imported.ranks) {
     for (std::size_t k = 0; k < s.nodes_by_type.size(); ++k)
       total.nodes_by_type[k] += s.nodes_by_type[k];
@@ -135,10 +135,10 @@ int simulate_chakra(const ChakraSimulateRequest& request) {
         "--chakra needs --cluster PRESET (e.g. --cluster dgx-h100): a trace does not say what it "
         "ran on");
   const ClusterSpec cluster = model::resolve_cluster(request.cluster);
-  model::ChakraImportOptions options;
+  interop::ChakraImportOptions options;
   options.comm_groups = request.comm_groups;
   options.strict = request.strict;
-  const model::ChakraImport imported = model::import_chakra(request.prefix, cluster, options);
+  const interop::ChakraImport imported = interop::import_chakra(request.prefix, cluster, options);
   sim::SimulationOptions sim_options = request.options;
   sim_options.name_events = !request.timeline_path.empty() || !request.chrome_path.empty();
   sim::SimulationResult result = sim::simulate(imported.graph, sim_options);
@@ -179,7 +179,7 @@ int export_chakra(const std::vector<std::string>& args) {
   // Chakra has one file per rank: every rank explicit.
   sc.mutable_options()->set_use_symmetry(false);
   const model::JobGraph graph = model::build_job_graph(sc);
-  const auto files = model::write_chakra(model::export_chakra(graph), prefix);
+  const auto files = interop::write_chakra(interop::export_chakra(graph), prefix);
   std::printf(
       "parallax export-chakra: %s: %s tasks on %zu ranks, %s dependencies -> %s.{0..%zu}.et and "
       "%s\n",

@@ -2,7 +2,7 @@
 // not) through traces::parse_chakra_et, the reader's byte-buffer entry point, then what an importer
 // asks of every node (its description and attributes). Bad input must end in parallax::InputError;
 // anything else (another exception, a crash, a sanitizer report, a hang) is a finding.
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/presets.h"
 #include "parallax/traces/chakra.h"
 #include "parallax/traces/io.h"
@@ -39,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     // The importer on this trace as a one-rank job (the graph the simulator would run).
     static const parallax::ClusterSpec cluster = parallax::model::resolve_cluster("dgx-h100");
-    const parallax::model::ChakraImport imported = parallax::model::import_chakra_traces(
+    const parallax::interop::ChakraImport imported = parallax::interop::import_chakra_traces(
         {trace}, {"fuzz.et"}, cluster, nullptr, false, "fuzz");
     (void)imported.graph.topological_order();
     // What the reader accepted, the writer must write and the reader read back.

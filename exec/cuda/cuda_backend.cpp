@@ -3,8 +3,10 @@
 // group's communicator. Every task is timed with CUDA events against one event recorded at the
 // iteration's start (one clock per rank).
 //
-// Streams: COMPUTE, TP_COMM, DP_COMM, PP_COMM (pipeline sends) as in the graph, plus one stream per
-// pipeline peer this rank receives from (recvs are posted ahead and ordered only by their sends).
+// Streams: one per lane of traces::lane_of (parallax/traces/lanes.h), the stream's index being the
+// lane's id: compute, tp comm, dp comm, pp send; then the pp recv lane as one stream per pipeline peer
+// this rank receives from (recvs are posted ahead and ordered only by their sends). Built graphs have
+// no host lane (imported traces run on the host backend).
 //
 // Communicators: the world (ncclCommInitRank, unique id broadcast over MPI), one per group kind
 // (ncclCommSplit, color = first member, key = position), and for the pipeline one two-rank
@@ -15,6 +17,7 @@
 
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 
 #include <cstdlib>
 #include <cublas_v2.h>
@@ -55,7 +58,8 @@ constexpr std::size_t kCublasWorkspace = std::size_t{32} << 20;  // NVIDIA's rec
 
 std::size_t round_up(std::size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-enum StreamSlot : int { kCompute = 0, kTpComm = 1, kDpComm = 2, kPpSend = 3, kFirstRecv = 4 };
+// The lanes with one stream each, at index = lane id; recv streams follow from index LANE_PP_RECV on.
+constexpr int kCompute = LANE_COMPUTE, kLaneStreams = LANE_PP_RECV;
 
 const char* group_name(CommGroup g) {
   switch (g) {
@@ -105,7 +109,8 @@ std::string version_string(int code, int major_div, int minor_div) {
 struct Step {
   std::uint32_t id = 0;
   const model::Task* task = nullptr;
-  int stream = kCompute;
+  LaneId lane = LANE_COMPUTE;
+  int stream = kCompute;             // index into streams_
   std::vector<std::uint32_t> waits;  // plan indices of the latest predecessor on each other stream
   // Communication.
   ncclComm_t comm = nullptr;
@@ -167,7 +172,7 @@ class CudaBackend final : public Backend {
     if (plan.rank != rank_) throw std::logic_error("cuda backend: the plan is for rank " + std::to_string(plan.rank) +
                                                    " but this process is rank " + std::to_string(rank_));
     choose_types(graph.scenario());
-    for (int s = 0; s < kFirstRecv; ++s) add_stream();
+    for (int s = 0; s < kLaneStreams; ++s) add_stream();
     check_cublas(cublasCreate(&cublas_), "cublasCreate", -1);
     create_communicators(graph, plan, comms);
     resolve_steps(graph, plan, comms);
@@ -214,6 +219,7 @@ class CudaBackend final : public Backend {
       check(cudaEventElapsedTime(&end_ms, iteration_start_, end_[i]), "cudaEventElapsedTime", static_cast<int>(i));
       timings[i].start = start_ms * 1e-3;
       timings[i].end = end_ms * 1e-3;
+      timings[i].lane = steps_[i].lane;
     }
     if (verify_) check_results();
     failed_ = false;
@@ -426,13 +432,12 @@ class CudaBackend final : public Backend {
       st.id = plan.tasks[i];
       st.task = &graph.tasks()[st.id];
       const model::Task& t = *st.task;
-      switch (t.stream) {
-        case TP_COMM: st.stream = kTpComm; break;
-        case DP_COMM: st.stream = kDpComm; break;
-        case PP_COMM: st.stream = kPpSend; break;
-        default: st.stream = kCompute;
-      }
       const auto name = [&] { return "task '" + graph.task_name(st.id) + "' (id " + std::to_string(st.id) + ")"; };
+      st.lane = traces::lane_of(t.stream, t.kind, t.on_host);
+      if (st.lane >= kLaneStreams && st.lane != LANE_PP_RECV)
+        throw std::logic_error(name() + ": lane " + std::string(traces::lane_name(st.lane)) +
+                               " has no CUDA stream (CPU-side ops of imported traces run on the host backend)");
+      st.stream = st.lane;  // LANE_PP_RECV: replaced by the peer's recv stream below
 
       switch (t.kind) {
         case GEMM: {

@@ -1,12 +1,15 @@
-// The host backend: ranks are MPI processes, streams are threads. GEMM tasks run an OpenBLAS SGEMM
+// The host backend: ranks are MPI processes, lanes are threads. GEMM tasks run an OpenBLAS SGEMM
 // of the task's shape, memory-bound tasks move their bytes, collectives and transfers run the MPI
 // call on the task's communicator with real data. Every receive is posted when the iteration starts
 // (as Megatron's batched isend/irecv does), so a send never waits for its receiver to get there.
 // Imported traces (Chakra): compute tasks with a measured duration hold their core for that long,
 // shapeless ones run a square SGEMM of their num_ops (side capped), CPU-side ops get a host lane of
 // their own, and collectives run on the trace's explicit communicators.
+// Threads: one per lane of traces::lane_of (parallax/traces/lanes.h) that has tasks; each task runs on
+// its lane's thread, and the timing says which.
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 
 #include <cblas.h>
 #include <mpi.h>
@@ -99,18 +102,19 @@ class HostBackend final : public Backend {
       const auto id = plan.tasks[i];
       for (auto p : local_predecessors(graph, plan, id)) deps_[i].push_back(index.at(p));
       const model::Task& t = graph.tasks()[id];
-      // Imported CPU-side ops run beside the device streams, as the host thread runs beside a GPU.
-      const int compute_lane = t.on_host ? kHostLane : COMPUTE;
-      if (runs_measured_duration(t)) {
-        streams_[compute_lane].push_back(i);
-        continue;
-      }
+      // Imported CPU-side ops run on the host lane, beside the device's, as a host thread runs beside
+      // a GPU. Receives are posted together and completed by the LANE_PP_RECV thread.
+      const LaneId lane = traces::lane_of(t.stream, t.kind, t.on_host);
+      if (lane == LANE_PP_RECV)
+        recvs_.push_back(i);
+      else
+        lanes_[lane].push_back(i);
+      if (runs_measured_duration(t)) continue;
       if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
         const std::size_t side = trace_gemm_side(t, gemm_cap_);
         max_a = std::max(max_a, side * side);
         max_b = std::max(max_b, side * side);
         max_c = std::max(max_c, side * side);
-        streams_[compute_lane].push_back(i);
         continue;
       }
       switch (t.kind) {
@@ -118,22 +122,17 @@ class HostBackend final : public Backend {
           max_a = std::max<std::size_t>(max_a, std::size_t{t.gemm_m} * t.gemm_k);
           max_b = std::max<std::size_t>(max_b, std::size_t{t.gemm_k} * t.gemm_n);
           max_c = std::max<std::size_t>(max_c, std::size_t{t.gemm_m} * t.gemm_n);
-          streams_[compute_lane].push_back(i);
           break;
         case MEMORY_BOUND:
           max_mem = std::max<std::size_t>(max_mem, floats_for(bytes_of(t) / 2));
-          streams_[compute_lane].push_back(i);
           break;
         case COLLECTIVE:
           max_comm = std::max(max_comm, floats_for(bytes_of(t)) + 64);
-          streams_[t.stream].push_back(i);
           break;
         case SEND:
           max_comm = std::max(max_comm, floats_for(bytes_of(t)));
-          streams_[PP_COMM].push_back(i);
           break;
         case RECV:
-          recvs_.push_back(i);
           break;
       }
     }
@@ -144,7 +143,7 @@ class HostBackend final : public Backend {
     c_.assign(max_c, 0.0f);
     mem_src_.assign(max_mem, 1.0f);
     mem_dst_.assign(max_mem, 0.0f);
-    for (int s = 0; s < kLanes; ++s) comm_buffers_[s].assign(max_comm, 0.0f);
+    for (auto& buffer : comm_buffers_) buffer.assign(max_comm, 0.0f);
     recv_buffers_.resize(recvs_.size());
     for (std::size_t k = 0; k < recvs_.size(); ++k)
       recv_buffers_[k].assign(floats_for(bytes_of(graph.tasks()[plan.tasks[recvs_[k]]])), 0.0f);
@@ -165,13 +164,14 @@ class HostBackend final : public Backend {
                 "MPI_Irecv for " + name(recvs_[k]));
     }
     std::vector<std::thread> threads;
-    for (int s = 0; s < kLanes; ++s) {
-      if (streams_[s].empty()) continue;
-      threads.emplace_back([this, s, &timing, &progress] {
-        for (auto i : streams_[s]) {
+    for (int lane = 0; lane < kLanes; ++lane) {
+      if (lanes_[lane].empty()) continue;
+      threads.emplace_back([this, lane, &timing, &progress] {
+        for (auto i : lanes_[lane]) {
           wait_for_dependencies(i);
+          timing[i].lane = static_cast<LaneId>(lane);
           timing[i].start = now();
-          run_task(i, s);
+          run_task(i, lane);
           timing[i].end = now();
           complete(i, progress);
         }
@@ -182,6 +182,7 @@ class HostBackend final : public Backend {
         // Receives were posted together; they complete in program order from here.
         for (std::size_t k = 0; k < recvs_.size(); ++k) {
           const auto i = recvs_[k];
+          timing[i].lane = LANE_PP_RECV;
           timing[i].start = now();
           wait_politely(requests[k], "MPI_Wait for " + name(i));
           timing[i].end = now();
@@ -216,7 +217,7 @@ class HostBackend final : public Backend {
     progress.fetch_add(1, std::memory_order_relaxed);
   }
 
-  void run_task(std::size_t i, int stream) {
+  void run_task(std::size_t i, int lane) {
     const model::Task& t = task(i);
     if (runs_measured_duration(t)) {
       // The trace measured this op on its own hardware: hold the core for exactly that long. A spin
@@ -248,10 +249,10 @@ class HostBackend final : public Backend {
         return;
       }
       case COLLECTIVE:
-        run_collective(i, comm_buffers_[stream]);
+        run_collective(i, comm_buffers_[lane]);
         return;
       case SEND: {
-        auto& buffer = comm_buffers_[stream];
+        auto& buffer = comm_buffers_[lane];
         const std::size_t count = floats_for(bytes_of(t));
         if (verify_) {
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
@@ -429,9 +430,9 @@ class HostBackend final : public Backend {
   std::uint32_t gemm_cap_ = 512;
   std::uint64_t bytes_cap_ = std::numeric_limits<std::uint64_t>::max();
   std::vector<std::vector<std::size_t>> deps_;
-  // The four streams and, for imported CPU-side ops, the host lane.
-  static constexpr int kHostLane = 4, kLanes = 5;
-  std::vector<std::size_t> streams_[kLanes];
+  // Each lane's tasks in program order (LANE_PP_RECV's are recvs_).
+  static constexpr int kLanes = LaneId_ARRAYSIZE;
+  std::vector<std::size_t> lanes_[kLanes];
   std::vector<std::size_t> recvs_;
   std::vector<float> a_, b_, c_, mem_src_, mem_dst_;
   std::vector<float> comm_buffers_[kLanes];

@@ -3,7 +3,7 @@
 #include "parallax/cli/options.h"
 
 #include "parallax/exec/execute.h"
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
@@ -102,10 +102,10 @@ int exec_command(const std::vector<std::string>& args) {
         spec.set_name("host");
         spec.set_gpus_per_node(1);
       }
-      model::ChakraImportOptions import_options;
+      interop::ChakraImportOptions import_options;
       import_options.comm_groups = comm_groups;
       import_options.strict = strict;
-      model::ChakraImport imported = model::import_chakra(chakra_prefix, spec, import_options);
+      interop::ChakraImport imported = interop::import_chakra(chakra_prefix, spec, import_options);
       import_warnings = std::move(imported.warnings);
       return std::move(imported.graph);
     }

@@ -229,6 +229,7 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
     e->set_rank(static_cast<std::uint32_t>(rank));
     e->set_stream(t.stream);
     e->set_kind(t.kind);
+    e->set_lane(chosen[i].lane);
     e->set_start_s(chosen[i].start);
     e->set_end_s(chosen[i].end);
     e->set_name(graph.task_name(id));

@@ -2,7 +2,7 @@
 
 #include "parallax/cli/options.h"
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
@@ -60,9 +60,9 @@ SimOutcome simulate_scenario(const Scenario& scenario) {
 SimOutcome simulate_chakra(const QString& prefix, const QString& cluster, const QString& groups) {
   SimOutcome out;
   try {
-    model::ChakraImportOptions import_options;
+    interop::ChakraImportOptions import_options;
     import_options.comm_groups = groups.toStdString();
-    const model::ChakraImport imported = model::import_chakra(
+    const interop::ChakraImport imported = interop::import_chakra(
         prefix.toStdString(), model::resolve_cluster(cluster.toStdString()), import_options);
     sim::SimulationOptions options;
     options.name_events = true;

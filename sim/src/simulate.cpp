@@ -10,6 +10,7 @@
 #include "parallax/model/schedule.h"
 #include "parallax/sim/runner.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 
 #include <simgrid/kernel/Timer.hpp>
 #include <simgrid/s4u.hpp>
@@ -530,6 +531,7 @@ class Simulator {
       e->set_rank(t.rank);
       e->set_stream(t.stream);
       e->set_kind(t.kind);
+      e->set_lane(traces::lane_of(t.stream, t.kind, t.on_host));
       e->set_start_s(start_[v]);
       e->set_end_s(end_[v]);
       if (options_.name_events) e->set_name(graph_.task_name(v));

@@ -1,7 +1,7 @@
 // Building small Chakra traces in tests, and where the real ones are.
 #pragma once
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/traces/chakra.h"
 #include "test_support.h"
 
@@ -54,11 +54,12 @@ inline void set_string(chakra::Node& n, const std::string& name, const std::stri
 
 // REDUCE, GATHER and SCATTER (comm_type 1, 3, 4; or the `types` given), one after another (node
 // ids 1, 2, 3), on 4 ranks, on the communicator "rooted" = [2, 0, 1, 3]: its first member, rank 2,
-// is the root. `bytes` is each one's comm_size.
-inline model::ChakraExport rooted_collectives_trace(
+// is the root. `bytes` is each one's size S as parallax counts it (nccl-tests'); comm_size is the
+// input tensor, S/4 for a GATHER or ALL_GATHER (one member's piece), else S.
+inline interop::ChakraExport rooted_collectives_trace(
     std::uint64_t bytes, std::initializer_list<chakra::CollectiveCommType> types = {
                              chakra::REDUCE, chakra::GATHER, chakra::SCATTER}) {
-  model::ChakraExport out;
+  interop::ChakraExport out;
   out.groups["rooted"] = {2, 0, 1, 3};
   out.ranks.assign(4, empty_trace());
   for (auto& t : out.ranks) {
@@ -67,7 +68,8 @@ inline model::ChakraExport rooted_collectives_trace(
       auto& n = id == 1 ? add_node(t, id, chakra::COMM_COLL_NODE)
                         : add_node(t, id, chakra::COMM_COLL_NODE, {id - 1});
       set_int(n, "comm_type", type);
-      set_uint(n, "comm_size", bytes);
+      const bool one_piece = type == chakra::GATHER || type == chakra::ALL_GATHER;
+      set_uint(n, "comm_size", one_piece ? bytes / 4 : bytes);
       set_string(n, "pg_name", "rooted");
       ++id;
     }

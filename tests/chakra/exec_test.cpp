@@ -6,7 +6,7 @@
 // on task id; reduce, gather and scatter verify their data at the root (or the receivers) and a
 // corrupted part is caught; bad input is refused with a message.
 #include "chakra_test_util.h"
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/analysis/compare.h"
 #include "parallax/traces/io.h"
 #include "test_support.h"
@@ -34,13 +34,13 @@ std::string mpirun(int np, const std::string& env = "") {
 }
 
 // The imported graph as exec sees it (no --cluster: the host cluster).
-model::ChakraImport import(const fs::path& prefix, const fs::path& groups = {}) {
+interop::ChakraImport import(const fs::path& prefix, const fs::path& groups = {}) {
   ClusterSpec host;
   host.set_name("host");
   host.set_gpus_per_node(1);
-  model::ChakraImportOptions options;
+  interop::ChakraImportOptions options;
   options.comm_groups = groups;
-  return model::import_chakra(prefix, host, options);
+  return interop::import_chakra(prefix, host, options);
 }
 
 // Every task of the graph exactly once, on its own rank, with its name; local dependencies kept.
@@ -141,7 +141,7 @@ TEST(ChakraExec, RootedCollectivesRunAndVerifyOnTheirCommunicator) {
   // MPI_Ireduce, MPI_Igather, MPI_Iscatter of 1 MiB on [2, 0, 1, 3], root rank 2; --verify checks
   // the root's sum and gathered pieces and every rank's scattered piece.
   const auto prefix = dir / "rooted";
-  model::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
+  interop::write_chakra(testing::rooted_collectives_trace(1u << 20), prefix);
   const auto out = dir / "rooted.pb";
   const auto run = run_command(mpirun(4) + "--chakra " + prefix.string() +
                                " --verify --warmup 0 --iterations 2 -o " + out.string());
@@ -165,7 +165,7 @@ TEST(ChakraExec, CorruptedReduceGatherOrScatterIsCaught) {
                                      std::pair{chakra::SCATTER, 2}}) {
     SCOPED_TRACE(chakra::CollectiveCommType_Name(type));
     const auto prefix = dir / "rooted-corrupt";
-    model::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
+    interop::write_chakra(testing::rooted_collectives_trace(1u << 16, {type}), prefix);
     const auto run = run_command(
         mpirun(4, "PARALLAX_EXEC_FAULT=corrupt:" + std::to_string(faulty)) + "--chakra " +
         prefix.string() + " --verify --warmup 0 --iterations 1 --watchdog 20 -o " +

@@ -2,13 +2,14 @@
 // dependencies, the same communicators, the same simulated step; and the CLI around it.
 #include "chakra_test_util.h"
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/sim/simulate.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -29,13 +30,13 @@ options { use_symmetry: false }
 
 struct RoundTrip {
   model::JobGraph original;
-  model::ChakraImport imported;
+  interop::ChakraImport imported;
 };
 
 RoundTrip round_trip(const fs::path& dir) {
   model::JobGraph original = model::build_job_graph(scenario_from_text(kScenario));
-  model::write_chakra(model::export_chakra(original), dir / "job");
-  model::ChakraImport imported = model::import_chakra(dir / "job", original.scenario().cluster());
+  interop::write_chakra(interop::export_chakra(original), dir / "job");
+  interop::ChakraImport imported = interop::import_chakra(dir / "job", original.scenario().cluster());
   return {std::move(original), std::move(imported)};
 }
 
@@ -117,10 +118,10 @@ TEST(ChakraRoundTrip, TheReimportedGraphSimulatesToTheSameStep) {
 TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
   // REDUCE, GATHER, SCATTER on [2, 0, 1, 3] (root 2): import, export, import again.
   const auto trace = rooted_collectives_trace(3u << 20);
-  const model::ChakraImport first =
-      model::import_chakra_traces(trace.ranks, {"t.0.et", "t.1.et", "t.2.et", "t.3.et"},
+  const interop::ChakraImport first =
+      interop::import_chakra_traces(trace.ranks, {"t.0.et", "t.1.et", "t.2.et", "t.3.et"},
                                   model::resolve_cluster("dgx-h100"), &trace.groups, false, "t");
-  const model::ChakraExport exported = model::export_chakra(first.graph);
+  const interop::ChakraExport exported = interop::export_chakra(first.graph);
   ASSERT_EQ(exported.ranks.size(), 4u);
   for (const auto& rank : exported.ranks) {
     ASSERT_EQ(rank.nodes.size(), 3u);
@@ -130,7 +131,10 @@ TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
       for (const auto& a : node.attr()) {
         if (a.name() == "comm_type") types.push_back(a.int64_val());
         if (a.name() == "comm_size") {
-          EXPECT_EQ(a.uint64_val(), 3u << 20);
+          // The input tensor: a GATHER's is one member's piece.
+          const bool gather = traces::unsigned_attribute(node, "comm_type", "x") ==
+                              static_cast<std::uint64_t>(chakra::GATHER);
+          EXPECT_EQ(a.uint64_val(), gather ? (3u << 20) / 4 : 3u << 20) << "node " << node.id();
         }
         if (a.name() == "pg_name") {
           EXPECT_EQ(exported.groups.at(a.string_val()), (std::vector<std::uint32_t>{2, 0, 1, 3}));
@@ -141,9 +145,9 @@ TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
   }
   const TempDir scratch;
   const fs::path& dir = scratch.path();
-  model::write_chakra(exported, dir / "job");
-  const model::ChakraImport second =
-      model::import_chakra(dir / "job", model::resolve_cluster("dgx-h100"));
+  interop::write_chakra(exported, dir / "job");
+  const interop::ChakraImport second =
+      interop::import_chakra(dir / "job", model::resolve_cluster("dgx-h100"));
   const auto& a = first.graph;
   const auto& b = second.graph;
   ASSERT_EQ(b.num_tasks(), a.num_tasks());
@@ -165,7 +169,7 @@ TEST(ChakraRoundTrip, RootedCollectivesKeepTypeRootAndSize) {
 
 TEST(ChakraExport, WritesWhatOtherToolsRead) {
   const model::JobGraph g = model::build_job_graph(scenario_from_text(kScenario));
-  const model::ChakraExport e = model::export_chakra(g);
+  const interop::ChakraExport e = interop::export_chakra(g);
   ASSERT_EQ(e.ranks.size(), 8u);
   std::map<int, int> types;
   for (const auto& n : e.ranks[0].nodes) {
@@ -187,15 +191,67 @@ TEST(ChakraExport, WritesWhatOtherToolsRead) {
   EXPECT_GT(types[chakra::COMM_SEND_NODE], 0);
   EXPECT_GT(types[chakra::COMM_RECV_NODE], 0);
   // The communicators JSON reads back as written.
-  const auto groups = model::parse_comm_groups(model::comm_groups_json(e.groups), "g.json", 8);
+  const auto groups = interop::parse_comm_groups(interop::comm_groups_json(e.groups), "g.json", 8);
   EXPECT_EQ(groups, e.groups);
+}
+
+// comm_size as Chakra's PyTorch converter and the STG generator write it and ASTRA-sim reads it: the
+// collective's input tensor, one member's piece for an all-gather, the whole buffer for the others.
+// Both ways: the export writes it so, and an importer that knows only Chakra's own attributes (the
+// parallax_* ones stripped) reads back parallax's sizes.
+TEST(ChakraExport, CommSizeIsTheInputTensor) {
+  const model::JobGraph g = model::build_job_graph(scenario_from_text(kScenario));
+  const interop::ChakraExport e = interop::export_chakra(g);
+  std::map<CollectiveKind, int> checked;
+  for (std::size_t r = 0; r < e.ranks.size(); ++r)
+    for (const auto& n : e.ranks[r].nodes) {
+      if (n.type() != chakra::COMM_COLL_NODE) continue;
+      const model::Task& t = g.tasks()[n.id()];
+      const auto members = e.groups.at(*traces::string_attribute(n, "pg_name")).size();
+      const auto comm_size = *traces::unsigned_attribute(n, "comm_size", "x");
+      const auto type = *traces::unsigned_attribute(n, "comm_type", "x");
+      if (t.collective == ALL_GATHER) {
+        EXPECT_EQ(type, static_cast<std::uint64_t>(chakra::ALL_GATHER));
+        EXPECT_EQ(comm_size * members, t.bytes) << g.task_name(n.id());
+        EXPECT_GT(members, 1u);
+      } else {
+        EXPECT_EQ(comm_size, t.bytes) << g.task_name(n.id());
+      }
+      ++checked[t.collective];
+    }
+  EXPECT_GT(checked[ALL_GATHER], 0);
+  EXPECT_GT(checked[REDUCE_SCATTER] + checked[ALL_REDUCE], 0);
+
+  std::vector<traces::ChakraTrace> chakra_only = e.ranks;
+  for (auto& rank : chakra_only)
+    for (auto& n : rank.nodes) {
+      auto* attrs = n.mutable_attr();
+      attrs->erase(std::remove_if(attrs->begin(), attrs->end(),
+                                  [](const chakra::AttributeProto& a) { return a.name().starts_with("parallax_"); }),
+                   attrs->end());
+    }
+  std::vector<std::string> sources;
+  for (std::size_t r = 0; r < chakra_only.size(); ++r) sources.push_back("job." + std::to_string(r) + ".et");
+  const interop::ChakraImport back =
+      interop::import_chakra_traces(chakra_only, sources, g.scenario().cluster(), &e.groups, false, "job");
+  ASSERT_EQ(back.graph.num_tasks(), g.num_tasks());
+  int collectives = 0;
+  for (std::uint32_t v = 0; v < g.num_tasks(); ++v) {
+    const model::Task& t = g.tasks()[static_cast<std::uint32_t>(back.node_id[v])];
+    const model::Task& u = back.graph.tasks()[v];
+    if (t.kind != COLLECTIVE) continue;
+    ++collectives;
+    EXPECT_EQ(u.collective, t.collective);
+    EXPECT_EQ(u.bytes, t.bytes) << g.task_name(static_cast<std::uint32_t>(back.node_id[v]));
+  }
+  EXPECT_GT(collectives, 0);
 }
 
 TEST(ChakraExport, RefusesAGraphUnderSymmetry) {
   Scenario sc = scenario_from_text(kScenario);
   sc.mutable_options()->set_use_symmetry(true);
   try {
-    model::export_chakra(model::build_job_graph(sc));
+    interop::export_chakra(model::build_job_graph(sc));
     ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("use_symmetry: false"), std::string::npos);

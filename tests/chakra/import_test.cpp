@@ -4,7 +4,7 @@
 // class.
 #include "chakra_test_util.h"
 
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/cost_model.h"
 #include "parallax/sim/simulate.h"
@@ -18,7 +18,7 @@
 namespace parallax::testing {
 namespace {
 
-using model::ChakraImport;
+using interop::ChakraImport;
 
 struct SharedTrace {
   const char* dir;
@@ -50,9 +50,9 @@ const ClusterSpec& h100() {
 }
 
 ChakraImport import_shared(const SharedTrace& t) {
-  model::ChakraImportOptions options;
+  interop::ChakraImportOptions options;
   if (*t.comm_groups) options.comm_groups = chakra_data() / t.dir / t.comm_groups;
-  return model::import_chakra(chakra_data() / t.dir / t.prefix, h100(), options);
+  return interop::import_chakra(chakra_data() / t.dir / t.prefix, h100(), options);
 }
 
 class SharedTraces : public ::testing::TestWithParam<SharedTrace> {};
@@ -144,13 +144,13 @@ TEST_P(SharedTraces, CollectivesRunOnTheirCommunicators) {
   const ChakraImport in = import_shared(t);
   const auto& g = in.graph;
   const auto groups = *t.comm_groups
-                          ? model::parse_comm_groups(
+                          ? interop::parse_comm_groups(
                                 [&] {
                                   std::ifstream f(chakra_data() / t.dir / t.comm_groups);
                                   return std::string(std::istreambuf_iterator<char>(f), {});
                                 }(),
                                 "groups", t.ranks)
-                          : model::CommGroups{};
+                          : interop::CommGroups{};
   for (std::uint32_t r = 0; r < t.ranks; ++r) {
     const auto file = traces::read_chakra_et(
         chakra_data() / t.dir / (std::string(t.prefix) + "." + std::to_string(r) + ".et"));
@@ -166,7 +166,9 @@ TEST_P(SharedTraces, CollectivesRunOnTheirCommunicators) {
       } else {
         EXPECT_EQ(members.size(), t.ranks);  // no comm-groups file: all ranks
       }
-      EXPECT_EQ(task.bytes, *traces::unsigned_attribute(file.nodes[i], "comm_size", "f"));
+      // comm_size is the input tensor: an all-gather's is one member's piece of the S it gathers.
+      const auto comm_size = *traces::unsigned_attribute(file.nodes[i], "comm_size", "f");
+      EXPECT_EQ(task.bytes, task.collective == ALL_GATHER ? comm_size * members.size() : comm_size);
     }
   }
 }
@@ -257,12 +259,12 @@ std::vector<std::string> names(std::size_t n) {
 }
 
 ChakraImport import_traces(const std::vector<traces::ChakraTrace>& ranks,
-                           const model::CommGroups* groups = nullptr, bool strict = false) {
-  return model::import_chakra_traces(ranks, names(ranks.size()), h100(), groups, strict, "t");
+                           const interop::CommGroups* groups = nullptr, bool strict = false) {
+  return interop::import_chakra_traces(ranks, names(ranks.size()), h100(), groups, strict, "t");
 }
 
 std::string import_error(const std::vector<traces::ChakraTrace>& ranks,
-                         const model::CommGroups* groups = nullptr, bool strict = false) {
+                         const interop::CommGroups* groups = nullptr, bool strict = false) {
   try {
     import_traces(ranks, groups, strict);
   } catch (const InputError& e) {
@@ -339,7 +341,7 @@ TEST(ChakraImport, ExplicitCommunicatorsMeetOnlyTheirMembers) {
     add_node(ranks[r], 1, chakra::COMP_NODE, {}, r == 1 ? 300 : 100);
     collective(ranks[r], 2, {1}, chakra::ALL_REDUCE, 1 << 20, r < 2 ? "a" : "b");
   }
-  const model::CommGroups groups{{"a", {0, 1}}, {"b", {2, 3}}};
+  const interop::CommGroups groups{{"a", {0, 1}}, {"b", {2, 3}}};
   const ChakraImport in = import_traces(ranks, &groups);
   ASSERT_EQ(in.graph.communicators().size(), 2u);
   const auto result = sim::simulate_in_subprocess(in.graph);
@@ -372,7 +374,7 @@ TEST(ChakraImport, RootedCollectivesKeepKindAndRootAndSimulateToClosedForms) {
     const bool nvlink = cluster.gpus_per_node() == 8;
     SCOPED_TRACE(nvlink ? "one node" : "one GPU per node");
     const ChakraImport in =
-        model::import_chakra_traces(trace.ranks, names(4), cluster, &trace.groups, false, "t");
+        interop::import_chakra_traces(trace.ranks, names(4), cluster, &trace.groups, false, "t");
     const auto& g = in.graph;
     ASSERT_EQ(g.num_tasks(), 12u);
     for (std::uint32_t r = 0; r < 4; ++r) {
@@ -478,10 +480,10 @@ TEST(ChakraImport, DanglingDependenciesAreDroppedAndCountedOrRefusedUnderStrict)
 }
 
 TEST(ChakraImport, StrictRefusesTheResnetTracesDanglingIds) {
-  model::ChakraImportOptions strict;
+  interop::ChakraImportOptions strict;
   strict.strict = true;
   try {
-    model::import_chakra(chakra_data() / "resnet50-ddp-pytorch/chakra", h100(), strict);
+    interop::import_chakra(chakra_data() / "resnet50-ddp-pytorch/chakra", h100(), strict);
     ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("chakra.0.et: 1277 dependencies on node ids absent"),
@@ -594,10 +596,10 @@ TEST(ChakraImportBadInput, CommunicatorProblems) {
   std::vector<traces::ChakraTrace> ranks(2, empty_trace());
   collective(ranks[0], 1, {}, chakra::ALL_REDUCE, 64, "x");
   collective(ranks[1], 1, {}, chakra::ALL_REDUCE, 64, "x");
-  const model::CommGroups missing{{"y", {0, 1}}};
+  const interop::CommGroups missing{{"y", {0, 1}}};
   EXPECT_NE(import_error(ranks, &missing).find("pg_name \"x\" is not in the comm-groups file"),
             std::string::npos);
-  const model::CommGroups other{{"x", {1}}};
+  const interop::CommGroups other{{"x", {1}}};
   EXPECT_NE(import_error(ranks, &other)
                 .find("t.0.et: node 0 (id 1, \"node1\"): runs on communicator \"x\" which does not "
                       "include this file's rank 0"),
@@ -624,7 +626,7 @@ TEST(ChakraImportBadInput, PeersOutsideTheJob) {
 TEST(ChakraImportBadInput, CommGroupsFile) {
   auto msg = [](const std::string& json) {
     try {
-      model::parse_comm_groups(json, "g.json", 4);
+      interop::parse_comm_groups(json, "g.json", 4);
     } catch (const InputError& e) {
       return std::string(e.what());
     }
@@ -645,13 +647,13 @@ TEST(ChakraImportBadInput, RankFilesWithAGap) {
   traces::write_chakra_et(dir / "job.0.et", t);
   traces::write_chakra_et(dir / "job.2.et", t);
   try {
-    model::chakra_rank_files(dir / "job");
+    interop::chakra_rank_files(dir / "job");
     ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("job.2.et exists but"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("job.1.et does not"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(model::chakra_rank_files(dir / "nothing"), InputError);
+  EXPECT_THROW(interop::chakra_rank_files(dir / "nothing"), InputError);
 }
 
 TEST(ChakraImport, GzipRankFilesImportLikePlainOnes) {
@@ -664,9 +666,9 @@ TEST(ChakraImport, GzipRankFilesImportLikePlainOnes) {
     std::ofstream(dir / ("job." + std::to_string(r) + ".et"), std::ios::binary)
         << traces::gzip_compress(bytes);
   }
-  const auto gz = model::import_chakra(dir / "job", h100());
+  const auto gz = interop::import_chakra(dir / "job", h100());
   const auto plain =
-      model::import_chakra(chakra_data() / "fsdp-mlp-pytorch-2/chakra_trace", h100());
+      interop::import_chakra(chakra_data() / "fsdp-mlp-pytorch-2/chakra_trace", h100());
   EXPECT_EQ(gz.graph.num_tasks(), plain.graph.num_tasks());
   EXPECT_EQ(gz.graph.num_edges(), plain.graph.num_edges());
   EXPECT_EQ(gz.node_id, plain.node_id);

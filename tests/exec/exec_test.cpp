@@ -5,6 +5,7 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,8 @@
 #include <filesystem>
 #include <map>
 #include <set>
+
+#include <unistd.h>
 
 namespace parallax {
 namespace {
@@ -86,6 +89,46 @@ void check_measured_timeline(const std::string& scenario_name, int np) {
 
 TEST(ExecHost, TinyOnFourRanksVerified) { check_measured_timeline("tiny-gpt-cpu", 4); }
 TEST(ExecHost, TensorParallelOnTwoRanksVerified) { check_measured_timeline("tiny-gpt-cpu-tp2", 2); }
+
+// One lane table for the executors and the simulator (parallax/traces/lanes.h): the host backend runs
+// every task of the tiny scenarios on the lane the simulator records for it, and that is the lane the
+// table gives its task.
+TEST(ExecHost, TasksRunOnTheLanesTheSimulatorRecords) {
+  const auto dir = fs::temp_directory_path() / ("parallax-exec-lanes-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::set<LaneId> lanes_seen;
+  for (const auto& [name, np] : {std::pair{"tiny-gpt-cpu", 4}, std::pair{"tiny-gpt-cpu-tp2", 2}}) {
+    SCOPED_TRACE(name);
+    const auto measured_file = dir / (std::string(name) + ".measured.pb");
+    const auto predicted_file = dir / (std::string(name) + ".predicted.pb");
+    const auto run =
+        run_command(mpirun(np) + scenario(std::string(name) + ".pbtxt") + " --warmup 0 --iterations 1 -o " +
+                    measured_file.string());
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+    const auto sim = run_command(std::string(PARALLAX_CLI) + " simulate " + scenario(std::string(name) + ".pbtxt") +
+                                 " --timeline " + predicted_file.string());
+    ASSERT_EQ(sim.exit_code, 0) << sim.err;
+    Timeline measured, predicted;
+    traces::read_binary(measured_file, measured);
+    traces::read_binary(predicted_file, predicted);
+    const model::JobGraph graph = model::build_job_graph(measured.scenario());
+    std::map<std::uint32_t, LaneId> predicted_lane;
+    for (const auto& e : predicted.events()) {
+      ASSERT_TRUE(e.has_lane()) << "task " << e.task_id();
+      predicted_lane[e.task_id()] = e.lane();
+    }
+    ASSERT_EQ(predicted_lane.size(), graph.num_tasks());
+    for (const auto& e : measured.events()) {
+      const model::Task& t = graph.tasks()[e.task_id()];
+      ASSERT_TRUE(e.has_lane()) << graph.task_name(e.task_id());
+      EXPECT_EQ(e.lane(), predicted_lane.at(e.task_id())) << "rank " << e.rank() << " " << graph.task_name(e.task_id());
+      EXPECT_EQ(e.lane(), traces::lane_of(t.stream, t.kind, t.on_host)) << graph.task_name(e.task_id());
+      lanes_seen.insert(e.lane());
+    }
+  }
+  EXPECT_EQ(lanes_seen, (std::set<LaneId>{LANE_COMPUTE, LANE_TP_COMM, LANE_DP_COMM, LANE_PP_SEND, LANE_PP_RECV}));
+  fs::remove_all(dir);
+}
 
 TEST(ExecHost, PlanFileRunsToo) {
   const testing::TempDir dir;

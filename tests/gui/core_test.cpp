@@ -8,14 +8,19 @@
 #include "parallax/gui/time_axis.h"
 #include "parallax/gui/timeline_data.h"
 #include "parallax/gui/timeline_scene.h"
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
+#include "parallax/traces/chrome_trace.h"
+#include "parallax/traces/lanes.h"
 
 #include <QAbstractItemModelTester>
 #include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QPainter>
 #include <QSortFilterProxyModel>
 #include <QtTest>
@@ -25,6 +30,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 #include <vector>
 
 using namespace parallax;
@@ -52,6 +59,43 @@ Timeline scaled_measured(const Timeline& predicted, double factor) {
   m.set_backend("host");
   for (auto& e : *m.mutable_events()) e.set_end_s(e.start_s() + factor * (e.end_s() - e.start_s()));
   return m;
+}
+
+// The lane table (parallax/traces/lanes.h) drawn two ways: every span's sub-lane is the lane its task
+// gets from the table (the one its event recorded), the Chrome export puts the task on thread tid =
+// that lane, and both name it alike. Returns the lanes seen.
+std::set<LaneId> check_lanes_agree_with_the_table_and_chrome(const Timeline& timeline,
+                                                          const TimelineData& data) {
+  std::map<std::uint32_t, int> chrome_tid;  // task id -> tid
+  std::map<int, QString> chrome_name;       // tid -> thread name
+  const QJsonDocument doc =
+      QJsonDocument::fromJson(QByteArray::fromStdString(traces::to_chrome_trace(timeline)));
+  for (const QJsonValue& v : doc.object().value(QStringLiteral("traceEvents")).toArray()) {
+    const QJsonObject e = v.toObject();
+    const int tid = e.value(QStringLiteral("tid")).toInt();
+    if (e.value(QStringLiteral("ph")).toString() == QStringLiteral("X"))
+      chrome_tid[static_cast<std::uint32_t>(
+          e.value(QStringLiteral("args")).toObject().value(QStringLiteral("task_id")).toInt())] = tid;
+    if (e.value(QStringLiteral("name")).toString() == QStringLiteral("thread_name"))
+      chrome_name[tid] = e.value(QStringLiteral("args")).toObject().value(QStringLiteral("name")).toString();
+  }
+  std::set<LaneId> seen;
+  for (const Lane& lane : data.lanes())
+    for (const Span& s : lane.spans) {
+      const model::Task& t = data.graph()->tasks()[s.task_id];
+      const TimelineEvent& e = timeline.events(static_cast<int>(s.event));
+      const parallax::LaneId expected = traces::lane_of(t.stream, t.kind, t.on_host);
+      if (!e.has_lane() || e.lane() != expected || lane.sub_lane != expected ||
+          chrome_tid.at(s.task_id) != expected)
+        qFatal("task %u: recorded lane %d, table %d, GUI %d, Chrome tid %d", s.task_id,
+               e.has_lane() ? static_cast<int>(e.lane()) : -1, static_cast<int>(expected),
+               static_cast<int>(lane.sub_lane), chrome_tid.at(s.task_id));
+      if (chrome_name.at(expected) != sub_lane_name(expected))
+        qFatal("lane %d: Chrome names it %s, the GUI %s", static_cast<int>(expected),
+               qPrintable(chrome_name.at(expected)), qPrintable(sub_lane_name(expected)));
+      seen.insert(expected);
+    }
+  return seen;
 }
 
 int count_colour(const QImage& image, const QColor& colour, QRect area = {}) {
@@ -202,6 +246,8 @@ class CoreTest : public QObject {
       for (const Span& s : lane.spans) QCOMPARE(s.kind == RECV, lane.sub_lane == 4);
     }
     QCOMPARE(spans, data.num_events());
+    QCOMPARE(check_lanes_agree_with_the_table_and_chrome(tiny_predicted(), data),
+             (std::set<LaneId>{LANE_COMPUTE, LANE_DP_COMM, LANE_PP_SEND, LANE_PP_RECV}));
     // Under symmetry: one representative per stage (ranks 0 and 2), each standing for 2.
     QCOMPARE(data.ranks().size(), std::size_t{2});
     QCOMPARE(data.ranks()[1].stage, 1);
@@ -234,7 +280,7 @@ class CoreTest : public QObject {
     // PyTorch FSDP on 2 ranks, simulated as `parallax simulate --chakra` does: the timeline carries
     // the imported graph (its scenario has no model), so names, shapes, communicators and the
     // critical path are there; CPU-side ops get their own lane.
-    const model::ChakraImport imported = model::import_chakra(
+    const interop::ChakraImport imported = interop::import_chakra(
         std::string(PARALLAX_SOURCE_DIR) + "/tests/data/chakra/fsdp-mlp-pytorch-2/chakra_trace",
         model::resolve_cluster("dgx-a100-80g"));
     sim::SimulationOptions options;
@@ -262,6 +308,7 @@ class CoreTest : public QObject {
       }
     QVERIFY(host_spans > 0);
     QVERIFY(collective_tooltip);
+    QVERIFY(check_lanes_agree_with_the_table_and_chrome(timeline, data).contains(LANE_HOST));
     QVERIFY(data.mark_critical_path() > 0);
     // Its breakdown (as for a measured import): time per rank, memory unknown, said why.
     const Breakdown b = breakdown_from_timeline(data);

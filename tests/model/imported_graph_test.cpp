@@ -3,7 +3,7 @@
 // trip keeps communicators, measured durations, host ops and trace labels; a malformed one is an
 // InputError naming the task or communicator; compare joins two timelines of the same import and
 // refuses timelines of different jobs.
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 #include "parallax/analysis/compare.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
@@ -22,10 +22,12 @@ using analysis::CompareResult;
 namespace {
 
 using ::testing::HasSubstr;
+using interop::ChakraImport;
 
 ChakraImport import_trace(const std::string& dir, const std::string& prefix) {
-  return import_chakra(parallax::testing::source_dir() / "tests" / "data" / "chakra" / dir / prefix,
-                       resolve_cluster("dgx-a100-80g"));
+  return interop::import_chakra(
+      parallax::testing::source_dir() / "tests" / "data" / "chakra" / dir / prefix,
+      model::resolve_cluster("dgx-a100-80g"));
 }
 
 std::string input_error(const std::function<void()>& f) {

@@ -2,6 +2,7 @@
 // Perfetto and chrome://tracing rely on, checked on the parsed output.
 #include "parallax/traces/chrome_trace.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 #include "test_support.h"
 
 #include <gtest/gtest.h>
@@ -393,7 +394,7 @@ TEST(ChromeTrace, MetadataNamesProcessesAndThreads) {
   for (const Json* m : events_of(doc, "M")) {
     if (m->str("name") == "thread_name") {
       named.insert({m->num("pid"), m->num("tid")});
-      const std::string expected[] = {"compute", "tp comm", "dp comm", "pp comm", "pp recv"};
+      const std::string expected[] = {"compute", "tp comm", "dp comm", "pp send", "pp recv"};
       EXPECT_EQ(m->get("args")->str("name"), expected[static_cast<int>(m->num("tid"))]);
     }
     if (m->str("name") == "process_sort_index") sort_index[m->num("pid")] = m->get("args")->num("sort_index");
@@ -402,6 +403,47 @@ TEST(ChromeTrace, MetadataNamesProcessesAndThreads) {
   ASSERT_EQ(sort_index.size(), 2u);
   EXPECT_EQ(sort_index.begin()->second, 0);
   EXPECT_EQ(sort_index.rbegin()->second, 4);
+}
+
+// The lane table (parallax/traces/lanes.h) is the export's thread table: tid = lane id, named by
+// lane_name; a recorded lane wins over the stream, and a timeline carrying its imported graph puts
+// CPU-side ops on the host lane.
+TEST(ChromeTrace, ThreadsAreTheLaneTable) {
+  EXPECT_EQ(traces::lane_of(COMPUTE, GEMM), LANE_COMPUTE);
+  EXPECT_EQ(traces::lane_of(COMPUTE, MEMORY_BOUND, true), LANE_HOST);
+  EXPECT_EQ(traces::lane_of(TP_COMM, COLLECTIVE), LANE_TP_COMM);
+  EXPECT_EQ(traces::lane_of(DP_COMM, COLLECTIVE), LANE_DP_COMM);
+  EXPECT_EQ(traces::lane_of(COMPUTE, COLLECTIVE), LANE_COMPUTE);
+  EXPECT_EQ(traces::lane_of(PP_COMM, SEND), LANE_PP_SEND);
+  EXPECT_EQ(traces::lane_of(PP_COMM, RECV), LANE_PP_RECV);
+  EXPECT_EQ(traces::lane_of(PP_COMM, RECV, true), LANE_PP_RECV) << "only compute ops run on the host";
+
+  Timeline tl = small_timeline();
+  add_event(tl, 6, 4, COMPUTE, MEMORY_BOUND, 0.0045, 0.005, "cpu op")->set_lane(LANE_HOST);
+  // Imported: task 7 is a CPU-side op by its graph, the event recording no lane.
+  add_event(tl, 7, 4, COMPUTE, GEMM, 0.005, 0.006, "traced op");
+  auto* task = tl.mutable_graph()->add_tasks();
+  task->set_id(7);
+  task->set_on_host(true);
+  const Json doc = parse_json(traces::to_chrome_trace(tl));
+  std::map<int, int> tid_of_task;
+  for (const Json* x : events_of(doc, "X"))
+    tid_of_task[static_cast<int>(x->get("args")->num("task_id"))] = static_cast<int>(x->num("tid"));
+  ASSERT_EQ(tid_of_task.size(), 8u);
+  for (const auto& e : tl.events())
+    EXPECT_EQ(tid_of_task.at(static_cast<int>(e.task_id())),
+              static_cast<int>(traces::lane_of(e, e.task_id() == 7)))
+        << "task " << e.task_id();
+  EXPECT_EQ(tid_of_task.at(6), static_cast<int>(LANE_HOST));
+  EXPECT_EQ(tid_of_task.at(7), static_cast<int>(LANE_HOST));
+  std::set<double> host_named;
+  for (const Json* m : events_of(doc, "M"))
+    if (m->str("name") == "thread_name") {
+      EXPECT_EQ(m->get("args")->str("name"),
+                traces::lane_name(static_cast<LaneId>(static_cast<int>(m->num("tid")))));
+      if (static_cast<int>(m->num("tid")) == LANE_HOST) host_named.insert(m->num("pid"));
+    }
+  EXPECT_EQ(host_named.size(), 1u) << "rank 4's host lane is named once";
 }
 
 TEST(ChromeTrace, FlowsComeInPairsInsideTheirSlices) {

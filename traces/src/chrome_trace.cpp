@@ -2,6 +2,7 @@
 
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
+#include "parallax/traces/lanes.h"
 
 #include <algorithm>
 #include <cctype>
@@ -13,33 +14,33 @@
 #include <string>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace parallax::traces {
 namespace {
 
 constexpr std::uint64_t kPidsPerTimeline = 1'000'000;
-constexpr std::uint32_t kRecvTid = 4;
 
 std::uint64_t pid_of(std::size_t k, std::uint32_t rank) {
   return (static_cast<std::uint64_t>(k) + 1) * kPidsPerTimeline + rank;
 }
 
-std::uint32_t tid_of(const TimelineEvent& e) {
-  if (e.has_kind() && e.kind() == RECV) return kRecvTid;
-  return static_cast<std::uint32_t>(e.stream());
-}
-
-std::string thread_name(std::uint32_t tid) {
-  switch (tid) {
-    case COMPUTE: return "compute";
-    case TP_COMM: return "tp comm";
-    case DP_COMM: return "dp comm";
-    case PP_COMM: return "pp comm";
-    case kRecvTid: return "pp recv";
-    default: return "stream " + std::to_string(tid);
+// tid = the event's lane (parallax/traces/lanes.h). A timeline that carries its graph (an imported
+// trace) says which tasks are CPU-side ops.
+class ThreadOf {
+ public:
+  explicit ThreadOf(const Timeline& timeline) {
+    for (const auto& t : timeline.graph().tasks())
+      if (t.on_host()) on_host_.insert(t.id());
   }
-}
+  std::uint32_t operator()(const TimelineEvent& e) const {
+    return static_cast<std::uint32_t>(lane_of(e, on_host_.contains(e.task_id())));
+  }
+
+ private:
+  std::unordered_set<std::uint32_t> on_host_;
+};
 
 std::string kind_name(TaskKind kind) {
   std::string s = TaskKind_Name(kind);
@@ -91,6 +92,7 @@ std::string render(const std::vector<const Timeline*>& timelines) {
       p.multiplicity = r.has_multiplicity() ? r.multiplicity() : 1;
     }
 
+    const ThreadOf tid_of(*tl);
     std::unordered_map<std::uint32_t, const TimelineEvent*> by_task;
     by_task.reserve(static_cast<std::size_t>(tl->events_size()));
     for (const auto& e : tl->events()) {
@@ -117,7 +119,7 @@ std::string render(const std::vector<const Timeline*>& timelines) {
       for (const std::uint32_t tid : p.tids) {
         JsonWriter t(0);
         t.begin_object().field("ph", "M").field("name", "thread_name").field("pid", pid).field("tid", tid);
-        t.key("args").begin_object().field("name", thread_name(tid)).end_object().end_object();
+        t.key("args").begin_object().field("name", lane_name(static_cast<LaneId>(tid))).end_object().end_object();
         metadata.push_back(t.str());
       }
     }

@@ -190,7 +190,7 @@ QVariant TaskSearchModel::data(const QModelIndex& index, int role) const {
       case RankColumn:
         return lane.rank;
       case SubLane:
-        return lane.sub_lane;
+        return static_cast<int>(lane.sub_lane);
       case Start:
         return s.start;
       case Duration:

@@ -5,36 +5,18 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/lanes.h"
 
 #include <algorithm>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace parallax::gui {
 
-QString sub_lane_name(int sub_lane) {
-  switch (sub_lane) {
-    case 0:
-      return QStringLiteral("compute");
-    case 1:
-      return QStringLiteral("tp comm");
-    case 2:
-      return QStringLiteral("dp comm");
-    case 3:
-      return QStringLiteral("pp send");
-    case 4:
-      return QStringLiteral("pp recv");
-    case 5:
-      return QStringLiteral("host (CPU)");
-    default:
-      return QStringLiteral("stream %1").arg(sub_lane);
-  }
-}
-
-int sub_lane_of(Stream stream, TaskKind kind, bool on_host) {
-  if (on_host) return 5;
-  if (kind == RECV) return 4;
-  return static_cast<int>(stream);
+QString sub_lane_name(LaneId sub_lane) {
+  const std::string_view name = traces::lane_name(sub_lane);
+  return QString::fromUtf8(name.data(), static_cast<qsizetype>(name.size()));
 }
 
 std::size_t Lane::first_ending_after(double t) const {
@@ -108,7 +90,7 @@ TimelineData::TimelineData(Timeline timeline, QString file)
     info.multiplicity = std::max<std::uint32_t>(1, r.multiplicity());
   }
 
-  std::map<std::pair<std::uint32_t, int>, std::size_t> lane_index;
+  std::map<std::pair<std::uint32_t, parallax::LaneId>, std::size_t> lane_index;
   std::vector<Lane> lanes;
   event_location_.resize(static_cast<std::size_t>(timeline_.events_size()));
   start_ = timeline_.events_size() ? timeline_.events(0).start_s() : 0;
@@ -126,7 +108,7 @@ TimelineData::TimelineData(Timeline timeline, QString file)
                                        : GEMM;
     const bool on_host =
         graph_ && e.task_id() < graph_->num_tasks() && graph_->tasks()[e.task_id()].on_host;
-    const int sub = sub_lane_of(e.stream(), kind, on_host);
+    const parallax::LaneId sub = traces::lane_of(e, on_host);
     auto [it, fresh] = lane_index.try_emplace({e.rank(), sub}, lanes.size());
     if (fresh) {
       lanes.emplace_back();
@@ -220,8 +202,7 @@ QString TimelineData::tooltip(const Span& span) const {
   const RankInfo* r = rank_info(e.rank());
   text += QStringLiteral("<br>%1, %2")
               .arg(r ? r->label.toHtmlEscaped() : QStringLiteral("rank %1").arg(e.rank()),
-                   sub_lane_name(sub_lane_of(e.stream(), span.kind,
-                                             graph_ && graph_->tasks()[span.task_id].on_host)));
+                   sub_lane_name(traces::lane_of(e, graph_ && graph_->tasks()[span.task_id].on_host)));
   text += QStringLiteral("<br>start %1, duration %2")
               .arg(format_duration(span.start), format_duration(span.end - span.start));
   if (!std::isnan(span.error))

@@ -31,6 +31,7 @@ struct Communicators {
 
 struct TaskTiming {
   double start = -1, end = -1;  // seconds since the iteration's start, on this rank's clock
+  LaneId lane = LANE_COMPUTE;   // the thread or stream it ran on (traces::lane_of's table)
 };
 
 class Backend {

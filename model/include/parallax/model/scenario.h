@@ -31,7 +31,7 @@ void validate_scenario(const Scenario& scenario, const std::string& name);
 // Validates a cluster whose presets are merged as a scenario's cluster block is, for `precision`;
 // messages name the preset file and line a bad field came from, else `name`.
 void validate_cluster(const ResolvedCluster& cluster, const std::string& name, Precision precision = BF16);
-// The same for the scenario of a graph imported from an execution trace (model::import_chakra): no
+// The same for the scenario of a graph imported from an execution trace (interop::import_chakra): no
 // model; the node and GPU counts and the rank count (layout.dp, tp = pp = 1, no symmetry) are
 // checked, the machine model is not (only the simulator uses it, and it imports the trace itself).
 void validate_imported_scenario(const Scenario& scenario, const std::string& name);

@@ -21,11 +21,12 @@
 // the rank, so chrome://tracing shows the same rank of each timeline next to each other (Perfetto
 // ignores sort indices).
 //
-// Threads: tid = Stream number: COMPUTE 0 "compute", TP_COMM 1 "tp comm", DP_COMM 2 "dp comm",
-// PP_COMM 3 "pp comm", except that RECV tasks go on tid 4 "pp recv": a receive is posted ahead of its
-// matching send, so it overlaps the sends on the PP stream, and the slices of one thread must nest.
-// Events of any other stream value v go on tid v named "stream v". Slices on one tid must not overlap
-// (other than nesting): timelines should have at most one task at a time per (rank, stream).
+// Threads: tid = the event's lane (traces::lane_of, parallax/traces/lanes.h: the lane it recorded, or
+// the one its stream and kind give), named by traces::lane_name: 0 "compute", 1 "tp comm", 2 "dp comm",
+// 3 "pp send", 4 "pp recv" (a receive is posted ahead of its matching send, so it overlaps the sends,
+// and the slices of one thread must nest), 5 "host (CPU)" (CPU-side ops of a timeline that carries
+// its imported graph). Slices on one tid must not overlap (other than nesting): timelines should have
+// at most one task at a time per (rank, lane).
 //
 // Complete events: ts = start_s * 1e6 and dur = (end_s - start_s) * 1e6 (microseconds; a negative
 // duration is written as 0), name = TimelineEvent.name or "task <id>", cat = the TaskKind in lower case

@@ -18,13 +18,9 @@
 
 namespace parallax::gui {
 
-// Sub-lanes of a rank: the graph's streams, with receives apart from sends (a receive is posted
-// ahead of its send, so on one lane they would overlap), as the Chrome export does; CPU-side ops of
-// an imported trace on their own lane (they run beside the GPU's kernels).
-inline constexpr int kSubLanes = 6;
-// "compute", "tp comm", "dp comm", "pp send", "pp recv", "host (CPU)"
-QString sub_lane_name(int sub_lane);
-int sub_lane_of(Stream stream, TaskKind kind, bool on_host = false);
+// A rank's sub-lanes are the lanes of traces::lane_of (parallax/traces/lanes.h), as the backends run
+// them and the Chrome export writes them; this is traces::lane_name as a QString.
+QString sub_lane_name(LaneId sub_lane);
 
 struct Span {
   double start = 0, end = 0;
@@ -38,7 +34,7 @@ struct Span {
 
 struct Lane {
   std::uint32_t rank = 0;
-  int sub_lane = 0;
+  parallax::LaneId sub_lane = LANE_COMPUTE;
   std::vector<Span> spans;      // by start
   std::vector<double> max_end;  // max_end[i] = max(spans[0..i].end)
   std::vector<double> starts;   // spans[i].start, dense for searching

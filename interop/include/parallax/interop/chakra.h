@@ -1,6 +1,12 @@
 // Chakra execution traces (MLCommons ET, as ASTRA-sim and PARAM use them) in and out of the job
 // graph.
 //
+// Collective sizes: a COMM_COLL_NODE's comm_size is the size of the collective's input tensor on each
+// rank, as Chakra's PyTorch converter and the STG generator write it and ASTRA-sim reads it (for
+// ALL_GATHER and GATHER one member's piece, S/n; for the other types the full buffer S). Inside
+// parallax a collective's bytes are S, nccl-tests' size; import multiplies, export divides
+// (the table per comm_type is in docs/architecture.md, "Collective sizes").
+//
 // Import: one file per rank, PREFIX.<rank>.et. Each node becomes a task on its rank; ctrl_deps and
 // data_deps become edges; collectives run on explicit communicators (rank lists from a comm-groups
 // JSON keyed by the nodes' pg_name, or all ranks); sends and recvs are matched by (src, dst, tag)
@@ -23,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-namespace parallax::model {
+namespace parallax::interop {
 
 // Communicator name (a pg_name) -> its global ranks, in communicator rank order.
 using CommGroups = std::map<std::string, std::vector<std::uint32_t>>;
@@ -58,7 +64,7 @@ struct ChakraRankSummary {
 };
 
 struct ChakraImport {
-  JobGraph graph;
+  model::JobGraph graph;
   std::vector<ChakraRankSummary> ranks;  // per rank
   std::vector<std::uint64_t> node_id;    // per task: its node's id in its rank's file
   std::vector<std::string> warnings;     // also added to the simulation report's notes by the CLI
@@ -85,9 +91,9 @@ struct ChakraExport {
 
 // The graph as Chakra traces. Needs every rank explicit (build it with options.use_symmetry false):
 // throws InputError otherwise.
-ChakraExport export_chakra(const JobGraph& graph);
+ChakraExport export_chakra(const model::JobGraph& graph);
 // Writes PREFIX.<rank>.et and PREFIX.comm_groups.json; returns the files written.
 std::vector<std::filesystem::path> write_chakra(const ChakraExport& trace,
                                                 const std::filesystem::path& prefix);
 
-}  // namespace parallax::model
+}  // namespace parallax::interop

@@ -1,4 +1,4 @@
-#include "parallax/model/chakra.h"
+#include "parallax/interop/chakra.h"
 
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
@@ -18,7 +18,18 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace parallax::model {
+namespace parallax::interop {
+
+using model::data_dir;
+using model::GemmRole;
+using model::JobGraph;
+using model::Op;
+using model::op_name;
+using model::RankClass;
+using model::RankGrid;
+using model::rank_grid;
+using model::Task;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -47,6 +58,8 @@ constexpr const char* kStreamAttr = "parallax_stream";
 constexpr const char* kLayerAttr = "parallax_layer";
 constexpr const char* kMicrobatchAttr = "parallax_microbatch";
 constexpr const char* kFlopsAttr = "parallax_flops";
+// A collective's S when comm_size * n does not give it back (S not a multiple of the members).
+constexpr const char* kCommBytesAttr = "parallax_comm_bytes";
 
 struct NodeContext {
   const std::string& source;
@@ -103,43 +116,48 @@ std::uint32_t rank_attribute(const NodeContext& c, std::string_view attr, std::u
   return static_cast<std::uint32_t>(*v);
 }
 
-CollectiveKind collective_kind(const NodeContext& c, std::uint64_t comm_type) {
-  switch (comm_type) {
-    case chakra::ALL_REDUCE:
-      return ALL_REDUCE;
-    case chakra::ALL_GATHER:
-      return ALL_GATHER;
-    case chakra::REDUCE_SCATTER:
-      return REDUCE_SCATTER;
-    case chakra::ALL_TO_ALL:
-      return ALL_TO_ALL;
-    case chakra::BROADCAST:
-      return BROADCAST;
-    // torch.distributed.barrier is an all-reduce of one element under NCCL; comm_size gives its
-    // bytes.
-    case chakra::BARRIER:
-      return ALL_REDUCE;
-    // Rooted collectives. Chakra carries no root attribute (its PyTorch converter keeps none of
-    // record_param_comms' root rank, and emits none of these three types), so the root is chosen as
-    // for BROADCAST: the communicator's first member (pg_name's first rank in the comm-groups file,
-    // rank 0 without one), which is what every backend passes as root. comm_size is S, nccl-tests'
-    // size of each (gather_perf, scatter_perf, reduce_perf): REDUCE: S bytes on every rank, their
-    // sum (S) at the root. GATHER: S is the gathered tensor at the root, each rank contributing
-    // S/n (the S of ALL_GATHER). SCATTER: S is the tensor the root scatters (torch.distributed
-    // scatter's scatter_list, all n pieces), each rank receiving S/n (as REDUCE_SCATTER). A trace
-    // whose comm_size is one rank's piece of a gather or scatter must give n times it.
-    case chakra::REDUCE:
-      return REDUCE;
-    case chakra::GATHER:
-      return GATHER;
-    case chakra::SCATTER:
-      return SCATTER;
-    default:
-      throw InputError(c.where() + ": unknown comm_type " + std::to_string(comm_type) +
-                       "; valid: ALL_REDUCE=0, REDUCE=1, ALL_GATHER=2, GATHER=3, SCATTER=4, "
-                       "BROADCAST=5, ALL_TO_ALL=6, "
-                       "REDUCE_SCATTER=7, BARRIER=9");
-  }
+// The one table between parallax's collective kinds and Chakra's comm_type, for import and export,
+// with how comm_size relates to the task's bytes. comm_size is the size of the collective's input
+// tensor on each rank, as Chakra's PyTorch converter (the sum of the NCCL kernel's input tensors) and
+// the STG generator (the producer's output tensor) write it, and as ASTRA-sim reads it (its ring
+// all-gather passes on comm_size per step for n - 1 steps, ending with comm_size * n). parallax's bytes
+// are S, nccl-tests' size (parallax.proto, Task.bytes). So:
+//   ALL_REDUCE, REDUCE, BROADCAST: the input is the whole buffer, S.
+//   ALL_GATHER, GATHER: the input is one member's piece, S/n (n: the communicator's members).
+//   REDUCE_SCATTER, ALL_TO_ALL: the input is the whole buffer, S (each member then gets S/n).
+//   SCATTER: the root's input, all n pieces, S.
+// REDUCE, GATHER and SCATTER carry no root attribute in Chakra (its PyTorch converter emits none of
+// them, and ASTRA-sim runs none of them), so the root is chosen as for BROADCAST: the communicator's
+// first member (pg_name's first rank in the comm-groups file, rank 0 without one), which is what
+// every backend passes as root.
+struct ChakraCollective {
+  CollectiveKind kind;
+  chakra::CollectiveCommType comm_type;
+  bool input_is_one_piece;  // comm_size = S / n, else S
+};
+constexpr ChakraCollective kChakraCollectives[] = {
+    {ALL_REDUCE, chakra::ALL_REDUCE, false},   {REDUCE, chakra::REDUCE, false},
+    {ALL_GATHER, chakra::ALL_GATHER, true},    {GATHER, chakra::GATHER, true},
+    {SCATTER, chakra::SCATTER, false},         {BROADCAST, chakra::BROADCAST, false},
+    {ALL_TO_ALL, chakra::ALL_TO_ALL, false},   {REDUCE_SCATTER, chakra::REDUCE_SCATTER, false},
+};
+
+const ChakraCollective& chakra_collective(CollectiveKind kind) {
+  for (const auto& c : kChakraCollectives)
+    if (c.kind == kind) return c;
+  throw std::logic_error("export-chakra: collective kind " + std::to_string(static_cast<int>(kind)) +
+                         " has no Chakra comm_type");
+}
+
+const ChakraCollective& chakra_collective(const NodeContext& c, std::uint64_t comm_type) {
+  // torch.distributed.barrier is an all-reduce of one element under NCCL; comm_size gives its bytes.
+  if (comm_type == chakra::BARRIER) return chakra_collective(ALL_REDUCE);
+  for (const auto& k : kChakraCollectives)
+    if (static_cast<std::uint64_t>(k.comm_type) == comm_type) return k;
+  throw InputError(c.where() + ": unknown comm_type " + std::to_string(comm_type) +
+                   "; valid: ALL_REDUCE=0, REDUCE=1, ALL_GATHER=2, GATHER=3, SCATTER=4, "
+                   "BROADCAST=5, ALL_TO_ALL=6, "
+                   "REDUCE_SCATTER=7, BARRIER=9");
 }
 
 // Node ids of a cycle through `start` among one file's dependencies, for the message.
@@ -460,11 +478,11 @@ ChakraImport import_chakra_traces(const std::vector<traces::ChakraTrace>& ranks,
           t.kind = COLLECTIVE;
           t.op = Op::TraceCollective;
           t.stream = DP_COMM;
-          t.collective = collective_kind(c, *comm_type);
+          const ChakraCollective& collective = chakra_collective(c, *comm_type);
+          t.collective = collective.kind;
           if (!comm_size && *comm_type != chakra::BARRIER)
             throw InputError(c.where() +
                              ": a COMM_COLL_NODE needs the attribute comm_size (bytes)");
-          t.bytes = comm_size.value_or(0);
           const auto pg = traces::string_attribute(node, "pg_name");
           std::vector<std::uint32_t> members = everyone;
           if (groups && pg) {
@@ -478,6 +496,13 @@ ChakraImport import_chakra_traces(const std::vector<traces::ChakraTrace>& ranks,
           if (std::find(members.begin(), members.end(), r) == members.end())
             throw InputError(c.where() + ": runs on communicator \"" + pg.value_or("all ranks") +
                              "\" which does not include this file's rank " + std::to_string(r));
+          // comm_size is the input tensor; S is n pieces where the input is one member's piece.
+          const std::uint64_t n = collective.input_is_one_piece ? members.size() : 1;
+          if (comm_size.value_or(0) > kMaxBytes / n)
+            throw InputError(c.where() + ": comm_size " + std::to_string(*comm_size) + " bytes from each of " +
+                             std::to_string(n) + " ranks is beyond any real tensor (over 2^48 in all): an "
+                             "overflowed or corrupt size");
+          t.bytes = comm_size.value_or(0) * n;
           t.communicator = intern(std::move(members));
           if (pg) communicator_of_name.emplace(*pg, t.communicator);
           break;
@@ -552,6 +577,8 @@ ChakraImport import_chakra_traces(const std::vector<traces::ChakraTrace>& ranks,
                              " is out of range");
           t.microbatch = static_cast<std::int32_t>(*v);
         }
+        if (t.kind == COLLECTIVE)
+          if (const auto v = size_attribute(c, kCommBytesAttr)) t.bytes = *v;
         if (const auto* f = traces::find_attribute(node, kFlopsAttr)) {
           if (f->value_case() != chakra::AttributeProto::kDoubleVal ||
               !std::isfinite(f->double_val()) || f->double_val() < 0)
@@ -832,38 +859,18 @@ ChakraExport export_chakra(const JobGraph& graph) {
           break;
         case COLLECTIVE: {
           n.set_type(chakra::COMM_COLL_NODE);
-          int type = chakra::ALL_REDUCE;
-          switch (t.collective) {
-            case ALL_REDUCE:
-              type = chakra::ALL_REDUCE;
-              break;
-            case REDUCE_SCATTER:
-              type = chakra::REDUCE_SCATTER;
-              break;
-            case ALL_GATHER:
-              type = chakra::ALL_GATHER;
-              break;
-            case ALL_TO_ALL:
-              type = chakra::ALL_TO_ALL;
-              break;
-            case BROADCAST:
-              type = chakra::BROADCAST;
-              break;
-            case REDUCE:
-              type = chakra::REDUCE;
-              break;
-            case GATHER:
-              type = chakra::GATHER;
-              break;
-            case SCATTER:
-              type = chakra::SCATTER;
-              break;
-          }
-          attr(n, "comm_type")->set_int64_val(type);
-          attr(n, "comm_size")->set_uint64_val(t.bytes);
           const auto members = t.communicator >= 0
                                    ? graph.communicators()[static_cast<std::size_t>(t.communicator)]
                                    : grid.members(t.group, t.rank);
+          // comm_size is each member's input tensor (see kChakraCollectives). Where it is one piece
+          // and S does not split evenly, the piece is rounded up (NCCL gathers equal pieces) and
+          // the exact S rides along for parallax.
+          const ChakraCollective& collective = chakra_collective(t.collective);
+          const std::uint64_t pieces = collective.input_is_one_piece ? members.size() : 1;
+          const std::uint64_t input = (t.bytes + pieces - 1) / pieces;
+          attr(n, "comm_type")->set_int64_val(collective.comm_type);
+          attr(n, "comm_size")->set_uint64_val(input);
+          if (input * pieces != t.bytes) attr(n, kCommBytesAttr)->set_uint64_val(t.bytes);
           attr(n, "pg_name")->set_string_val(pg_of(members));
           break;
         }
@@ -905,4 +912,4 @@ std::vector<fs::path> write_chakra(const ChakraExport& trace, const fs::path& pr
   return files;
 }
 
-}  // namespace parallax::model
+}  // namespace parallax::interop
