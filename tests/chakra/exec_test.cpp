@@ -284,7 +284,7 @@ TEST(ChakraExecInput, WrongWorldSizeAndConflictingArgumentsAreRefused) {
   const auto cap = run_command(PARALLAX_CLI " exec --chakra " + prefix + " --gemm-cap 0 -o " +
                                (dir / "x.pb").string());
   EXPECT_EQ(cap.exit_code, 2);
-  EXPECT_NE(cap.err.find("--gemm-cap needs a positive GEMM side"), std::string::npos) << cap.err;
+  EXPECT_NE(cap.err.find("--gemm-cap needs a positive whole number (got \"0\")"), std::string::npos) << cap.err;
 
   const auto cuda =
       run_command(mpirun(2) + "--chakra " + prefix + " --backend cuda -o " + (dir / "x.pb").string());

@@ -116,7 +116,8 @@ TEST(Presets, LookupOrderAndPaths) {
   // Without a base directory: the bundled one.
   EXPECT_EQ(find_preset(PresetKind::Gpu, "a100-sxm4-80gb"), data_dir() / "gpus" / "a100-sxm4-80gb.pbtxt");
   // A name with a dot is a preset first ("gpt-1.7b"), a path with a slash or .pbtxt is a file.
-  EXPECT_EQ(load_model("gpt-1.7b").name(), "gpt-1.7b");
+  EXPECT_EQ(load_model("gpt-1.7b").num_layers(), 24);
+  EXPECT_EQ(load_model("gpt-1.7b").name(), "GPT 1.7B");  // the file's own name wins over its stem
   const fs::path file = dir.path / "my-model.pbtxt";
   std::ofstream(file) << "num_layers: 2 hidden_size: 64 num_heads: 2 seq_length: 32 vocab_size: 128\n";
   EXPECT_EQ(load_model(file.string()).name(), "my-model");  // named after the file
