@@ -33,11 +33,40 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
+// A name as it can be shown in a message: control bytes escaped (\x19), and cut after 120 bytes,
+// since a fuzzed or corrupted file can hold a name of any length.
+std::string shown(const std::string& name) {
+  constexpr std::size_t kMax = 120;
+  std::string out;
+  for (std::size_t i = 0; i < name.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) {
+      static const char* kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (name.size() > kMax) out += "... (" + std::to_string(name.size()) + " bytes)";
+  return out;
+}
+
 std::string missing_detail(PresetKind kind, const std::vector<fs::path>& searched) {
   std::vector<std::string> files;
-  for (const auto& f : searched) files.push_back(f.string());
-  return "(looked for " + joined(files) + "); bundled presets: " + joined(bundled_presets(kind)) +
+  for (const auto& f : searched) files.push_back(shown(f.string()));
+  const std::string looked = searched.empty() ? "(a name with a control character names no file)"
+                                              : "(looked for " + joined(files) + ")";
+  return looked + "; bundled presets: " + joined(bundled_presets(kind)) +
          "; give one of those names or the path of a " + names_of(kind).message + " file (.pbtxt or .json)";
+}
+
+bool has_control_byte(const std::string& name) {
+  return std::any_of(name.begin(), name.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+  });
 }
 
 bool is_path(const std::string& name) {
@@ -55,10 +84,11 @@ Message read_file(const fs::path& file) {
 }  // namespace
 
 PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, const std::vector<fs::path>& searched)
-    : InputError(std::string("no ") + names_of(kind).noun + " preset or file \"" + name + "\" " +
+    : InputError(std::string("no ") + names_of(kind).noun + " preset or file \"" + shown(name) + "\" " +
                  missing_detail(kind, searched)),
       kind_(kind),
       name_(name),
+      shown_name_(shown(name)),
       detail_(missing_detail(kind, searched)) {}
 
 std::vector<std::string> bundled_presets(PresetKind kind) {
@@ -72,6 +102,8 @@ std::vector<std::string> bundled_presets(PresetKind kind) {
 
 fs::path find_preset(PresetKind kind, const std::string& name, const fs::path& base_dir) {
   std::vector<fs::path> candidates;
+  // No file name holds a control byte (a NUL would even cut the name short in the system call).
+  if (has_control_byte(name)) throw PresetNotFound(kind, name, candidates);
   if (is_path(name)) {
     candidates.push_back(base_dir / name);
   } else {
@@ -84,8 +116,12 @@ fs::path find_preset(PresetKind kind, const std::string& name, const fs::path& b
     // "my.cluster": a file after all.
     if (fs::path(name).has_extension()) candidates.push_back(base_dir / name);
   }
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c)) return c;
+  // The error_code form: a name too long for the file system (ENAMETOOLONG) or a path through a
+  // file that is not a folder is a file that is not there, not an exception.
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) return c;
+  }
   throw PresetNotFound(kind, name, candidates);
 }
 

@@ -290,7 +290,7 @@ Scenario resolve(Scenario sc, const fs::path& base_dir, Sources& sources) {
       if (gpu && sc.cluster().has_preset())
         sources.cluster_preset.read<ClusterSpec>(find_preset(PresetKind::Cluster, sc.cluster().preset(), base_dir));
       fail(sources, gpu ? std::vector<std::string>{"cluster", "gpu", "preset"} : std::vector<std::string>{"cluster", "preset"},
-           "no preset \"" + e.name() + "\" " + e.detail());
+           "no preset \"" + e.shown_name() + "\" " + e.detail());
     }
     sources.cluster_preset.read<ClusterSpec>(resolved.cluster_file);
     sources.gpu_preset.read<GpuSpec>(resolved.gpu_file);

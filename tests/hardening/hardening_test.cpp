@@ -225,5 +225,25 @@ TEST(HardenedScenario, SizesWhoseProductsOverflowAreInputErrors) {
                         "vocab_size) (a weight matrix)"));
 }
 
+// Found by fuzz_scenario_text (regressions/fuzz_scenario_text/preset-name-*.pbtxt). Was: a preset name
+// longer than the file system allows made std::filesystem throw ("File name too long"), an uncaught
+// filesystem_error; a name with control bytes was looked up as it was.
+TEST(HardenedScenario, PresetNamesNoFileCanHaveAreInputErrors) {
+  std::string text = testing::small_scenario_text("dp: 8 global_batch_size: 8");
+  const std::string preset = "preset: \"dgx-a100-80g\"";
+  std::string long_name = text;
+  long_name.replace(long_name.find(preset), preset.size(), "preset: \"dgx-" + std::string(5000, '9') + "\"");
+  const std::string message = input_error([&] { testing::scenario_from_text(long_name, "long.pbtxt"); });
+  EXPECT_THAT(message, HasSubstr("long.pbtxt:4: cluster.preset: no preset \"dgx-999"));
+  // The name is cut in the message, with its length.
+  EXPECT_THAT(message, HasSubstr("... (5004 bytes)"));
+  EXPECT_LT(message.size(), 2000u);
+  std::string control = text;
+  control.replace(control.find(preset), preset.size(), "preset: \"cpu-\x19\x19laptop\"");
+  EXPECT_THAT(input_error([&] { testing::scenario_from_text(control, "ctl.pbtxt"); }),
+              HasSubstr("ctl.pbtxt:4: cluster.preset: no preset \"cpu-\\x19\\x19laptop\" (a name with a control "
+                        "character names no file); bundled presets: "));
+}
+
 }  // namespace
 }  // namespace parallax

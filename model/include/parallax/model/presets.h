@@ -22,11 +22,13 @@ class PresetNotFound : public InputError {
   PresetNotFound(PresetKind kind, const std::string& name, const std::vector<std::filesystem::path>& searched);
   PresetKind kind() const { return kind_; }
   const std::string& name() const { return name_; }
+  // The name as a message shows it: control bytes escaped, a very long name cut.
+  const std::string& shown_name() const { return shown_name_; }
   const std::string& detail() const { return detail_; }
 
  private:
   PresetKind kind_;
-  std::string name_, detail_;
+  std::string name_, shown_name_, detail_;
 };
 
 // The bundled presets of a kind (data_dir()/clusters, gpus or models), sorted by name.
