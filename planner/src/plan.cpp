@@ -660,6 +660,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   }
   result.simulate_seconds = seconds_since(t_simulate);
 
+  std::string first_failure;  // "layout: why", for the message when none could be simulated
   for (std::size_t i = 0; i < work.size(); ++i) {
     PlanRow& row = work[i];
     SimOutcome& out = *outcomes[i];
@@ -680,11 +681,13 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
       fill_from_estimate(row);
       row.note = "simulation failed: " + out.error + " (estimated numbers shown)";
     }
+    if (!row.simulated && first_failure.empty())
+      first_failure = row.layout + ": " + (out.ok ? row.note : out.error);
   }
   // Estimates alone are no plan: the simulations check them, and when none ran there is no winner.
   if (std::none_of(work.begin(), work.end(), [](const PlanRow& r) { return r.simulated; }))
     throw InputError("no layout could be simulated: all " + std::to_string(work.size()) +
-                     " simulations failed (" + work[0].layout + ": " + work[0].note +
+                     " simulations failed (" + first_failure +
                      "), so there is no simulated step time to rank on; run `parallax simulate` on the scenario to "
                      "see why (usually a cluster or model number out of range)");
   // The reference stays among the rows even when the estimate ranked it below the top K: simulated,
