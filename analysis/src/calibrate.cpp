@@ -738,6 +738,11 @@ ClusterSpec parse_calibration(const std::string& text, const std::string& name) 
 }
 
 ClusterSpec read_calibration(const std::filesystem::path& path) {
+  // A directory reads as an empty file, which would be an overlay of no fields applied without a word.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path.string() + ": is a directory, not a calibration overlay (give the file `parallax "
+                                     "calibrate -o` wrote)");
   ClusterSpec overlay;
   traces::read_text_or_json(path, overlay);
   if (path.extension() == ".json") return overlay;  // JSON has no comments to carry the marker

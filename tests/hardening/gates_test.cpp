@@ -199,6 +199,7 @@ TEST(GatesOverlay, ATruncatedOverlayIsRefusedAndAWholeOneRead) {
   std::ofstream(dir / "hand.pbtxt") << "gpu { memory_bound_efficiency: 0.5 }\n";
   EXPECT_EQ(analysis::overlay_fields(analysis::read_calibration(dir / "whole.pbtxt")).size(), fields);
   EXPECT_NO_THROW(analysis::read_calibration(dir / "hand.pbtxt"));
+  EXPECT_NE(input_error([&] { analysis::read_calibration(dir.path()); }).find("is a directory"), std::string::npos);
   auto r = run_command(cli() + " simulate " + tiny_path() + " --calibration " + (dir / "cut.pbtxt").string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.err.find((dir / "cut.pbtxt").string() + ": incomplete calibration overlay"), std::string::npos) << r.err;
