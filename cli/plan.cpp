@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -66,8 +67,9 @@ Scale-out: `mpirun -np P parallax plan ...` spreads the detailed simulations ove
 with --jobs J at a time); every rank enumerates and estimates, rank 0 gathers and prints. No MPI is
 used (libsimgrid brings its own MPI symbols); the ranks meet in the --scratch directory.
 
-Exit codes: 0 ok, 2 bad input (no layout satisfies the constraints: the message says what to change),
-3 nothing fits in GPU memory.
+Exit codes: 0 ok, 2 bad input (no layout satisfies the constraints: the message says what to change;
+no layout could be simulated; with --table, a row that could not be planned), 3 nothing fits in GPU
+memory.
 )";
 
 // A ModelSpec file (num_layers at the top level) or nothing.
@@ -196,10 +198,13 @@ struct TableRow {
   std::string error;  // bad row or nothing fits
 };
 
-int plan_table(const std::string& table_path, const std::string& only, const planner::PlanOptions& options, bool json) {
+// Exit code as `parallax validate`'s: 2 when a row could not be planned.
+int plan_table(const std::string& table_path, const std::optional<std::string>& only,
+               const planner::PlanOptions& options, bool json) {
   std::vector<TableRow> rows;
-  for (const auto& vrow : model::read_validation_table(table_path)) {
-    if (!only.empty() && only.find("," + vrow.id + ",") == std::string::npos) continue;
+  auto table = model::read_validation_table(table_path);
+  if (only) table = model::select_validation_rows(table, *only, table_path);
+  for (const auto& vrow : table) {
     TableRow row;
     row.id = vrow.id;
     row.gpus = vrow.tp * vrow.pp * vrow.dp;
@@ -222,7 +227,15 @@ int plan_table(const std::string& table_path, const std::string& only, const pla
     }
     rows.push_back(std::move(row));
   }
-  if (rows.empty()) throw InputError("no row of " + table_path + " matches --only");
+  std::size_t failed = 0;
+  for (const auto& row : rows) failed += row.error.empty() ? 0 : 1;
+  const auto exit_code = [&] {
+    if (failed == 0) return kOk;
+    std::fflush(stdout);
+    std::cerr << "parallax plan: " << failed << " of " << rows.size() << " rows of " << table_path
+              << " could not be planned (see the row's message)\n";
+    return kBadInput;
+  };
 
   // Where the published layout lands, and how much faster parallax's pick is predicted to be.
   const auto speedup = [](const planner::PlanResult& r) -> double {
@@ -266,7 +279,7 @@ int plan_table(const std::string& table_path, const std::string& only, const pla
     w.end_array();
     w.end_object();
     std::cout << w.str() << "\n";
-    return kOk;
+    return exit_code();
   }
   int wl = 16, wp = 15;
   for (const auto& row : rows)
@@ -313,13 +326,14 @@ int plan_table(const std::string& table_path, const std::string& only, const pla
                                     : (speedups[speedups.size() / 2 - 1] + speedups[speedups.size() / 2]) / 2, std::exp(log_sum / static_cast<double>(speedups.size())),
                 speedups.back());
   }
-  return kOk;
+  return exit_code();
 }
 
 }  // namespace
 
 int plan(const std::vector<std::string>& args) {
-  std::string input, cluster_preset, csv_path, scratch, table_path, only;
+  std::string input, cluster_preset, csv_path, scratch, table_path;
+  std::optional<std::string> only;  // given, even empty: then it must name ids
   int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
   double gather_timeout = 0;
   bool json = false, cross_node_tp = false;
@@ -343,13 +357,16 @@ int plan(const std::vector<std::string>& args) {
            .text("--table", table_path,
                  "a table of published runs, e.g. --table validation/public.tsv")
            .value(
-               "--only", [&](const std::string& ids) { only = "," + ids + ","; },
+               "--only", [&](const std::string& ids) { only = ids; },
                "row ids, e.g. --only N1,K2")
            .number("--gather-timeout", gather_timeout, Options::Sign::kPositive,
                    "a number of seconds", "seconds")
            .positional(input, "scenario or model")
            .parse(args))
     return kOk;
+  if (only && table_path.empty())
+    throw InputError("--only needs --table: it picks rows of a table of published runs (e.g. --table "
+                     "validation/public.tsv --only K1); without --table there are no rows to pick");
   if (!table_path.empty()) {
     if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
     planner::PlanOptions options;

@@ -151,8 +151,8 @@ int simulate(const std::vector<std::string>& args) {
   Scenario sc = model::load_scenario(scenario_path);
   std::string calibrated;
   if (!calibration_path.empty()) {
-    ClusterSpec overlay;
-    traces::read_text_or_json(calibration_path, overlay);
+    // Refuses an overlay `parallax calibrate` wrote that was cut short (it would apply in part).
+    const ClusterSpec overlay = analysis::read_calibration(calibration_path);
     sc = analysis::calibrated_scenario(sc, overlay, calibration_path);
     for (const auto& f : analysis::overlay_fields(overlay)) calibrated += (calibrated.empty() ? "" : ", ") + f;
   }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace parallax::cli {
@@ -26,8 +27,11 @@ error (MAPE). Every row uses the same physical constants (GPU efficiency tables,
 latencies): nothing is fitted per row.
 
   --json            {"rows": [{"id", "measured_iter_s", "predicted_iter_s", "error_pct", ...}], "mape_pct"}
-  --only IDS        only the rows with these ids (comma-separated)
+  --only IDS        only the rows with these ids (comma-separated; each must be in the table)
   --max-mape PCT    exit 1 when the MAPE exceeds PCT percent (a CI gate)
+
+Exit codes: 0 ok, 1 MAPE over --max-mape, 2 bad input (a malformed table, an --only id the table
+lacks, a row that gave no comparison, or no row compared at all).
 )";
 
 struct RowResult {
@@ -41,13 +45,14 @@ struct RowResult {
 }  // namespace
 
 int validate(const std::vector<std::string>& args) {
-  std::string table_path, only;
+  std::string table_path;
+  std::optional<std::string> only;  // given, even empty: then it must name ids
   bool json = false;
   double max_mape = 0;
   if (!Options("parallax validate", kHelp)
            .flag("--json", json)
            .value(
-               "--only", [&](const std::string& ids) { only = "," + ids + ","; },
+               "--only", [&](const std::string& ids) { only = ids; },
                "row ids, e.g. --only N1,K2")
            .number("--max-mape", max_mape, Options::Sign::kNonNegative,
                    "a percentage, e.g. --max-mape 10")
@@ -56,10 +61,10 @@ int validate(const std::vector<std::string>& args) {
            .parse(args))
     return kOk;
 
-  const auto rows = model::read_validation_table(table_path);
+  auto rows = model::read_validation_table(table_path);
+  if (only) rows = model::select_validation_rows(rows, *only, table_path);
   std::vector<RowResult> results;
   for (const auto& row : rows) {
-    if (!only.empty() && only.find("," + row.id + ",") == std::string::npos) continue;
     RowResult res;
     res.row = row;
     try {
@@ -74,7 +79,12 @@ int validate(const std::vector<std::string>& args) {
       // TFLOP/s in the row's convention: Narayanan counts the recompute forward (hw96).
       const double flops = row.flops_convention == "mf72" ? sim.report.model_flops() : sim.report.hardware_flops();
       res.predicted_tflops = flops / sim.report.gpus() / res.predicted_s / 1e12;
-      if (row.measured_iter_s > 0) {
+      if (!std::isfinite(res.predicted_s) || !(res.predicted_s > 0)) {
+        // A step time of 0, NaN or inf is no prediction: it must not enter the MAPE.
+        char step[32];
+        std::snprintf(step, sizeof step, "%g s", res.predicted_s);
+        res.problem = std::string("the simulation gave a step time of ") + step;
+      } else if (row.measured_iter_s > 0) {
         res.error_pct = 100.0 * (res.predicted_s - row.measured_iter_s) / row.measured_iter_s;
         res.ok = true;
       } else {
@@ -145,6 +155,10 @@ int validate(const std::vector<std::string>& args) {
   } else {
     std::printf("MAPE %.2f%% over %d of %zu rows\n", mape, n, results.size());
   }
+  // A gate passes on evidence: with no row compared there is no MAPE to hold against --max-mape.
+  if (n == 0)
+    throw InputError("no row of " + table_path + " was compared (" + std::to_string(results.size()) +
+                     " selected, none gave a prediction and a measurement; see each row's message above)");
   if (max_mape > 0 && mape > max_mape) {
     std::cerr << "parallax validate: MAPE " << mape << "% exceeds --max-mape " << max_mape << "%\n";
     return kGateFailed;

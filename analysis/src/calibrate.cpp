@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <string>
@@ -233,6 +234,8 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
   CalibrationSummary summary;
   summary.scenario_name = sc.name();
   const JobGraph graph = graph_of(measured, "the measured timeline");
+  // Fitting the wrong tasks' durations gives confident nonsense: the events must be this graph's.
+  check_events_of_graph(graph, measured, "the measured timeline");
   const RankGrid grid = rank_grid(sc);
   const bool symmetric = graph.uses_symmetry();
   const auto n = static_cast<std::uint32_t>(graph.num_tasks());
@@ -266,13 +269,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
   std::map<std::pair<std::uint32_t, std::uint32_t>, double> recv_durations;  // (task, real rank)
   std::uint64_t mixed = 0, tree_like = 0;
   for (const auto& e : measured.events()) {
-    const std::uint32_t t = e.task_id();
-    if (t >= n)
-      throw InputError("the measured timeline has an event (rank " + std::to_string(e.rank()) + ") for task id " +
-                       std::to_string(t) + " but its scenario's job graph has " + std::to_string(n) + " tasks");
-    if (e.rank() >= world)
-      throw InputError("the measured timeline has an event on rank " + std::to_string(e.rank()) + " but the job has " +
-                       std::to_string(world) + " GPUs");
+    const std::uint32_t t = e.task_id();  // task ids and ranks were checked against the graph above
     const Task& task = graph.tasks()[t];
     const double d = e.end_s() - e.start_s();
     if (!(d > 0)) continue;
@@ -612,6 +609,24 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
       push(std::string("collective ") + dom.name, coll);
     }
   }
+  // The measured durations are finite (validate_timeline), so a non-finite number here comes from the
+  // prior cluster (a zero bandwidth or efficiency, a NaN or inf the scenario check let through): refuse
+  // rather than print "nan days" and write an overlay fitted to it.
+  const auto finite_or_refuse = [&](double v, const std::string& what) {
+    if (!std::isfinite(v))
+      throw InputError("the prior cluster (the measured timeline's embedded scenario's, unless another was given) "
+                       "gives " + num(v) + " for " + what +
+                       ": one of its numbers is out of range (a zero bandwidth or efficiency, NaN or inf); fix the "
+                       "cluster and run the measurement again");
+  };
+  for (const auto& e : summary.errors) {
+    finite_or_refuse(e.mean_abs_error_before_s, "the modelled durations of the " + e.kind + " tasks");
+    finite_or_refuse(e.mean_abs_error_after_s, "the calibrated durations of the " + e.kind + " tasks");
+  }
+  for (const auto& f : summary.fitted) {
+    finite_or_refuse(f.prior, f.field + " before calibration");
+    finite_or_refuse(f.fitted, "the fitted " + f.field);
+  }
   if (overlay.gpu().ByteSizeLong() == 0) overlay.clear_gpu();
   if (summary_out) *summary_out = std::move(summary);
   return overlay;
@@ -642,8 +657,9 @@ std::vector<std::string> overlay_fields(const ClusterSpec& overlay) {
 
 std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummary& s) {
   std::string out;
-  out += "# parallax calibration (parallax.ClusterSpec overlay, protobuf text format): the fields below are fitted to a\n";
-  out += "# measured timeline; apply with `parallax simulate SCENARIO --calibration FILE` (merged over the cluster).\n";
+  out += std::string(kOverlayFirstLine) + "\n";
+  out += "# The fields below are fitted to a measured timeline; apply with `parallax simulate SCENARIO --calibration\n";
+  out += "# FILE` (merged over the cluster). The last line counts the fields: a file cut short is refused.\n";
   out += "# measured: " + s.scenario_name + ", " + std::to_string(s.events) + " events of " + std::to_string(s.tasks) +
          " tasks\n";
   if (s.fitted.empty()) out += "# fitted: nothing (the timeline does not support any parameter)\n";
@@ -685,7 +701,64 @@ std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummar
     table += "    ]\n";
     fields.insert(fields.find('\n', k_line + 1) + 1, table);
   }
-  return out + fields;
+  return out + fields + kOverlayLastLine + std::to_string(overlay_fields(overlay).size()) + " fields\n";
+}
+
+namespace {
+
+// An overlay that `parallax calibrate` wrote starts with kOverlayFirstLine and ends with
+// "# end of overlay: N fields". A file cut short at a block boundary still parses, with fewer
+// fields: the last line is what tells. Hand-written overlays (no first line) are taken as they are.
+void check_complete(const std::string& head, const std::string& tail, const ClusterSpec& overlay,
+                    const std::string& name) {
+  if (head.rfind(kOverlayFirstLine, 0) != 0) return;
+  std::string last = tail;
+  while (!last.empty() && (last.back() == '\n' || last.back() == '\r' || last.back() == ' ')) last.pop_back();
+  last = last.substr(last.find_last_of('\n') == std::string::npos ? 0 : last.find_last_of('\n') + 1);
+  const std::size_t fields = overlay_fields(overlay).size();
+  const std::string expected = kOverlayLastLine + std::to_string(fields) + " fields";
+  if (last.rfind(kOverlayLastLine, 0) != 0)
+    throw InputError(name + ": incomplete calibration overlay: it starts as `parallax calibrate` writes one but lacks "
+                            "its last line \"" + std::string(kOverlayLastLine) + "N fields\" (the file was cut short: "
+                            "a full disk, an interrupted copy?); it would apply only " + std::to_string(fields) +
+                            " fields. Write it again with `parallax calibrate MEASURED.pb -o " + name + "`");
+  if (last != expected)
+    throw InputError(name + ": incomplete calibration overlay: its last line says \"" + last + "\" but it has " +
+                     std::to_string(fields) + " fields (edited or damaged?). Write it again with `parallax calibrate "
+                     "MEASURED.pb -o " + name + "`, or delete its first line to use it as a hand-written overlay");
+}
+
+}  // namespace
+
+ClusterSpec parse_calibration(const std::string& text, const std::string& name) {
+  ClusterSpec overlay;
+  traces::parse_text_or_json(text, name, false, overlay);
+  check_complete(text.substr(0, 256), text.substr(text.size() > 256 ? text.size() - 256 : 0), overlay, name);
+  return overlay;
+}
+
+ClusterSpec read_calibration(const std::filesystem::path& path) {
+  // A directory reads as an empty file, which would be an overlay of no fields applied without a word.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path.string() + ": is a directory, not a calibration overlay (give the file `parallax "
+                                     "calibrate -o` wrote)");
+  ClusterSpec overlay;
+  traces::read_text_or_json(path, overlay);
+  if (path.extension() == ".json") return overlay;  // JSON has no comments to carry the marker
+  // Only the first and the last bytes are needed: read them, not the file again.
+  std::ifstream in(path, std::ios::binary);
+  std::string head(256, '\0'), tail(256, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
+  in.clear();
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(std::max<std::streamoff>(0, size - static_cast<std::streamoff>(tail.size())));
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  tail.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
+  check_complete(head, tail, overlay, path.string());
+  return overlay;
 }
 
 }  // namespace parallax::analysis

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <string>
@@ -128,11 +129,91 @@ void validate_timeline(const Timeline& timeline, const std::string& name) {
   // An imported graph's scenario has no model; JobGraph::from_proto checks it with the graph.
   if (timeline.has_scenario() && !timeline.has_graph())
     model::validate_scenario(timeline.scenario(), name + "'s scenario");
+  // Nothing measured is nothing to compare or fit: a result over no events would read as a perfect match.
+  if (timeline.events_size() == 0)
+    throw InputError(name + " has no events: nothing was recorded (write a predicted timeline with `parallax "
+                            "simulate S --timeline F.pb`, a measured one with `parallax exec S -o F.pb`)");
+  const auto where = [&](int i) {
+    const auto& e = timeline.events(i);
+    return name + ": event " + std::to_string(i) + " (task " + std::to_string(e.task_id()) + ", rank " +
+           std::to_string(e.rank()) + ")";
+  };
+  const auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9g", v);
+    return std::string(buf);
+  };
+  // One event per (rank, task): the executor writes one iteration (the median one) and the simulator
+  // one step, so a repeat is a corrupt or concatenated file, and it would be counted twice.
+  std::vector<std::uint64_t> keys;
+  keys.reserve(static_cast<std::size_t>(timeline.events_size()));
   for (int i = 0; i < timeline.events_size(); ++i) {
     const auto& e = timeline.events(i);
     if (!std::isfinite(e.start_s()) || !std::isfinite(e.end_s()))
-      throw InputError(name + ": event " + std::to_string(i) + " (task " + std::to_string(e.task_id()) + ", rank " +
-                       std::to_string(e.rank()) + ") has a start_s or end_s that is not a finite number");
+      throw InputError(where(i) + " has a start_s or end_s that is not a finite number");
+    // Times are seconds from the step's start: a step of more than a year is not a measurement (a
+    // flipped exponent byte gives 1e300).
+    if (std::fabs(e.start_s()) > kMaxEventSeconds || std::fabs(e.end_s()) > kMaxEventSeconds)
+      throw InputError(where(i) + " has start_s " + num(e.start_s()) + " and end_s " + num(e.end_s()) +
+                       ": times are seconds from the step's start and must be within a year (" +
+                       num(kMaxEventSeconds) + " s) of it; the file is corrupt");
+    if (e.end_s() < e.start_s())
+      throw InputError(where(i) + " ends before it starts (start_s " + num(e.start_s()) + ", end_s " +
+                       num(e.end_s()) + "); the file is corrupt");
+    keys.push_back(static_cast<std::uint64_t>(e.rank()) << 32 | e.task_id());
+  }
+  std::sort(keys.begin(), keys.end());
+  const auto repeat = std::adjacent_find(keys.begin(), keys.end());
+  if (repeat != keys.end()) {
+    const auto rank = static_cast<std::uint32_t>(*repeat >> 32), task = static_cast<std::uint32_t>(*repeat);
+    int first = -1, second = -1;
+    for (int i = 0; i < timeline.events_size() && second < 0; ++i)
+      if (timeline.events(i).rank() == rank && timeline.events(i).task_id() == task) (first < 0 ? first : second) = i;
+    throw InputError(name + ": events " + std::to_string(first) + " and " + std::to_string(second) +
+                     " are both task " + std::to_string(task) + " on rank " + std::to_string(rank) +
+                     "; a timeline holds one event per task and rank (one step), so the file is corrupt or two "
+                     "timelines were joined");
+  }
+}
+
+void check_events_of_graph(const JobGraph& graph, const Timeline& timeline, const std::string& name) {
+  const auto n = static_cast<std::uint32_t>(graph.num_tasks());
+  const bool imported = graph.imported();
+  const RankGrid grid = imported ? RankGrid{} : model::rank_grid(graph.scenario());
+  const bool symmetric = graph.uses_symmetry();
+  const auto world = static_cast<std::uint32_t>(imported ? graph.scenario().layout().dp() : grid.size());
+  const auto differ = [&](int i, const std::string& what) {
+    const auto& e = timeline.events(i);
+    throw InputError(name + ": event " + std::to_string(i) + " (task " + std::to_string(e.task_id()) + ", rank " +
+                     std::to_string(e.rank()) + ") " + what +
+                     ": the events are not of the job graph of the timeline's embedded scenario (was the scenario "
+                     "in the file edited, or the events written for another job?)");
+  };
+  std::vector<bool> named(n, false);
+  for (int i = 0; i < timeline.events_size(); ++i) {
+    const auto& e = timeline.events(i);
+    const std::uint32_t t = e.task_id();
+    if (t >= n) differ(i, "names task id " + std::to_string(t) + " but the job graph has " + std::to_string(n) + " tasks");
+    if (e.rank() >= world)
+      differ(i, "is on rank " + std::to_string(e.rank()) + " but the job has " + std::to_string(world) + " GPUs");
+    const Task& task = graph.tasks()[t];
+    if (e.has_kind() && e.kind() != task.kind)
+      differ(i, "is a " + TaskKind_Name(e.kind()) + " but the graph's task " + std::to_string(t) + " (" +
+                    graph.task_name(t) + ") is a " + TaskKind_Name(task.kind));
+    // Every rank of a stage runs its representative's task list under symmetry; without it (and in an
+    // imported graph, which has no stages) a task runs on its own rank only.
+    if (!imported && symmetric ? grid.stage(e.rank()) != grid.stage(task.rank) : e.rank() != task.rank)
+      differ(i, "is on rank " + std::to_string(e.rank()) + " but the graph's task " + std::to_string(t) + " (" +
+                    graph.task_name(t) + ", of rank " + std::to_string(task.rank) + ") " +
+                    (!imported && symmetric ? "is in another pipeline stage" : "is another rank's"));
+    // The names, once per task: the executor and the simulator write the graph's own.
+    if (!e.name().empty() && !named[t]) {
+      named[t] = true;
+      const std::string expected = graph.task_name(t);
+      if (e.name() != expected)
+        differ(i, "is named \"" + e.name() + "\" but the graph's task " + std::to_string(t) + " is \"" + expected +
+                      "\"");
+    }
   }
 }
 
@@ -159,12 +240,9 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   validate_timeline(measured, "the measured timeline");
   const JobGraph graph = graph_of(predicted, "the predicted timeline");
   if (imported) check_same_imported_job(graph, graph_of(measured, "the measured timeline"));
-  const RankGrid grid = model::rank_grid(graph.scenario());
-  const bool symmetric = graph.uses_symmetry();
+  check_events_of_graph(graph, predicted, "the predicted timeline");
+  check_events_of_graph(graph, measured, "the measured timeline");
   const auto n = static_cast<std::uint32_t>(graph.num_tasks());
-  // An imported graph's cluster may have more GPUs than the trace has ranks.
-  const auto world = static_cast<std::uint32_t>(imported ? graph.scenario().layout().dp()
-                                                         : gpus(predicted.scenario()));
 
   CompareResult result;
   result.scenario_name = predicted.scenario().name();
@@ -177,9 +255,6 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   std::vector<std::int32_t> pred(n, -1);
   for (int i = 0; i < predicted.events_size(); ++i) {
     const auto& e = predicted.events(i);
-    if (e.task_id() >= n)
-      throw InputError("the predicted timeline has an event for task id " + std::to_string(e.task_id()) +
-                       " but its scenario's job graph has " + std::to_string(n) + " tasks");
     if (pred[e.task_id()] < 0 || e.rank() == graph.tasks()[e.task_id()].rank) pred[e.task_id()] = i;
   }
 
@@ -199,23 +274,14 @@ CompareResult compare_timelines(const Timeline& predicted, const Timeline& measu
   };
   std::vector<TaskError> top;
   std::vector<bool> matched(n, false);
+  // Task ids, ranks and stages were checked against the graph above.
   for (const auto& e : measured.events()) {
     const std::uint32_t t = e.task_id();
-    if (t >= n || pred[t] < 0)
+    if (pred[t] < 0)
       throw InputError("the measured timeline has an event (rank " + std::to_string(e.rank()) + ") for task id " +
-                       std::to_string(t) + ", which the prediction " +
-                       (t >= n ? "does not have (its job graph has " + std::to_string(n) + " tasks)"
-                               : std::string("has no event for")) +
+                       std::to_string(t) + ", which the prediction has no event for" +
                        "; were the two timelines made from the same plan?");
-    if (e.rank() >= world)
-      throw InputError("the measured timeline has an event on rank " + std::to_string(e.rank()) + " but the job has " +
-                       std::to_string(world) + " GPUs");
     const Task& task = graph.tasks()[t];
-    if (grid.stage(e.rank()) != grid.stage(task.rank) || (!symmetric && e.rank() != task.rank))
-      throw InputError("the measured timeline has task id " + std::to_string(t) + " (" + graph.task_name(t) +
-                       ", of rank " + std::to_string(task.rank) + ") on rank " + std::to_string(e.rank()) +
-                       ", which " + (symmetric ? "is in another pipeline stage" : "is another rank") +
-                       "; were the two timelines made from the same plan?");
     matched[t] = true;
     const auto& p = predicted.events(pred[t]);
     TaskError te;  // the name is filled in for the top N only

@@ -3,6 +3,8 @@
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -28,6 +30,8 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
   if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
   std::vector<ValidationRow> rows;
   std::map<std::string, std::size_t> column;
+  std::size_t columns = 0;
+  std::map<std::string, int> first_line;  // row id -> its line
   std::string line;
   int number = 0;
   const std::vector<std::string> required = {"id", "layers", "hidden", "heads", "seq", "vocab", "gbs", "mbs", "tp",
@@ -36,14 +40,24 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
     ++number;
     if (line.empty() || line[0] == '#') continue;
     const auto cells = split_tabs(line);
+    const std::string at = path.string() + ":" + std::to_string(number) + ": ";
     if (column.empty()) {
-      for (std::size_t i = 0; i < cells.size(); ++i) column[cells[i]] = i;
+      for (std::size_t i = 0; i < cells.size(); ++i)
+        if (!column.emplace(cells[i], i).second)
+          throw InputError(at + "the header names column \"" + cells[i] + "\" twice (columns " +
+                           std::to_string(column[cells[i]] + 1) + " and " + std::to_string(i + 1) + ")");
+      columns = cells.size();
       for (const auto& name : required)
         if (!column.count(name))
           throw InputError(path.string() + ":" + std::to_string(number) + ": the header has no column \"" + name +
                            "\" (columns are tab-separated; see validation/public.tsv)");
       continue;
     }
+    // A cell past the header's columns belongs to no column: a shifted row or a stray tab.
+    if (cells.size() > columns)
+      throw InputError(at + "the row has " + std::to_string(cells.size()) + " cells but the header names " +
+                       std::to_string(columns) + " columns (cell " + std::to_string(columns + 1) + " is \"" +
+                       cells[columns] + "\"); columns are tab-separated");
     auto cell = [&](const std::string& name, const std::string& fallback) -> std::string {
       const auto it = column.find(name);
       if (it == column.end()) return fallback;
@@ -63,21 +77,27 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
       throw InputError(path.string() + ":" + std::to_string(number) + ": column \"" + name +
                        "\" must be a non-negative integer (got \"" + v + "\")");
     };
+    // Every number is a measurement or a link speed: finite and above 0 ("inf" would give a MAPE of
+    // NaN, 0 a division by zero). '-' or '?' (or nothing) marks a value the source does not give.
     auto real = [&](const std::string& name, double fallback) {
       const std::string v = cell(name, "");
       if (v.empty() || v == "-" || v == "?") return fallback;
       try {
         std::size_t used = 0;
         const double x = std::stod(v, &used);
-        if (used == v.size() && x >= 0) return x;
+        if (used == v.size() && std::isfinite(x) && x > 0) return x;
       } catch (const std::exception&) {
       }
-      throw InputError(path.string() + ":" + std::to_string(number) + ": column \"" + name +
-                       "\" must be a non-negative number (got \"" + v + "\")");
+      throw InputError(at + "column \"" + name + "\" must be a finite number above 0 (got \"" + v +
+                       "\"); write - when the source does not give it");
     };
     ValidationRow r;
     r.line = number;
     r.id = cell("id", "");
+    if (r.id.empty()) throw InputError(at + "the row has no id (column \"id\" is empty)");
+    if (const auto [first, fresh] = first_line.emplace(r.id, number); !fresh)
+      throw InputError(at + "row id \"" + r.id + "\" is already used on line " + std::to_string(first->second) +
+                       "; ids name rows (--only), so each must be unique");
     r.layers = integer("layers", 0);
     r.hidden = integer("hidden", 0);
     r.heads = integer("heads", 0);
@@ -108,7 +128,31 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
     rows.push_back(r);
   }
   if (column.empty()) throw InputError(path.string() + ": no header row (the first non-comment line names the columns)");
+  // Nothing to compare would pass any gate: a table is there to be compared.
+  if (rows.empty()) throw InputError(path.string() + ": no rows after the header (nothing to compare)");
   return rows;
+}
+
+std::vector<ValidationRow> select_validation_rows(const std::vector<ValidationRow>& rows, const std::string& only,
+                                                  const std::string& table) {
+  std::vector<std::string> ids;
+  std::istringstream in(only);
+  for (std::string id; std::getline(in, id, ',');)
+    if (!id.empty()) ids.push_back(id);
+  if (ids.empty())
+    throw InputError("--only names no row id (got \"" + only + "\"); give ids separated by commas, e.g. --only N1,K2");
+  std::string known;
+  for (const auto& r : rows) known += (known.empty() ? "" : ", ") + r.id;
+  for (const auto& id : ids) {
+    bool found = false;
+    for (const auto& r : rows) found = found || r.id == id;
+    if (!found)
+      throw InputError("no row of " + table + " matches --only id \"" + id + "\" (the table's ids: " + known + ")");
+  }
+  std::vector<ValidationRow> out;
+  for (const auto& r : rows)
+    if (std::find(ids.begin(), ids.end(), r.id) != ids.end()) out.push_back(r);
+  return out;
 }
 
 Scenario validation_scenario(const ValidationRow& r) {

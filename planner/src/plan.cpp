@@ -48,6 +48,13 @@ std::string duration(double s) {
   return buf;
 }
 
+// Any value, NaN and inf included, for messages about times that are not times.
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g s", s);
+  return buf;
+}
+
 std::string pct(double fraction) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
@@ -504,6 +511,14 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
     if (options.progress && (i % tick == 0 || i + 1 == layouts.size()))
       options.progress(Progress{Progress::Phase::Estimate, i + 1, layouts.size()});
   }
+  // A step estimated at 0, NaN or inf is not a time to rank on ("inf days" would name a winner): it
+  // comes from a cluster or model number out of range (a zero bandwidth or efficiency, NaN, inf).
+  for (std::size_t i = 0; i < layouts.size(); ++i)
+    if (!std::isfinite(estimates[i].step_s) || !(estimates[i].step_s > 0))
+      throw InputError("the estimated step time of layout " + layout_summary(layouts[i].layout()) + " is " +
+                       seconds_text(estimates[i].step_s) +
+                       ", not a positive finite time: a number of the cluster or model is out of range (a zero "
+                       "bandwidth or efficiency, NaN or inf); check them with `parallax simulate` on the scenario");
   result.estimated = layouts.size();
   result.estimate_seconds = seconds_since(t_estimate);
   result.layouts_per_s =
@@ -645,9 +660,16 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   }
   result.simulate_seconds = seconds_since(t_simulate);
 
+  std::string first_failure;  // "layout: why", for the message when none could be simulated
   for (std::size_t i = 0; i < work.size(); ++i) {
     PlanRow& row = work[i];
-    const SimOutcome& out = *outcomes[i];
+    SimOutcome& out = *outcomes[i];
+    // A report without a positive finite step time is a failed simulation: ranked on it, a layout at
+    // "0 us" would win.
+    if (out.ok && (!std::isfinite(out.report.step_time_s()) || !(out.report.step_time_s() > 0))) {
+      out.ok = false;
+      out.error = "it gave a step time of " + seconds_text(out.report.step_time_s());
+    }
     if (out.ok && out.report.scenario_name() != row.scenario.name()) {
       row.note = "rank " + std::to_string(i % static_cast<std::size_t>(dist.size)) + " simulated \"" +
                  out.report.scenario_name() + "\" for this entry: the ranks ranked differently (same binary and inputs?)";
@@ -659,7 +681,15 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
       fill_from_estimate(row);
       row.note = "simulation failed: " + out.error + " (estimated numbers shown)";
     }
+    if (!row.simulated && first_failure.empty())
+      first_failure = row.layout + ": " + (out.ok ? row.note : out.error);
   }
+  // Estimates alone are no plan: the simulations check them, and when none ran there is no winner.
+  if (std::none_of(work.begin(), work.end(), [](const PlanRow& r) { return r.simulated; }))
+    throw InputError("no layout could be simulated: all " + std::to_string(work.size()) +
+                     " simulations failed (" + first_failure +
+                     "), so there is no simulated step time to rank on; run `parallax simulate` on the scenario to "
+                     "see why (usually a cluster or model number out of range)");
   // The reference stays among the rows even when the estimate ranked it below the top K: simulated,
   // it may well beat them.
   if (reference_index) work[*reference_index].is_reference = true;

@@ -276,6 +276,32 @@ class CoreTest : public QObject {
     }
   }
 
+  void impossible_events_are_refused() {
+    // The check compare and calibrate make (analysis::validate_timeline): a NaN end, an event that
+    // ends before it starts, and a task twice on one rank are refused when a timeline is loaded.
+    Timeline nan_end = tiny_predicted();
+    nan_end.mutable_events(1)->set_end_s(std::nan(""));
+    Timeline backwards = tiny_predicted();
+    backwards.mutable_events(1)->set_end_s(backwards.events(1).start_s() - 1e-3);
+    Timeline twice = tiny_predicted();
+    *twice.add_events() = twice.events(1);
+    const std::pair<const Timeline*, QString> cases[] = {
+        {&nan_end, QStringLiteral("not a finite number")},
+        {&backwards, QStringLiteral("ends before it starts")},
+        {&twice, QStringLiteral("are both task")}};
+    for (const auto& [timeline, needle] : cases) {
+      try {
+        TimelineData data(*timeline, QStringLiteral("bad.pb"));
+        QFAIL(qPrintable(QStringLiteral("no error (expected: ") + needle + QStringLiteral(")")));
+      } catch (const InputError& e) {
+        QVERIFY2(QString(e.what()).startsWith(QStringLiteral("bad.pb: event 1")) ||
+                     QString(e.what()).startsWith(QStringLiteral("bad.pb: events 1 and")),
+                 e.what());
+        QVERIFY2(QString(e.what()).contains(needle), e.what());
+      }
+    }
+  }
+
   void imported_trace_carries_its_graph() {
     // PyTorch FSDP on 2 ranks, simulated as `parallax simulate --chakra` does: the timeline carries
     // the imported graph (its scenario has no model), so names, shapes, communicators and the

@@ -1,5 +1,6 @@
 #include "parallax/gui/timeline_data.h"
 
+#include "parallax/analysis/compare.h"
 #include "parallax/analysis/timeline_analysis.h"
 #include "parallax/gui/time_axis.h"
 #include "parallax/model/rank_grid.h"
@@ -65,6 +66,9 @@ TimelineData::TimelineData(Timeline timeline, QString file)
   // The job graph: carried by an imported trace's timeline, else rebuilt from its scenario.
   if (timeline_.has_graph() || timeline_.has_scenario())
     graph_ = std::make_unique<model::JobGraph>(analysis::graph_of(timeline_, where));
+  // The check compare and calibrate make: finite, ordered, bounded times, one event per task and rank,
+  // a valid embedded scenario. The lanes below rely on it (a NaN end breaks their sorted search).
+  analysis::validate_timeline(timeline_, where);
 
   // Ranks: the timeline's list, and any rank an event names.
   std::map<std::uint32_t, RankInfo> ranks;

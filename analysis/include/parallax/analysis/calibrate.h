@@ -32,6 +32,7 @@
 #include "parallax/parallax.pb.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -92,8 +93,22 @@ Scenario calibrated_scenario(const Scenario& scenario, const ClusterSpec& overla
 // The fields an overlay sets, dotted ("gpu.memory_bound_efficiency", "intra_node.latency_us", ...).
 std::vector<std::string> overlay_fields(const ClusterSpec& overlay);
 
-// The overlay as a commented protobuf text file: a '#' header saying what was fitted from how many
-// tasks and the errors before and after, then the fields.
+// The overlay as a commented protobuf text file: kOverlayFirstLine, a '#' header saying what was
+// fitted from how many tasks and the errors before and after, the fields, and a last line
+// kOverlayLastLine + "N fields" (N = overlay_fields().size()), by which a reader tells a whole file
+// from one cut short.
+inline constexpr const char* kOverlayFirstLine =
+    "# parallax calibration overlay (parallax.ClusterSpec, protobuf text format)";
+inline constexpr const char* kOverlayLastLine = "# end of overlay: ";
 std::string calibration_text(const ClusterSpec& overlay, const CalibrationSummary& summary);
+
+// An overlay file as `parallax simulate --calibration` reads it: text format (or JSON for a .json
+// name). When it starts with kOverlayFirstLine (what calibration_text writes) its last line must be
+// kOverlayLastLine with its field count, so that a truncated file is refused rather than applied in
+// part; an overlay without that first line (written by hand) is read as it is. Throws InputError
+// naming the file.
+ClusterSpec read_calibration(const std::filesystem::path& path);
+// The same from text in protobuf text format; `name` stands for the file in messages.
+ClusterSpec parse_calibration(const std::string& text, const std::string& name);
 
 }  // namespace parallax::analysis

@@ -57,15 +57,29 @@ struct CompareOptions {
   int top_n = 10;
 };
 
-// Checks what compare and calibrate rely on in a timeline read from a file: an embedded scenario that
-// validates as a scenario file does (they rebuild the job graph from it) and finite event times.
-// `name` says which timeline in messages ("the measured timeline"). Throws InputError.
+// The largest time, in seconds from the step's start, an event of a timeline read from a file may
+// have: a year. One training step of that length is not a measurement but a corrupt number.
+inline constexpr double kMaxEventSeconds = 365.25 * 24 * 3600;
+
+// Checks what compare, calibrate and the GUI rely on in a timeline read from a file: an embedded
+// scenario that validates as a scenario file does (they rebuild the job graph from it), at least one
+// event, every event's times finite, within kMaxEventSeconds of the step's start and ending no
+// earlier than they start, and no two events for the same task on the same rank (a timeline is one
+// step: the executor writes its median iteration). `name` says which timeline in messages ("the
+// measured timeline"). Throws InputError naming the event, its task and rank, and the values.
 void validate_timeline(const Timeline& timeline, const std::string& name);
 
-// Throws InputError when a timeline has no scenario (or one that does not validate, or an event with a
-// non-finite time), when the two scenarios differ in the model, the
-// layout, the GPU count or use_symmetry (then the task ids mean different tasks), or when a measured
-// event names a task id the prediction lacks or a rank outside the job.
+// Checks that the events of `timeline` belong to `graph` (the job graph of its embedded scenario, or
+// the one it carries): every task id and rank exists, each event's kind (when recorded) and name (when
+// recorded) are the graph task's, and its rank runs that task (under symmetry: is in the task's
+// pipeline stage). A timeline whose scenario was edited, or whose events come from another job, would
+// otherwise be joined to the wrong tasks. Throws InputError naming `name` and the event.
+void check_events_of_graph(const model::JobGraph& graph, const Timeline& timeline, const std::string& name);
+
+// Throws InputError when a timeline has no scenario or fails validate_timeline, when the two scenarios
+// differ in the model, the layout, the GPU count or use_symmetry (then the task ids mean different
+// tasks), when either timeline's events are not of the job graph (check_events_of_graph), or when a
+// measured event names a task the prediction has no event for.
 CompareResult compare_timelines(const Timeline& predicted, const Timeline& measured,
                                 const CompareOptions& options = {});
 

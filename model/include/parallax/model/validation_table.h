@@ -32,8 +32,16 @@ struct ValidationRow {
 };
 
 // Reads a tab-separated table whose header row names the columns (lines starting with # are
-// comments). Throws InputError naming the file, line and column on malformed input.
+// comments). Throws InputError naming the file, line and column on malformed input: a column named
+// twice, a row with more cells than the header has columns, an empty or repeated row id, a number
+// that is not finite and above 0, or no row at all.
 std::vector<ValidationRow> read_validation_table(const std::filesystem::path& path);
+
+// The rows whose ids `only` lists (comma-separated, as the --only option takes them), in table order.
+// Throws InputError when `only` names no id, or an id that no row has (the message lists the ids of
+// `table`, the file name for messages).
+std::vector<ValidationRow> select_validation_rows(const std::vector<ValidationRow>& rows, const std::string& only,
+                                                  const std::string& table);
 
 // The row as a scenario: the cluster preset of its GPU with the row's node shape and NICs, its model
 // and layout. Throws InputError when the row names a GPU without a preset.
