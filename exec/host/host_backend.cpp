@@ -27,12 +27,28 @@
 #include <thread>
 #include <unordered_map>
 
+#include <unistd.h>
+
 namespace parallax::exec {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 std::size_t floats_for(std::uint64_t bytes) { return static_cast<std::size_t>((bytes + 3) / 4); }
+
+std::string gib(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g GiB", bytes / (1024.0 * 1024 * 1024));
+  return text;
+}
+
+// What a rank's buffers may take: the machine's physical memory. More cannot be allocated (or
+// only by swapping for hours), and std::bad_alloc midway would end every rank with an internal error.
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page)
+                               : std::numeric_limits<double>::infinity();
+}
 
 [[noreturn]] void fail(const std::string& message) {
   // A rank that cannot go on takes the job down with it: its peers would otherwise wait forever.
@@ -98,6 +114,17 @@ class HostBackend final : public Backend {
     for (std::size_t i = 0; i < n; ++i) index[plan.tasks[i]] = i;
     deps_.assign(n, {});
     std::size_t max_a = 1, max_b = 1, max_c = 1, max_mem = 1, max_comm = 1;
+    const double limit = physical_memory_bytes();
+    // Checked before anything is allocated, in doubles (a product of two 32-bit sides or a 2^60-byte
+    // task would overflow a 64-bit sum of buffers).
+    double recv_bytes = 0;
+    auto refuse_task = [&](std::uint32_t id, const std::string& what, double bytes) {
+      throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") needs " + gib(bytes) +
+                       " of host buffers (" + what + "), more than this machine's " + gib(limit) +
+                       " of physical memory; the plan is too large to run here: give it fewer tokens per "
+                       "micro-batch or more tp");
+    };
+    constexpr double kMaxCount = std::numeric_limits<int>::max();  // MPI counts and BLAS sides are ints
     for (std::size_t i = 0; i < n; ++i) {
       const auto id = plan.tasks[i];
       for (auto p : local_predecessors(graph, plan, id)) deps_[i].push_back(index.at(p));
@@ -110,6 +137,28 @@ class HostBackend final : public Backend {
       else
         lanes_[lane].push_back(i);
       if (runs_measured_duration(t)) continue;
+      if (t.kind == GEMM && t.op != model::Op::TraceCompute) {
+        const double m = t.gemm_m, k = t.gemm_k, nn = t.gemm_n;
+        if (std::max({m, k, nn}) > kMaxCount)
+          throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") is a GEMM of " +
+                           std::to_string(t.gemm_m) + " x " + std::to_string(t.gemm_n) + " x " + std::to_string(t.gemm_k) +
+                           " (m x n x k); BLAS takes sides up to 2147483647");
+        const double bytes = 4 * (m * k + k * nn + m * nn);
+        if (bytes > limit)
+          refuse_task(id, "GEMM " + std::to_string(t.gemm_m) + " x " + std::to_string(t.gemm_n) + " x " +
+                              std::to_string(t.gemm_k) + ": operands A, B and C in FP32", bytes);
+      } else if (t.kind == MEMORY_BOUND) {
+        const double bytes = 8 * static_cast<double>(floats_for(bytes_of(t) / 2));  // source and destination
+        if (bytes > limit) refuse_task(id, "moves " + std::to_string(bytes_of(t)) + " bytes", bytes);
+      } else if (t.kind != GEMM) {
+        const double floats = static_cast<double>(floats_for(bytes_of(t)));
+        if (floats > kMaxCount)
+          throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") transfers " +
+                           std::to_string(bytes_of(t)) + " bytes; an MPI count is an int: the host backend moves " +
+                           "at most 2147483647 floats (8 GiB) per collective or transfer");
+        if (4 * floats > limit) refuse_task(id, "transfers " + std::to_string(bytes_of(t)) + " bytes", 4 * floats);
+        if (t.kind == RECV) recv_bytes += 4 * floats;
+      }
       if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
         const std::size_t side = trace_gemm_side(t, gemm_cap_);
         max_a = std::max(max_a, side * side);
@@ -135,6 +184,17 @@ class HostBackend final : public Backend {
         case RECV:
           break;
       }
+    }
+    // The buffers together: each kind sized by its largest task, and one per receive.
+    const double total = 4 * (static_cast<double>(max_a) + static_cast<double>(max_b) + static_cast<double>(max_c) +
+                               2 * static_cast<double>(max_mem) + kLanes * static_cast<double>(max_comm)) +
+                         recv_bytes;
+    if (total > limit) {
+      throw InputError("rank " + std::to_string(plan.rank) +
+                       "'s buffers (the largest GEMM's operands, memory-bound and communication buffers, one per "
+                       "receive) need " + gib(total) + " together, more than this machine's " + gib(limit) +
+                       " of physical memory; the plan is too large to run here: give it fewer tokens per "
+                       "micro-batch or more tp");
     }
     // Operand buffers sized by the largest task and reused (a batched GEMM reuses one batch's
     // operands: the arithmetic is the same).

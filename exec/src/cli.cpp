@@ -2,6 +2,7 @@
 
 #include "parallax/cli/options.h"
 
+#include "parallax/exec/environment.h"
 #include "parallax/exec/execute.h"
 #include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
@@ -18,6 +19,10 @@
 namespace parallax::exec {
 namespace {
 
+// The longest --watchdog: a watchdog of more than a week watches nothing in practice, and a huge
+// value is more likely a typo (milliseconds meant) than a wish.
+constexpr double kMaxWatchdogS = 7 * 24 * 3600.0;
+
 constexpr const char* kHelp = R"(usage: mpirun -np N parallax exec SCENARIO|PLAN.pb [options] -o MEASURED.pb
        mpirun -np N parallax exec --chakra PREFIX [--comm-groups FILE] [--strict] [options] -o MEASURED.pb
 
@@ -29,7 +34,8 @@ Executes one training step of the job graph for real on every rank and writes th
   --warmup K            iterations run first and discarded (default 1)
   --iterations N        measured iterations; the timeline is the median-step one (default 3)
   --verify              fill buffers with known values and check every collective and transfer
-  --watchdog S          abort the job when a rank makes no progress for S seconds (default 120)
+  --watchdog S          abort the job (exit code 4) when a rank makes no progress for S seconds, from
+                        MPI_Init to the final gather (default 120; at most 604800, a week)
   -o MEASURED.pb        where rank 0 writes the measured timeline
   --chakra PREFIX       run the MLCommons Chakra execution trace PREFIX.<rank>.et (one file per rank,
                         N = the number of files) as `parallax simulate --chakra` imports it: the
@@ -79,6 +85,12 @@ int exec_command(const std::vector<std::string>& args) {
            .positional(input, "scenario or plan")
            .parse(args))
     return 0;
+  if (!(options.watchdog_s <= kMaxWatchdogS)) {
+    char given[64];
+    std::snprintf(given, sizeof given, "%g", options.watchdog_s);
+    throw InputError(std::string("--watchdog needs a positive number of seconds up to 604800 (a week) (got ") +
+                     given + ")");
+  }
   const bool gemm_cap_given = gemm_cap > 0, bytes_cap_given = bytes_cap > 0;
   if (gemm_cap_given) options.trace_gemm_side_cap = static_cast<std::uint32_t>(gemm_cap);
   if (bytes_cap_given) options.trace_bytes_cap = bytes_cap;
@@ -118,9 +130,14 @@ int exec_command(const std::vector<std::string>& args) {
   };
   const model::JobGraph graph = load();
 
+  // Armed before MPI_Init: its start-up exchange already waits for every rank, so a rank that
+  // stalls before it must not hang the others silently.
+  Watchdog watchdog(options.watchdog_s);
+  watchdog.set_rank(detect_environment().rank);
   int provided = 0;
   MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
   if (provided < MPI_THREAD_MULTIPLE) {
+    watchdog.stop();
     MPI_Finalize();
     throw InputError("the MPI library does not support MPI_THREAD_MULTIPLE, which the host backend needs");
   }
@@ -130,7 +147,7 @@ int exec_command(const std::vector<std::string>& args) {
     for (const auto& w : import_warnings) std::printf("parallax exec: note: %s\n", w.c_str());
   int code = 0;
   try {
-    const parallax::Timeline timeline = execute(graph, options);
+    const parallax::Timeline timeline = execute(graph, options, watchdog);
     if (rank == 0) {
       traces::write_binary(output, timeline);
       std::printf("parallax exec: %d ranks, %s backend, %d measured iterations: wrote %s (%d events)\n",
@@ -141,6 +158,7 @@ int exec_command(const std::vector<std::string>& args) {
     std::fprintf(stderr, "parallax exec: rank %d: %s\n", rank, e.what());
     code = 2;
   }
+  watchdog.stop();
   MPI_Finalize();
   return code;
 }

@@ -96,66 +96,26 @@ void print_imported_compute(const model::JobGraph& graph, std::uint32_t cap, std
   std::fflush(stdout);
 }
 
-// Aborts the whole job when this rank stops making progress: a peer died or a collective can never
-// complete. Better a clear message and a bounded exit than a hang.
-class Watchdog {
- public:
-  Watchdog(std::atomic<std::uint64_t>& progress, double limit_s, int rank)
-      : progress_(progress), limit_s_(limit_s), rank_(rank), thread_([this] { watch(); }) {}
-  ~Watchdog() {
-    stop_ = true;
-    thread_.join();
-  }
-  void set_active(bool active) { active_ = active; }
-
- private:
-  void watch() {
-    auto last_change = std::chrono::steady_clock::now();
-    std::uint64_t last = progress_.load();
-    while (!stop_) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      const auto now = std::chrono::steady_clock::now();
-      const auto seen = progress_.load();
-      if (seen != last || !active_) {
-        last = seen;
-        last_change = now;
-        continue;
-      }
-      if (std::chrono::duration<double>(now - last_change).count() > limit_s_) {
-        std::fprintf(stderr,
-                     "parallax exec: rank %d made no progress for %.0f s (after %llu tasks): a peer rank died or a "
-                     "collective cannot complete; aborting the job (raise --watchdog if tasks really take this long)\n",
-                     rank_, limit_s_, static_cast<unsigned long long>(seen));
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 4);
-      }
-    }
-  }
-
-  std::atomic<std::uint64_t>& progress_;
-  double limit_s_;
-  int rank_;
-  std::atomic<bool> stop_{false}, active_{false};
-  std::thread thread_;
-};
-
-// Fault injection for the tests (PARALLAX_EXEC_FAULT=die:R or hang:R): rank R crashes or stops
-// making progress at the start of the first measured iteration, so the tests can check that the
-// other ranks exit with a message in bounded time instead of hanging.
-void inject_fault(int rank) {
+// Fault injection for the tests (PARALLAX_EXEC_FAULT=KIND:R): rank R misbehaves at one point of
+// the run, so the tests can check that the other ranks exit with a message in bounded time instead
+// of hanging. At the start of the first measured iteration: die (exits at once) or hang (stops making
+// progress). Hanging elsewhere: hang-startup (just after MPI_Init, before the communicators are
+// made), hang-barrier (before the barrier of the first measured iteration), hang-allreduce (before
+// its step-time all-reduce), hang-gather (before the final gather).
+void inject_fault(int rank, const std::string& where) {
   const char* fault = std::getenv("PARALLAX_EXEC_FAULT");
   if (!fault) return;
   const std::string f = fault;
   const auto colon = f.find(':');
   if (colon == std::string::npos || std::atoi(f.c_str() + colon + 1) != rank) return;
   const std::string kind = f.substr(0, colon);
-  if (kind == "die") {
+  if (where == "iteration" && kind == "die") {
     std::fprintf(stderr, "parallax exec: rank %d: injected fault: dying\n", rank);
     std::fflush(stderr);
     _exit(9);
   }
-  if (kind == "hang") {
-    std::fprintf(stderr, "parallax exec: rank %d: injected fault: hanging\n", rank);
+  if ((where == "iteration" && kind == "hang") || kind == "hang-" + where) {
+    std::fprintf(stderr, "parallax exec: rank %d: injected fault: hanging (%s)\n", rank, kind.c_str());
     std::fflush(stderr);
     while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -169,10 +129,90 @@ std::string hostname() {
 
 }  // namespace
 
-parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& options) {
+Watchdog::Watchdog(double limit_s) : limit_s_(limit_s), thread_([this] { watch(); }) {}
+
+Watchdog::~Watchdog() { stop(); }
+
+void Watchdog::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Watchdog::enter(Phase phase, int iteration, int total) {
+  iteration_ = iteration;
+  total_ = total;
+  phase_ = static_cast<int>(phase);
+  ++epoch_;
+}
+
+std::string Watchdog::where() const {
+  const std::string of = std::to_string(iteration_.load()) + " of " + std::to_string(total_.load());
+  switch (static_cast<Phase>(phase_.load())) {
+    case Phase::kMpiInit:
+      return "during start-up (in MPI_Init, which waits for every rank to start)";
+    case Phase::kCommunicators:
+      return "during start-up (making the communicators)";
+    case Phase::kPrepare:
+      return "during start-up (preparing the backend)";
+    case Phase::kBarrier:
+      return "at the barrier before iteration " + of;
+    case Phase::kIteration:
+      return "in iteration " + of + " (" + std::to_string(progress_.load()) + " tasks done so far)";
+    case Phase::kAllReduce:
+      return "at the step-time all-reduce after iteration " + of;
+    case Phase::kGather:
+      return "at the final gather of the timelines";
+  }
+  return "";
+}
+
+void Watchdog::watch() {
+  using Clock = std::chrono::steady_clock;
+  auto last_change = Clock::now();
+  std::uint64_t last_progress = progress_.load(), last_epoch = epoch_.load();
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    if (stop_) return;
+    const auto now = Clock::now();
+    const std::uint64_t progress = progress_.load(), epoch = epoch_.load();
+    if (progress != last_progress || epoch != last_epoch) {
+      last_progress = progress;
+      last_epoch = epoch;
+      last_change = now;
+      continue;
+    }
+    // Written so that a limit that is not a number fires at once rather than never (the option
+    // parser refuses NaN, but a watchdog that a NaN switches off would hang the job silently).
+    if (std::chrono::duration<double>(now - last_change).count() <= limit_s_) continue;
+    const int rank = rank_.load();
+    std::fprintf(stderr,
+                 "parallax exec: %s%s made no progress for %g s %s: a peer rank died or stalled, or a collective "
+                 "cannot complete; aborting the job (--watchdog S sets this limit, default 120 s: lower it to "
+                 "catch a hang sooner, raise it if a step really takes this long)\n",
+                 rank >= 0 ? "rank " : "a rank", rank >= 0 ? std::to_string(rank).c_str() : "", limit_s_,
+                 where().c_str());
+    std::fflush(stderr);
+    // MPI_Initialized may be called from any thread at any time. Before MPI_Init has returned
+    // there is no communicator to abort: exiting non-zero makes the launcher end the job.
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (initialized) MPI_Abort(MPI_COMM_WORLD, 4);
+    _exit(4);
+  }
+}
+
+parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& options, Watchdog& watchdog) {
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
+  watchdog.set_rank(rank);
+  watchdog.enter(Watchdog::Phase::kCommunicators);
+  inject_fault(rank, "startup");
   check_world_size(graph, world);
   if (options.iterations < 1) throw InputError("--iterations must be at least 1");
   if (options.warmup < 0) throw InputError("--warmup must not be negative");
@@ -194,22 +234,37 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
     throw InputError("unknown backend \"" + options.backend + "\"; valid: host, cuda");
   }
   const Communicators comms = make_communicators(graph, plan);
-  backend->prepare(graph, plan, comms, options);
+  watchdog.enter(Watchdog::Phase::kPrepare);
+  // A backend refuses a plan it cannot hold (a task's buffers larger than the machine) before it
+  // allocates; the ranks agree on it so that every one exits with the message instead of the
+  // others waiting at the first barrier for a rank that has left.
+  std::string refused;
+  try {
+    backend->prepare(graph, plan, comms, options);
+  } catch (const InputError& e) {
+    refused = e.what();
+  }
+  int refusing = refused.empty() ? world : rank, first = world;
+  check_mpi(MPI_Allreduce(&refusing, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+  if (!refused.empty()) throw InputError(refused);
+  if (first < world) throw InputError("rank " + std::to_string(first) + " cannot run the plan (see its message)");
 
-  std::atomic<std::uint64_t> progress{0};
-  Watchdog watchdog(progress, options.watchdog_s, rank);
   std::vector<std::vector<TaskTiming>> measured;
   std::vector<double> steps;
-  for (int it = 0; it < options.warmup + options.iterations; ++it) {
+  const int total = options.warmup + options.iterations;
+  for (int it = 0; it < total; ++it) {
+    watchdog.enter(Watchdog::Phase::kBarrier, it + 1, total);
+    if (it == options.warmup) inject_fault(rank, "barrier");
     check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
-    watchdog.set_active(true);
-    if (it == options.warmup) inject_fault(rank);
-    auto timings = backend->run_iteration(progress);
-    watchdog.set_active(false);
+    watchdog.enter(Watchdog::Phase::kIteration, it + 1, total);
+    if (it == options.warmup) inject_fault(rank, "iteration");
+    auto timings = backend->run_iteration(watchdog.progress());
     if (it < options.warmup) continue;
     double local = 0;
     for (const auto& t : timings) local = std::max(local, t.end);
     double step = 0;
+    watchdog.enter(Watchdog::Phase::kAllReduce, it + 1, total);
+    if (it == options.warmup) inject_fault(rank, "allreduce");
     check_mpi(MPI_Allreduce(&local, &step, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
     steps.push_back(step);
     measured.push_back(std::move(timings));
@@ -235,6 +290,8 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
     e->set_name(graph.task_name(id));
   }
   // Gather every rank's events on rank 0.
+  watchdog.enter(Watchdog::Phase::kGather);
+  inject_fault(rank, "gather");
   const std::string bytes = mine.SerializeAsString();
   int size = static_cast<int>(bytes.size());
   std::vector<int> sizes(static_cast<std::size_t>(world)), offsets(static_cast<std::size_t>(world));
@@ -251,6 +308,7 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
   check_mpi(MPI_Gatherv(bytes.data(), size, MPI_BYTE, all.data(), sizes.data(), offsets.data(), MPI_BYTE, 0,
                         MPI_COMM_WORLD),
             "MPI_Gatherv");
+  watchdog.stop();
   for (auto& [group, comm] : comms.groups) {
     MPI_Comm c = comm;
     MPI_Comm_free(&c);

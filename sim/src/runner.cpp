@@ -6,9 +6,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +26,77 @@ namespace {
 // child re-initializes its copy (POSIX allows that after fork; a std::mutex copied locked could never
 // be unlocked, and a job that itself runs jobs would deadlock).
 pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+// Children must not outlive the process that started them: a simulation left running with no one to
+// read its result holds its memory (gigabytes for a large one) until it ends on its own. Two
+// mechanisms, because either alone has a gap:
+// - In the child, prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills it when its parent dies, by
+//   whatever signal, SIGKILL included. The death signal is tied to the *thread* that forked, not the
+//   process; that thread is the one inside run_jobs, which does not return (normally, by exception or
+//   cancelled) before every child it started is reaped, so the thread outlives its children and the
+//   signal fires only when the whole process dies. A parent that died between fork and prctl is seen
+//   by getppid() no longer being the pid recorded before fork.
+// - In the parent, SIGTERM, SIGINT and SIGHUP (the signals a supervisor, a CI cancel or a closed
+//   terminal send to one pid) kill the running children before the process dies of the signal, so
+//   its exit status stays 128 + n. Installed at the first fork and only for signals whose action is
+//   still the default, so a program's own handlers (and the GUI's event loop, which installs none
+//   for them) are left alone. The handler does only async-signal-safe work: it reads the pids of the
+//   live children from a fixed table of atomics and kills them.
+constexpr int kFatalSignals[] = {SIGTERM, SIGINT, SIGHUP};
+constexpr std::size_t kSlots = 1024;  // more children at once are still covered by the death signal
+std::atomic<pid_t> live_children[kSlots];
+std::atomic<bool> handlers_installed{false};
+bool handler_owns[sizeof kFatalSignals / sizeof kFatalSignals[0]] = {};
+
+void kill_children_and_die(int sig) {
+  for (auto& slot : live_children) {
+    const pid_t pid = slot.load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  // SA_RESETHAND restored the default action; the signal, blocked while this handler runs, is
+  // delivered again on return and ends the process with it.
+  ::raise(sig);
+}
+
+void install_handlers() {
+  if (handlers_installed.exchange(true)) return;
+  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i) {
+    struct sigaction old {};
+    if (::sigaction(kFatalSignals[i], nullptr, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+    struct sigaction action {};
+    action.sa_handler = kill_children_and_die;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    handler_owns[i] = ::sigaction(kFatalSignals[i], &action, nullptr) == 0;
+  }
+}
+
+// In a fresh child: its parent's table and handlers are not its own (a job that runs jobs installs
+// them again for its children).
+void forget_parent_handlers() {
+  for (auto& slot : live_children) slot.store(0);
+  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i)
+    if (handler_owns[i]) {
+      ::signal(kFatalSignals[i], SIG_DFL);
+      handler_owns[i] = false;
+    }
+  handlers_installed.store(false);
+}
+
+void remember_child(pid_t pid) {
+  for (auto& slot : live_children) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pid)) return;
+  }
+}
+
+// Before the child is reaped: afterwards its pid may belong to an unrelated process.
+void forget_child(pid_t pid) {
+  for (auto& slot : live_children) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
 
 // Frames on the pipe: a tag byte, a 64-bit length, the bytes.
 constexpr char kPart = 'P', kInputError = 'I', kFailed = 'E', kDone = 'D';
@@ -120,6 +193,7 @@ struct Running {
     for (const Child& c : children) {
       ::kill(c.pid, SIGKILL);
       ::close(c.fd);
+      forget_child(c.pid);
       reap(c.pid, nullptr);
     }
   }
@@ -128,6 +202,8 @@ struct Running {
 Child start(const std::function<std::vector<std::string>(std::size_t)>& job, std::size_t index,
             const std::vector<Child>& siblings) {
   std::fflush(nullptr);  // no buffered output written twice
+  install_handlers();
+  const pid_t parent = ::getpid();
   pthread_mutex_lock(&fork_mutex);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
@@ -137,12 +213,16 @@ Child start(const std::function<std::vector<std::string>(std::size_t)>& job, std
   }
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(3);  // the parent died before prctl
+    forget_parent_handlers();
     pthread_mutex_init(&fork_mutex, nullptr);
     ::close(fds[0]);
     for (const Child& c : siblings) ::close(c.fd);
     run_child(fds[1], job, index);
   }
   const int err = errno;
+  if (pid > 0) remember_child(pid);
   ::close(fds[1]);
   pthread_mutex_unlock(&fork_mutex);
   if (pid < 0) {
@@ -182,6 +262,7 @@ bool run_jobs(std::size_t count, int parallel, const std::function<std::vector<s
       // End of file (or a read error): the child is done.
       ::close(c.fd);
       int status = 0;
+      forget_child(c.pid);
       reap(c.pid, &status);
       JobOutcome outcome = outcome_of(c.data, status);
       const std::size_t index = c.index;

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -239,6 +240,93 @@ TEST(ExecHostFaults, AHangingRankIsCaughtByTheWatchdog) {
   EXPECT_NE(run.result.exit_code, 0);
   EXPECT_NE(run.result.err.find("made no progress for 3 s"), std::string::npos) << run.result.err;
   EXPECT_LT(run.seconds, 60);
+}
+
+// A rank that stalls outside an iteration (start-up, a barrier, the step-time all-reduce, the final
+// gather) is caught too, and the message names where. Two ranks and a 5 s limit: on a loaded machine
+// the ranks' start-up (loading the CUDA libraries, MPI_Init) alone can take 2 to 3 s.
+void check_stall_is_caught(const std::string& fault, const std::string& where) {
+  const testing::TempDir dir;
+  const auto run = timed(mpirun(2, "PARALLAX_EXEC_FAULT=" + fault) + scenario("tiny-gpt-cpu-tp2.pbtxt") +
+                         " --warmup 1 --iterations 2 --watchdog 5 -o " + (dir / "never.pb").string());
+  EXPECT_EQ(run.result.exit_code, 4) << run.result.err;
+  EXPECT_NE(run.result.err.find("injected fault: hanging (" + fault.substr(0, fault.find(':')) + ")"), std::string::npos)
+      << run.result.err;
+  EXPECT_NE(run.result.err.find("made no progress for 5 s " + where), std::string::npos) << run.result.err;
+  EXPECT_NE(run.result.err.find("lower it to catch a hang sooner"), std::string::npos) << run.result.err;
+  EXPECT_FALSE(fs::exists(dir / "never.pb"));
+  EXPECT_LT(run.seconds, 30);
+}
+
+TEST(ExecHostFaults, AStallDuringStartUpIsCaught) {
+  check_stall_is_caught("hang-startup:1", "during start-up (making the communicators)");
+}
+TEST(ExecHostFaults, AStallAtTheBarrierIsCaught) {
+  check_stall_is_caught("hang-barrier:1", "at the barrier before iteration 2 of 3");
+}
+TEST(ExecHostFaults, AStallAtTheStepAllReduceIsCaught) {
+  check_stall_is_caught("hang-allreduce:0", "at the step-time all-reduce after iteration 2 of 3");
+}
+TEST(ExecHostFaults, AStallAtTheFinalGatherIsCaught) { check_stall_is_caught("hang-gather:1", "at the final gather"); }
+
+TEST(ExecHostFaults, WatchdogValueIsAPositiveFiniteNumberOfSecondsUpToAWeek) {
+  // Refused before MPI starts, so no mpirun is needed.
+  const testing::TempDir dir;
+  for (const char* value : {"abc", "-1", "0", "nan", "inf", "1e9", "604801"}) {
+    const auto r = run_command(std::string(PARALLAX_EXEC) + " " + scenario("tiny-gpt-cpu.pbtxt") + " --watchdog " +
+                               value + " -o " + (dir / "never.pb").string());
+    EXPECT_EQ(r.exit_code, 2) << value << ": " << r.err;
+    EXPECT_NE(r.err.find("--watchdog needs a positive number of seconds"), std::string::npos) << value << ": " << r.err;
+  }
+  const auto r = run_command(std::string(PARALLAX_EXEC) + " " + scenario("tiny-gpt-cpu.pbtxt") +
+                             " --watchdog 1e9 -o " + (dir / "never.pb").string());
+  EXPECT_NE(r.err.find("up to 604800 (a week) (got 1e+09)"), std::string::npos) << r.err;
+}
+
+// A plan whose first task of `kind` is changed by `edit`, written next to the scenario's plan.
+fs::path edited_plan(const testing::TempDir& dir, TaskKind kind, const std::function<void(parallax::Task&)>& edit) {
+  const auto plan = dir / "plan.pb";
+  EXPECT_EQ(run_command(std::string(PARALLAX_CLI) + " inspect " + scenario("tiny-gpt-cpu.pbtxt") + " -o " + plan.string()).exit_code, 0);
+  parallax::JobGraph proto;
+  traces::read_binary(plan, proto);
+  for (auto& t : *proto.mutable_tasks())
+    if (t.kind() == kind) {
+      edit(t);
+      break;
+    }
+  const auto edited = dir / "edited.pb";
+  traces::write_binary(edited, proto);
+  return edited;
+}
+
+void check_plan_too_large(const fs::path& plan, const std::string& message) {
+  const auto run = timed(mpirun(4) + plan.string() + " --warmup 0 --iterations 1 --watchdog 60 -o " +
+                         (plan.parent_path() / "never.pb").string());
+  EXPECT_EQ(run.result.exit_code, 2) << run.result.err;
+  EXPECT_NE(run.result.err.find(message), std::string::npos) << run.result.err;
+  EXPECT_EQ(run.result.err.find("internal error"), std::string::npos) << run.result.err;
+  // Every rank says so (the others point to the rank that refused), none waits for the watchdog.
+  for (int r = 0; r < 4; ++r) EXPECT_NE(run.result.err.find("rank " + std::to_string(r) + ":"), std::string::npos) << r;
+  EXPECT_EQ(run.result.err.find("made no progress"), std::string::npos) << run.result.err;
+  EXPECT_LT(run.seconds, 40);
+}
+
+TEST(ExecHostFaults, AGemmTooLargeForTheMachineIsRefused) {
+  const testing::TempDir dir;
+  const auto plan = edited_plan(dir, GEMM, [](parallax::Task& t) { t.set_gemm_m(1000000000); });
+  check_plan_too_large(plan, "of host buffers (GEMM 1000000000 x ");
+}
+
+TEST(ExecHostFaults, AMemoryBoundTaskTooLargeForTheMachineIsRefused) {
+  const testing::TempDir dir;
+  const auto plan = edited_plan(dir, MEMORY_BOUND, [](parallax::Task& t) { t.set_bytes(1ull << 60); });
+  check_plan_too_large(plan, "of host buffers (moves 1152921504606846976 bytes), more than this machine's");
+}
+
+TEST(ExecHostFaults, ACollectiveBeyondAnMpiCountIsRefused) {
+  const testing::TempDir dir;
+  const auto plan = edited_plan(dir, COLLECTIVE, [](parallax::Task& t) { t.set_bytes(1ull << 34); });
+  check_plan_too_large(plan, "transfers 17179869184 bytes; an MPI count is an int");
 }
 
 TEST(ExecHost, CudaBackendWithoutGpuSaysWhatToDo) {

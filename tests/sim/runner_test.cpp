@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -140,6 +141,62 @@ TEST(Runner, PoolsInSeveralThreadsDoNotHoldEachOthersPipes) {
   for (auto& t : quick) t.join();
   slow.join();
   EXPECT_LT(slowest_ms.load(), 3000);
+}
+
+// Whether `pid` is gone: no such process, or a zombie waiting for whoever adopted it to reap it.
+bool gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
+// A helper process runs a job that reports its pid and sleeps; the helper is killed with `sig`.
+// Returns the job's pid and whether it was gone within 2 s.
+std::pair<pid_t, bool> job_after_parent_killed_by(int sig) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  const pid_t helper = ::fork();
+  if (helper == 0) {
+    ::close(fds[0]);
+    run_job([&]() -> std::vector<std::string> {
+      const pid_t me = ::getpid();
+      if (::write(fds[1], &me, sizeof me) != sizeof me) ::_exit(1);
+      ::sleep(60);
+      return {};
+    });
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  pid_t job = 0;
+  const bool got = ::read(fds[0], &job, sizeof job) == sizeof job;
+  ::close(fds[0]);
+  EXPECT_TRUE(got);
+  ::kill(helper, sig);
+  int status = 0;
+  ::waitpid(helper, &status, 0);
+  // The helper dies of the signal (a shell reports 128 + n), whatever the runner did first.
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << status;
+  if (!got) return {0, false};
+  const auto t0 = Clock::now();
+  while (!gone(job) && Clock::now() - t0 < std::chrono::seconds(2))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const bool ended = gone(job);
+  if (!ended) ::kill(job, SIGKILL);  // leave nothing behind when the test fails
+  return {job, ended};
+}
+
+TEST(Runner, ChildDiesWhenItsParentIsKilled) {
+  // SIGKILL cannot be handled: the kernel's parent-death signal ends the child.
+  EXPECT_TRUE(job_after_parent_killed_by(SIGKILL).second);
+}
+
+TEST(Runner, ChildDiesWhenItsParentIsTerminatedOrInterrupted) {
+  // A supervisor's SIGTERM, a CI cancel's SIGINT or a closed terminal's SIGHUP sent to the parent's
+  // pid only.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) EXPECT_TRUE(job_after_parent_killed_by(sig).second) << sig;
 }
 
 }  // namespace
