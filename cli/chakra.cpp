@@ -136,8 +136,9 @@ int simulate_chakra(const ChakraSimulateRequest& request) {
         "trace does not say what it ran on");
   if (!request.cluster.empty() && !request.cluster_file.empty())
     throw InputError("give either --cluster PRESET or --cluster-file FILE, not both");
-  const ClusterSpec cluster = request.cluster.empty() ? model::resolve_cluster_file(request.cluster_file)
-                                                      : model::resolve_cluster(request.cluster);
+  const ClusterSpec cluster = request.cluster.empty()
+                                  ? model::resolve_cluster_file(request.cluster_file)
+                                  : model::resolve_cluster(request.cluster);
   interop::ChakraImportOptions options;
   options.comm_groups = request.comm_groups;
   options.strict = request.strict;

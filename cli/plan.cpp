@@ -333,7 +333,8 @@ int plan(const std::vector<std::string>& args) {
            .flag("--json", json)
            .whole("--gpus", gpus, 1, "a GPU count, e.g. --gpus 64")
            .text("--cluster", cluster_preset, "a cluster preset, e.g. --cluster dgx-a100-80g")
-           .text("--cluster-file", cluster_file, "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
+           .text("--cluster-file", cluster_file,
+                 "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
            .whole("--global-batch", gbs, 1, "a batch size in sequences, e.g. --global-batch 512")
            .whole("--top", top, 1, "a number of layouts to simulate, e.g. --top 10")
            .whole({"--jobs", "-j"}, jobs, 1, "a number of concurrent simulations, e.g. --jobs 4")
@@ -370,7 +371,8 @@ int plan(const std::vector<std::string>& args) {
   // The one cluster the command line gives, by preset name or by file.
   const bool cluster_given = !cluster_preset.empty() || !cluster_file.empty();
   const auto given_cluster = [&](int n) {
-    return cluster_file.empty() ? model::resolve_cluster(cluster_preset, n) : model::resolve_cluster_file(cluster_file, n);
+    return cluster_file.empty() ? model::resolve_cluster(cluster_preset, n)
+                                : model::resolve_cluster_file(cluster_file, n);
   };
   planner::PlanRequest request;
   request.allow_cross_node_tp = cross_node_tp;
@@ -386,7 +388,8 @@ int plan(const std::vector<std::string>& args) {
     request.model = sc.model();
     if (request.model.name().empty()) request.model.set_name(sc.name());
     request.gpus = gpus ? gpus : sc_gpus;
-    request.cluster = cluster_given ? given_cluster(request.gpus) : model::resize_cluster(sc.cluster(), request.gpus);
+    request.cluster = cluster_given ? given_cluster(request.gpus)
+                                    : model::resize_cluster(sc.cluster(), request.gpus);
     request.global_batch_size = gbs ? gbs : sc.layout().global_batch_size();
     request.fixed = sc.layout();
     request.options = sc.options();

@@ -125,7 +125,8 @@ int simulate(const std::vector<std::string>& args) {
            .text("--chakra", chakra.prefix,
                  "a trace prefix, e.g. --chakra traces/workload (for traces/workload.0.et, ...)")
            .text("--cluster", chakra.cluster, "a cluster preset, e.g. --cluster dgx-h100")
-           .text("--cluster-file", chakra.cluster_file, "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
+           .text("--cluster-file", chakra.cluster_file,
+                 "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
            .text("--comm-groups", chakra.comm_groups,
                  "a JSON file, e.g. --comm-groups comm_groups.json")
            .flag("--strict", chakra.strict)
@@ -146,10 +147,11 @@ int simulate(const std::vector<std::string>& args) {
     chakra.options = options;
     return simulate_chakra(chakra);
   }
-  if (!chakra.cluster.empty() || !chakra.cluster_file.empty() || !chakra.comm_groups.empty() || chakra.strict)
+  if (!chakra.cluster.empty() || !chakra.cluster_file.empty() || !chakra.comm_groups.empty() ||
+      chakra.strict)
     throw InputError(
-        "--cluster, --cluster-file, --comm-groups and --strict go with --chakra PREFIX (a scenario names its own "
-        "cluster)");
+        "--cluster, --cluster-file, --comm-groups and --strict go with --chakra PREFIX (a scenario "
+        "names its own cluster)");
   if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
   options.name_events = !timeline_path.empty() || !chrome_path.empty();
 

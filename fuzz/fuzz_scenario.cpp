@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 // libFuzzer's hook for a custom mutation, defined only in the libFuzzer build (fuzz/CMakeLists.txt
-// sets PARALLAX_FUZZ_MUTATOR): the gcc replay build links no libFuzzer, so it has no LLVMFuzzerMutate.
+// sets PARALLAX_FUZZ_MUTATOR): the gcc replay build links no libFuzzer, so it has no
+// LLVMFuzzerMutate.
 #ifdef PARALLAX_FUZZ_MUTATOR
 extern "C" std::size_t LLVMFuzzerMutate(std::uint8_t* data, std::size_t size, std::size_t max_size);
 
@@ -52,7 +53,8 @@ extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t s
   // input does not parse or the result would not fit) libFuzzer's byte mutation.
   if (rng() % 2 == 0) {
     const std::string input(reinterpret_cast<const char*>(data), size);
-    if (const auto out = parallax::fuzz::mutate_scenario_number(input, PARALLAX_FUZZ_JSON != 0, rng);
+    if (const auto out =
+            parallax::fuzz::mutate_scenario_number(input, PARALLAX_FUZZ_JSON != 0, rng);
         out && out->size() <= max_size) {
       std::memcpy(data, out->data(), out->size());
       return out->size();

@@ -1,9 +1,9 @@
-// The scenario targets' custom mutation: a scenario that parses gets one of its numbers (any numeric
-// field of the Scenario message tree, set or not) replaced by an extreme value (NaN, +-inf, 0, -1,
-// 1e300, 2^31, 2^63, or the nearest the field's type holds) and is written back in the same format.
-// Byte mutations rarely turn "4" into "nan" in the right place, and those values are what crashes
-// a simulator or wraps a product; libFuzzer's byte mutation still covers the syntax. A header of
-// its own so that the gcc tests can check it without libFuzzer.
+// The scenario targets' custom mutation: a scenario that parses gets one of its numbers (any
+// numeric field of the Scenario message tree, set or not) replaced by an extreme value (NaN, +-inf,
+// 0, -1, 1e300, 2^31, 2^63, or the nearest the field's type holds) and is written back in the same
+// format. Byte mutations rarely turn "4" into "nan" in the right place, and those values are what
+// crashes a simulator or wraps a product; libFuzzer's byte mutation still covers the syntax. A
+// header of its own so that the gcc tests can check it without libFuzzer.
 #pragma once
 
 #include "parallax/parallax.pb.h"
@@ -38,7 +38,8 @@ using FieldPath = std::vector<const pb::FieldDescriptor*>;
 // Every numeric field below `type`, as the path of fields that leads to it. Paths, not the fields
 // of one message: creating every sub-message on the way would change the scenario (an empty
 // gemm_efficiency table replaces the preset's), so only the chosen field's parents are created.
-inline void numeric_fields(const pb::Descriptor* type, FieldPath& path, std::vector<FieldPath>& out) {
+inline void numeric_fields(const pb::Descriptor* type, FieldPath& path,
+                           std::vector<FieldPath>& out) {
   for (int i = 0; i < type->field_count(); ++i) {
     const pb::FieldDescriptor* f = type->field(i);
     path.push_back(f);
@@ -51,8 +52,11 @@ inline void numeric_fields(const pb::Descriptor* type, FieldPath& path, std::vec
       case pb::FieldDescriptor::CPPTYPE_INT32:
       case pb::FieldDescriptor::CPPTYPE_INT64:
       case pb::FieldDescriptor::CPPTYPE_UINT32:
-      case pb::FieldDescriptor::CPPTYPE_UINT64: out.push_back(path); break;
-      default: break;
+      case pb::FieldDescriptor::CPPTYPE_UINT64:
+        out.push_back(path);
+        break;
+      default:
+        break;
     }
     path.pop_back();
   }
@@ -62,7 +66,8 @@ inline void numeric_fields(const pb::Descriptor* type, FieldPath& path, std::vec
 template <typename T>
 T saturated(double v) {
   if (v != v) return 0;
-  if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+  if (v <= static_cast<double>(std::numeric_limits<T>::lowest()))
+    return std::numeric_limits<T>::lowest();
   if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
   return static_cast<T>(v);
 }
@@ -72,11 +77,14 @@ inline void write_number(pb::Message* m, const pb::FieldDescriptor* f, double v,
   const pb::Reflection* r = m->GetReflection();
   const bool add = f->is_repeated() && index < 0;
   switch (f->cpp_type()) {
-#define PARALLAX_FUZZ_SET(CPP, Name, T)                        \
-  case pb::FieldDescriptor::CPP:                               \
-    if (add) r->Add##Name(m, f, saturated<T>(v));              \
-    else if (f->is_repeated()) r->SetRepeated##Name(m, f, index, saturated<T>(v)); \
-    else r->Set##Name(m, f, saturated<T>(v));                  \
+#define PARALLAX_FUZZ_SET(CPP, Name, T)                   \
+  case pb::FieldDescriptor::CPP:                          \
+    if (add)                                              \
+      r->Add##Name(m, f, saturated<T>(v));                \
+    else if (f->is_repeated())                            \
+      r->SetRepeated##Name(m, f, index, saturated<T>(v)); \
+    else                                                  \
+      r->Set##Name(m, f, saturated<T>(v));                \
     break;
     PARALLAX_FUZZ_SET(CPPTYPE_INT32, Int32, std::int32_t)
     PARALLAX_FUZZ_SET(CPPTYPE_INT64, Int64, std::int64_t)
@@ -84,16 +92,23 @@ inline void write_number(pb::Message* m, const pb::FieldDescriptor* f, double v,
     PARALLAX_FUZZ_SET(CPPTYPE_UINT64, UInt64, std::uint64_t)
 #undef PARALLAX_FUZZ_SET
     case pb::FieldDescriptor::CPPTYPE_DOUBLE:
-      if (add) r->AddDouble(m, f, v);
-      else if (f->is_repeated()) r->SetRepeatedDouble(m, f, index, v);
-      else r->SetDouble(m, f, v);
+      if (add)
+        r->AddDouble(m, f, v);
+      else if (f->is_repeated())
+        r->SetRepeatedDouble(m, f, index, v);
+      else
+        r->SetDouble(m, f, v);
       break;
     case pb::FieldDescriptor::CPPTYPE_FLOAT:
-      if (add) r->AddFloat(m, f, static_cast<float>(v));
-      else if (f->is_repeated()) r->SetRepeatedFloat(m, f, index, static_cast<float>(v));
-      else r->SetFloat(m, f, static_cast<float>(v));
+      if (add)
+        r->AddFloat(m, f, static_cast<float>(v));
+      else if (f->is_repeated())
+        r->SetRepeatedFloat(m, f, index, static_cast<float>(v));
+      else
+        r->SetFloat(m, f, static_cast<float>(v));
       break;
-    default: break;
+    default:
+      break;
   }
 }
 

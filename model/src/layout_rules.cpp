@@ -94,8 +94,9 @@ LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& m, c
               "seq_length " + str(m.seq_length) + " is not divisible by tp " + str(l.tp)};
     case LayoutRule::LayersPpV:
       return {{"layout", l.virtual_stages > 1 ? "virtual_stages" : "pp"},
-              "num_layers " + str(m.num_layers) + " is not divisible by pp * virtual_stages = " + str(l.pp) +
-                  " * " + str(l.virtual_stages) + "; valid pp * virtual_stages: " + divisors_text(m.num_layers, kMaxDegree)};
+              "num_layers " + str(m.num_layers) + " is not divisible by pp * virtual_stages = " +
+                  str(l.pp) + " * " + str(l.virtual_stages) +
+                  "; valid pp * virtual_stages: " + divisors_text(m.num_layers, kMaxDegree)};
     case LayoutRule::BatchMbsDp: {
       const std::int64_t per_step = l.micro_batch_size * l.dp;
       return {{"layout", "global_batch_size"},

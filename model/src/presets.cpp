@@ -74,17 +74,19 @@ bool is_path(const std::string& name) {
   return name.find('/') != std::string::npos || ext == ".pbtxt" || ext == ".json";
 }
 
-// Why `name` may not name a preset, or "" when it may. A preset name is looked up only in the preset
-// folders, and a relative path only below the folder of the file that names it: a name that climbs
-// out ("..") or starts at the root would let a scenario (or a command line built from one) read any
-// file on the machine, and the parse error would echo its first words. The command line has no such
-// folder: it names presets, and gives a file with an option of its own (--cluster-file PATH).
+// Why `name` may not name a preset, or "" when it may. A preset name is looked up only in the
+// preset folders, and a relative path only below the folder of the file that names it: a name that
+// climbs out ("..") or starts at the root would let a scenario (or a command line built from one)
+// read any file on the machine, and the parse error would echo its first words. The command line
+// has no such folder: it names presets, and gives a file with an option of its own (--cluster-file
+// PATH).
 std::string why_not_a_name(PresetKind kind, const std::string& name, const fs::path& base_dir) {
   const fs::path path(name);
   std::string problem;
   if (path.has_root_path()) {
     problem = "is an absolute path";
-  } else if (std::any_of(path.begin(), path.end(), [](const fs::path& part) { return part.string() == ".."; })) {
+  } else if (std::any_of(path.begin(), path.end(),
+                         [](const fs::path& part) { return part.string() == ".."; })) {
     problem = "has a \"..\" component";
   } else if (base_dir.empty() && is_path(name)) {
     problem = "is a path, and a preset given on the command line is a name";
@@ -92,11 +94,13 @@ std::string why_not_a_name(PresetKind kind, const std::string& name, const fs::p
     return "";
   }
   const std::string folder = names_of(kind).folder;
-  std::string fix = "(it " + problem + "; presets are looked up by name in " + folder +
-                    "/ beside the scenario, in its parent folder and in the bundled scenarios/" + folder +
-                    "/); bundled presets: " + joined(bundled_presets(kind)) +
-                    "; give one of those names, or a file below the scenario's folder by its relative path";
-  if (kind == PresetKind::Cluster) fix += ", or on the command line a ClusterSpec file with --cluster-file PATH";
+  std::string fix =
+      "(it " + problem + "; presets are looked up by name in " + folder +
+      "/ beside the scenario, in its parent folder and in the bundled scenarios/" + folder +
+      "/); bundled presets: " + joined(bundled_presets(kind)) +
+      "; give one of those names, or a file below the scenario's folder by its relative path";
+  if (kind == PresetKind::Cluster)
+    fix += ", or on the command line a ClusterSpec file with --cluster-file PATH";
   if (kind == PresetKind::Model) fix += ", or on the command line the ModelSpec file's path itself";
   return fix;
 }
@@ -119,7 +123,8 @@ PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, const s
       detail_(missing_detail(kind, searched)) {}
 
 PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, std::string detail)
-    : InputError(std::string("no ") + names_of(kind).noun + " preset \"" + shown(name) + "\" " + detail),
+    : InputError(std::string("no ") + names_of(kind).noun + " preset \"" + shown(name) + "\" " +
+                 detail),
       kind_(kind),
       name_(name),
       shown_name_(shown(name)),

@@ -7,11 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
-#include <optional>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -132,9 +132,10 @@ enum class Need { kAlways, kIfSet, kMultiNode };
 // in one place (number_ranges() below). The simulator (SimGrid) aborts or crashes on a NaN, an
 // infinity, a zero bandwidth or a negative latency, and a huge peak or bandwidth makes a cost 0
 // and a result silently meaningless, so each must be finite and physical. The ceilings are about
-// 100x today's fastest parts (a GPU of ~5,000 dense TFLOPS, ~8 TB/s and ~300 GB of HBM, ~900 GB/s of
-// NVLink, 800 Gbit/s NICs); latencies and the kernel overhead stop at one second, which no fabric
-// or kernel launch comes near. The whole numbers of the model and layout are checked in validate().
+// 100x today's fastest parts (a GPU of ~5,000 dense TFLOPS, ~8 TB/s and ~300 GB of HBM, ~900 GB/s
+// of NVLink, 800 Gbit/s NICs); latencies and the kernel overhead stop at one second, which no
+// fabric or kernel launch comes near. The whole numbers of the model and layout are checked in
+// validate().
 struct NumberRange {
   std::vector<std::string> path;  // from the Scenario root
   double lo;
@@ -149,13 +150,19 @@ const std::vector<NumberRange>& number_ranges() {
                    kNicGbitPerS = 1e5, kLatencyUs = 1e6;
   using P = std::vector<std::string>;
   static const std::vector<NumberRange> ranges = {
-      {P{"cluster", "gpu", "peak_bf16_tflops"}, 0, true, kPeakTflops, Need::kIfSet, "the dense BF16 peak in TFLOPS"},
-      {P{"cluster", "gpu", "peak_fp16_tflops"}, 0, true, kPeakTflops, Need::kIfSet, "the dense FP16 peak in TFLOPS"},
-      {P{"cluster", "gpu", "peak_fp32_tflops"}, 0, true, kPeakTflops, Need::kIfSet, "the FP32 peak in TFLOPS"},
-      {P{"cluster", "gpu", "peak_tf32_tflops"}, 0, true, kPeakTflops, Need::kIfSet, "the dense TF32 peak in TFLOPS"},
-      {P{"cluster", "gpu", "peak_fp8_tflops"}, 0, true, kPeakTflops, Need::kIfSet, "the dense FP8 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_bf16_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense BF16 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp16_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense FP16 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp32_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the FP32 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_tf32_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense TF32 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp8_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense FP8 peak in TFLOPS"},
       {P{"cluster", "gpu", "hbm_gb"}, 0, true, kHbmGb, Need::kIfSet, "the GPU memory size in GB"},
-      {P{"cluster", "gpu", "hbm_tb_per_s"}, 0, true, kHbmTbPerS, Need::kIfSet, "the GPU memory bandwidth in TB/s"},
+      {P{"cluster", "gpu", "hbm_tb_per_s"}, 0, true, kHbmTbPerS, Need::kIfSet,
+       "the GPU memory bandwidth in TB/s"},
       {P{"cluster", "gpu", "memory_bound_efficiency"}, 0, true, 1, Need::kAlways,
        "the achieved fraction of HBM bandwidth"},
       {P{"cluster", "gpu", "kernel_overhead_us"}, 0, false, kLatencyUs, Need::kAlways,
@@ -166,24 +173,31 @@ const std::vector<NumberRange>& number_ranges() {
        "the per-GPU intra-node bandwidth in GB/s"},
       {P{"cluster", "intra_node", "latency_us"}, 0, false, kLatencyUs, Need::kAlways,
        "the intra-node latency in microseconds"},
-      {P{"cluster", "intra_node", "links_per_gpu"}, 1, false, 1024, Need::kIfSet, "the NVLink links per GPU"},
+      {P{"cluster", "intra_node", "links_per_gpu"}, 1, false, 1024, Need::kIfSet,
+       "the NVLink links per GPU"},
       {P{"cluster", "intra_node", "bandwidth_efficiency"}, 0, true, 1, Need::kAlways,
        "the fraction of gb_per_s that transfers achieve"},
       {P{"cluster", "nics_per_node"}, 1, false, 1024, Need::kMultiNode, "NICs per node"},
-      {P{"cluster", "nic_gbit_per_s"}, 0, true, kNicGbitPerS, Need::kMultiNode, "the NIC speed in Gbit/s"},
-      {P{"cluster", "nic_latency_us"}, 0, false, kLatencyUs, Need::kAlways, "the NIC latency in microseconds"},
+      {P{"cluster", "nic_gbit_per_s"}, 0, true, kNicGbitPerS, Need::kMultiNode,
+       "the NIC speed in Gbit/s"},
+      {P{"cluster", "nic_latency_us"}, 0, false, kLatencyUs, Need::kAlways,
+       "the NIC latency in microseconds"},
       {P{"cluster", "nic_bandwidth_efficiency"}, 0, true, 1, Need::kAlways,
        "the fraction of the NIC bandwidth that transfers achieve"},
       {P{"cluster", "inter_node", "oversubscription"}, 1, false, 1024, Need::kAlways,
        "the leaf downlink:uplink ratio (1 = non-blocking)"},
-      {P{"cluster", "inter_node", "nodes_per_leaf"}, 1, false, kMaxGpus, Need::kAlways, "nodes per leaf switch"},
-      {P{"cluster", "inter_node", "levels"}, 1, false, 16, Need::kAlways, "the switch levels of the network"},
+      {P{"cluster", "inter_node", "nodes_per_leaf"}, 1, false, kMaxGpus, Need::kAlways,
+       "nodes per leaf switch"},
+      {P{"cluster", "inter_node", "levels"}, 1, false, 16, Need::kAlways,
+       "the switch levels of the network"},
       {P{"cluster", "inter_node", "switch_latency_us"}, 0, false, kLatencyUs, Need::kAlways,
        "the latency per switch in microseconds"},
       // 1e6 MB is a terabyte of gradients in one bucket; 1e16 tokens is ~700x the largest published
       // training run (15T tokens).
-      {P{"layout", "grad_bucket_mb"}, 0, true, 1e6, Need::kAlways, "the gradient bucket size in MB"},
-      {P{"options", "token_budget"}, 0, false, 1e16, Need::kAlways, "the number of tokens to train on"},
+      {P{"layout", "grad_bucket_mb"}, 0, true, 1e6, Need::kAlways,
+       "the gradient bucket size in MB"},
+      {P{"options", "token_budget"}, 0, false, 1e16, Need::kAlways,
+       "the number of tokens to train on"},
   };
   return ranges;
 }
@@ -200,14 +214,18 @@ std::pair<double, bool> number_at(const pb::Message& root, const std::vector<std
   const pb::Reflection* r = message->GetReflection();
   const bool set = r->HasField(*message, f);
   switch (f->cpp_type()) {
-    case pb::FieldDescriptor::CPPTYPE_DOUBLE: return {r->GetDouble(*message, f), set};
-    case pb::FieldDescriptor::CPPTYPE_INT32: return {static_cast<double>(r->GetInt32(*message, f)), set};
-    default: return {0, set};
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return {r->GetDouble(*message, f), set};
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      return {static_cast<double>(r->GetInt32(*message, f)), set};
+    default:
+      return {0, set};
   }
 }
 
 std::string range_text(const NumberRange& range) {
-  return std::string(range.lo_open ? "(" : "[") + pb::SimpleDtoa(range.lo) + ", " + pb::SimpleDtoa(range.hi) + "]";
+  return std::string(range.lo_open ? "(" : "[") + pb::SimpleDtoa(range.lo) + ", " +
+         pb::SimpleDtoa(range.hi) + "]";
 }
 
 // The ranges whose path starts with `prefix` ("cluster", "layout", "options").
@@ -215,14 +233,15 @@ void check_numbers(const Scenario& sc, const Sources& src, const std::string& pr
   for (const NumberRange& range : number_ranges()) {
     if (range.path.front() != prefix) continue;
     const auto [value, set] = number_at(sc, range.path);
-    if (!set && (range.need == Need::kIfSet || (range.need == Need::kMultiNode && sc.cluster().num_nodes() <= 1)))
+    if (!set && (range.need == Need::kIfSet ||
+                 (range.need == Need::kMultiNode && sc.cluster().num_nodes() <= 1)))
       continue;
     // Written so that NaN fails: every comparison with it is false.
     const bool above_lo = range.lo_open ? value > range.lo : value >= range.lo;
     if (!(above_lo && value <= range.hi))
       fail(src, range.path,
-           std::string("must be ") + (std::isfinite(value) ? "" : "a finite number ") + "in " + range_text(range) +
-               " (got " + pb::SimpleDtoa(value) + "); " + range.what);
+           std::string("must be ") + (std::isfinite(value) ? "" : "a finite number ") + "in " +
+               range_text(range) + " (got " + pb::SimpleDtoa(value) + "); " + range.what);
   }
 }
 
@@ -234,13 +253,17 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
   const GpuSpec& g = c.gpu();
   require_positive(src, {"cluster", "num_nodes"}, c.num_nodes(), c.has_num_nodes(), "the number of nodes");
   require_positive(src, {"cluster", "gpus_per_node"}, c.gpus_per_node(), c.has_gpus_per_node(), "GPUs per node");
-  require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(), "the GPU memory size in GB");
-  require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(), "the GPU memory bandwidth in TB/s");
+  require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(),
+                   "the GPU memory size in GB");
+  require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(),
+                   "the GPU memory bandwidth in TB/s");
   require_positive(src, {"cluster", "intra_node", "gb_per_s"}, c.intra_node().gb_per_s(),
                    c.intra_node().has_gb_per_s(), "the per-GPU intra-node bandwidth in GB/s");
   if (c.num_nodes() > 1) {
-    require_positive(src, {"cluster", "nics_per_node"}, c.nics_per_node(), c.has_nics_per_node(), "NICs per node");
-    require_positive(src, {"cluster", "nic_gbit_per_s"}, c.nic_gbit_per_s(), c.has_nic_gbit_per_s(), "the NIC speed in Gbit/s");
+    require_positive(src, {"cluster", "nics_per_node"}, c.nics_per_node(), c.has_nics_per_node(),
+                     "NICs per node");
+    require_positive(src, {"cluster", "nic_gbit_per_s"}, c.nic_gbit_per_s(), c.has_nic_gbit_per_s(),
+                     "the NIC speed in Gbit/s");
   }
   check_numbers(sc, src, "cluster");
   const double peak = peak_flops(g, precision);
@@ -269,9 +292,10 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
     }
     const auto expected = checked_product({t.m_size(), t.n_size(), t.k_size()});
     if (!expected || t.efficiency_size() != *expected)
-      fail(src, base, "has " + std::to_string(t.efficiency_size()) + " efficiency values; the axes need " +
-                          (expected ? std::to_string(*expected) : std::string("more than 2^63")) +
-                          " (len(m) * len(n) * len(k))");
+      fail(src, base,
+           "has " + std::to_string(t.efficiency_size()) + " efficiency values; the axes need " +
+               (expected ? std::to_string(*expected) : std::string("more than 2^63")) +
+               " (len(m) * len(n) * len(k))");
     for (double e : t.efficiency())
       if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
   }
@@ -301,7 +325,8 @@ void validate(const Scenario& sc, const Sources& src) {
   if (m.hidden_size() % m.num_heads() != 0)
     fail(src, {"model", "num_heads"},
          "hidden_size " + std::to_string(m.hidden_size()) + " is not divisible by num_heads " +
-             std::to_string(m.num_heads()) + "; valid num_heads: " + divisors_text(m.hidden_size(), m.hidden_size()));
+             std::to_string(m.num_heads()) +
+             "; valid num_heads: " + divisors_text(m.hidden_size(), m.hidden_size()));
 
   validate_cluster(sc, src, m.precision());
   const ClusterSpec& c = sc.cluster();
@@ -331,12 +356,13 @@ void validate(const Scenario& sc, const Sources& src) {
     std::string fix = gpus % tp_pp == 0 ? "; with tp " + std::to_string(l.tp()) + " and pp " + std::to_string(l.pp()) +
                                               " use dp " + std::to_string(gpus / tp_pp)
                                         : "; tp * pp must divide the GPU count";
-    fail(src, {"layout", "dp"}, "dp * tp * pp = " + std::to_string(l.dp()) + " * " + std::to_string(l.tp()) + " * " +
-                                    std::to_string(l.pp()) + " = " +
-                                    (product ? std::to_string(*product) : std::string("more than 2^63")) +
-                                    " but the cluster has " + std::to_string(gpus) + " GPUs (" +
-                                    std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) +
-                                    ")" + fix);
+    fail(src, {"layout", "dp"},
+         "dp * tp * pp = " + std::to_string(l.dp()) + " * " + std::to_string(l.tp()) + " * " +
+             std::to_string(l.pp()) + " = " +
+             (product ? std::to_string(*product) : std::string("more than 2^63")) +
+             " but the cluster has " + std::to_string(gpus) + " GPUs (" +
+             std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) + ")" +
+             fix);
   }
   // The divisibility rules (model/src/layout_rules.cpp, shared with the planner's pruning), then the
   // sizes, then the batch and schedule rules.

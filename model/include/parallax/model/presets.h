@@ -38,12 +38,12 @@ class PresetNotFound : public InputError {
 std::vector<std::string> bundled_presets(PresetKind kind);
 
 // The file of a preset. A name is NAME.pbtxt in the kind's folder (clusters/, gpus/, models/) under
-// `base_dir` and its parent (when given), then under data_dir(); with a `base_dir` (the folder of the
-// file that names it), a name with a dot ("my.cluster") is finally tried as a file there, and a name
-// with a slash or a .pbtxt/.json extension is a path relative to it. Never a file elsewhere: an
-// absolute path, a ".." component, or a path with no `base_dir` (the command line, which gives files
-// with options of their own, e.g. --cluster-file) throws PresetNotFound saying how to give the
-// file. Throws PresetNotFound when nothing is found.
+// `base_dir` and its parent (when given), then under data_dir(); with a `base_dir` (the folder of
+// the file that names it), a name with a dot ("my.cluster") is finally tried as a file there, and a
+// name with a slash or a .pbtxt/.json extension is a path relative to it. Never a file elsewhere:
+// an absolute path, a ".." component, or a path with no `base_dir` (the command line, which gives
+// files with options of their own, e.g. --cluster-file) throws PresetNotFound saying how to give
+// the file. Throws PresetNotFound when nothing is found.
 std::filesystem::path find_preset(PresetKind kind, const std::string& name_or_path,
                                   const std::filesystem::path& base_dir = {});
 
