@@ -404,6 +404,11 @@ TEST(NumbersCli, BadNumbersAndPresetPathsExitTwo) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("give either --cluster PRESET or --cluster-file FILE, not both"));
   // --cluster-file reads the file, and its numbers are checked like a preset's.
+  r = testing::run_command(cli + " plan " +
+                           (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string() +
+                           " --top 1 --cluster-file " +
+                           (testing::scenarios_dir() / "clusters" / "cpu-laptop.pbtxt").string());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
   std::ofstream(dir / "c.pbtxt")
       << "gpus_per_node: 8\nnum_nodes: 1\ngpu { preset: \"a100-sxm4-80gb\" }\n"
          "intra_node { gb_per_s: 300 latency_us: -1 }\n";
