@@ -130,11 +130,15 @@ void print_chakra_summary(const ChakraSimulateRequest& request, const interop::C
 }  // namespace
 
 int simulate_chakra(const ChakraSimulateRequest& request) {
-  if (request.cluster.empty())
+  if (request.cluster.empty() && request.cluster_file.empty())
     throw InputError(
-        "--chakra needs --cluster PRESET (e.g. --cluster dgx-h100): a trace does not say what it "
-        "ran on");
-  const ClusterSpec cluster = model::resolve_cluster(request.cluster);
+        "--chakra needs --cluster PRESET (e.g. --cluster dgx-h100) or --cluster-file FILE.pbtxt: a "
+        "trace does not say what it ran on");
+  if (!request.cluster.empty() && !request.cluster_file.empty())
+    throw InputError("give either --cluster PRESET or --cluster-file FILE, not both");
+  const ClusterSpec cluster = request.cluster.empty()
+                                  ? model::resolve_cluster_file(request.cluster_file)
+                                  : model::resolve_cluster(request.cluster);
   interop::ChakraImportOptions options;
   options.comm_groups = request.comm_groups;
   options.strict = request.strict;

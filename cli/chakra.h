@@ -11,7 +11,8 @@ namespace parallax::cli {
 
 struct ChakraSimulateRequest {
   std::string prefix;   // PREFIX of PREFIX.<rank>.et
-  std::string cluster;  // preset name or ClusterSpec file
+  std::string cluster;  // preset name
+  std::string cluster_file;  // or a ClusterSpec file (--cluster-file)
   std::string
       comm_groups;      // JSON {"pg_name": [ranks]}; empty: PREFIX.comm_groups.json or all ranks
   bool strict = false;  // dependencies on absent nodes are an error

@@ -46,6 +46,7 @@ constexpr const char* kHelpOptions = R"(
 
   --gpus N                GPUs (a whole number of nodes, or part of one node)
   --cluster PRESET        cluster preset (scenarios/clusters: dgx-a100-80g, dgx-h100, hgx-h200, ...)
+  --cluster-file FILE     a ClusterSpec file (text or JSON) instead of a preset
   --global-batch B        global batch size in sequences
   --top K                 layouts simulated in detail (default 10)
   --jobs J                simulations run at once, one process each (default 1)
@@ -332,7 +333,7 @@ int plan_table(const std::string& table_path, const std::optional<std::string>& 
 }  // namespace
 
 int plan(const std::vector<std::string>& args) {
-  std::string input, cluster_preset, csv_path, scratch, table_path;
+  std::string input, cluster_preset, cluster_file, csv_path, scratch, table_path;
   std::optional<std::string> only;  // given, even empty: then it must name ids
   int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
   double gather_timeout = 0;
@@ -346,6 +347,8 @@ int plan(const std::vector<std::string>& args) {
            .flag("--json", json)
            .whole("--gpus", gpus, 1, "a GPU count, e.g. --gpus 64")
            .text("--cluster", cluster_preset, "a cluster preset, e.g. --cluster dgx-a100-80g")
+           .text("--cluster-file", cluster_file,
+                 "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
            .whole("--global-batch", gbs, 1, "a batch size in sequences, e.g. --global-batch 512")
            .whole("--top", top, 1, "a number of layouts to simulate, e.g. --top 10")
            .whole({"--jobs", "-j"}, jobs, 1, "a number of concurrent simulations, e.g. --jobs 4")
@@ -380,6 +383,14 @@ int plan(const std::vector<std::string>& args) {
     throw InputError("no scenario or model given; usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET "
                      "--global-batch B (models: see `parallax plan --help`)");
 
+  if (!cluster_preset.empty() && !cluster_file.empty())
+    throw InputError("give either --cluster PRESET or --cluster-file FILE, not both");
+  // The one cluster the command line gives, by preset name or by file.
+  const bool cluster_given = !cluster_preset.empty() || !cluster_file.empty();
+  const auto given_cluster = [&](int n) {
+    return cluster_file.empty() ? model::resolve_cluster(cluster_preset, n)
+                                : model::resolve_cluster_file(cluster_file, n);
+  };
   planner::PlanRequest request;
   request.allow_cross_node_tp = cross_node_tp;
   request.max_micro_batch = max_mbs;
@@ -394,8 +405,8 @@ int plan(const std::vector<std::string>& args) {
     request.model = sc.model();
     if (request.model.name().empty()) request.model.set_name(sc.name());
     request.gpus = gpus ? gpus : sc_gpus;
-    request.cluster = cluster_preset.empty() ? model::resize_cluster(sc.cluster(), request.gpus)
-                                             : model::resolve_cluster(cluster_preset, request.gpus);
+    request.cluster = cluster_given ? given_cluster(request.gpus)
+                                    : model::resize_cluster(sc.cluster(), request.gpus);
     request.global_batch_size = gbs ? gbs : sc.layout().global_batch_size();
     request.fixed = sc.layout();
     request.options = sc.options();
@@ -405,13 +416,13 @@ int plan(const std::vector<std::string>& args) {
       request.reference = sc.layout();
   } else {
     request.model = model_file ? *model_file : model::load_model(input);
-    if (cluster_preset.empty())
+    if (!cluster_given)
       throw InputError("a model preset needs a cluster: give --cluster PRESET (e.g. --cluster dgx-a100-80g; presets in " +
                        (model::data_dir() / "clusters").string() + ")");
     if (!gpus) throw InputError("a model preset needs a GPU count: give --gpus N");
     if (!gbs) throw InputError("a model preset needs a global batch size: give --global-batch B (sequences per step)");
     request.gpus = gpus;
-    request.cluster = model::resolve_cluster(cluster_preset, gpus);
+    request.cluster = given_cluster(gpus);
     request.global_batch_size = gbs;
   }
 

@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kHelp = R"(usage: parallax simulate SCENARIO [options]
        parallax simulate --chakra PREFIX --cluster PRESET [--comm-groups FILE.json] [--strict] [options]
+       parallax simulate --chakra PREFIX --cluster-file FILE.pbtxt [...]
 
 Simulates one training step of SCENARIO on its cluster with SimGrid and reports the predicted step
 time, TFLOP/s per GPU, MFU/HFU, tokens/s, a per-rank breakdown (compute, exposed and overlapped
@@ -37,7 +38,8 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
   --calibration FILE     merge a cluster overlay from `parallax calibrate` (ClusterSpec, text or
                          JSON) over the scenario's cluster before simulating
   --chakra PREFIX        simulate MLCommons Chakra execution traces PREFIX.<rank>.et (gzip or not)
-                         instead of a scenario; needs --cluster PRESET (a preset name or file)
+                         instead of a scenario; needs --cluster PRESET (a preset name)
+  --cluster-file FILE    Chakra: a ClusterSpec file (text or JSON) instead of --cluster PRESET
   --comm-groups FILE     Chakra communicators {"pg_name": [ranks], ...} (default PREFIX.comm_groups.json
                          when it exists, else every collective runs on all ranks)
   --strict               Chakra: a dependency on a node absent from its file is an error (default:
@@ -122,7 +124,9 @@ int simulate(const std::vector<std::string>& args) {
                  "a calibration file, e.g. --calibration calibration.pbtxt")
            .text("--chakra", chakra.prefix,
                  "a trace prefix, e.g. --chakra traces/workload (for traces/workload.0.et, ...)")
-           .text("--cluster", chakra.cluster, "a cluster preset or file, e.g. --cluster dgx-h100")
+           .text("--cluster", chakra.cluster, "a cluster preset, e.g. --cluster dgx-h100")
+           .text("--cluster-file", chakra.cluster_file,
+                 "a ClusterSpec file, e.g. --cluster-file my-cluster.pbtxt")
            .text("--comm-groups", chakra.comm_groups,
                  "a JSON file, e.g. --comm-groups comm_groups.json")
            .flag("--strict", chakra.strict)
@@ -143,8 +147,11 @@ int simulate(const std::vector<std::string>& args) {
     chakra.options = options;
     return simulate_chakra(chakra);
   }
-  if (!chakra.cluster.empty() || !chakra.comm_groups.empty() || chakra.strict)
-    throw InputError("--cluster, --comm-groups and --strict go with --chakra PREFIX (a scenario names its own cluster)");
+  if (!chakra.cluster.empty() || !chakra.cluster_file.empty() || !chakra.comm_groups.empty() ||
+      chakra.strict)
+    throw InputError(
+        "--cluster, --cluster-file, --comm-groups and --strict go with --chakra PREFIX (a scenario "
+        "names its own cluster)");
   if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
   options.name_events = !timeline_path.empty() || !chrome_path.empty();
 

@@ -3,6 +3,7 @@
 // with its memory model. Bad input must end in parallax::InputError; anything else (another
 // exception, a crash, a sanitizer report, a hang) is a finding.
 #include "fuzz_support.h"
+#include "scenario_mutator.h"
 
 #include "parallax/model/job_graph.h"
 #include "parallax/model/memory_model.h"
@@ -10,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 
 #ifndef PARALLAX_FUZZ_JSON
@@ -36,3 +39,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   return 0;
 }
+
+// libFuzzer's hook for a custom mutation, defined only in the libFuzzer build (fuzz/CMakeLists.txt
+// sets PARALLAX_FUZZ_MUTATOR): the gcc replay build links no libFuzzer, so it has no
+// LLVMFuzzerMutate.
+#ifdef PARALLAX_FUZZ_MUTATOR
+extern "C" std::size_t LLVMFuzzerMutate(std::uint8_t* data, std::size_t size, std::size_t max_size);
+
+extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size,
+                                               std::size_t max_size, unsigned int seed) {
+  std::minstd_rand rng(seed);
+  // Half the time an extreme number in a field of a scenario that parses; otherwise (and when the
+  // input does not parse or the result would not fit) libFuzzer's byte mutation.
+  if (rng() % 2 == 0) {
+    const std::string input(reinterpret_cast<const char*>(data), size);
+    if (const auto out =
+            parallax::fuzz::mutate_scenario_number(input, PARALLAX_FUZZ_JSON != 0, rng);
+        out && out->size() <= max_size) {
+      std::memcpy(data, out->data(), out->size());
+      return out->size();
+    }
+  }
+  return LLVMFuzzerMutate(data, size, max_size);
+}
+#endif

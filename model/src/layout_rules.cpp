@@ -1,16 +1,15 @@
 #include "parallax/model/layout_rules.h"
 
+#include <algorithm>
 #include <array>
+#include <vector>
 
 namespace parallax::model {
 namespace {
 
-std::string divisors_of(std::int64_t n) {
-  std::string out;
-  for (std::int64_t i = 1; i <= n; ++i)
-    if (n % i == 0) out += (out.empty() ? "" : ", ") + std::to_string(i);
-  return out;
-}
+// No parallel degree exceeds the largest supported GPU count (2^20, model/src/scenario.cpp), so a
+// suggestion never lists one that is larger.
+constexpr std::int64_t kMaxDegree = std::int64_t{1} << 20;
 
 std::int64_t micro_batches(const LayoutShape& l) { return l.global_batch_size / (l.micro_batch_size * l.dp); }
 
@@ -50,6 +49,28 @@ LayoutShape LayoutShape::of(const Layout& l) {
                      l.schedule() == Layout::INTERLEAVED_1F1B};
 }
 
+std::string divisors_text(std::int64_t n, std::int64_t at_most) {
+  std::vector<std::int64_t> small, large;
+  for (std::int64_t i = 1; i <= n / i; ++i) {
+    if (n % i != 0) continue;
+    if (i <= at_most) small.push_back(i);
+    if (n / i != i && n / i <= at_most) large.push_back(n / i);
+  }
+  small.insert(small.end(), large.rbegin(), large.rend());
+  constexpr std::size_t kShown = 6;  // at each end
+  std::string out;
+  for (std::size_t i = 0; i < small.size(); ++i) {
+    if (small.size() > 2 * kShown + 1 && i == kShown) {
+      out += ", ...";
+      i = small.size() - kShown - 1;
+      continue;
+    }
+    out += (out.empty() ? "" : ", ") + std::to_string(small[i]);
+  }
+  if (small.size() > 2 * kShown + 1) out += " (" + std::to_string(small.size()) + " in all)";
+  return out;
+}
+
 std::span<const LayoutRuleEntry> layout_rules() { return kRules; }
 
 std::optional<LayoutRule> first_broken_rule(const LayoutFacts& facts, const LayoutShape& shape, LayoutRule first,
@@ -65,7 +86,7 @@ LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& m, c
     case LayoutRule::HeadsTp:
       return {{"layout", "tp"},
               "num_heads " + str(m.num_heads) + " is not divisible by tp " + str(l.tp) +
-                  "; valid tp: " + divisors_of(m.num_heads)};
+                  "; valid tp: " + divisors_text(m.num_heads, kMaxDegree)};
     case LayoutRule::FfnTp:
       return {{"layout", "tp"}, "the FFN size " + str(m.ffn_size) + " is not divisible by tp " + str(l.tp)};
     case LayoutRule::SeqTp:
@@ -73,8 +94,9 @@ LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& m, c
               "seq_length " + str(m.seq_length) + " is not divisible by tp " + str(l.tp)};
     case LayoutRule::LayersPpV:
       return {{"layout", l.virtual_stages > 1 ? "virtual_stages" : "pp"},
-              "num_layers " + str(m.num_layers) + " is not divisible by pp * virtual_stages = " + str(l.pp) +
-                  " * " + str(l.virtual_stages) + "; valid pp * virtual_stages: " + divisors_of(m.num_layers)};
+              "num_layers " + str(m.num_layers) + " is not divisible by pp * virtual_stages = " +
+                  str(l.pp) + " * " + str(l.virtual_stages) +
+                  "; valid pp * virtual_stages: " + divisors_text(m.num_layers, kMaxDegree)};
     case LayoutRule::BatchMbsDp: {
       const std::int64_t per_step = l.micro_batch_size * l.dp;
       return {{"layout", "global_batch_size"},

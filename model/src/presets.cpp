@@ -74,6 +74,37 @@ bool is_path(const std::string& name) {
   return name.find('/') != std::string::npos || ext == ".pbtxt" || ext == ".json";
 }
 
+// Why `name` may not name a preset, or "" when it may. A preset name is looked up only in the
+// preset folders, and a relative path only below the folder of the file that names it: a name that
+// climbs out ("..") or starts at the root would let a scenario (or a command line built from one)
+// read any file on the machine, and the parse error would echo its first words. The command line
+// has no such folder: it names presets, and gives a file with an option of its own (--cluster-file
+// PATH).
+std::string why_not_a_name(PresetKind kind, const std::string& name, const fs::path& base_dir) {
+  const fs::path path(name);
+  std::string problem;
+  if (path.has_root_path()) {
+    problem = "is an absolute path";
+  } else if (std::any_of(path.begin(), path.end(),
+                         [](const fs::path& part) { return part.string() == ".."; })) {
+    problem = "has a \"..\" component";
+  } else if (base_dir.empty() && is_path(name)) {
+    problem = "is a path, and a preset given on the command line is a name";
+  } else {
+    return "";
+  }
+  const std::string folder = names_of(kind).folder;
+  std::string fix =
+      "(it " + problem + "; presets are looked up by name in " + folder +
+      "/ beside the scenario, in its parent folder and in the bundled scenarios/" + folder +
+      "/); bundled presets: " + joined(bundled_presets(kind)) +
+      "; give one of those names, or a file below the scenario's folder by its relative path";
+  if (kind == PresetKind::Cluster)
+    fix += ", or on the command line a ClusterSpec file with --cluster-file PATH";
+  if (kind == PresetKind::Model) fix += ", or on the command line the ModelSpec file's path itself";
+  return fix;
+}
+
 template <typename Message>
 Message read_file(const fs::path& file) {
   Message message;
@@ -91,6 +122,14 @@ PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, const s
       shown_name_(shown(name)),
       detail_(missing_detail(kind, searched)) {}
 
+PresetNotFound::PresetNotFound(PresetKind kind, const std::string& name, std::string detail)
+    : InputError(std::string("no ") + names_of(kind).noun + " preset \"" + shown(name) + "\" " +
+                 detail),
+      kind_(kind),
+      name_(name),
+      shown_name_(shown(name)),
+      detail_(std::move(detail)) {}
+
 std::vector<std::string> bundled_presets(PresetKind kind) {
   std::vector<std::string> names;
   std::error_code ec;
@@ -104,6 +143,8 @@ fs::path find_preset(PresetKind kind, const std::string& name, const fs::path& b
   std::vector<fs::path> candidates;
   // No file name holds a control byte (a NUL would even cut the name short in the system call).
   if (has_control_byte(name)) throw PresetNotFound(kind, name, candidates);
+  if (std::string why = why_not_a_name(kind, name, base_dir); !why.empty())
+    throw PresetNotFound(kind, name, std::move(why));
   if (is_path(name)) {
     candidates.push_back(base_dir / name);
   } else {
@@ -113,8 +154,8 @@ fs::path find_preset(PresetKind kind, const std::string& name, const fs::path& b
       candidates.push_back(base_dir.parent_path() / folder_of(kind) / file);
     }
     candidates.push_back(data_dir() / folder_of(kind) / file);
-    // "my.cluster": a file after all.
-    if (fs::path(name).has_extension()) candidates.push_back(base_dir / name);
+    // "my.cluster": a file after all (beside the scenario; the command line names presets only).
+    if (fs::path(name).has_extension() && !base_dir.empty()) candidates.push_back(base_dir / name);
   }
   // The error_code form: a name too long for the file system (ENAMETOOLONG) or a path through a
   // file that is not a folder is a file that is not there, not an exception.
@@ -171,11 +212,25 @@ ResolvedCluster merge_cluster_presets(const ClusterSpec& spec, const fs::path& b
 namespace {
 
 // The file as written (no `preset` field added), its GPU preset looked up next to it.
-ResolvedCluster read_cluster_preset(const std::string& name, const fs::path& base_dir) {
-  const fs::path file = find_preset(PresetKind::Cluster, name, base_dir);
+ResolvedCluster read_cluster_at(const fs::path& file) {
   ResolvedCluster r = merge_cluster_presets(read_cluster_file(file), file.parent_path());
   r.cluster_file = file;
   return r;
+}
+
+ResolvedCluster read_cluster_preset(const std::string& name, const fs::path& base_dir) {
+  return read_cluster_at(find_preset(PresetKind::Cluster, name, base_dir));
+}
+
+// Resized to `gpus` GPUs when gpus > 0, and validated; `name` stands for it in messages.
+ClusterSpec resized_and_validated(ResolvedCluster r, int gpus, const std::string& name) {
+  if (gpus > 0) {
+    // A preset without a node size is one GPU per node.
+    if (r.cluster.gpus_per_node() <= 0) r.cluster.set_gpus_per_node(1);
+    r.cluster = resize_cluster(r.cluster, gpus);
+  }
+  validate_cluster(r, name);
+  return r.cluster;
 }
 
 }  // namespace
@@ -184,15 +239,15 @@ ClusterSpec load_cluster(const std::string& name, const fs::path& base_dir) {
   return read_cluster_preset(name, base_dir).cluster;
 }
 
-ClusterSpec resolve_cluster(const std::string& preset_or_path, int gpus) {
-  ResolvedCluster r = read_cluster_preset(preset_or_path, {});
-  if (gpus > 0) {
-    // A preset without a node size is one GPU per node.
-    if (r.cluster.gpus_per_node() <= 0) r.cluster.set_gpus_per_node(1);
-    r.cluster = resize_cluster(r.cluster, gpus);
-  }
-  validate_cluster(r, "cluster preset " + preset_or_path);
-  return r.cluster;
+ClusterSpec resolve_cluster(const std::string& preset, int gpus) {
+  return resized_and_validated(read_cluster_preset(preset, {}), gpus, "cluster preset " + preset);
+}
+
+ClusterSpec resolve_cluster_file(const fs::path& file, int gpus) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec))
+    throw InputError(file.string() + ": no such ClusterSpec file (a regular .pbtxt or .json file)");
+  return resized_and_validated(read_cluster_at(file), gpus, file.string());
 }
 
 ClusterSpec resize_cluster(ClusterSpec cluster, int gpus) {

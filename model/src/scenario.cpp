@@ -6,9 +6,12 @@
 #include <google/protobuf/text_format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -102,13 +105,6 @@ std::string read_all(const fs::path& path) {
   return s.str();
 }
 
-std::string divisors_of(std::int64_t n) {
-  std::string out;
-  for (std::int64_t i = 1; i <= n; ++i)
-    if (n % i == 0) out += (out.empty() ? "" : ", ") + std::to_string(i);
-  return out;
-}
-
 void require_positive(const Sources& src, const std::vector<std::string>& path, double value,
                       bool is_set, const std::string& what) {
   if (!is_set) fail(src, path, "missing: set " + what);
@@ -119,6 +115,136 @@ void require_positive(const Sources& src, const std::vector<std::string>& path, 
 constexpr std::int64_t kMaxGpus = 1 << 20;
 constexpr std::int64_t kMaxLayers = 32767;
 
+// a * b * ... in 64 bits, or nothing when the product does not fit: a wrapped product of sizes from
+// a file could otherwise equal a valid count (dp * tp * pp = 2^64 + 4 "is" 4 GPUs).
+std::optional<std::int64_t> checked_product(std::initializer_list<std::int64_t> factors) {
+  std::int64_t product = 1;
+  for (std::int64_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product)) return std::nullopt;
+  return product;
+}
+
+// When a number must hold: always (a default is then in range), when the file sets it, or (for
+// the NIC fields) also whenever the cluster has more than one node, where the network uses it.
+enum class Need { kAlways, kIfSet, kMultiNode };
+
+// Every real number of a scenario, its presets and a calibration overlay, with its range, checked
+// in one place (number_ranges() below). The simulator (SimGrid) aborts or crashes on a NaN, an
+// infinity, a zero bandwidth or a negative latency, and a huge peak or bandwidth makes a cost 0
+// and a result silently meaningless, so each must be finite and physical. The ceilings are about
+// 100x today's fastest parts (a GPU of ~5,000 dense TFLOPS, ~8 TB/s and ~300 GB of HBM, ~900 GB/s
+// of NVLink, 800 Gbit/s NICs); latencies and the kernel overhead stop at one second, which no
+// fabric or kernel launch comes near. The whole numbers of the model and layout are checked in
+// validate().
+struct NumberRange {
+  std::vector<std::string> path;  // from the Scenario root
+  double lo;
+  bool lo_open;  // (lo, hi] rather than [lo, hi]
+  double hi;
+  Need need;
+  const char* what;  // what the field is, for the fix
+};
+
+const std::vector<NumberRange>& number_ranges() {
+  constexpr double kPeakTflops = 1e6, kHbmGb = 1e5, kHbmTbPerS = 1e3, kIntraGbPerS = 1e5,
+                   kNicGbitPerS = 1e5, kLatencyUs = 1e6;
+  using P = std::vector<std::string>;
+  static const std::vector<NumberRange> ranges = {
+      {P{"cluster", "gpu", "peak_bf16_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense BF16 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp16_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense FP16 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp32_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the FP32 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_tf32_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense TF32 peak in TFLOPS"},
+      {P{"cluster", "gpu", "peak_fp8_tflops"}, 0, true, kPeakTflops, Need::kIfSet,
+       "the dense FP8 peak in TFLOPS"},
+      {P{"cluster", "gpu", "hbm_gb"}, 0, true, kHbmGb, Need::kIfSet, "the GPU memory size in GB"},
+      {P{"cluster", "gpu", "hbm_tb_per_s"}, 0, true, kHbmTbPerS, Need::kIfSet,
+       "the GPU memory bandwidth in TB/s"},
+      {P{"cluster", "gpu", "memory_bound_efficiency"}, 0, true, 1, Need::kAlways,
+       "the achieved fraction of HBM bandwidth"},
+      {P{"cluster", "gpu", "kernel_overhead_us"}, 0, false, kLatencyUs, Need::kAlways,
+       "the fixed cost per kernel in microseconds"},
+      {P{"cluster", "gpu", "reserved_memory_gb"}, 0, false, kHbmGb, Need::kAlways,
+       "the GPU memory the framework cannot use, in GB"},
+      {P{"cluster", "intra_node", "gb_per_s"}, 0, true, kIntraGbPerS, Need::kIfSet,
+       "the per-GPU intra-node bandwidth in GB/s"},
+      {P{"cluster", "intra_node", "latency_us"}, 0, false, kLatencyUs, Need::kAlways,
+       "the intra-node latency in microseconds"},
+      {P{"cluster", "intra_node", "links_per_gpu"}, 1, false, 1024, Need::kIfSet,
+       "the NVLink links per GPU"},
+      {P{"cluster", "intra_node", "bandwidth_efficiency"}, 0, true, 1, Need::kAlways,
+       "the fraction of gb_per_s that transfers achieve"},
+      {P{"cluster", "nics_per_node"}, 1, false, 1024, Need::kMultiNode, "NICs per node"},
+      {P{"cluster", "nic_gbit_per_s"}, 0, true, kNicGbitPerS, Need::kMultiNode,
+       "the NIC speed in Gbit/s"},
+      {P{"cluster", "nic_latency_us"}, 0, false, kLatencyUs, Need::kAlways,
+       "the NIC latency in microseconds"},
+      {P{"cluster", "nic_bandwidth_efficiency"}, 0, true, 1, Need::kAlways,
+       "the fraction of the NIC bandwidth that transfers achieve"},
+      {P{"cluster", "inter_node", "oversubscription"}, 1, false, 1024, Need::kAlways,
+       "the leaf downlink:uplink ratio (1 = non-blocking)"},
+      {P{"cluster", "inter_node", "nodes_per_leaf"}, 1, false, kMaxGpus, Need::kAlways,
+       "nodes per leaf switch"},
+      {P{"cluster", "inter_node", "levels"}, 1, false, 16, Need::kAlways,
+       "the switch levels of the network"},
+      {P{"cluster", "inter_node", "switch_latency_us"}, 0, false, kLatencyUs, Need::kAlways,
+       "the latency per switch in microseconds"},
+      // 1e6 MB is a terabyte of gradients in one bucket; 1e16 tokens is ~700x the largest published
+      // training run (15T tokens).
+      {P{"layout", "grad_bucket_mb"}, 0, true, 1e6, Need::kAlways,
+       "the gradient bucket size in MB"},
+      {P{"options", "token_budget"}, 0, false, 1e16, Need::kAlways,
+       "the number of tokens to train on"},
+  };
+  return ranges;
+}
+
+// The value at `path` below `message` as a double (int32 and double fields), and whether the file
+// set it (an unset field has its schema default).
+std::pair<double, bool> number_at(const pb::Message& root, const std::vector<std::string>& path) {
+  const pb::Message* message = &root;
+  for (std::size_t i = 0; i + 1 < path.size(); ++i) {
+    const pb::FieldDescriptor* f = message->GetDescriptor()->FindFieldByName(path[i]);
+    message = &message->GetReflection()->GetMessage(*message, f);
+  }
+  const pb::FieldDescriptor* f = message->GetDescriptor()->FindFieldByName(path.back());
+  const pb::Reflection* r = message->GetReflection();
+  const bool set = r->HasField(*message, f);
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return {r->GetDouble(*message, f), set};
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      return {static_cast<double>(r->GetInt32(*message, f)), set};
+    default:
+      return {0, set};
+  }
+}
+
+std::string range_text(const NumberRange& range) {
+  return std::string(range.lo_open ? "(" : "[") + pb::SimpleDtoa(range.lo) + ", " +
+         pb::SimpleDtoa(range.hi) + "]";
+}
+
+// The ranges whose path starts with `prefix` ("cluster", "layout", "options").
+void check_numbers(const Scenario& sc, const Sources& src, const std::string& prefix) {
+  for (const NumberRange& range : number_ranges()) {
+    if (range.path.front() != prefix) continue;
+    const auto [value, set] = number_at(sc, range.path);
+    if (!set && (range.need == Need::kIfSet ||
+                 (range.need == Need::kMultiNode && sc.cluster().num_nodes() <= 1)))
+      continue;
+    // Written so that NaN fails: every comparison with it is false.
+    const bool above_lo = range.lo_open ? value > range.lo : value >= range.lo;
+    if (!(above_lo && value <= range.hi))
+      fail(src, range.path,
+           std::string("must be ") + (std::isfinite(value) ? "" : "a finite number ") + "in " +
+               range_text(range) + " (got " + pb::SimpleDtoa(value) + "); " + range.what);
+  }
+}
+
 // The cluster block: the same checks for a scenario and for an imported graph's (which has no
 // model; `precision` is then the default, BF16).
 void validate_cluster(const Scenario& sc, const Sources& src, Precision precision) {
@@ -127,6 +253,19 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
   const GpuSpec& g = c.gpu();
   require_positive(src, {"cluster", "num_nodes"}, c.num_nodes(), c.has_num_nodes(), "the number of nodes");
   require_positive(src, {"cluster", "gpus_per_node"}, c.gpus_per_node(), c.has_gpus_per_node(), "GPUs per node");
+  require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(),
+                   "the GPU memory size in GB");
+  require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(),
+                   "the GPU memory bandwidth in TB/s");
+  require_positive(src, {"cluster", "intra_node", "gb_per_s"}, c.intra_node().gb_per_s(),
+                   c.intra_node().has_gb_per_s(), "the per-GPU intra-node bandwidth in GB/s");
+  if (c.num_nodes() > 1) {
+    require_positive(src, {"cluster", "nics_per_node"}, c.nics_per_node(), c.has_nics_per_node(),
+                     "NICs per node");
+    require_positive(src, {"cluster", "nic_gbit_per_s"}, c.nic_gbit_per_s(), c.has_nic_gbit_per_s(),
+                     "the NIC speed in Gbit/s");
+  }
+  check_numbers(sc, src, "cluster");
   const double peak = peak_flops(g, precision);
   if (!(peak > 0))
     fail(src,
@@ -140,12 +279,6 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
               "_tflops"},
          "the GPU \"" + g.name() + "\" has no positive peak for the model's precision " +
              precision_name(precision) + "; set it, or change model.precision");
-  require_positive(src, {"cluster", "gpu", "hbm_gb"}, g.hbm_gb(), g.has_hbm_gb(), "the GPU memory size in GB");
-  require_positive(src, {"cluster", "gpu", "hbm_tb_per_s"}, g.hbm_tb_per_s(), g.has_hbm_tb_per_s(), "the GPU memory bandwidth in TB/s");
-  if (!(g.memory_bound_efficiency() > 0 && g.memory_bound_efficiency() <= 1))
-    fail(src, {"cluster", "gpu", "memory_bound_efficiency"}, "must be in (0, 1]");
-  if (g.kernel_overhead_us() < 0) fail(src, {"cluster", "gpu", "kernel_overhead_us"}, "must not be negative");
-  if (g.reserved_memory_gb() < 0) fail(src, {"cluster", "gpu", "reserved_memory_gb"}, "must not be negative");
   {
     const GemmEfficiencyTable& t = g.gemm_efficiency();
     const std::vector<std::string> base{"cluster", "gpu", "gemm_efficiency"};
@@ -157,24 +290,15 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
           fail(src, base, "axis values must be positive and strictly ascending");
       }
     }
-    const std::int64_t expected = static_cast<std::int64_t>(t.m_size()) * t.n_size() * t.k_size();
-    if (t.efficiency_size() != expected)
-      fail(src, base, "has " + std::to_string(t.efficiency_size()) + " efficiency values; the axes need " +
-                          std::to_string(expected) + " (len(m) * len(n) * len(k))");
+    const auto expected = checked_product({t.m_size(), t.n_size(), t.k_size()});
+    if (!expected || t.efficiency_size() != *expected)
+      fail(src, base,
+           "has " + std::to_string(t.efficiency_size()) + " efficiency values; the axes need " +
+               (expected ? std::to_string(*expected) : std::string("more than 2^63")) +
+               " (len(m) * len(n) * len(k))");
     for (double e : t.efficiency())
       if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
   }
-  require_positive(src, {"cluster", "intra_node", "gb_per_s"}, c.intra_node().gb_per_s(),
-                   c.intra_node().has_gb_per_s(), "the per-GPU intra-node bandwidth in GB/s");
-  if (c.num_nodes() > 1) {
-    require_positive(src, {"cluster", "nics_per_node"}, c.nics_per_node(), c.has_nics_per_node(), "NICs per node");
-    require_positive(src, {"cluster", "nic_gbit_per_s"}, c.nic_gbit_per_s(), c.has_nic_gbit_per_s(), "the NIC speed in Gbit/s");
-  }
-  if (c.nic_latency_us() < 0) fail(src, {"cluster", "nic_latency_us"}, "must not be negative");
-  if (c.inter_node().oversubscription() < 1)
-    fail(src, {"cluster", "inter_node", "oversubscription"}, "must be >= 1 (1 = non-blocking)");
-  if (c.inter_node().nodes_per_leaf() < 1)
-    fail(src, {"cluster", "inter_node", "nodes_per_leaf"}, "must be >= 1");
 }
 
 void validate(const Scenario& sc, const Sources& src) {
@@ -201,7 +325,8 @@ void validate(const Scenario& sc, const Sources& src) {
   if (m.hidden_size() % m.num_heads() != 0)
     fail(src, {"model", "num_heads"},
          "hidden_size " + std::to_string(m.hidden_size()) + " is not divisible by num_heads " +
-             std::to_string(m.num_heads()) + "; valid num_heads: " + divisors_of(m.hidden_size()));
+             std::to_string(m.num_heads()) +
+             "; valid num_heads: " + divisors_text(m.hidden_size(), m.hidden_size()));
 
   validate_cluster(sc, src, m.precision());
   const ClusterSpec& c = sc.cluster();
@@ -225,17 +350,19 @@ void validate(const Scenario& sc, const Sources& src) {
                                             std::to_string(c.num_nodes()) + " nodes * " +
                                             std::to_string(c.gpus_per_node()) + "); at most " +
                                             std::to_string(kMaxGpus) + " are supported");
-  const std::int64_t product = static_cast<std::int64_t>(l.dp()) * l.tp() * l.pp();
+  const std::optional<std::int64_t> product = checked_product({l.dp(), l.tp(), l.pp()});
   if (product != gpus) {
     const std::int64_t tp_pp = static_cast<std::int64_t>(l.tp()) * l.pp();
     std::string fix = gpus % tp_pp == 0 ? "; with tp " + std::to_string(l.tp()) + " and pp " + std::to_string(l.pp()) +
                                               " use dp " + std::to_string(gpus / tp_pp)
                                         : "; tp * pp must divide the GPU count";
-    fail(src, {"layout", "dp"}, "dp * tp * pp = " + std::to_string(l.dp()) + " * " + std::to_string(l.tp()) + " * " +
-                                    std::to_string(l.pp()) + " = " + std::to_string(product) +
-                                    " but the cluster has " + std::to_string(gpus) + " GPUs (" +
-                                    std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) +
-                                    ")" + fix);
+    fail(src, {"layout", "dp"},
+         "dp * tp * pp = " + std::to_string(l.dp()) + " * " + std::to_string(l.tp()) + " * " +
+             std::to_string(l.pp()) + " = " +
+             (product ? std::to_string(*product) : std::string("more than 2^63")) +
+             " but the cluster has " + std::to_string(gpus) + " GPUs (" +
+             std::to_string(c.num_nodes()) + " nodes * " + std::to_string(c.gpus_per_node()) + ")" +
+             fix);
   }
   // The divisibility rules (model/src/layout_rules.cpp, shared with the planner's pruning), then the
   // sizes, then the batch and schedule rules.
@@ -275,8 +402,8 @@ void validate(const Scenario& sc, const Sources& src) {
   check_rules(LayoutRule::BatchMbsDp, LayoutRule::Schedule);
   if (l.zero_stage() < 0 || l.zero_stage() > 3)
     fail(src, {"layout", "zero_stage"}, "must be 0, 1, 2 or 3 (got " + std::to_string(l.zero_stage()) + ")");
-  if (!(l.grad_bucket_mb() > 0)) fail(src, {"layout", "grad_bucket_mb"}, "must be positive");
-  if (sc.options().token_budget() < 0) fail(src, {"options", "token_budget"}, "must not be negative");
+  check_numbers(sc, src, "layout");
+  check_numbers(sc, src, "options");
 }
 
 Scenario resolve(Scenario sc, const fs::path& base_dir, Sources& sources) {

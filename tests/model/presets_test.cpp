@@ -120,7 +120,7 @@ TEST(Presets, LookupOrderAndPaths) {
   EXPECT_EQ(load_model("gpt-1.7b").name(), "GPT 1.7B");  // the file's own name wins over its stem
   const fs::path file = dir.path / "my-model.pbtxt";
   std::ofstream(file) << "num_layers: 2 hidden_size: 64 num_heads: 2 seq_length: 32 vocab_size: 128\n";
-  EXPECT_EQ(load_model(file.string()).name(), "my-model");  // named after the file
+  EXPECT_EQ(load_model("my-model.pbtxt", dir.path).name(), "my-model");  // named after the file
   EXPECT_EQ(load_model("my-model.pbtxt", dir.path).num_layers(), 2);
 }
 
@@ -141,7 +141,7 @@ TEST(Presets, ResolveClusterMergesResizesAndValidates) {
   const fs::path file = dir.path / "broken.pbtxt";
   std::ofstream(file) << "gpus_per_node: 8\nnum_nodes: 1\ngpu { preset: \"a100-sxm4-80gb\" }\nintra_node { gb_per_s: -1 }\n";
   try {
-    resolve_cluster(file.string());
+    resolve_cluster_file(file);
     FAIL() << "accepted a negative bandwidth";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("broken.pbtxt:4: cluster.intra_node.gb_per_s: must be positive"),

@@ -63,4 +63,9 @@ struct LayoutRuleViolation {
 };
 LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& facts, const LayoutShape& shape);
 
+// The divisors of n (n >= 1) up to `at_most`, ascending, as a suggestion for a message: "1, 2, 3,
+// 6". Found in O(sqrt n) steps, since n comes from a file and may be near 2^31; a long list keeps
+// its first and last few ("1, 2, 4, 8, ..., 512, 1024 (24 in all)").
+std::string divisors_text(std::int64_t n, std::int64_t at_most);
+
 }  // namespace parallax::model

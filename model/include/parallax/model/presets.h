@@ -20,6 +20,9 @@ enum class PresetKind { Cluster, Gpu, Model };
 class PresetNotFound : public InputError {
  public:
   PresetNotFound(PresetKind kind, const std::string& name, const std::vector<std::filesystem::path>& searched);
+  // A name that may not name a preset (an absolute path, a ".." component): `detail` says why and
+  // how to give the file instead.
+  PresetNotFound(PresetKind kind, const std::string& name, std::string detail);
   PresetKind kind() const { return kind_; }
   const std::string& name() const { return name_; }
   // The name as a message shows it: control bytes escaped, a very long name cut.
@@ -34,11 +37,13 @@ class PresetNotFound : public InputError {
 // The bundled presets of a kind (data_dir()/clusters, gpus or models), sorted by name.
 std::vector<std::string> bundled_presets(PresetKind kind);
 
-// The file of a preset. A name with a slash or a .pbtxt/.json extension is a path (relative to
-// `base_dir`, or to the working directory when `base_dir` is empty). Any other name is a preset:
-// NAME.pbtxt in the kind's folder (clusters/, gpus/, models/) under `base_dir` and its parent (when
-// given), then under data_dir(); a name with another dot ("gpt-1.7b") is finally tried as a path.
-// Throws PresetNotFound.
+// The file of a preset. A name is NAME.pbtxt in the kind's folder (clusters/, gpus/, models/) under
+// `base_dir` and its parent (when given), then under data_dir(); with a `base_dir` (the folder of
+// the file that names it), a name with a dot ("my.cluster") is finally tried as a file there, and a
+// name with a slash or a .pbtxt/.json extension is a path relative to it. Never a file elsewhere:
+// an absolute path, a ".." component, or a path with no `base_dir` (the command line, which gives
+// files with options of their own, e.g. --cluster-file) throws PresetNotFound saying how to give
+// the file. Throws PresetNotFound when nothing is found.
 std::filesystem::path find_preset(PresetKind kind, const std::string& name_or_path,
                                   const std::filesystem::path& base_dir = {});
 
@@ -69,10 +74,13 @@ ResolvedCluster merge_cluster_presets(const ClusterSpec& spec, const std::filesy
 // A cluster preset by name or path, its GPU preset merged (not validated).
 ClusterSpec load_cluster(const std::string& name_or_path, const std::filesystem::path& base_dir = {});
 
-// A cluster preset by name or path, its GPU preset merged, resized to `gpus` GPUs when gpus > 0
-// (resize_cluster), and validated as a scenario's cluster block is (for BF16). Throws InputError
-// naming the file, the line, the field and the fix.
-ClusterSpec resolve_cluster(const std::string& preset_or_path, int gpus = 0);
+// A cluster preset by name (find_preset with no base folder), its GPU preset merged, resized to
+// `gpus` GPUs when gpus > 0 (resize_cluster), and validated as a scenario's cluster block is (for
+// BF16). Throws InputError naming the file, the line, the field and the fix.
+ClusterSpec resolve_cluster(const std::string& preset, int gpus = 0);
+// The same for a ClusterSpec file given explicitly (--cluster-file PATH): any path, its GPU preset
+// looked up by name beside it.
+ClusterSpec resolve_cluster_file(const std::filesystem::path& file, int gpus = 0);
 
 // A resolved cluster resized to `gpus` GPUs: gpus / gpus_per_node nodes, or one node of `gpus` GPUs
 // when that is fewer than a node holds (its NICs scaled down). Throws InputError when gpus is not a
