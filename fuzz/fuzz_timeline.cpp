@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // compare and calibrate rebuild the job graph; a valid scenario of a big job is legitimate and
   // slow.
   if (timeline.has_scenario() &&
-      parallax::fuzz::stored_task_estimate(timeline.scenario()) > parallax::fuzz::kMaxStoredTasks)
+      !parallax::fuzz::small_enough_to_build(timeline.scenario()))
     return 0;
   try {
     (void)parallax::analysis::compare_timelines(timeline, timeline);

@@ -166,6 +166,8 @@ class JobGraph {
 };
 
 // Builds the per-rank task DAG of one training step (docs/architecture.md, "What the builder emits") for a validated scenario.
-JobGraph build_job_graph(const Scenario& scenario);
+// First refuses, with an InputError naming `source` (default: the scenario's name), a graph over
+// max_stored_tasks() (check_job_size in job_size.h).
+JobGraph build_job_graph(const Scenario& scenario, const std::string& source = {});
 
 }  // namespace parallax::model
