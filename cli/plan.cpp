@@ -102,8 +102,8 @@ class ProgressBar {
     last_ = p;
     const char* what = p.phase == planner::Progress::Phase::Estimate ? "estimating" : "simulating";
     if (!enabled_) {
-      if (seconds(Clock::now() - printed_) >= interval_ || (p.phase != phase_ && p.done == 0)) line();
-      phase_ = p.phase;
+      // Nothing at all for a plan shorter than the interval.
+      if (seconds(Clock::now() - printed_) >= interval_) line();
       return;
     }
     const int width = 30;
@@ -136,7 +136,6 @@ class ProgressBar {
   double interval_;
   bool drawn_ = false;
   planner::Progress last_{planner::Progress::Phase::Estimate, 0, 0};
-  planner::Progress::Phase phase_ = planner::Progress::Phase::Estimate;
   Clock::time_point start_ = Clock::now(), printed_ = Clock::now();
 };
 
