@@ -128,7 +128,8 @@ class ProgressBar {
     printed_ = Clock::now();
     const bool estimating = last_.phase == planner::Progress::Phase::Estimate;
     std::fprintf(stderr, "parallax plan: %s: %zu of %zu layouts done, %.0f s elapsed\n",
-                 estimating ? "estimating" : "simulating", last_.done, last_.total, seconds(printed_ - start_));
+                 estimating ? "estimating" : "simulating", last_.done, last_.total,
+                 seconds(printed_ - start_));
     std::fflush(stderr);
   }
 

@@ -172,17 +172,20 @@ int simulate(const std::vector<std::string>& args) {
   // Memory first: a layout that does not fit is reported in milliseconds, not after simulating it.
   const model::MemoryEstimate memory = model::estimate_memory(sc);
   if (!memory.fits()) {
-    std::cerr << "parallax simulate: " << scenario_path << ": the layout needs " << gib(memory.peak().total())
-              << " per GPU on pipeline stage " << memory.peak().stage << " but the GPU has " << gib(memory.capacity)
-              << "; not simulated (`parallax inspect` shows the breakdown). Try recompute, more pipeline or tensor "
+    std::cerr << "parallax simulate: " << scenario_path << ": the layout needs "
+              << gib(memory.peak().total()) << " per GPU on pipeline stage " << memory.peak().stage
+              << " but the GPU has " << gib(memory.capacity)
+              << "; not simulated (`parallax inspect` shows the breakdown). Try recompute, more "
+                 "pipeline or tensor "
                  "parallelism, a smaller micro_batch_size, or ZeRO\n";
     return kDoesNotFit;
   }
   // The size check comes before any allocation; a big job says what it costs before it starts.
   model::check_job_size(sc, scenario_path);
-  if (const model::JobSizeEstimate size = model::estimate_job_size(sc); size.tasks >= kAnnounceTasks) {
-    std::cerr << "parallax simulate: " << scenario_path << ": simulating " << count(size.tasks) << " tasks ("
-              << count(size.expanded_tasks) << " in the whole job); progress every "
+  if (const model::JobSizeEstimate size = model::estimate_job_size(sc);
+      size.tasks >= kAnnounceTasks) {
+    std::cerr << "parallax simulate: " << scenario_path << ": simulating " << count(size.tasks)
+              << " tasks (" << count(size.expanded_tasks) << " in the whole job); progress every "
               << sim::progress_interval_s() << " s\n";
     std::cerr.flush();
   }

@@ -20,9 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     parallax::JobGraph proto;
     parallax::traces::parse_binary(bytes, "fuzz-plan.pb", proto);
     // A valid plan of a big job is legitimate and slow; see small_enough_to_build.
-    if (proto.has_scenario() &&
-        !parallax::fuzz::small_enough_to_build(proto.scenario()))
-      return 0;
+    if (proto.has_scenario() && !parallax::fuzz::small_enough_to_build(proto.scenario())) return 0;
     const parallax::model::JobGraph graph =
         parallax::model::JobGraph::from_proto(proto, "fuzz-plan.pb");
     const parallax::model::RankGrid grid = parallax::model::rank_grid(graph.scenario());

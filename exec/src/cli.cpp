@@ -120,8 +120,8 @@ int exec_command(const std::vector<std::string>& args) {
   const model::JobGraph graph = load();
   // Every rank checks the same plan against its host before MPI starts, so all refuse alike
   // instead of each ending in std::bad_alloc while allocating buffers.
-  check_task_buffers(graph, options.trace_gemm_side_cap, options.trace_bytes_cap, host_memory_bytes(),
-                     chakra_prefix.empty() ? input : chakra_prefix);
+  check_task_buffers(graph, options.trace_gemm_side_cap, options.trace_bytes_cap,
+                     host_memory_bytes(), chakra_prefix.empty() ? input : chakra_prefix);
 
   int provided = 0;
   MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);

@@ -165,9 +165,12 @@ double task_buffer_bytes(const model::Task& t, bool imported, std::uint32_t gemm
       const double m = t.gemm_m, n = t.gemm_n, k = t.gemm_k;
       return 4 * (m * k + k * n + m * n);
     }
-    case MEMORY_BOUND: return bytes;
-    case COLLECTIVE: return 3 * bytes;
-    default: return bytes;  // SEND, RECV
+    case MEMORY_BOUND:
+      return bytes;
+    case COLLECTIVE:
+      return 3 * bytes;
+    default:
+      return bytes;  // SEND, RECV
   }
 }
 
@@ -176,8 +179,8 @@ double host_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0;
 }
 
-void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap, std::uint64_t bytes_cap,
-                        double memory_bytes, const std::string& source) {
+void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap,
+                        std::uint64_t bytes_cap, double memory_bytes, const std::string& source) {
   if (!(memory_bytes > 0)) return;  // unknown: nothing to compare with
   auto gib = [](double b) {
     char text[32];
@@ -189,14 +192,16 @@ void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_ca
     const double need = task_buffer_bytes(t, graph.imported(), gemm_side_cap, bytes_cap);
     if (need <= memory_bytes) continue;
     std::string sizes = t.kind == GEMM && t.op != model::Op::TraceCompute
-                            ? "gemm_m " + std::to_string(t.gemm_m) + ", gemm_n " + std::to_string(t.gemm_n) +
-                                  ", gemm_k " + std::to_string(t.gemm_k) + " (fp32 operands)"
+                            ? "gemm_m " + std::to_string(t.gemm_m) + ", gemm_n " +
+                                  std::to_string(t.gemm_n) + ", gemm_k " +
+                                  std::to_string(t.gemm_k) + " (fp32 operands)"
                             : "bytes " + std::to_string(t.bytes);
-    throw InputError(source + ": task " + std::to_string(id) + " (" + graph.task_name(id) + ", rank " +
-                     std::to_string(t.rank) + ") needs " + gib(need) + " of buffers for " + sizes +
-                     ", more than this host's " + gib(memory_bytes) +
-                     " of memory; the plan cannot run here (use a smaller model or micro_batch_size, or "
-                     "more tensor parallelism)");
+    throw InputError(
+        source + ": task " + std::to_string(id) + " (" + graph.task_name(id) + ", rank " +
+        std::to_string(t.rank) + ") needs " + gib(need) + " of buffers for " + sizes +
+        ", more than this host's " + gib(memory_bytes) +
+        " of memory; the plan cannot run here (use a smaller model or micro_batch_size, or "
+        "more tensor parallelism)");
   }
 }
 

@@ -81,14 +81,15 @@ std::uint64_t bucket_count(const Dims& d, bool tied, double capacity, std::int64
 
 // Tasks: the builder's emission, counted. Every rank of a stage emits the same tasks (tp and dp
 // coordinates only change peers), and each of its chunk-forwards and chunk-backwards emits a fixed
-// number of tasks whatever the micro-batch, so a stage's count is m times a sum over its chunks plus
-// its per-step gradient and optimizer tasks. tests/hardening/bounds_test.cpp checks it equals
+// number of tasks whatever the micro-batch, so a stage's count is m times a sum over its chunks
+// plus its per-step gradient and optimizer tasks. tests/hardening/bounds_test.cpp checks it equals
 // JobGraph::num_tasks() over layouts that exercise every branch of the builder.
 //
-// Edges: add() gives each task at most one edge from the previous task on its stream and at most one
-// from an explicit dependency; each pending task (a blocking collective, a recv, an unoverlapped
-// send, a gradient sync) becomes one edge into the next compute task; each recv gets one edge from
-// its send. That is at most 4 edges per task, and the test checks the bound against the builder.
+// Edges: add() gives each task at most one edge from the previous task on its stream and at most
+// one from an explicit dependency; each pending task (a blocking collective, a recv, an
+// unoverlapped send, a gradient sync) becomes one edge into the next compute task; each recv gets
+// one edge from its send. That is at most 4 edges per task, and the test checks the bound against
+// the builder.
 JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const Dims d = clamped_dims(sc);
   const Layout& layout = sc.layout();
@@ -98,11 +99,11 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
   const std::uint64_t z3 = zero >= 3 && d.d > 1 ? 1 : 0, z2 = zero >= 2 && d.d > 1 ? 1 : 0;
 
-  // One layer, one micro-batch (Builder::layer_forward and layer_backward): 13 compute tasks forward
-  // plus the TP collectives (two, four with sequence parallelism) and the ZeRO-3 gather; backward 19
-  // compute tasks (+4 attention core under selective recompute, + a whole forward under full),
-  // the TP collectives (two reductions, with sequence parallelism two gathers and two re-gathers),
-  // the ZeRO-3 gather and the ZeRO-2/3 reduce-scatter.
+  // One layer, one micro-batch (Builder::layer_forward and layer_backward): 13 compute tasks
+  // forward plus the TP collectives (two, four with sequence parallelism) and the ZeRO-3 gather;
+  // backward 19 compute tasks (+4 attention core under selective recompute, + a whole forward under
+  // full), the TP collectives (two reductions, with sequence parallelism two gathers and two
+  // re-gathers), the ZeRO-3 gather and the ZeRO-2/3 reduce-scatter.
   const std::uint64_t recompute_fwd = 13 + 2 * tb + 2 * spt;
   const std::uint64_t layer_fwd = recompute_fwd + z3;
   std::uint64_t layer_bwd = 19 + 4 * spt + 2 * tb + z3 + z2;
@@ -111,13 +112,14 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const std::uint64_t embedding_fwd = 1 + tb;
   const std::uint64_t embedding_bwd = 1 + (z2 && embedding_parameters(d).local() > 0 ? 1 : 0);
   const std::uint64_t output_fwd = 3 + spt + tb;
-  const std::uint64_t output_bwd = 4 + spt + tb + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
+  const std::uint64_t output_bwd =
+      4 + spt + tb + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
 
   const auto per_chunk = static_cast<std::uint64_t>(std::max<std::int64_t>(1, d.L / (d.p * d.v)));
   const auto m = static_cast<std::uint64_t>(d.m);
   const std::int64_t last_vs = d.p * d.v - 1;
-  const double capacity =
-      layout.grad_bucket_mb() * 1e6 / (layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e));
+  const double capacity = layout.grad_bucket_mb() * 1e6 /
+                          (layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e));
   const bool param_gathers = (zero == 1 || zero == 2) && d.d > 1;
 
   // Stages between the first and the last emit the same tasks: count one for all of them.
@@ -125,8 +127,10 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
     std::uint64_t per_microbatch = 0;
     for (std::int64_t c = 0; c < d.v; ++c) {
       const std::int64_t vs = c * d.p + stage;
-      per_microbatch += (vs == 0 ? embedding_fwd : 1) + per_chunk * layer_fwd + (vs == last_vs ? output_fwd : 1);
-      per_microbatch += (vs == last_vs ? output_bwd : 1) + per_chunk * layer_bwd + (vs == 0 ? embedding_bwd : 1);
+      per_microbatch +=
+          (vs == 0 ? embedding_fwd : 1) + per_chunk * layer_fwd + (vs == last_vs ? output_fwd : 1);
+      per_microbatch +=
+          (vs == last_vs ? output_bwd : 1) + per_chunk * layer_bwd + (vs == 0 ? embedding_bwd : 1);
     }
     double once = 1;  // the optimizer step
     if (param_gathers || (d.d > 1 && zero < 2)) {
@@ -156,9 +160,9 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   est.tasks = to_u64(stored);
   est.edges = to_u64(4 * stored);
   est.expanded_tasks = to_u64(per_stage_total * copies);
-  // The build holds the tasks (a growing vector: up to twice their size), each rank's task list, the
-  // edge list (growing: up to twice) and then the compressed graph built from it (out and in edges,
-  // offsets), plus a hash entry per pipeline transfer.
+  // The build holds the tasks (a growing vector: up to twice their size), each rank's task list,
+  // the edge list (growing: up to twice) and then the compressed graph built from it (out and in
+  // edges, offsets), plus a hash entry per pipeline transfer.
   const double task_bytes = 2.0 * sizeof(Task) + 4 + 16;
   const double edge_bytes = 2.0 * 8 + 16;
   est.bytes = stored * task_bytes + 4 * stored * edge_bytes;
@@ -201,15 +205,19 @@ void check_job_size(const Scenario& sc, const std::string& source, bool symmetry
   msg << source << ": the job graph would store " << with_commas(est.tasks) << " tasks and up to "
       << with_commas(est.edges) << " edges (about " << std::fixed;
   msg.precision(1);
-  msg << est.bytes / (1024.0 * 1024 * 1024) << " GiB to build), over the limit of " << with_commas(limit)
+  msg << est.bytes / (1024.0 * 1024 * 1024) << " GiB to build), over the limit of "
+      << with_commas(limit)
       << " tasks. It grows as micro-batches x layers x ranks built: layout.global_batch_size "
-      << l.global_batch_size() << " / (micro_batch_size " << l.micro_batch_size() << " x dp " << l.dp()
-      << ") = " << with_commas(est.microbatches) << " micro-batches per pipeline, model.num_layers "
-      << sc.model().num_layers() << ", " << with_commas(est.ranks) << (est.ranks == 1 ? " rank" : " ranks") << " built";
-  if (!sc.options().use_symmetry() && symmetry_optional) msg << " (options.use_symmetry: false builds every rank)";
+      << l.global_batch_size() << " / (micro_batch_size " << l.micro_batch_size() << " x dp "
+      << l.dp() << ") = " << with_commas(est.microbatches)
+      << " micro-batches per pipeline, model.num_layers " << sc.model().num_layers() << ", "
+      << with_commas(est.ranks) << (est.ranks == 1 ? " rank" : " ranks") << " built";
+  if (!sc.options().use_symmetry() && symmetry_optional)
+    msg << " (options.use_symmetry: false builds every rank)";
   msg << ". Lower global_batch_size or raise micro_batch_size";
   if (!sc.options().use_symmetry() && symmetry_optional) msg << ", set options.use_symmetry: true";
-  msg << ", or raise the limit with the environment variable PARALLAX_MAX_TASKS=N if this machine has "
+  msg << ", or raise the limit with the environment variable PARALLAX_MAX_TASKS=N if this machine "
+         "has "
          "the memory";
   throw InputError(msg.str());
 }

@@ -16,7 +16,8 @@ struct StageOrder {
   Layout::Schedule schedule;
   std::int64_t p, v, total, warmup, remaining;
 
-  StageOrder(Layout::Schedule s, int p_in, int v_in, int m, int stage) : schedule(s), p(p_in), v(v_in) {
+  StageOrder(Layout::Schedule s, int p_in, int v_in, int m, int stage)
+      : schedule(s), p(p_in), v(v_in) {
     if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
     total = static_cast<std::int64_t>(m) * v;
     if (schedule == Layout::GPIPE) {
@@ -103,7 +104,9 @@ HeldPeak peak_held(Layout::Schedule schedule, int p, int v, int m, int stage,
 
 int peak_chunks_in_flight(Layout::Schedule schedule, int p, int v, int m, int stage) {
   const int chunks = schedule == Layout::INTERLEAVED_1F1B ? v : 1;
-  return static_cast<int>(peak_held(schedule, p, v, m, stage, std::vector<double>(static_cast<std::size_t>(chunks), 1.0)).chunks);
+  return static_cast<int>(peak_held(schedule, p, v, m, stage,
+                                    std::vector<double>(static_cast<std::size_t>(chunks), 1.0))
+                              .chunks);
 }
 
 double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,

@@ -124,8 +124,8 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   return c;
 }
 
-// Micro-batches per pipeline up to which the schedule is timed step by step (every bundled scenario,
-// validation row and realistic layout); beyond, see the extrapolation in estimate_step.
+// Micro-batches per pipeline up to which the schedule is timed step by step (every bundled
+// scenario, validation row and realistic layout); beyond, see the extrapolation in estimate_step.
 constexpr std::int64_t kExactMicrobatches = 16384;
 
 }  // namespace
@@ -241,14 +241,16 @@ StepEstimate estimate_step(const Scenario& sc) {
   const auto time_schedule = [&](const std::int64_t M) {
     std::vector<std::vector<model::PipelineStep>> orders;
     for (std::int64_t s = 0; s < P; ++s)
-      orders.push_back(model::stage_order(layout.schedule(), static_cast<int>(P), static_cast<int>(V), static_cast<int>(M),
+      orders.push_back(model::stage_order(layout.schedule(), static_cast<int>(P),
+                                          static_cast<int>(V), static_cast<int>(M),
                                           static_cast<int>(s)));
     std::vector<double> done(static_cast<std::size_t>(M * VS * 2), -1.0);
     auto at = [&](std::int64_t mb, std::int64_t vs, bool backward) -> double& {
       return done[static_cast<std::size_t>((mb * VS + vs) * 2 + (backward ? 1 : 0))];
     };
     std::vector<std::size_t> next(static_cast<std::size_t>(P), 0);
-    std::vector<double> free_at(static_cast<std::size_t>(P), 0.0), busy(static_cast<std::size_t>(P), 0.0);
+    std::vector<double> free_at(static_cast<std::size_t>(P), 0.0),
+        busy(static_cast<std::size_t>(P), 0.0);
     // When each chunk's final backward starts on its stage (for the gradient buckets).
     std::vector<double> final_bwd_start(static_cast<std::size_t>(VS), 0.0);
     std::size_t remaining = 0;
@@ -275,9 +277,11 @@ StepEstimate estimate_step(const Scenario& sc) {
             ready += p2p;
           }
           const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
-          const double length = step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
+          const double length =
+              step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
           double end = begin + length;
-          if (gathers_at_start && step.forward && step.microbatch == 0) end = gated_forward_end(vs, begin);
+          if (gathers_at_start && step.forward && step.microbatch == 0)
+            end = gated_forward_end(vs, begin);
           at(step.microbatch, vs, !step.forward) = end;
           if (!step.forward) final_bwd_start[static_cast<std::size_t>(vs)] = begin;
           // Without overlap the stage waits for its own send before computing on.
@@ -290,7 +294,8 @@ StepEstimate estimate_step(const Scenario& sc) {
           progressed = true;
         }
       }
-      if (!progressed) break;  // cannot happen for Megatron's schedules (tests check they are deadlock-free)
+      if (!progressed)
+        break;  // cannot happen for Megatron's schedules (tests check they are deadlock-free)
     }
     return Timing{std::move(free_at), std::move(busy), std::move(final_bwd_start)};
   };

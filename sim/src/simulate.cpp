@@ -377,14 +377,18 @@ class Simulator {
 
   void report_progress() {
     const auto now_wall = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now_wall - last_progress_).count() < progress_interval_) return;
+    if (std::chrono::duration<double>(now_wall - last_progress_).count() < progress_interval_)
+      return;
     last_progress_ = now_wall;
     const double elapsed = std::chrono::duration<double>(now_wall - wall_start_).count();
     const double done = static_cast<double>(finished_) / static_cast<double>(graph_.num_tasks());
     std::string left;
-    if (done > 0 && done < 1) left = ", about " + std::to_string(static_cast<long long>(elapsed * (1 - done) / done + 0.5)) + " s left";
-    std::fprintf(stderr, "simulating: %d%% of %zu tasks done, %lld s elapsed%s\n", static_cast<int>(done * 100),
-                 graph_.num_tasks(), static_cast<long long>(elapsed + 0.5), left.c_str());
+    if (done > 0 && done < 1)
+      left = ", about " +
+             std::to_string(static_cast<long long>(elapsed * (1 - done) / done + 0.5)) + " s left";
+    std::fprintf(stderr, "simulating: %d%% of %zu tasks done, %lld s elapsed%s\n",
+                 static_cast<int>(done * 100), graph_.num_tasks(),
+                 static_cast<long long>(elapsed + 0.5), left.c_str());
     std::fflush(stderr);
   }
 

@@ -29,8 +29,12 @@ using testing::run_command;
 using testing::scenario_from_text;
 using testing::small_scenario_text;
 
-std::string cli() { return PARALLAX_CLI; }
-std::string bundled(const std::string& name) { return (testing::scenarios_dir() / name).string(); }
+std::string cli() {
+  return PARALLAX_CLI;
+}
+std::string bundled(const std::string& name) {
+  return (testing::scenarios_dir() / name).string();
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -51,7 +55,8 @@ TEST_P(JobSizeMatchesBuilder, TasksExactEdgesBounded) {
     EXPECT_EQ(est.ranks, g.ranks().size()) << GetParam();
     // Edges: an upper bound (4 per task), and not a loose one.
     EXPECT_LE(g.num_edges(), est.edges) << GetParam();
-    EXPECT_GE(static_cast<double>(g.num_edges()), 0.25 * static_cast<double>(est.edges)) << GetParam();
+    EXPECT_GE(static_cast<double>(g.num_edges()), 0.25 * static_cast<double>(est.edges))
+        << GetParam();
   }
 }
 
@@ -60,19 +65,23 @@ TEST_P(JobSizeMatchesBuilder, TasksExactEdgesBounded) {
 // small gradient buckets, p from 1 to 8.
 INSTANTIATE_TEST_SUITE_P(
     Layouts, JobSizeMatchesBuilder,
-    ::testing::Values("dp: 8 global_batch_size: 16", "tp: 8 global_batch_size: 4",
-                      "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8",
-                      "tp: 2 pp: 2 dp: 2 global_batch_size: 16 recompute: FULL",
-                      "tp: 2 pp: 4 global_batch_size: 8 recompute: SELECTIVE sequence_parallel: true",
-                      "pp: 8 global_batch_size: 16 schedule: GPIPE",
-                      "pp: 2 dp: 4 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2",
-                      "pp: 4 dp: 2 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2 zero_stage: 1",
-                      "dp: 8 global_batch_size: 16 zero_stage: 1 overlap_param_gather: true",
-                      "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 2",
-                      "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 2 overlap_param_gather: true grad_bucket_mb: 1",
-                      "tp: 2 pp: 2 dp: 2 global_batch_size: 8 zero_stage: 3 recompute: FULL",
-                      "pp: 4 dp: 2 global_batch_size: 8 zero_stage: 3 schedule: INTERLEAVED_1F1B virtual_stages: 2",
-                      "dp: 8 global_batch_size: 8 grad_bucket_mb: 0.5 overlap_grad_reduce: false"));
+    ::testing::Values(
+        "dp: 8 global_batch_size: 16", "tp: 8 global_batch_size: 4",
+        "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8",
+        "tp: 2 pp: 2 dp: 2 global_batch_size: 16 recompute: FULL",
+        "tp: 2 pp: 4 global_batch_size: 8 recompute: SELECTIVE sequence_parallel: true",
+        "pp: 8 global_batch_size: 16 schedule: GPIPE",
+        "pp: 2 dp: 4 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2",
+        "pp: 4 dp: 2 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2 "
+        "zero_stage: 1",
+        "dp: 8 global_batch_size: 16 zero_stage: 1 overlap_param_gather: true",
+        "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 2",
+        "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 2 overlap_param_gather: true grad_bucket_mb: "
+        "1",
+        "tp: 2 pp: 2 dp: 2 global_batch_size: 8 zero_stage: 3 recompute: FULL",
+        "pp: 4 dp: 2 global_batch_size: 8 zero_stage: 3 schedule: INTERLEAVED_1F1B virtual_stages: "
+        "2",
+        "dp: 8 global_batch_size: 8 grad_bucket_mb: 0.5 overlap_grad_reduce: false"));
 
 TEST(JobSize, MatchesBuilderOnBundledScenarios) {
   for (const char* name : {"tiny-gpt-cpu.pbtxt", "gpt3-175b-1024gpu.pbtxt"}) {
@@ -125,11 +134,13 @@ void expect_refused_fast(const Scenario& sc, const std::string& source) {
 }
 
 TEST(JobSizeLimit, RefusesHugeGlobalBatchesBeforeBuilding) {
-  Scenario sc = scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 4000000"));
+  Scenario sc =
+      scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 4000000"));
   sc.mutable_layout()->set_micro_batch_size(1);
   expect_refused_fast(sc, "gbs4m.pbtxt");
-  expect_refused_fast(scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 2147483644")),
-                      "gbsmax.pbtxt");
+  expect_refused_fast(
+      scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 2147483644")),
+      "gbsmax.pbtxt");
 }
 
 TEST(JobSizeLimit, RefusesTheBundled175BWithoutSymmetry) {
@@ -139,7 +150,8 @@ TEST(JobSizeLimit, RefusesTheBundled175BWithoutSymmetry) {
   try {
     model::check_job_size(sc, "nosym.pbtxt");
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("set options.use_symmetry: true"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("set options.use_symmetry: true"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -152,7 +164,8 @@ TEST(JobSizeLimit, TheEnvironmentRaisesOrLowersTheLimitAndIsChecked) {
     (void)build_job_graph(sc);
     ADD_FAILURE() << "1e9 accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("PARALLAX_MAX_TASKS: \"1e9\" is not a whole number"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("PARALLAX_MAX_TASKS: \"1e9\" is not a whole number"),
+              std::string::npos)
         << e.what();
   }
   ::setenv("PARALLAX_MAX_TASKS", "1000000000", 1);
@@ -162,13 +175,15 @@ TEST(JobSizeLimit, TheEnvironmentRaisesOrLowersTheLimitAndIsChecked) {
 
 TEST(JobSizeLimit, AnEmbeddedScenarioIsCheckedBeforeTheGraphIsRebuilt) {
   Timeline timeline;
-  *timeline.mutable_scenario() = scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 2000000"));
+  *timeline.mutable_scenario() =
+      scenario_from_text(tiny_with("global_batch_size: 16", "global_batch_size: 2000000"));
   const auto start = std::chrono::steady_clock::now();
   try {
     (void)analysis::graph_of(timeline, "m-gbs.pb");
     ADD_FAILURE() << "built";
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("m-gbs.pb: scenario: the job graph would store ", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("m-gbs.pb: scenario: the job graph would store ", 0), 0u)
+        << e.what();
   }
   EXPECT_LT(seconds_since(start), 0.5);
 }
@@ -181,16 +196,18 @@ TEST(JobSizeLimit, CommandsExitTwoAtOnce) {
     const auto start = std::chrono::steady_clock::now();
     const auto r = run_command(cli() + " " + command + " " + huge.string());
     EXPECT_EQ(r.exit_code, 2) << command << ": " << r.err;
-    EXPECT_NE(r.err.find(huge.string() + ": the job graph would store "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(huge.string() + ": the job graph would store "), std::string::npos)
+        << r.err;
     EXPECT_LT(seconds_since(start), 5.0) << command;
   }
   // export-chakra builds every rank: the bundled 1,024-GPU scenario is over the limit, and the
   // message does not suggest the symmetry the command cannot use.
   const auto start = std::chrono::steady_clock::now();
-  const auto r = run_command(cli() + " export-chakra " + bundled("gpt3-175b-1024gpu.pbtxt") + " -o " +
-                             (dir / "g3").string());
+  const auto r = run_command(cli() + " export-chakra " + bundled("gpt3-175b-1024gpu.pbtxt") +
+                             " -o " + (dir / "g3").string());
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("(export-chakra writes every rank's tasks): the job graph would store"), std::string::npos)
+  EXPECT_NE(r.err.find("(export-chakra writes every rank's tasks): the job graph would store"),
+            std::string::npos)
       << r.err;
   EXPECT_EQ(r.err.find("use_symmetry: true"), std::string::npos) << r.err;
   EXPECT_LT(seconds_since(start), 5.0);
@@ -199,8 +216,10 @@ TEST(JobSizeLimit, CommandsExitTwoAtOnce) {
 // ---- exec: buffers checked against the host before allocation ----
 
 TEST(ExecBuffers, AHugeGemmOrMessageIsRefusedNamingTheTask) {
-  const model::JobGraph graph = build_job_graph(model::load_scenario(bundled("tiny-gpt-cpu.pbtxt")));
-  EXPECT_NO_THROW(exec::check_task_buffers(graph, 512, 64u << 20, exec::host_memory_bytes(), "tiny"));
+  const model::JobGraph graph =
+      build_job_graph(model::load_scenario(bundled("tiny-gpt-cpu.pbtxt")));
+  EXPECT_NO_THROW(
+      exec::check_task_buffers(graph, 512, 64u << 20, exec::host_memory_bytes(), "tiny"));
   parallax::JobGraph proto = graph.to_proto();
   int gemm = -1, send = -1;
   for (int i = 0; i < proto.tasks_size(); ++i) {
@@ -217,14 +236,17 @@ TEST(ExecBuffers, AHugeGemmOrMessageIsRefusedNamingTheTask) {
     ADD_FAILURE() << "accepted";
   } catch (const InputError& e) {
     const std::string what = e.what();
-    EXPECT_EQ(what.rfind("plan-gemm.pb: task " + std::to_string(big_gemm.tasks(gemm).id()) + " (", 0), 0u) << what;
+    EXPECT_EQ(
+        what.rfind("plan-gemm.pb: task " + std::to_string(big_gemm.tasks(gemm).id()) + " (", 0), 0u)
+        << what;
     EXPECT_NE(what.find("gemm_m 1000000000"), std::string::npos) << what;
     EXPECT_NE(what.find("more than this host's 64 GiB"), std::string::npos) << what;
   }
   parallax::JobGraph big_send = proto;
   big_send.mutable_tasks(send)->set_bytes(1ull << 60);
   const model::JobGraph g2 = model::JobGraph::from_proto(big_send, "plan-bytes.pb");
-  EXPECT_THROW(exec::check_task_buffers(g2, 512, 64u << 20, 64.0 * (1ull << 30), "plan-bytes.pb"), InputError);
+  EXPECT_THROW(exec::check_task_buffers(g2, 512, 64u << 20, 64.0 * (1ull << 30), "plan-bytes.pb"),
+               InputError);
 }
 
 // ---- the memory model's schedule peaks in closed form ----
@@ -239,7 +261,8 @@ Walked walk(const std::vector<model::PipelineStep>& order, const std::vector<dou
   double held = 0;
   std::int64_t chunks = 0;
   for (const auto& s : order) {
-    held += s.forward ? w[static_cast<std::size_t>(s.chunk)] : -w[static_cast<std::size_t>(s.chunk)];
+    held +=
+        s.forward ? w[static_cast<std::size_t>(s.chunk)] : -w[static_cast<std::size_t>(s.chunk)];
     chunks += s.forward ? 1 : -1;
     if (held > peak.weight) {
       peak.weight = held;
@@ -257,18 +280,24 @@ TEST(SchedulePeaks, ClosedFormEqualsTheMaterialisedSchedule) {
         if (schedule != Layout::INTERLEAVED_1F1B && v > 1) continue;
         if (schedule == Layout::INTERLEAVED_1F1B && v < 2) continue;
         for (int m = 1; m <= 40; ++m) {
-          if (schedule == Layout::INTERLEAVED_1F1B && m % p != 0) continue;  // Megatron's requirement
+          if (schedule == Layout::INTERLEAVED_1F1B && m % p != 0)
+            continue;  // Megatron's requirement
           for (int stage = 0; stage < p; ++stage) {
             const auto order = model::stage_order(schedule, p, v, m, stage);
             // Integer weights keep every sum exact; chunk 0 and the last chunk heavier, as the
             // embedding and the logits make them.
-            std::vector<double> w(static_cast<std::size_t>(schedule == Layout::INTERLEAVED_1F1B ? v : 1));
-            for (std::size_t c = 0; c < w.size(); ++c) w[c] = 8 + (c == 0 ? 3 : 0) + (c + 1 == w.size() ? 5 : 0);
+            std::vector<double> w(
+                static_cast<std::size_t>(schedule == Layout::INTERLEAVED_1F1B ? v : 1));
+            for (std::size_t c = 0; c < w.size(); ++c)
+              w[c] = 8 + (c == 0 ? 3 : 0) + (c + 1 == w.size() ? 5 : 0);
             const Walked expected = walk(order, w);
             const model::HeldPeak got = model::peak_held(schedule, p, v, m, stage, w);
-            ASSERT_EQ(got.weight, expected.weight) << schedule << " p" << p << " v" << v << " m" << m << " s" << stage;
-            ASSERT_EQ(got.chunks, expected.chunks) << schedule << " p" << p << " v" << v << " m" << m << " s" << stage;
-            ASSERT_EQ(model::peak_chunks_in_flight(schedule, p, v, m, stage), model::max_chunks_in_flight(order));
+            ASSERT_EQ(got.weight, expected.weight)
+                << schedule << " p" << p << " v" << v << " m" << m << " s" << stage;
+            ASSERT_EQ(got.chunks, expected.chunks)
+                << schedule << " p" << p << " v" << v << " m" << m << " s" << stage;
+            ASSERT_EQ(model::peak_chunks_in_flight(schedule, p, v, m, stage),
+                      model::max_chunks_in_flight(order));
             ++cases;
           }
         }
@@ -285,16 +314,18 @@ TEST(SchedulePeaks, MemoryOfAHugeGlobalBatchIsImmediate) {
   const model::MemoryEstimate memory = model::estimate_memory(sc);
   EXPECT_LT(seconds_since(start), 0.1);
   // 1F1B: stage 0 holds p micro-batches whatever m is, as with the bundled 192.
-  const model::MemoryEstimate bundled_memory = model::estimate_memory(model::load_scenario(bundled("gpt3-175b-1024gpu.pbtxt")));
+  const model::MemoryEstimate bundled_memory =
+      model::estimate_memory(model::load_scenario(bundled("gpt3-175b-1024gpu.pbtxt")));
   EXPECT_EQ(memory.stages[0].layers_in_flight, bundled_memory.stages[0].layers_in_flight);
 }
 
 TEST(PlannerEstimate, PastThousandsOfMicroBatchesItExtrapolatesTheTimedSchedule) {
   // Timed step by step up to 16384 micro-batches, extrapolated beyond: the step time must go on
   // growing by the same time per micro-batch as the timed schedule does at its end.
-  for (const char* layout : {"pp: 4 dp: 2 micro_batch_size: 1 global_batch_size: ",
-                             "pp: 2 dp: 4 micro_batch_size: 1 schedule: INTERLEAVED_1F1B virtual_stages: 2 "
-                             "global_batch_size: "}) {
+  for (const char* layout :
+       {"pp: 4 dp: 2 micro_batch_size: 1 global_batch_size: ",
+        "pp: 2 dp: 4 micro_batch_size: 1 schedule: INTERLEAVED_1F1B virtual_stages: 2 "
+        "global_batch_size: "}) {
     const int dp = std::string(layout).find("dp: 2") != std::string::npos ? 2 : 4;
     auto step = [&](long long m) {
       Scenario sc = scenario_from_text(small_scenario_text(std::string(layout) + "16"));
@@ -315,8 +346,9 @@ TEST(PlannerEstimate, PastThousandsOfMicroBatchesItExtrapolatesTheTimedSchedule)
 
 TEST(LongRuns, PlanOnAHugeGlobalBatchFinishes) {
   const auto start = std::chrono::steady_clock::now();
-  const auto r = run_command("timeout 300 " + cli() +
-                             " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 1073741824 --top 1");
+  const auto r = run_command(
+      "timeout 300 " + cli() +
+      " plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 1073741824 --top 1");
   EXPECT_NE(r.exit_code, 124) << "timed out; stderr: " << r.err;
   EXPECT_NE(r.exit_code, 70) << r.err;
   EXPECT_LT(seconds_since(start), 120.0) << r.err;
@@ -325,7 +357,8 @@ TEST(LongRuns, PlanOnAHugeGlobalBatchFinishes) {
 TEST(LongRuns, SimulateExitsThreeBeforeSimulatingALayoutThatDoesNotFit) {
   const testing::TempDir dir;
   const auto path = dir / "nofit.pbtxt";
-  std::ofstream(path) << "model { num_layers: 96 hidden_size: 12288 num_heads: 96 seq_length: 2048 vocab_size: 51200 }\n"
+  std::ofstream(path) << "model { num_layers: 96 hidden_size: 12288 num_heads: 96 seq_length: 2048 "
+                         "vocab_size: 51200 }\n"
                          "cluster { preset: \"dgx-a100-80g\" num_nodes: 1 }\n"
                          "layout { tp: 8 global_batch_size: 8 }\n";
   const auto r = run_command(cli() + " simulate " + path.string());
@@ -339,15 +372,17 @@ TEST(LongRuns, SimulatePrintsProgressWhenItTakesLongerThanTheInterval) {
   const testing::TempDir dir;
   const auto path = dir / "longer.pbtxt";
   std::ofstream(path) << tiny_with("global_batch_size: 16", "global_batch_size: 1600");
-  const auto r = run_command("PARALLAX_PROGRESS_INTERVAL_S=0.001 " + cli() + " simulate " + path.string() +
-                             " 2>&1 >/dev/null | cat");
+  const auto r = run_command("PARALLAX_PROGRESS_INTERVAL_S=0.001 " + cli() + " simulate " +
+                             path.string() + " 2>&1 >/dev/null | cat");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("simulating: "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("% of "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(" tasks done, "), std::string::npos) << r.out;
-  const auto bad = run_command("PARALLAX_PROGRESS_INTERVAL_S=-1 " + cli() + " simulate " + bundled("tiny-gpt-cpu.pbtxt"));
+  const auto bad = run_command("PARALLAX_PROGRESS_INTERVAL_S=-1 " + cli() + " simulate " +
+                               bundled("tiny-gpt-cpu.pbtxt"));
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("PARALLAX_PROGRESS_INTERVAL_S: \"-1\" is not a number of seconds > 0"), std::string::npos)
+  EXPECT_NE(bad.err.find("PARALLAX_PROGRESS_INTERVAL_S: \"-1\" is not a number of seconds > 0"),
+            std::string::npos)
       << bad.err;
 }
 

@@ -43,8 +43,8 @@ double host_memory_bytes();
 // Throws InputError naming `source`, the first task whose buffers exceed `memory_bytes` (the host's
 // memory), its sizes and both numbers, before any buffer is allocated: a plan may ask for a GEMM
 // of 10^9 rows or a message of 2^60 bytes, which would end in std::bad_alloc on every rank.
-void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap, std::uint64_t bytes_cap,
-                        double memory_bytes, const std::string& source);
+void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap,
+                        std::uint64_t bytes_cap, double memory_bytes, const std::string& source);
 
 // Throws InputError when the graph has no tasks for `rank` (a world size that does not match the
 // plan's rank count is caught before this by check_world_size).

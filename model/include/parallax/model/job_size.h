@@ -34,6 +34,7 @@ std::uint64_t max_stored_tasks();
 // it. build_job_graph calls it first; callers that know the file call it themselves to name it.
 // `symmetry_optional`: false where the caller needs every rank (then the message does not suggest
 // options.use_symmetry).
-void check_job_size(const Scenario& scenario, const std::string& source, bool symmetry_optional = true);
+void check_job_size(const Scenario& scenario, const std::string& source,
+                    bool symmetry_optional = true);
 
 }  // namespace parallax::model
