@@ -7,6 +7,8 @@
 #include "report_json.h"
 
 #include "parallax/interop/chakra.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/job_size.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/chrome_trace.h"
@@ -28,6 +30,9 @@ per rank (PREFIX.0.et, PREFIX.1.et, ...), and the communicators as PREFIX.comm_g
 comm_type, comm_size and pg_name; pipeline transfers are COMM_SEND/COMM_RECV nodes with comm_dst /
 comm_src and a comm_tag. parallax's own task fields ride along as parallax_* attributes, so
 `parallax simulate --chakra PREFIX --cluster ...` reads back the same graph.
+
+Environment: PARALLAX_MAX_TASKS=N  refuse (exit 2, before building) a job graph of more than N
+             stored tasks (default 20000000, a few GiB); raise it on a machine with the memory.
 
 Exit codes: 0 ok, 2 bad input.
 )";
@@ -182,7 +187,9 @@ int export_chakra(const std::vector<std::string>& args) {
   Scenario sc = model::load_scenario(scenario_path);
   // Chakra has one file per rank: every rank explicit.
   sc.mutable_options()->set_use_symmetry(false);
-  const model::JobGraph graph = model::build_job_graph(sc);
+  model::check_job_size(sc, scenario_path + " (export-chakra writes every rank's tasks)",
+                        /*symmetry_optional=*/false);
+  const model::JobGraph graph = model::build_job_graph(sc, scenario_path);
   const auto files = interop::write_chakra(interop::export_chakra(graph), prefix);
   std::printf(
       "parallax export-chakra: %s: %s tasks on %zu ranks, %s dependencies -> %s.{0..%zu}.et and "

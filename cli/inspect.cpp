@@ -31,6 +31,9 @@ Builds the job graph of one training step of SCENARIO and reports:
                 edges, peak_memory_bytes, fits, microbatches, bubble_fraction, ...)
   -o PLAN.pb    save the job graph (protobuf binary) for the backends
 
+Environment: PARALLAX_MAX_TASKS=N  refuse (exit 2, before building) a job graph of more than N
+             stored tasks (default 20000000, a few GiB); raise it on a machine with the memory.
+
 Exit codes: 0 fits, 2 bad input, 3 does not fit in GPU memory.
 )";
 
@@ -65,7 +68,7 @@ int inspect(const std::vector<std::string>& args) {
 
   const Scenario sc = model::load_scenario(scenario_path);
   const model::Dims d = model::dims(sc);
-  const model::JobGraph graph = model::build_job_graph(sc);
+  const model::JobGraph graph = model::build_job_graph(sc, scenario_path);
   const model::MemoryEstimate memory = model::estimate_memory(sc);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
   const auto compute_time = model::compute_time_per_rank(graph, cost);

@@ -7,12 +7,14 @@
 #include "parallax/model/scenario.h"
 #include "parallax/model/validation_table.h"
 #include "parallax/planner/plan.h"
+#include "parallax/sim/simulate.h"
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -92,12 +94,21 @@ std::string percent(double f) {
   return buf;
 }
 
+// On a terminal, a bar redrawn in place; otherwise (a pipe, a log file, CI) a plain line to stderr
+// at most every progress_interval_s(), flushed, so a run cut short still says how far it got.
+// `heartbeat` is called while waiting on simulations, so a single long one still reports.
 class ProgressBar {
  public:
-  ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1) {}
+  ProgressBar() : enabled_(::isatty(STDERR_FILENO) == 1), interval_(sim::progress_interval_s()) {}
   void operator()(const planner::Progress& p) {
-    if (!enabled_ || p.total == 0) return;
+    if (p.total == 0) return;
+    last_ = p;
     const char* what = p.phase == planner::Progress::Phase::Estimate ? "estimating" : "simulating";
+    if (!enabled_) {
+      // Nothing at all for a plan shorter than the interval.
+      if (seconds(Clock::now() - printed_) >= interval_) line();
+      return;
+    }
     const int width = 30;
     const int filled = static_cast<int>(width * p.done / p.total);
     std::fprintf(stderr, "\r%-10s [%s%s] %zu/%zu ", what, std::string(static_cast<std::size_t>(filled), '#').c_str(),
@@ -105,14 +116,31 @@ class ProgressBar {
     std::fflush(stderr);
     drawn_ = true;
   }
+  void heartbeat() {
+    if (!enabled_ && last_.total > 0 && seconds(Clock::now() - printed_) >= interval_) line();
+  }
   void clear() {
     if (drawn_) std::fprintf(stderr, "\r%70s\r", "");
     drawn_ = false;
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+  void line() {
+    printed_ = Clock::now();
+    const bool estimating = last_.phase == planner::Progress::Phase::Estimate;
+    std::fprintf(stderr, "parallax plan: %s: %zu of %zu layouts done, %.0f s elapsed\n",
+                 estimating ? "estimating" : "simulating", last_.done, last_.total,
+                 seconds(printed_ - start_));
+    std::fflush(stderr);
+  }
+
   bool enabled_;
+  double interval_;
   bool drawn_ = false;
+  planner::Progress last_{planner::Progress::Phase::Estimate, 0, 0};
+  Clock::time_point start_ = Clock::now(), printed_ = Clock::now();
 };
 
 std::string csv_field(const std::string& s) {
@@ -432,7 +460,14 @@ int plan(const std::vector<std::string>& args) {
   options.distribution = planner::detect_distribution(scratch);
   options.distribution.gather_timeout_s = gather_timeout;
   ProgressBar bar;
-  if (options.distribution.rank == 0) options.progress = [&](const planner::Progress& p) { bar(p); };
+  if (options.distribution.rank == 0) {
+    options.progress = [&](const planner::Progress& p) { bar(p); };
+    // Polled while the simulations run: never cancels, keeps the progress lines coming.
+    options.cancelled = [&] {
+      bar.heartbeat();
+      return false;
+    };
+  }
 
   planner::PlanResult res;
   try {

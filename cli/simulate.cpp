@@ -7,6 +7,8 @@
 
 #include "parallax/analysis/calibrate.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/job_size.h"
+#include "parallax/model/memory_model.h"
 #include "parallax/model/scenario.h"
 #include "parallax/sim/simulate.h"
 #include "parallax/traces/chrome_trace.h"
@@ -19,6 +21,9 @@
 
 namespace parallax::cli {
 namespace {
+
+// Jobs from this many stored tasks (several seconds of simulation) announce their size first.
+constexpr std::uint64_t kAnnounceTasks = 1'000'000;
 
 constexpr const char* kHelp = R"(usage: parallax simulate SCENARIO [options]
        parallax simulate --chakra PREFIX --cluster PRESET [--comm-groups FILE.json] [--strict] [options]
@@ -44,6 +49,13 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
                          when it exists, else every collective runs on all ranks)
   --strict               Chakra: a dependency on a node absent from its file is an error (default:
                          dropped and counted in a note)
+
+A layout that does not fit in GPU memory exits 3 before simulating. A long simulation prints
+"simulating: 41% of N tasks done, 12 s elapsed" to stderr every 10 s.
+
+Environment: PARALLAX_MAX_TASKS=N  refuse (exit 2, before building) a job graph of more than N
+             stored tasks (default 20000000, a few GiB); raise it on a machine with the memory.
+             PARALLAX_PROGRESS_INTERVAL_S=S  seconds between progress lines (default 10).
 
 Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit in memory.
 )";
@@ -164,7 +176,28 @@ int simulate(const std::vector<std::string>& args) {
     for (const auto& f : analysis::overlay_fields(overlay)) calibrated += (calibrated.empty() ? "" : ", ") + f;
   }
   const model::Dims d = model::dims(sc);
-  const model::JobGraph graph = model::build_job_graph(sc);
+  // Memory first: a layout that does not fit is reported in milliseconds, not after simulating it.
+  const model::MemoryEstimate memory = model::estimate_memory(sc);
+  if (!memory.fits()) {
+    std::cerr << "parallax simulate: " << scenario_path << ": the layout needs "
+              << gib(memory.peak().total()) << " per GPU on pipeline stage " << memory.peak().stage
+              << " but the GPU has " << gib(memory.capacity)
+              << "; not simulated (`parallax inspect` shows the breakdown). Try recompute, more "
+                 "pipeline or tensor "
+                 "parallelism, a smaller micro_batch_size, or ZeRO\n";
+    return kDoesNotFit;
+  }
+  // The size check comes before any allocation; a big job says what it costs before it starts.
+  model::check_job_size(sc, scenario_path);
+  if (const model::JobSizeEstimate size = model::estimate_job_size(sc);
+      size.tasks >= kAnnounceTasks) {
+    std::cerr << "parallax simulate: " << scenario_path << ": simulating " << count(size.tasks)
+              << " tasks (" << count(size.expanded_tasks) << " in the whole job); progress every "
+              << sim::progress_interval_s() << " s\n";
+    std::cerr.flush();
+  }
+  options.progress = true;
+  const model::JobGraph graph = model::build_job_graph(sc, scenario_path);
   sim::SimulationResult result = sim::simulate(graph, options);
   if (!calibration_path.empty())
     result.report.add_notes("calibrated from " + calibration_path + ": " + (calibrated.empty() ? "no fields" : calibrated));
@@ -177,7 +210,7 @@ int simulate(const std::vector<std::string>& args) {
   } else {
     print_summary(sc, d, r);
   }
-  if (!r.fits()) {
+  if (!r.fits()) {  // checked above; kept for a report that disagrees with the memory model
     std::cerr << "parallax simulate: " << scenario_path << ": the layout needs " << gib(r.peak_memory_bytes())
               << " per GPU but the GPU has " << gib(r.memory_capacity_bytes())
               << "; the step time assumes it fits. Try recompute, more pipeline or tensor parallelism, a smaller "

@@ -19,10 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     parallax::JobGraph proto;
     parallax::traces::parse_binary(bytes, "fuzz-plan.pb", proto);
-    // A valid plan of a big job is legitimate and slow; see stored_task_estimate.
-    if (proto.has_scenario() &&
-        parallax::fuzz::stored_task_estimate(proto.scenario()) > parallax::fuzz::kMaxStoredTasks)
-      return 0;
+    // A valid plan of a big job is legitimate and slow; see small_enough_to_build.
+    if (proto.has_scenario() && !parallax::fuzz::small_enough_to_build(proto.scenario())) return 0;
     const parallax::model::JobGraph graph =
         parallax::model::JobGraph::from_proto(proto, "fuzz-plan.pb");
     const parallax::model::RankGrid grid = parallax::model::rank_grid(graph.scenario());

@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const parallax::Scenario sc = parallax::model::parse_scenario(
         text, json ? "fuzz.json" : "fuzz.pbtxt", json, parallax::model::data_dir());
     (void)parallax::model::dims(sc);
-    if (parallax::fuzz::stored_task_estimate(sc) <= parallax::fuzz::kMaxStoredTasks) {
+    if (parallax::fuzz::small_enough_to_build(sc)) {
       const parallax::model::JobGraph graph = parallax::model::build_job_graph(sc);
       (void)graph.topological_order();
       (void)graph.hardware_flops();

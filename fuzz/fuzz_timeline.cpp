@@ -25,8 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)parallax::traces::to_chrome_trace({&timeline, &timeline});
   // compare and calibrate rebuild the job graph; a valid scenario of a big job is legitimate and
   // slow.
-  if (timeline.has_scenario() &&
-      parallax::fuzz::stored_task_estimate(timeline.scenario()) > parallax::fuzz::kMaxStoredTasks)
+  if (timeline.has_scenario() && !parallax::fuzz::small_enough_to_build(timeline.scenario()))
     return 0;
   try {
     (void)parallax::analysis::compare_timelines(timeline, timeline);

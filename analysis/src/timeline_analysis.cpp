@@ -67,7 +67,7 @@ model::JobGraph graph_of(const Timeline& timeline, const std::string& source) {
                      "simulate --timeline and parallax-exec embed the scenario they ran; was the file written by "
                      "another tool?)");
   model::validate_scenario(timeline.scenario(), source + ": scenario");
-  return model::build_job_graph(timeline.scenario());
+  return model::build_job_graph(timeline.scenario(), source + ": scenario");
 }
 
 TaskTimes task_times(const model::JobGraph& graph, const Timeline& timeline) {

@@ -4,6 +4,7 @@
 
 #include "parallax/exec/environment.h"
 #include "parallax/exec/execute.h"
+#include "parallax/exec/plan.h"
 #include "parallax/interop/chakra.h"
 #include "parallax/model/job_graph.h"
 #include "parallax/model/presets.h"
@@ -126,9 +127,13 @@ int exec_command(const std::vector<std::string>& args) {
       traces::read_binary(input, proto);
       return model::JobGraph::from_proto(proto, input);
     }
-    return model::build_job_graph(model::load_scenario(input));
+    return model::build_job_graph(model::load_scenario(input), input);
   };
   const model::JobGraph graph = load();
+  // Every rank checks the same plan against its host before MPI starts, so all refuse alike
+  // instead of each ending in std::bad_alloc while allocating buffers.
+  check_task_buffers(graph, options.trace_gemm_side_cap, options.trace_bytes_cap,
+                     host_memory_bytes(), chakra_prefix.empty() ? input : chakra_prefix);
 
   // Armed before MPI_Init: its start-up exchange already waits for every rank, so a rank that
   // stalls before it must not hang the others silently.

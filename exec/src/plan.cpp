@@ -3,7 +3,10 @@
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <queue>
@@ -147,6 +150,59 @@ std::vector<std::uint32_t> local_predecessors(const model::JobGraph& graph, cons
   for (auto p : graph.predecessors(task))
     if (graph.tasks()[p].rank == my_rank) out.push_back(p);
   return out;
+}
+
+double task_buffer_bytes(const model::Task& t, bool imported, std::uint32_t gemm_side_cap,
+                         std::uint64_t bytes_cap) {
+  if (runs_measured_duration(t)) return 0;
+  const double bytes = static_cast<double>(imported ? std::min(t.bytes, bytes_cap) : t.bytes);
+  if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
+    const double side = trace_gemm_side(t, gemm_side_cap);
+    return 3 * 4 * side * side;
+  }
+  switch (t.kind) {
+    case GEMM: {
+      const double m = t.gemm_m, n = t.gemm_n, k = t.gemm_k;
+      return 4 * (m * k + k * n + m * n);
+    }
+    case MEMORY_BOUND:
+      return bytes;
+    case COLLECTIVE:
+      return 3 * bytes;
+    default:
+      return bytes;  // SEND, RECV
+  }
+}
+
+double host_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0;
+}
+
+void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap,
+                        std::uint64_t bytes_cap, double memory_bytes, const std::string& source) {
+  if (!(memory_bytes > 0)) return;  // unknown: nothing to compare with
+  auto gib = [](double b) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g GiB", b / (1024.0 * 1024 * 1024));
+    return std::string(text);
+  };
+  for (std::uint32_t id = 0; id < graph.num_tasks(); ++id) {
+    const model::Task& t = graph.tasks()[id];
+    const double need = task_buffer_bytes(t, graph.imported(), gemm_side_cap, bytes_cap);
+    if (need <= memory_bytes) continue;
+    std::string sizes = t.kind == GEMM && t.op != model::Op::TraceCompute
+                            ? "gemm_m " + std::to_string(t.gemm_m) + ", gemm_n " +
+                                  std::to_string(t.gemm_n) + ", gemm_k " +
+                                  std::to_string(t.gemm_k) + " (fp32 operands)"
+                            : "bytes " + std::to_string(t.bytes);
+    throw InputError(
+        source + ": task " + std::to_string(id) + " (" + graph.task_name(id) + ", rank " +
+        std::to_string(t.rank) + ") needs " + gib(need) + " of buffers for " + sizes +
+        ", more than this host's " + gib(memory_bytes) +
+        " of memory; the plan cannot run here (use a smaller model or micro_batch_size, or "
+        "more tensor parallelism)");
+  }
 }
 
 }  // namespace parallax::exec

@@ -1,5 +1,6 @@
 #include "parallax/model/job_graph.h"
 
+#include "parallax/model/job_size.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
@@ -943,6 +944,10 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
   return graph;
 }
 
-JobGraph build_job_graph(const Scenario& scenario) { return Builder(scenario).build(); }
+JobGraph build_job_graph(const Scenario& scenario, const std::string& source) {
+  // Refused before any allocation: a small file can describe billions of tasks.
+  check_job_size(scenario, source.empty() ? "scenario \"" + scenario.name() + "\"" : source);
+  return Builder(scenario).build();
+}
 
 }  // namespace parallax::model

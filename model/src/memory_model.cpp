@@ -75,24 +75,22 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     m.optimizer = m.parameters * optimizer_bytes / (zero >= 1 ? dp : 1.0);
     m.reserved = sc.cluster().gpu().reserved_memory_gb() * 1e9;
 
-    // Walk this stage's schedule: each chunk forward adds its stored activations, its backward frees
-    // them. Extra tensors: the embedding's dropout mask on the first virtual stage, the fp32 logits
-    // kept for the cross-entropy backward on the last.
-    double held = 0, peak = 0, layers = 0, peak_layers = 0;
-    for (const PipelineStep& step : stage_order(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),
-                                                static_cast<int>(d.m), static_cast<int>(stage))) {
-      const std::int64_t vs = step.chunk * d.p + stage;
+    // Each chunk forward adds its stored activations, its backward frees them; the peak over this
+    // stage's schedule comes in closed form (peak_held), since m may be in the millions. Extra
+    // tensors: the embedding's dropout mask on the first virtual stage, the fp32 logits kept for
+    // the cross-entropy backward on the last.
+    std::vector<double> chunk_bytes(static_cast<std::size_t>(d.v));
+    for (std::int64_t chunk = 0; chunk < d.v; ++chunk) {
+      const std::int64_t vs = chunk * d.p + stage;
       double bytes = per_layer * static_cast<double>(layers_per_chunk);
       if (vs == 0) bytes += sbh / outside;
       if (vs == last_vs) bytes += 4.0 * d.s * d.b * ((d.V + d.t - 1) / d.t) + 2 * sbh / outside;
-      const double sign = step.forward ? 1.0 : -1.0;
-      held += sign * bytes;
-      layers += sign * static_cast<double>(layers_per_chunk);
-      if (held > peak) {
-        peak = held;
-        peak_layers = layers;
-      }
+      chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
     }
+    const HeldPeak held = peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),
+                                    static_cast<int>(d.m), static_cast<int>(stage), chunk_bytes);
+    const double peak = held.weight;
+    const double peak_layers = static_cast<double>(held.chunks * layers_per_chunk);
     m.activations = peak;
     m.layers_in_flight = peak_layers;
     // Recompute rebuilds one layer's full activations at a time during backward.

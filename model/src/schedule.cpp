@@ -1,54 +1,112 @@
 #include "parallax/model/schedule.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
 namespace parallax::model {
 
-std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage) {
-  std::vector<PipelineStep> order;
-  order.reserve(static_cast<std::size_t>(2 * m * v));
-  if (schedule == Layout::GPIPE) {
-    // All forwards, then all backwards; the last micro-batch to finish its forward is the first
-    // whose gradient arrives (torchgpipe's order).
-    for (int j = 0; j < m; ++j) order.push_back({j, 0, true});
-    for (int j = m - 1; j >= 0; --j) order.push_back({j, 0, false});
-    return order;
-  }
-  if (schedule == Layout::ONE_F_ONE_B) v = 1;
-  // megatron/core/pipeline_parallel/schedules.py, forward_backward_pipelining_with_interleaving
-  // (and the non-interleaved 1F1B as its v = 1 case).
-  const int total = m * v;
-  int warmup = v == 1 ? p - stage - 1 : (p - stage - 1) * 2 + (v - 1) * p;
-  if (v > 1 && m == p) warmup = total;  // Megatron runs all forwards first in that case
-  warmup = std::min(warmup, total);
-  const int remaining = total - warmup;
-  auto step = [&](int k, bool forward) {
-    const int in_group = k % (p * v);
-    int chunk = in_group / p;
-    if (!forward) chunk = v - 1 - chunk;
-    const int microbatch = (k / (p * v)) * p + k % p;
-    return PipelineStep{microbatch, chunk, forward};
-  };
-  if (v == 1) {
-    // Non-interleaved: micro-batches in order, chunk 0.
-    for (int k = 0; k < warmup; ++k) order.push_back({k, 0, true});
-    for (int k = 0; k < remaining; ++k) {
-      order.push_back({warmup + k, 0, true});
-      order.push_back({k, 0, false});
+namespace {
+
+// One stage's order as a function of the step index, so that callers which need only a bounded
+// prefix of it (the peak of what the stage holds) never build the whole list.
+struct StageOrder {
+  Layout::Schedule schedule;
+  std::int64_t p, v, total, warmup, remaining;
+
+  StageOrder(Layout::Schedule s, int p_in, int v_in, int m, int stage)
+      : schedule(s), p(p_in), v(v_in) {
+    if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
+    total = static_cast<std::int64_t>(m) * v;
+    if (schedule == Layout::GPIPE) {
+      // All forwards, then all backwards.
+      warmup = total;
+    } else {
+      // megatron/core/pipeline_parallel/schedules.py, forward_backward_pipelining_with_interleaving
+      // (and the non-interleaved 1F1B as its v = 1 case).
+      warmup = v == 1 ? p - stage - 1 : (p - stage - 1) * 2 + (v - 1) * p;
+      if (v > 1 && m == p) warmup = total;  // Megatron runs all forwards first in that case
+      warmup = std::min(warmup, total);
     }
-    for (int k = remaining; k < total; ++k) order.push_back({k, 0, false});
-    return order;
+    remaining = total - warmup;
   }
-  for (int k = 0; k < warmup; ++k) order.push_back(step(k, true));
-  for (int k = 0; k < remaining; ++k) {
-    order.push_back(step(warmup + k, true));
-    order.push_back(step(k, false));
+
+  std::int64_t size() const { return 2 * total; }
+
+  // The k-th forward (or backward) of the stage.
+  PipelineStep nth(std::int64_t k, bool forward) const {
+    if (schedule == Layout::GPIPE) {
+      // The last micro-batch to finish its forward is the first whose gradient arrives
+      // (torchgpipe's order).
+      return {static_cast<std::int32_t>(forward ? k : total - 1 - k), 0, forward};
+    }
+    if (v == 1) return {static_cast<std::int32_t>(k), 0, forward};  // micro-batches in order
+    const std::int64_t in_group = k % (p * v);
+    std::int64_t chunk = in_group / p;
+    if (!forward) chunk = v - 1 - chunk;
+    const std::int64_t microbatch = (k / (p * v)) * p + k % p;
+    return {static_cast<std::int32_t>(microbatch), static_cast<std::int32_t>(chunk), forward};
   }
-  for (int k = remaining; k < total; ++k) order.push_back(step(k, false));
-  return order;
+
+  // Warm-up forwards, steady 1F1B pairs, cool-down backwards.
+  PipelineStep operator[](std::int64_t i) const {
+    if (i < warmup) return nth(i, true);
+    const std::int64_t j = i - warmup;
+    if (j < 2 * remaining) return j % 2 == 0 ? nth(warmup + j / 2, true) : nth(j / 2, false);
+    return nth(remaining + (j - 2 * remaining), false);
+  }
+};
+
+}  // namespace
+
+std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage) {
+  const StageOrder order(schedule, p, v, m, stage);
+  std::vector<PipelineStep> steps;
+  steps.reserve(static_cast<std::size_t>(order.size()));
+  for (std::int64_t i = 0; i < order.size(); ++i) steps.push_back(order[i]);
+  return steps;
+}
+
+HeldPeak peak_held(Layout::Schedule schedule, int p, int v, int m, int stage,
+                   const std::vector<double>& chunk_weight) {
+  const StageOrder order(schedule, p, v, m, stage);
+  HeldPeak peak;
+  if (order.v == 1) {
+    // One chunk: the count held rises through the warm-up, reaches warm-up + 1 at the first steady
+    // forward (GPipe: all m forwards) and never exceeds it.
+    if (!(chunk_weight.at(0) > 0)) return peak;  // nothing held ever exceeds the start
+    peak.chunks = order.remaining > 0 ? order.warmup + 1 : order.total;
+    peak.weight = static_cast<double>(peak.chunks) * chunk_weight[0];
+    return peak;
+  }
+  // Interleaved: the warm-up only adds, the cool-down only removes. In the steady state, forward k
+  // and backward k both cycle through the chunks with period p v, so what is held after each
+  // steady forward repeats with that period: its first period holds the peak. That bounds the walk
+  // to warm-up + 2 p v steps, whatever m is.
+  const std::int64_t steady = std::min(order.remaining, order.p * order.v);
+  const std::int64_t end = order.warmup + 2 * steady;
+  double held = 0;
+  std::int64_t chunks = 0;
+  for (std::int64_t i = 0; i < end; ++i) {
+    const PipelineStep s = order[i];
+    const double w = chunk_weight.at(static_cast<std::size_t>(s.chunk));
+    held += s.forward ? w : -w;
+    chunks += s.forward ? 1 : -1;
+    if (held > peak.weight) {
+      peak.weight = held;
+      peak.chunks = chunks;
+    }
+  }
+  return peak;
+}
+
+int peak_chunks_in_flight(Layout::Schedule schedule, int p, int v, int m, int stage) {
+  const int chunks = schedule == Layout::INTERLEAVED_1F1B ? v : 1;
+  return static_cast<int>(peak_held(schedule, p, v, m, stage,
+                                    std::vector<double>(static_cast<std::size_t>(chunks), 1.0))
+                              .chunks);
 }
 
 double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,

@@ -124,6 +124,10 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   return c;
 }
 
+// Micro-batches per pipeline up to which the schedule is timed step by step (every bundled
+// scenario, validation row and realistic layout); beyond, see the extrapolation in estimate_step.
+constexpr std::int64_t kExactMicrobatches = 16384;
+
 }  // namespace
 
 StepEstimate estimate_step(const Scenario& sc) {
@@ -231,59 +235,93 @@ StepEstimate estimate_step(const Scenario& sc) {
 
   // Time the schedule: each stage runs its order; a step waits for its input from the neighbouring
   // virtual stage (plus the transfer when it crosses stages).
-  std::vector<std::vector<model::PipelineStep>> orders;
-  for (std::int64_t s = 0; s < P; ++s)
-    orders.push_back(model::stage_order(layout.schedule(), static_cast<int>(P), static_cast<int>(V), static_cast<int>(M),
-                                        static_cast<int>(s)));
-  std::vector<double> done(static_cast<std::size_t>(M * VS * 2), -1.0);
-  auto at = [&](std::int64_t mb, std::int64_t vs, bool backward) -> double& {
-    return done[static_cast<std::size_t>((mb * VS + vs) * 2 + (backward ? 1 : 0))];
+  struct Timing {
+    std::vector<double> free_at, busy, final_bwd_start;
   };
-  std::vector<std::size_t> next(static_cast<std::size_t>(P), 0);
-  std::vector<double> free_at(static_cast<std::size_t>(P), 0.0), busy(static_cast<std::size_t>(P), 0.0);
-  // When each chunk's final backward starts on its stage (for the gradient buckets).
-  std::vector<double> final_bwd_start(static_cast<std::size_t>(VS), 0.0);
-  std::size_t remaining = 0;
-  for (const auto& o : orders) remaining += o.size();
-  while (remaining > 0) {
-    bool progressed = false;
-    for (std::int64_t s = 0; s < P; ++s) {
-      auto& i = next[static_cast<std::size_t>(s)];
-      const auto& order = orders[static_cast<std::size_t>(s)];
-      while (i < order.size()) {
-        const auto step = order[i];
-        const std::int64_t vs = step.chunk * P + s;
-        double ready;
-        if (step.forward) {
-          ready = vs == 0 ? 0.0 : at(step.microbatch, vs - 1, false);
-          if (ready < 0) break;
-          if (vs > 0) ready += p2p;
-        } else if (vs == VS - 1) {
-          ready = at(step.microbatch, vs, false);
-          if (ready < 0) break;
-        } else {
-          ready = at(step.microbatch, vs + 1, true);
-          if (ready < 0) break;
-          ready += p2p;
+  const auto time_schedule = [&](const std::int64_t M) {
+    std::vector<std::vector<model::PipelineStep>> orders;
+    for (std::int64_t s = 0; s < P; ++s)
+      orders.push_back(model::stage_order(layout.schedule(), static_cast<int>(P),
+                                          static_cast<int>(V), static_cast<int>(M),
+                                          static_cast<int>(s)));
+    std::vector<double> done(static_cast<std::size_t>(M * VS * 2), -1.0);
+    auto at = [&](std::int64_t mb, std::int64_t vs, bool backward) -> double& {
+      return done[static_cast<std::size_t>((mb * VS + vs) * 2 + (backward ? 1 : 0))];
+    };
+    std::vector<std::size_t> next(static_cast<std::size_t>(P), 0);
+    std::vector<double> free_at(static_cast<std::size_t>(P), 0.0),
+        busy(static_cast<std::size_t>(P), 0.0);
+    // When each chunk's final backward starts on its stage (for the gradient buckets).
+    std::vector<double> final_bwd_start(static_cast<std::size_t>(VS), 0.0);
+    std::size_t remaining = 0;
+    for (const auto& o : orders) remaining += o.size();
+    while (remaining > 0) {
+      bool progressed = false;
+      for (std::int64_t s = 0; s < P; ++s) {
+        auto& i = next[static_cast<std::size_t>(s)];
+        const auto& order = orders[static_cast<std::size_t>(s)];
+        while (i < order.size()) {
+          const auto step = order[i];
+          const std::int64_t vs = step.chunk * P + s;
+          double ready;
+          if (step.forward) {
+            ready = vs == 0 ? 0.0 : at(step.microbatch, vs - 1, false);
+            if (ready < 0) break;
+            if (vs > 0) ready += p2p;
+          } else if (vs == VS - 1) {
+            ready = at(step.microbatch, vs, false);
+            if (ready < 0) break;
+          } else {
+            ready = at(step.microbatch, vs + 1, true);
+            if (ready < 0) break;
+            ready += p2p;
+          }
+          const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
+          const double length =
+              step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
+          double end = begin + length;
+          if (gathers_at_start && step.forward && step.microbatch == 0)
+            end = gated_forward_end(vs, begin);
+          at(step.microbatch, vs, !step.forward) = end;
+          if (!step.forward) final_bwd_start[static_cast<std::size_t>(vs)] = begin;
+          // Without overlap the stage waits for its own send before computing on.
+          const bool sends = step.forward ? vs < VS - 1 : vs > 0;
+          if (sends && !overlap_p2p) end += p2p;
+          free_at[static_cast<std::size_t>(s)] = end;
+          busy[static_cast<std::size_t>(s)] += length;
+          ++i;
+          --remaining;
+          progressed = true;
         }
-        const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
-        const double length = step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
-        double end = begin + length;
-        if (gathers_at_start && step.forward && step.microbatch == 0) end = gated_forward_end(vs, begin);
-        at(step.microbatch, vs, !step.forward) = end;
-        if (!step.forward) final_bwd_start[static_cast<std::size_t>(vs)] = begin;
-        // Without overlap the stage waits for its own send before computing on.
-        const bool sends = step.forward ? vs < VS - 1 : vs > 0;
-        if (sends && !overlap_p2p) end += p2p;
-        free_at[static_cast<std::size_t>(s)] = end;
-        busy[static_cast<std::size_t>(s)] += length;
-        ++i;
-        --remaining;
-        progressed = true;
       }
+      if (!progressed)
+        break;  // cannot happen for Megatron's schedules (tests check they are deadlock-free)
     }
-    if (!progressed) break;  // cannot happen for Megatron's schedules (tests check they are deadlock-free)
+    return Timing{std::move(free_at), std::move(busy), std::move(final_bwd_start)};
+  };
+  // Past a few thousand micro-batches the schedule is periodic: after the warm-up every further
+  // micro-batch adds the same time to each stage, so two timings of bounded length give the rest
+  // by linear extrapolation instead of a walk (and a table) over 10^8 micro-batches.
+  Timing timing;
+  if (M <= kExactMicrobatches) {
+    timing = time_schedule(M);
+  } else {
+    // Well past the warm-up (at most about 3 p v steps) and multiples of p, as interleaving needs.
+    const std::int64_t base = std::max<std::int64_t>(512, 4 * VS);
+    const std::int64_t m1 = P * ((base + P - 1) / P), m2 = 2 * m1;
+    const Timing t1 = time_schedule(m1), t2 = time_schedule(m2);
+    const double f = static_cast<double>(M - m1) / static_cast<double>(m2 - m1);
+    auto extrapolate = [&](const std::vector<double>& x1, const std::vector<double>& x2) {
+      std::vector<double> x(x1.size());
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = x1[i] + f * (x2[i] - x1[i]);
+      return x;
+    };
+    timing = Timing{extrapolate(t1.free_at, t2.free_at), extrapolate(t1.busy, t2.busy),
+                    extrapolate(t1.final_bwd_start, t2.final_bwd_start)};
   }
+  const std::vector<double>& free_at = timing.free_at;
+  const std::vector<double>& busy = timing.busy;
+  const std::vector<double>& final_bwd_start = timing.final_bwd_start;
 
   // Data parallelism and the optimizer, per stage.
   const int zero = layout.zero_stage();

@@ -602,6 +602,8 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
       throw InputError("cannot create the scratch directory " + dist.scratch.string() + ": " + ec.message() +
                        " (give --scratch DIR, a directory all ranks can write; on several nodes a shared filesystem)");
   }
+  // Announced before the first simulation ends, which may take minutes on a big job.
+  if (options.progress) options.progress(Progress{Progress::Phase::Simulate, 0, work.size()});
   run_pool(scenarios, options.jobs, [&](std::size_t j, SimOutcome&& out) {
     const std::size_t i = mine[j];
     if (out.ok) slowest = std::max(slowest, out.report.wall_s());

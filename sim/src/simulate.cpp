@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -64,6 +65,8 @@ class Simulator {
 
   SimulationResult run() {
     const auto wall_start = std::chrono::steady_clock::now();
+    wall_start_ = last_progress_ = wall_start;
+    if (options_.progress) progress_interval_ = progress_interval_s();
     int argc = 3;
     char arg0[] = "parallax", arg1[] = "--log=root.thres:critical", arg2[] = "--log=xbt_cfg.thres:critical";
     char* argv[] = {arg0, arg1, arg2, nullptr};
@@ -364,8 +367,29 @@ class Simulator {
 
   void finish(std::uint32_t v) {
     end_[v] = now();
+    // Reads the wall clock every 1024 tasks only; prints nothing that feeds the prediction.
+    if (options_.progress && (++finished_ & 1023u) == 0) report_progress();
     for (auto [it, end] = boost::adjacent_vertices(v, graph_.graph()); it != end; ++it)
       if (--remaining_[*it] == 0) ready(*it);
+  }
+
+  // ---- progress ----
+
+  void report_progress() {
+    const auto now_wall = std::chrono::steady_clock::now();
+    if (std::chrono::duration<double>(now_wall - last_progress_).count() < progress_interval_)
+      return;
+    last_progress_ = now_wall;
+    const double elapsed = std::chrono::duration<double>(now_wall - wall_start_).count();
+    const double done = static_cast<double>(finished_) / static_cast<double>(graph_.num_tasks());
+    std::string left;
+    if (done > 0 && done < 1)
+      left = ", about " +
+             std::to_string(static_cast<long long>(elapsed * (1 - done) / done + 0.5)) + " s left";
+    std::fprintf(stderr, "simulating: %d%% of %zu tasks done, %lld s elapsed%s\n",
+                 static_cast<int>(done * 100), graph_.num_tasks(),
+                 static_cast<long long>(elapsed + 0.5), left.c_str());
+    std::fflush(stderr);
   }
 
   // ---- report ----
@@ -575,10 +599,26 @@ class Simulator {
   std::map<std::string, std::uint64_t> algorithms_;
   std::vector<std::string> notes_;
   std::uint64_t flows_ = 0, activities_ = 0;
+  // Progress lines (options_.progress).
+  std::uint64_t finished_ = 0;
+  double progress_interval_ = 10;
+  std::chrono::steady_clock::time_point wall_start_, last_progress_;
   double contention_ = 0;
 };
 
 }  // namespace
+
+double progress_interval_s() {
+  const char* env = std::getenv("PARALLAX_PROGRESS_INTERVAL_S");
+  if (!env || !*env) return 10.0;
+  const std::string text(env);
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(value) || !(value > 0))
+    throw InputError("PARALLAX_PROGRESS_INTERVAL_S: \"" + text.substr(0, 40) +
+                     "\" is not a number of seconds > 0 (e.g. 10, the default when unset)");
+  return value;
+}
 
 SimulationResult simulate(const model::JobGraph& graph, const SimulationOptions& options) {
   Simulator simulator(graph, options);

@@ -31,6 +31,21 @@ std::uint32_t trace_gemm_side(const model::Task& task, std::uint32_t cap);
 // with Chakra duration_micros).
 inline bool runs_measured_duration(const model::Task& task) { return task.is_compute() && task.measured_s >= 0; }
 
+// Bytes of host memory the buffers of one task take in the host backend: a GEMM's three fp32
+// operands, a memory-bound task's source and destination, a collective's message with its
+// temporaries (three copies), a transfer's message. Imported graphs (`imported`) run capped sizes
+// (ExecOptions::trace_gemm_side_cap and trace_bytes_cap); tasks replaying a measured duration take
+// none.
+double task_buffer_bytes(const model::Task& task, bool imported, std::uint32_t gemm_side_cap,
+                         std::uint64_t bytes_cap);
+// Physical memory of this machine in bytes (sysconf).
+double host_memory_bytes();
+// Throws InputError naming `source`, the first task whose buffers exceed `memory_bytes` (the host's
+// memory), its sizes and both numbers, before any buffer is allocated: a plan may ask for a GEMM
+// of 10^9 rows or a message of 2^60 bytes, which would end in std::bad_alloc on every rank.
+void check_task_buffers(const model::JobGraph& graph, std::uint32_t gemm_side_cap,
+                        std::uint64_t bytes_cap, double memory_bytes, const std::string& source);
+
 // Throws InputError when the graph has no tasks for `rank` (a world size that does not match the
 // plan's rank count is caught before this by check_world_size).
 RankPlan plan_for_rank(const model::JobGraph& graph, std::uint32_t rank);

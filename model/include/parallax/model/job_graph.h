@@ -165,7 +165,9 @@ class JobGraph {
   std::vector<std::string> task_labels_;
 };
 
-// Builds the per-rank task DAG of one training step (docs/architecture.md, "What the builder emits") for a validated scenario.
-JobGraph build_job_graph(const Scenario& scenario);
+// Builds the per-rank task DAG of one training step (docs/architecture.md, "What the builder
+// emits") for a validated scenario. First refuses, with an InputError naming `source` (default: the
+// scenario's name), a graph over max_stored_tasks() (check_job_size in job_size.h).
+JobGraph build_job_graph(const Scenario& scenario, const std::string& source = {});
 
 }  // namespace parallax::model

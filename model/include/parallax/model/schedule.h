@@ -29,4 +29,17 @@ double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
 // chunks of activations it holds at its peak.
 int max_chunks_in_flight(const std::vector<PipelineStep>& order);
 
+// The same peaks without building the order (m may be in the millions): each chunk-forward adds
+// chunk_weight[chunk] (v entries; one for GPipe and 1F1B), its backward removes it. Returns the
+// largest running sum (the first step reaching it, as a walk over stage_order finds it) and the
+// chunks held at that step. The weights must not be negative.
+struct HeldPeak {
+  double weight = 0;
+  std::int64_t chunks = 0;
+};
+HeldPeak peak_held(Layout::Schedule schedule, int p, int v, int m, int stage,
+                   const std::vector<double>& chunk_weight);
+// max_chunks_in_flight(stage_order(...)) in O(p v) time.
+int peak_chunks_in_flight(Layout::Schedule schedule, int p, int v, int m, int stage);
+
 }  // namespace parallax::model

@@ -22,7 +22,14 @@ struct SimulationOptions {
   bool name_events = false;
   // Links listed in the report, busiest first.
   int top_links = 10;
+  // Print a progress line to stderr (flushed, terminal or not) every progress_interval_s() of wall
+  // time: a long simulation otherwise says nothing until it ends. The CLI's simulate turns it on.
+  bool progress = false;
 };
+
+// Seconds between progress lines: PARALLAX_PROGRESS_INTERVAL_S if set (a number > 0; anything else
+// is an InputError naming the variable), else 10.
+double progress_interval_s();
 
 struct SimulationResult {
   Report report;

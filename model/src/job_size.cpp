@@ -1,0 +1,225 @@
+#include "parallax/model/job_size.h"
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/parameters.h"
+#include "parallax/model/scenario.h"
+#include "parallax/traces/io.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace parallax::model {
+
+namespace {
+
+// Counts saturate here: an unvalidated scenario may describe more than 2^64 tasks.
+constexpr double kSaturate = 1.8e19;
+
+// The scenario's numbers as dims() reads them, each clamped to at least 1 so that an unvalidated
+// scenario cannot divide by zero (a validated one is unchanged: validation requires all of them
+// to be at least 1).
+Dims clamped_dims(const Scenario& sc) {
+  const ModelSpec& m = sc.model();
+  const Layout& l = sc.layout();
+  auto at_least_1 = [](std::int64_t v) { return std::max<std::int64_t>(1, v); };
+  Dims d{};
+  d.L = at_least_1(m.num_layers());
+  d.h = at_least_1(m.hidden_size());
+  d.a = at_least_1(m.num_heads());
+  d.f = m.ffn_hidden_size() > 0 ? m.ffn_hidden_size() : 4 * d.h;
+  d.s = at_least_1(m.seq_length());
+  d.V = at_least_1(m.vocab_size());
+  d.b = at_least_1(l.micro_batch_size());
+  d.B = at_least_1(l.global_batch_size());
+  d.t = at_least_1(l.tp());
+  d.p = at_least_1(l.pp());
+  d.d = at_least_1(l.dp());
+  d.v = l.schedule() == Layout::INTERLEAVED_1F1B ? at_least_1(l.virtual_stages()) : 1;
+  d.m = at_least_1(d.B / (d.b * d.d));
+  d.e = m.precision() == FP32 ? 4 : 2;
+  d.gpus = d.t * d.p * d.d;
+  d.sp = l.sequence_parallel() && d.t > 1;
+  return d;
+}
+
+// Gradient buckets of one stage, counted as Builder::make_buckets cuts them: per model chunk, its
+// items in backward order (output layer, layers, embedding), skipping those without parameters,
+// a bucket closed as soon as it holds `capacity` parameters.
+std::uint64_t bucket_count(const Dims& d, bool tied, double capacity, std::int64_t stage) {
+  const std::int64_t per_chunk = std::max<std::int64_t>(1, d.L / (d.p * d.v));
+  // Validation allows at most 32767 layers; more is an unvalidated scenario, bounded by one bucket
+  // per item rather than walked.
+  if (per_chunk * d.v > 65536) return static_cast<std::uint64_t>(per_chunk * d.v + 2);
+  const double layer = layer_parameters(d).local();
+  std::uint64_t buckets = 0;
+  for (std::int64_t c = 0; c < d.v; ++c) {
+    const std::int64_t vs = c * d.p + stage;
+    double current = 0;
+    bool open = false;
+    auto item = [&](double params) {
+      if (params <= 0) return;
+      open = true;
+      current += params;
+      if (current >= capacity) {
+        ++buckets;
+        current = 0;
+        open = false;
+      }
+    };
+    if (vs == d.p * d.v - 1) item(output_parameters(d, tied).local());
+    for (std::int64_t l = 0; l < per_chunk; ++l) item(layer);
+    if (vs == 0) item(embedding_parameters(d).local());
+    if (open) ++buckets;
+  }
+  return buckets;
+}
+
+}  // namespace
+
+// Tasks: the builder's emission, counted. Every rank of a stage emits the same tasks (tp and dp
+// coordinates only change peers), and each of its chunk-forwards and chunk-backwards emits a fixed
+// number of tasks whatever the micro-batch, so a stage's count is m times a sum over its chunks
+// plus its per-step gradient and optimizer tasks. tests/hardening/bounds_test.cpp checks it equals
+// JobGraph::num_tasks() over layouts that exercise every branch of the builder.
+//
+// Edges: add() gives each task at most one edge from the previous task on its stream and at most
+// one from an explicit dependency; each pending task (a blocking collective, a recv, an
+// unoverlapped send, a gradient sync) becomes one edge into the next compute task; each recv gets
+// one edge from its send. That is at most 4 edges per task, and the test checks the bound against
+// the builder.
+JobSizeEstimate estimate_job_size(const Scenario& sc) {
+  const Dims d = clamped_dims(sc);
+  const Layout& layout = sc.layout();
+  const bool tied = sc.model().tied_embeddings();
+  const int zero = layout.zero_stage();
+  const Layout::Recompute recompute = layout.recompute();
+  const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
+  const std::uint64_t z3 = zero >= 3 && d.d > 1 ? 1 : 0, z2 = zero >= 2 && d.d > 1 ? 1 : 0;
+
+  // One layer, one micro-batch (Builder::layer_forward and layer_backward): 13 compute tasks
+  // forward plus the TP collectives (two, four with sequence parallelism) and the ZeRO-3 gather;
+  // backward 19 compute tasks (+4 attention core under selective recompute, + a whole forward under
+  // full), the TP collectives (two reductions, with sequence parallelism two gathers and two
+  // re-gathers), the ZeRO-3 gather and the ZeRO-2/3 reduce-scatter.
+  const std::uint64_t recompute_fwd = 13 + 2 * tb + 2 * spt;
+  const std::uint64_t layer_fwd = recompute_fwd + z3;
+  std::uint64_t layer_bwd = 19 + 4 * spt + 2 * tb + z3 + z2;
+  if (recompute == Layout::SELECTIVE) layer_bwd += 4;
+  if (recompute == Layout::FULL) layer_bwd += recompute_fwd;
+  const std::uint64_t embedding_fwd = 1 + tb;
+  const std::uint64_t embedding_bwd = 1 + (z2 && embedding_parameters(d).local() > 0 ? 1 : 0);
+  const std::uint64_t output_fwd = 3 + spt + tb;
+  const std::uint64_t output_bwd =
+      4 + spt + tb + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
+
+  const auto per_chunk = static_cast<std::uint64_t>(std::max<std::int64_t>(1, d.L / (d.p * d.v)));
+  const auto m = static_cast<std::uint64_t>(d.m);
+  const std::int64_t last_vs = d.p * d.v - 1;
+  const double capacity = layout.grad_bucket_mb() * 1e6 /
+                          (layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e));
+  const bool param_gathers = (zero == 1 || zero == 2) && d.d > 1;
+
+  // Stages between the first and the last emit the same tasks: count one for all of them.
+  auto stage_tasks = [&](std::int64_t stage) {
+    std::uint64_t per_microbatch = 0;
+    for (std::int64_t c = 0; c < d.v; ++c) {
+      const std::int64_t vs = c * d.p + stage;
+      per_microbatch +=
+          (vs == 0 ? embedding_fwd : 1) + per_chunk * layer_fwd + (vs == last_vs ? output_fwd : 1);
+      per_microbatch +=
+          (vs == last_vs ? output_bwd : 1) + per_chunk * layer_bwd + (vs == 0 ? embedding_bwd : 1);
+    }
+    double once = 1;  // the optimizer step
+    if (param_gathers || (d.d > 1 && zero < 2)) {
+      const auto buckets = static_cast<double>(bucket_count(d, tied, capacity, stage));
+      if (param_gathers) once += buckets;        // parameter all-gathers, at the start or the end
+      if (d.d > 1 && zero < 2) once += buckets;  // gradient reductions
+    }
+    if (tied && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
+    return static_cast<double>(m) * static_cast<double>(per_microbatch) + once;
+  };
+  double per_stage_total = kSaturate;
+  // Validation allows at most 32767 layers, so more virtual stages than that is an unvalidated
+  // scenario: called too big rather than counted chunk by chunk.
+  if (d.v <= 65536) {
+    per_stage_total = stage_tasks(0);
+    if (d.p > 1) per_stage_total += stage_tasks(d.p - 1);
+    if (d.p > 2) per_stage_total += static_cast<double>(d.p - 2) * stage_tasks(1);
+  }
+  const double copies = static_cast<double>(d.t) * static_cast<double>(d.d);  // ranks per stage
+  const double stored = sc.options().use_symmetry() ? per_stage_total : per_stage_total * copies;
+
+  JobSizeEstimate est;
+  auto to_u64 = [](double v) { return static_cast<std::uint64_t>(std::min(v, kSaturate)); };
+  est.ranks = to_u64(sc.options().use_symmetry() ? static_cast<double>(d.p)
+                                                 : static_cast<double>(d.p) * copies);
+  est.microbatches = m;
+  est.tasks = to_u64(stored);
+  est.edges = to_u64(4 * stored);
+  est.expanded_tasks = to_u64(per_stage_total * copies);
+  // The build holds the tasks (a growing vector: up to twice their size), each rank's task list,
+  // the edge list (growing: up to twice) and then the compressed graph built from it (out and in
+  // edges, offsets), plus a hash entry per pipeline transfer.
+  const double task_bytes = 2.0 * sizeof(Task) + 4 + 16;
+  const double edge_bytes = 2.0 * 8 + 16;
+  est.bytes = stored * task_bytes + 4 * stored * edge_bytes;
+  return est;
+}
+
+std::uint64_t max_stored_tasks() {
+  const char* env = std::getenv("PARALLAX_MAX_TASKS");
+  if (!env || !*env) return kDefaultMaxTasks;
+  const std::string text(env);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+  if (text.find_first_not_of("0123456789") != std::string::npos || errno == ERANGE || value < 1)
+    throw InputError("PARALLAX_MAX_TASKS: \"" + text.substr(0, 40) +
+                     "\" is not a whole number of tasks >= 1 (unset it for the default, " +
+                     std::to_string(kDefaultMaxTasks) + ")");
+  return value;
+}
+
+namespace {
+
+std::string with_commas(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+void check_job_size(const Scenario& sc, const std::string& source, bool symmetry_optional) {
+  const std::uint64_t limit = max_stored_tasks();
+  const JobSizeEstimate est = estimate_job_size(sc);
+  if (est.tasks <= limit) return;
+  const Layout& l = sc.layout();
+  std::ostringstream msg;
+  msg << source << ": the job graph would store " << with_commas(est.tasks) << " tasks and up to "
+      << with_commas(est.edges) << " edges (about " << std::fixed;
+  msg.precision(1);
+  msg << est.bytes / (1024.0 * 1024 * 1024) << " GiB to build), over the limit of "
+      << with_commas(limit)
+      << " tasks. It grows as micro-batches x layers x ranks built: layout.global_batch_size "
+      << l.global_batch_size() << " / (micro_batch_size " << l.micro_batch_size() << " x dp "
+      << l.dp() << ") = " << with_commas(est.microbatches)
+      << " micro-batches per pipeline, model.num_layers " << sc.model().num_layers() << ", "
+      << with_commas(est.ranks) << (est.ranks == 1 ? " rank" : " ranks") << " built";
+  if (!sc.options().use_symmetry() && symmetry_optional)
+    msg << " (options.use_symmetry: false builds every rank)";
+  msg << ". Lower global_batch_size or raise micro_batch_size";
+  if (!sc.options().use_symmetry() && symmetry_optional) msg << ", set options.use_symmetry: true";
+  msg << ", or raise the limit with the environment variable PARALLAX_MAX_TASKS=N if this machine "
+         "has "
+         "the memory";
+  throw InputError(msg.str());
+}
+
+}  // namespace parallax::model
