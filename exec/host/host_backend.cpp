@@ -7,6 +7,7 @@
 // their own, and collectives run on the trace's explicit communicators.
 // Threads: one per lane of traces::lane_of (parallax/traces/lanes.h) that has tasks; each task runs on
 // its lane's thread, and the timing says which.
+#include "parallax/exec/plan.h"
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
 #include "parallax/traces/lanes.h"
@@ -40,14 +41,6 @@ std::string gib(double bytes) {
   char text[32];
   std::snprintf(text, sizeof text, "%.3g GiB", bytes / (1024.0 * 1024 * 1024));
   return text;
-}
-
-// What a rank's buffers may take: the machine's physical memory. More cannot be allocated (or
-// only by swapping for hours), and std::bad_alloc midway would end every rank with an internal error.
-double physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page)
-                               : std::numeric_limits<double>::infinity();
 }
 
 [[noreturn]] void fail(const std::string& message) {
@@ -114,16 +107,15 @@ class HostBackend final : public Backend {
     for (std::size_t i = 0; i < n; ++i) index[plan.tasks[i]] = i;
     deps_.assign(n, {});
     std::size_t max_a = 1, max_b = 1, max_c = 1, max_mem = 1, max_comm = 1;
-    const double limit = physical_memory_bytes();
+    // What a rank's buffers may take: the machine's physical memory. More cannot be allocated (or only
+    // by swapping for hours), and std::bad_alloc midway would end every rank with an internal error.
+    const double known_memory = host_memory_bytes();
+    const double limit = known_memory > 0 ? known_memory : std::numeric_limits<double>::infinity();
     // Checked before anything is allocated, in doubles (a product of two 32-bit sides or a 2^60-byte
-    // task would overflow a 64-bit sum of buffers).
+    // task would overflow a 64-bit sum of buffers). Each task alone was checked against the machine's
+    // memory before MPI started (exec::check_task_buffers); here: the int limits of MPI counts and
+    // BLAS sides, and this rank's buffers together.
     double recv_bytes = 0;
-    auto refuse_task = [&](std::uint32_t id, const std::string& what, double bytes) {
-      throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") needs " + gib(bytes) +
-                       " of host buffers (" + what + "), more than this machine's " + gib(limit) +
-                       " of physical memory; the plan is too large to run here: give it fewer tokens per "
-                       "micro-batch or more tp");
-    };
     constexpr double kMaxCount = std::numeric_limits<int>::max();  // MPI counts and BLAS sides are ints
     for (std::size_t i = 0; i < n; ++i) {
       const auto id = plan.tasks[i];
@@ -143,20 +135,12 @@ class HostBackend final : public Backend {
           throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") is a GEMM of " +
                            std::to_string(t.gemm_m) + " x " + std::to_string(t.gemm_n) + " x " + std::to_string(t.gemm_k) +
                            " (m x n x k); BLAS takes sides up to 2147483647");
-        const double bytes = 4 * (m * k + k * nn + m * nn);
-        if (bytes > limit)
-          refuse_task(id, "GEMM " + std::to_string(t.gemm_m) + " x " + std::to_string(t.gemm_n) + " x " +
-                              std::to_string(t.gemm_k) + ": operands A, B and C in FP32", bytes);
-      } else if (t.kind == MEMORY_BOUND) {
-        const double bytes = 8 * static_cast<double>(floats_for(bytes_of(t) / 2));  // source and destination
-        if (bytes > limit) refuse_task(id, "moves " + std::to_string(bytes_of(t)) + " bytes", bytes);
-      } else if (t.kind != GEMM) {
+      } else if (t.kind != GEMM && t.kind != MEMORY_BOUND) {
         const double floats = static_cast<double>(floats_for(bytes_of(t)));
         if (floats > kMaxCount)
           throw InputError("task " + std::to_string(id) + " (" + graph.task_name(id) + ") transfers " +
                            std::to_string(bytes_of(t)) + " bytes; an MPI count is an int: the host backend moves " +
                            "at most 2147483647 floats (8 GiB) per collective or transfer");
-        if (4 * floats > limit) refuse_task(id, "transfers " + std::to_string(bytes_of(t)) + " bytes", 4 * floats);
         if (t.kind == RECV) recv_bytes += 4 * floats;
       }
       if (t.kind == GEMM && t.op == model::Op::TraceCompute) {

@@ -314,13 +314,13 @@ void check_plan_too_large(const fs::path& plan, const std::string& message) {
 TEST(ExecHostFaults, AGemmTooLargeForTheMachineIsRefused) {
   const testing::TempDir dir;
   const auto plan = edited_plan(dir, GEMM, [](parallax::Task& t) { t.set_gemm_m(1000000000); });
-  check_plan_too_large(plan, "of host buffers (GEMM 1000000000 x ");
+  check_plan_too_large(plan, "of buffers for gemm_m 1000000000, ");
 }
 
 TEST(ExecHostFaults, AMemoryBoundTaskTooLargeForTheMachineIsRefused) {
   const testing::TempDir dir;
   const auto plan = edited_plan(dir, MEMORY_BOUND, [](parallax::Task& t) { t.set_bytes(1ull << 60); });
-  check_plan_too_large(plan, "of host buffers (moves 1152921504606846976 bytes), more than this machine's");
+  check_plan_too_large(plan, "of buffers for bytes 1152921504606846976, more than this host's");
 }
 
 TEST(ExecHostFaults, ACollectiveBeyondAnMpiCountIsRefused) {
