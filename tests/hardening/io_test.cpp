@@ -256,6 +256,25 @@ TEST(OutputFiles, ExportChakraIsAllOrNothingAndRefusesADirectory) {
   EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"job.comm_groups.json"});
 }
 
+// exec checks -o before it measures (hours on a cluster), and refuses to overwrite its input.
+TEST(OutputFiles, ExecChecksItsOutputFirst) {
+  const testing::TempDir dir;
+  const fs::path s = dir / "s.pbtxt";
+  fs::copy_file(tiny(), s);
+  auto r = run_command("timeout 60 " PARALLAX_EXEC " " + s.string() + " -o " + s.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.err, "-o \"" + s.string() + "\" is the scenario or plan")) << r.err;
+  r = run_command(
+      "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 timeout 120 "
+      "mpirun --oversubscribe -np 4 " PARALLAX_EXEC " " +
+      s.string() + " --warmup 0 --iterations 1 -o " + (dir / "missing" / "m.pb").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r.err + r.out, "m.pb: cannot write file: the directory " + (dir / "missing").string() +
+                                     " does not exist"))
+      << r.err;
+  EXPECT_FALSE(has(r.out, "measured iterations")) << r.out;
+}
+
 TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
   EXPECT_EQ(traces::valid_utf8("abc"), "abc");
   EXPECT_EQ(traces::valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
