@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -81,10 +81,11 @@ Options& Options::text(Names names, std::string& target, std::string what) {
 }
 
 Options& Options::output(Names names, std::string& target, std::string what) {
-  return add(std::move(names), true, what, [&target, what](const std::string& name, const std::string& v) {
-    if (v.empty()) throw InputError(name + " needs " + what + " (got an empty value)");
-    target = v;
-  });
+  return add(std::move(names), true, what,
+             [&target, what](const std::string& name, const std::string& v) {
+               if (v.empty()) throw InputError(name + " needs " + what + " (got an empty value)");
+               target = v;
+             });
 }
 
 Options& Options::value(Names names, std::function<void(const std::string&)> apply,
@@ -191,7 +192,8 @@ namespace {
 bool same_file(const std::string& a, const std::string& b) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
   if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   if (a_exists != b_exists) return false;
@@ -213,13 +215,15 @@ void check_files(const std::vector<FileArg>& inputs, const std::vector<FileArg>&
     if (out.path.empty()) continue;
     for (const FileArg& in : inputs)
       if (!in.path.empty() && same_file(out.path, in.path))
-        throw InputError(out.what + " " + in_quotes(out.path) + " is " + in.what + " " + in_quotes(in.path) +
+        throw InputError(out.what + " " + in_quotes(out.path) + " is " + in.what + " " +
+                         in_quotes(in.path) +
                          ": writing it would destroy the input; choose another output file");
     if (is_special(out.path)) continue;
     for (std::size_t j = 0; j < i; ++j)
       if (!outputs[j].path.empty() && same_file(out.path, outputs[j].path))
         throw InputError(out.what + " " + in_quotes(out.path) + " and " + outputs[j].what + " " +
-                         in_quotes(outputs[j].path) + " name the same file; give each output its own file");
+                         in_quotes(outputs[j].path) +
+                         " name the same file; give each output its own file");
   }
 }
 

@@ -350,8 +350,9 @@ int plan(const std::vector<std::string>& args) {
            .positional(input, "scenario or model")
            .parse(args))
     return kOk;
-  check_files({{"the scenario or model", input}, {"--cluster", cluster_preset}, {"--table", table_path}},
-              {{"--csv", csv_path}});
+  check_files(
+      {{"the scenario or model", input}, {"--cluster", cluster_preset}, {"--table", table_path}},
+      {{"--csv", csv_path}});
   if (!table_path.empty()) {
     if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
     planner::PlanOptions options;

@@ -65,7 +65,8 @@ int exec_command(const std::vector<std::string>& args) {
   if (!cli::Options("parallax exec", kHelp)
            .text("--backend", options.backend, "host or cuda, e.g. --backend host")
            .whole("--warmup", options.warmup, 0, "a number of iterations, e.g. --warmup 1")
-           .whole("--iterations", options.iterations, 1, "a number of iterations, e.g. --iterations 3")
+           .whole("--iterations", options.iterations, 1,
+                  "a number of iterations, e.g. --iterations 3")
            .flag("--verify", options.verify)
            .number("--watchdog", options.watchdog_s, cli::Options::Sign::kPositive,
                    "a number of seconds, e.g. --watchdog 120", "seconds")
@@ -88,8 +89,9 @@ int exec_command(const std::vector<std::string>& args) {
     throw InputError("--comm-groups, --strict, --gemm-cap, --bytes-cap and --cluster apply to --chakra PREFIX only");
   if (input.empty() && chakra_prefix.empty()) throw InputError("no scenario or plan given; usage: mpirun -np N parallax exec SCENARIO -o MEASURED.pb");
   if (output.empty()) throw InputError("no output file: add -o MEASURED.pb");
-  cli::check_files({{"the scenario or plan", input}, {"--comm-groups", comm_groups}, {"--cluster", cluster}},
-                   {{"-o", output}});
+  cli::check_files(
+      {{"the scenario or plan", input}, {"--comm-groups", comm_groups}, {"--cluster", cluster}},
+      {{"-o", output}});
   if (options.backend != "host" && options.backend != "cuda")
     throw InputError("unknown backend \"" + options.backend + "\"; valid: host, cuda");
 

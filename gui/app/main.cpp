@@ -42,12 +42,14 @@ int main(int argc, char** argv) {
     QBuffer buffer(&png);
     buffer.open(QIODevice::WriteOnly);
     if (!image.save(&buffer, "PNG")) {
-      std::fprintf(stderr, "parallax-gui: %s: cannot encode the PNG\n", qPrintable(options->output));
+      std::fprintf(stderr, "parallax-gui: %s: cannot encode the PNG\n",
+                   qPrintable(options->output));
       return 2;
     }
     try {
-      parallax::traces::write_file_atomically(options->output.toStdString(),
-                                              std::string_view(png.constData(), static_cast<std::size_t>(png.size())));
+      parallax::traces::write_file_atomically(
+          options->output.toStdString(),
+          std::string_view(png.constData(), static_cast<std::size_t>(png.size())));
     } catch (const parallax::InputError& e) {
       std::fprintf(stderr, "parallax-gui: %s\n", e.what());
       return 2;

@@ -326,8 +326,9 @@ ChakraImport import_chakra(const fs::path& prefix, const ClusterSpec& cluster,
     groups_file = prefix.string() + ".comm_groups.json";
   CommGroups groups;
   if (!groups_file.empty())
-    groups = parse_comm_groups(traces::read_file(groups_file, traces::kMaxTextFileBytes, "comm_groups.json file"), groups_file.string(),
-                               static_cast<std::uint32_t>(files.size()));
+    groups = parse_comm_groups(
+        traces::read_file(groups_file, traces::kMaxTextFileBytes, "comm_groups.json file"),
+        groups_file.string(), static_cast<std::uint32_t>(files.size()));
   ChakraImport out =
       import_chakra_traces(traces, sources, cluster, groups_file.empty() ? nullptr : &groups,
                            options.strict, prefix.filename().string());
@@ -898,17 +899,20 @@ std::vector<fs::path> write_chakra(const ChakraExport& trace, const fs::path& pr
   // PREFIX names files, not a folder: "-o out/" would otherwise write out/.0.et (hidden) and a
   // directory "-o out" would get siblings out.0.et; say how to write inside it instead.
   const std::string p = prefix.string();
-  if (p.empty()) throw InputError("an empty output prefix was given; e.g. -o traces/job writes traces/job.0.et, ...");
+  if (p.empty())
+    throw InputError(
+        "an empty output prefix was given; e.g. -o traces/job writes traces/job.0.et, ...");
   std::error_code ec;
   if (!prefix.has_filename() || fs::is_directory(prefix, ec))
     throw InputError(p + ": is a directory; the output is a file prefix: give " +
-                     (fs::path(p) / "job").string() + " to write " + (fs::path(p) / "job").string() +
-                     ".0.et, ... inside it");
+                     (fs::path(p) / "job").string() + " to write " +
+                     (fs::path(p) / "job").string() + ".0.et, ... inside it");
   // All files or none: a failure part way (disk full) must not leave a mix of this run's and an
   // older export's ranks behind.
   std::vector<std::pair<fs::path, std::string>> out;
   for (std::size_t r = 0; r < trace.ranks.size(); ++r)
-    out.emplace_back(p + "." + std::to_string(r) + ".et", traces::serialize_chakra_et(trace.ranks[r]));
+    out.emplace_back(p + "." + std::to_string(r) + ".et",
+                     traces::serialize_chakra_et(trace.ranks[r]));
   out.emplace_back(p + ".comm_groups.json", comm_groups_json(trace.groups));
   traces::write_files_atomically(out);
   std::vector<fs::path> files;

@@ -362,7 +362,8 @@ void validate_imported_scenario(const Scenario& scenario, const std::string& nam
 }
 
 Scenario load_scenario(const fs::path& path) {
-  return parse_scenario(traces::read_file(path, traces::kMaxTextFileBytes, "scenario file"), path.string(), path.extension() == ".json",
+  return parse_scenario(traces::read_file(path, traces::kMaxTextFileBytes, "scenario file"),
+                        path.string(), path.extension() == ".json",
                         path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 

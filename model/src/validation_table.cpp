@@ -29,7 +29,8 @@ std::vector<std::string> split_tabs(const std::string& line) {
 }  // namespace
 
 std::vector<ValidationRow> read_validation_table(const std::filesystem::path& path) {
-  std::istringstream in(traces::read_file(path, traces::kMaxTextFileBytes, "validation table (.tsv file)"));
+  std::istringstream in(
+      traces::read_file(path, traces::kMaxTextFileBytes, "validation table (.tsv file)"));
   std::vector<ValidationRow> rows;
   std::map<std::string, std::size_t> column;
   std::string line;
@@ -42,9 +43,10 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
       throw InputError(path.string() + ": has more than " + std::to_string(kMaxLines) +
                        " lines; a validation table has one line per run (is it the right file?)");
     if (line.size() > kMaxLineBytes)
-      throw InputError(path.string() + ":" + std::to_string(number) + ": the line is " + std::to_string(line.size()) +
-                       " bytes long, more than " + std::to_string(kMaxLineBytes) +
-                       "; a table row is tab-separated cells of a few bytes each (is it the right file?)");
+      throw InputError(
+          path.string() + ":" + std::to_string(number) + ": the line is " +
+          std::to_string(line.size()) + " bytes long, more than " + std::to_string(kMaxLineBytes) +
+          "; a table row is tab-separated cells of a few bytes each (is it the right file?)");
     if (line.empty() || line[0] == '#') continue;
     const auto cells = split_tabs(line);
     if (column.empty()) {

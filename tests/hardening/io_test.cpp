@@ -1,11 +1,11 @@
 // Reading inputs and writing outputs under careless or hostile use: special files, directories and
 // huge files as inputs; interrupted and failing writes; an output that names an input; names that
 // are not UTF-8 in JSON and Chakra outputs.
+#include "parallax/traces/io.h"
 #include "parallax/cli/options.h"
 #include "parallax/interop/chakra.h"
 #include "parallax/model/validation_table.h"
 #include "parallax/traces/chakra.h"
-#include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
 #include "test_support.h"
 
@@ -29,10 +29,16 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_command;
 
-std::string cli() { return PARALLAX_CLI; }
-std::string tiny() { return (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string(); }
+std::string cli() {
+  return PARALLAX_CLI;
+}
+std::string tiny() {
+  return (testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt").string();
+}
 // Every command runs under `timeout`: a reader that blocks or reads forever fails the test, fast.
-testing::CommandResult run(const std::string& args) { return run_command("timeout 60 " + cli() + " " + args); }
+testing::CommandResult run(const std::string& args) {
+  return run_command("timeout 60 " + cli() + " " + args);
+}
 
 std::string slurp(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -52,7 +58,9 @@ std::string error_of(F&& f) {
   return "";
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 // Valid UTF-8 that protobuf's JSON parser accepts as a JSON value.
 void expect_valid_json(const std::string& text, const std::string& what) {
@@ -84,12 +92,14 @@ TEST(InputFiles, SpecialFilesAndDirectoriesAreRefusedByName) {
                   "none.pbtxt: cannot open file: it does not exist"));
 
   const auto start = std::chrono::steady_clock::now();
-  for (const std::string& args : std::vector<std::string>{"inspect /dev/zero", "simulate /dev/zero", "calibrate /dev/zero",
-                                 "compare /dev/zero /dev/zero", "simulate " + tiny() + " --calibration /dev/zero",
-                                 "inspect " + fifo.string(), "calibrate " + fifo.string()}) {
+  for (const std::string& args : std::vector<std::string>{
+           "inspect /dev/zero", "simulate /dev/zero", "calibrate /dev/zero",
+           "compare /dev/zero /dev/zero", "simulate " + tiny() + " --calibration /dev/zero",
+           "inspect " + fifo.string(), "calibrate " + fifo.string()}) {
     const auto r = run(args);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
-    EXPECT_TRUE(has(r.err, "not a regular file") || has(r.err, ", not a ")) << args << "\n" << r.err;
+    EXPECT_TRUE(has(r.err, "not a regular file") || has(r.err, ", not a ")) << args << "\n"
+                                                                            << r.err;
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 
@@ -111,8 +121,10 @@ TEST(InputFiles, OverSizeFilesAreRefusedWithSizeAndLimit) {
   const fs::path big = dir / "big.pbtxt";
   std::ofstream(big) << "name: \"x\"\n";
   ASSERT_EQ(::truncate(big.c_str(), (65 << 20)), 0);
-  EXPECT_TRUE(has(error_of([&] { traces::read_file(big, traces::kMaxTextFileBytes, "scenario file"); }),
-                  big.string() + ": is 65.0 MiB (68157440 bytes), more than a scenario file may be (at most 64.0 MiB"));
+  EXPECT_TRUE(has(
+      error_of([&] { traces::read_file(big, traces::kMaxTextFileBytes, "scenario file"); }),
+      big.string() +
+          ": is 65.0 MiB (68157440 bytes), more than a scenario file may be (at most 64.0 MiB"));
   const auto r = run("inspect " + big.string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "65.0 MiB")) << r.err;
@@ -148,9 +160,11 @@ TEST(OutputFiles, WriteReplacesAtomicallyAndKeepsPermissions) {
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(slurp(out), "via link");
 
-  EXPECT_TRUE(has(error_of([&] { traces::write_file_atomically(dir / "no" / "x.pb", "x"); }),
-                  "x.pb: cannot write file: the directory " + (dir / "no").string() + " does not exist"));
-  EXPECT_TRUE(has(error_of([&] { traces::write_file_atomically(dir.path(), "x"); }), "it is a directory"));
+  EXPECT_TRUE(
+      has(error_of([&] { traces::write_file_atomically(dir / "no" / "x.pb", "x"); }),
+          "x.pb: cannot write file: the directory " + (dir / "no").string() + " does not exist"));
+  EXPECT_TRUE(
+      has(error_of([&] { traces::write_file_atomically(dir.path(), "x"); }), "it is a directory"));
   EXPECT_EQ(error_of([&] { traces::write_file_atomically("/dev/full", "x"); }),
             "writing /dev/full failed: no space left on device");
   traces::write_file_atomically("/dev/null", "x");  // written directly
@@ -167,7 +181,8 @@ TEST(OutputFiles, InterruptedWriteKeepsTheOldFile) {
     std::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG instead of killing the process
     const rlimit limit{4096, 4096};
     ::setrlimit(RLIMIT_FSIZE, &limit);
-    const std::string e = error_of([&] { traces::write_file_atomically(out, std::string(1 << 20, 'x')); });
+    const std::string e =
+        error_of([&] { traces::write_file_atomically(out, std::string(1 << 20, 'x')); });
     ::_exit(has(e, "writing " + out.string() + " failed: file too large") ? 0 : 1);
   }
   int status = 0;
@@ -180,8 +195,8 @@ TEST(OutputFiles, InterruptedWriteKeepsTheOldFile) {
   const fs::path timeline = dir / "keep.pb";
   ASSERT_EQ(run("simulate " + tiny() + " --timeline " + timeline.string()).exit_code, 0);
   const std::string good = slurp(timeline);
-  const auto r = run_command("ulimit -f 8; trap '' XFSZ; " + cli() + " simulate " + tiny() + " --timeline " +
-                             timeline.string());
+  const auto r = run_command("ulimit -f 8; trap '' XFSZ; " + cli() + " simulate " + tiny() +
+                             " --timeline " + timeline.string());
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(has(r.err, "failed: file too large")) << r.err;
   EXPECT_EQ(slurp(timeline), good);
@@ -191,19 +206,23 @@ TEST(OutputFiles, FullDiskIsExitTwoWithTheReason) {
   const testing::TempDir dir;
   const std::string predicted = (dir / "p.pb").string();
   ASSERT_EQ(run("simulate " + tiny() + " --timeline " + predicted).exit_code, 0);
-  for (const std::string& args : std::vector<std::string>{"simulate " + tiny() + " --chrome /dev/full", "simulate " + tiny() + " --timeline /dev/full",
-        "inspect " + tiny() + " -o /dev/full", "calibrate " + predicted + " -o /dev/full",
-        "compare " + predicted + " " + predicted + " --chrome /dev/full",
-        "plan " + tiny() + " --top 1 --csv /dev/full"}) {
+  for (const std::string& args : std::vector<std::string>{
+           "simulate " + tiny() + " --chrome /dev/full",
+           "simulate " + tiny() + " --timeline /dev/full", "inspect " + tiny() + " -o /dev/full",
+           "calibrate " + predicted + " -o /dev/full",
+           "compare " + predicted + " " + predicted + " --chrome /dev/full",
+           "plan " + tiny() + " --top 1 --csv /dev/full"}) {
     const auto r = run(args);
     EXPECT_EQ(r.exit_code, 2) << args;
-    EXPECT_TRUE(has(r.err, "writing /dev/full failed: no space left on device")) << args << "\n" << r.err;
+    EXPECT_TRUE(has(r.err, "writing /dev/full failed: no space left on device")) << args << "\n"
+                                                                                 << r.err;
   }
 }
 
 TEST(OutputFiles, EmptyOutputNamesAreErrors) {
-  for (const std::string& args : std::vector<std::string>{"inspect " + tiny() + " -o ''", "simulate " + tiny() + " --timeline ''",
-                                 "simulate " + tiny() + " --chrome=", "export-chakra " + tiny() + " -o ''"}) {
+  for (const std::string& args : std::vector<std::string>{
+           "inspect " + tiny() + " -o ''", "simulate " + tiny() + " --timeline ''",
+           "simulate " + tiny() + " --chrome=", "export-chakra " + tiny() + " -o ''"}) {
     const auto r = run(args);
     EXPECT_EQ(r.exit_code, 2) << args;
     EXPECT_TRUE(has(r.err, "(got an empty value)")) << args << "\n" << r.err;
@@ -224,13 +243,17 @@ TEST(OutputFiles, OutputThatNamesAnInputIsRefused) {
     std::string args, message;
   };
   for (const Case& c : std::vector<Case>{
-           {"inspect " + s.string() + " -o " + s.string(), "-o \"" + s.string() + "\" is the scenario"},
+           {"inspect " + s.string() + " -o " + s.string(),
+            "-o \"" + s.string() + "\" is the scenario"},
            {"inspect " + s.string() + " -o " + (dir / "alias.pbtxt").string(), "is the scenario"},
-           {"inspect " + s.string() + " -o " + dir.path().string() + "/./s.pbtxt", "is the scenario"},
-           {"simulate " + s.string() + " --chrome " + s.string(), "--chrome \"" + s.string() + "\" is the scenario"},
+           {"inspect " + s.string() + " -o " + dir.path().string() + "/./s.pbtxt",
+            "is the scenario"},
+           {"simulate " + s.string() + " --chrome " + s.string(),
+            "--chrome \"" + s.string() + "\" is the scenario"},
            {"calibrate " + m + " -o " + m, "-o \"" + m + "\" is the timeline"},
            {"compare " + p + " " + m + " --chrome " + m, "is the measured timeline"},
-           {"simulate " + s.string() + " --timeline " + (dir / "same").string() + " --chrome " + (dir / "same").string(),
+           {"simulate " + s.string() + " --timeline " + (dir / "same").string() + " --chrome " +
+                (dir / "same").string(),
             "name the same file"},
        }) {
     const auto r = run(c.args);
@@ -241,14 +264,16 @@ TEST(OutputFiles, OutputThatNamesAnInputIsRefused) {
   EXPECT_EQ(slurp(m), measured);
   EXPECT_FALSE(fs::exists(dir / "same"));
   // Writing both to /dev/null is fine: nothing is lost there.
-  EXPECT_EQ(run("simulate " + s.string() + " --timeline /dev/null --chrome /dev/null").exit_code, 0);
+  EXPECT_EQ(run("simulate " + s.string() + " --timeline /dev/null --chrome /dev/null").exit_code,
+            0);
 }
 
 TEST(OutputFiles, ExportChakraIsAllOrNothingAndRefusesADirectory) {
   const testing::TempDir dir;
   auto r = run("export-chakra " + tiny() + " -o " + dir.path().string());
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_TRUE(has(r.err, dir.path().string() + ": is a directory; the output is a file prefix")) << r.err;
+  EXPECT_TRUE(has(r.err, dir.path().string() + ": is a directory; the output is a file prefix"))
+      << r.err;
   // comm_groups.json cannot be written: no rank file is left behind either.
   fs::create_directory(dir / "job.comm_groups.json");
   r = run("export-chakra " + tiny() + " -o " + (dir / "job").string());
@@ -265,23 +290,26 @@ TEST(OutputFiles, ExecChecksItsOutputFirst) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.err, "-o \"" + s.string() + "\" is the scenario or plan")) << r.err;
   r = run_command(
-      "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 timeout 120 "
+      "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+      "OMPI_MCA_rmaps_base_oversubscribe=1 timeout 120 "
       "mpirun --oversubscribe -np 4 " PARALLAX_EXEC " " +
       s.string() + " --warmup 0 --iterations 1 -o " + (dir / "missing" / "m.pb").string());
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(has(r.err + r.out, "m.pb: cannot write file: the directory " + (dir / "missing").string() +
-                                     " does not exist"))
+  EXPECT_TRUE(has(r.err + r.out, "m.pb: cannot write file: the directory " +
+                                     (dir / "missing").string() + " does not exist"))
       << r.err;
   EXPECT_FALSE(has(r.out, "measured iterations")) << r.out;
 }
 
 TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
   EXPECT_EQ(traces::valid_utf8("abc"), "abc");
-  EXPECT_EQ(traces::valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  EXPECT_EQ(traces::valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+            "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
   EXPECT_EQ(traces::valid_utf8("\xff\xfe"), "\xef\xbf\xbd\xef\xbf\xbd");
-  EXPECT_EQ(traces::valid_utf8("a\xc3"), "a\xef\xbf\xbd");              // truncated
+  EXPECT_EQ(traces::valid_utf8("a\xc3"), "a\xef\xbf\xbd");                // truncated
   EXPECT_EQ(traces::valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");  // overlong '/'
-  EXPECT_EQ(traces::valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
+  EXPECT_EQ(traces::valid_utf8("\xed\xa0\x80"),
+            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // surrogate
   traces::JsonWriter w;
   w.begin_object().field("name\xff", "x\xfe\"y").end_object();
   expect_valid_json(w.str(), "JsonWriter");
@@ -316,7 +344,9 @@ TEST(Utf8, OutputsOfANonUtf8ScenarioNameAreValid) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   const traces::ChakraTrace trace = traces::read_chakra_et(prefix.string() + ".0.et");
-  EXPECT_TRUE(has(trace.metadata.DebugString(), "parallax export of \\357\\277\\275\\357\\277\\275")) << trace.metadata.DebugString();
+  EXPECT_TRUE(
+      has(trace.metadata.DebugString(), "parallax export of \\357\\277\\275\\357\\277\\275"))
+      << trace.metadata.DebugString();
   r = run("simulate --chakra " + prefix.string() + " --cluster cpu-laptop");
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }

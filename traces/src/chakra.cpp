@@ -197,7 +197,8 @@ ChakraTrace parse_chakra_et(std::string_view input, std::string_view source_name
 }
 
 ChakraTrace read_chakra_et(const std::filesystem::path& path) {
-  return parse_chakra_et(read_file(path, kMaxBinaryFileBytes, "Chakra trace (.et file)"), path.string());
+  return parse_chakra_et(read_file(path, kMaxBinaryFileBytes, "Chakra trace (.et file)"),
+                         path.string());
 }
 
 std::string serialize_chakra_et(const ChakraTrace& trace) {

@@ -150,7 +150,8 @@ std::string size_text(std::uint64_t bytes) {
   }
   if (u == 0) return std::to_string(bytes) + " bytes";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", v, units[u], static_cast<unsigned long long>(bytes));
+  std::snprintf(buf, sizeof buf, "%.1f %s (%llu bytes)", v, units[u],
+                static_cast<unsigned long long>(bytes));
   return buf;
 }
 
@@ -178,7 +179,8 @@ class Fd {
 // Writes all of `bytes`, retrying after signals and short writes; 0 or the errno of the failure.
 int write_all(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), std::min<std::size_t>(bytes.size(), std::size_t{1} << 30));
+    const ssize_t n =
+        ::write(fd, bytes.data(), std::min<std::size_t>(bytes.size(), std::size_t{1} << 30));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
@@ -191,31 +193,43 @@ int write_all(int fd, std::string_view bytes) {
 
 [[noreturn]] void write_failed(const std::string& name, int error) {
   throw InputError("writing " + name + " failed: " + reason(error) +
-                   (error == ENOSPC || error == EDQUOT ? "" : error == EFBIG ? " (a file size limit, ulimit -f?)" : ""));
+                   (error == ENOSPC || error == EDQUOT ? ""
+                    : error == EFBIG                   ? " (a file size limit, ulimit -f?)"
+                                                       : ""));
 }
 
-[[noreturn]] void cannot_create(const std::string& name, const std::filesystem::path& dir, int error) {
+[[noreturn]] void cannot_create(const std::string& name, const std::filesystem::path& dir,
+                                int error) {
   const std::string where = dir.string();
   switch (error) {
-    case ENOENT: throw InputError(name + ": cannot write file: the directory " + where + " does not exist");
-    case ENOTDIR: throw InputError(name + ": cannot write file: " + where + " is not a directory");
+    case ENOENT:
+      throw InputError(name + ": cannot write file: the directory " + where + " does not exist");
+    case ENOTDIR:
+      throw InputError(name + ": cannot write file: " + where + " is not a directory");
     case EACCES:
     case EPERM:
-      throw InputError(name + ": cannot write file: permission denied (is the directory " + where + " writable?)");
-    case EROFS: throw InputError(name + ": cannot write file: " + where + " is on a read-only file system");
+      throw InputError(name + ": cannot write file: permission denied (is the directory " + where +
+                       " writable?)");
+    case EROFS:
+      throw InputError(name + ": cannot write file: " + where + " is on a read-only file system");
     case ENOSPC:
-    case EDQUOT: write_failed(name, error);
-    default: throw InputError(name + ": cannot write file: " + reason(error));
+    case EDQUOT:
+      write_failed(name, error);
+    default:
+      throw InputError(name + ": cannot write file: " + reason(error));
   }
 }
 
-bool is_special_tree(const std::string& name) { return name.starts_with("/dev/") || name.starts_with("/proc/"); }
+bool is_special_tree(const std::string& name) {
+  return name.starts_with("/dev/") || name.starts_with("/proc/");
+}
 
 // One output on its way: written to a temporary file beside the target, renamed by commit().
 class PendingFile {
  public:
   PendingFile(const std::filesystem::path& path, std::string_view bytes) : name_(path.string()) {
-    if (name_.empty()) throw InputError("an empty output file name was given; name the file to write");
+    if (name_.empty())
+      throw InputError("an empty output file name was given; name the file to write");
     struct stat st {};
     const bool exists = ::stat(name_.c_str(), &st) == 0;
     if (exists && S_ISDIR(st.st_mode))
@@ -242,7 +256,8 @@ class PendingFile {
     static std::atomic<unsigned> counter{0};
     const std::string base = target_.filename().string().substr(0, 128);
     for (int attempt = 0;; ++attempt) {
-      temp_ = dir / ("." + base + "." + std::to_string(::getpid()) + "." + std::to_string(counter++) + ".tmp");
+      temp_ = dir / ("." + base + "." + std::to_string(::getpid()) + "." +
+                     std::to_string(counter++) + ".tmp");
       // 0666 with O_CREAT: the kernel applies the umask, as for any new file.
       fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd_ >= 0) break;
@@ -269,8 +284,11 @@ class PendingFile {
   PendingFile(const PendingFile&) = delete;
   PendingFile& operator=(const PendingFile&) = delete;
   PendingFile(PendingFile&& o) noexcept
-      : name_(std::move(o.name_)), target_(std::move(o.target_)), temp_(std::move(o.temp_)),
-        dir_(std::move(o.dir_)), fd_(o.fd_) {
+      : name_(std::move(o.name_)),
+        target_(std::move(o.target_)),
+        temp_(std::move(o.temp_)),
+        dir_(std::move(o.dir_)),
+        fd_(o.fd_) {
     o.temp_.clear();
     o.fd_ = -1;
   }
@@ -280,7 +298,8 @@ class PendingFile {
     if (temp_.empty()) return;  // written directly
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
       const int e = errno;
-      if (e == EISDIR) throw InputError(name_ + ": cannot write file: it is a directory; give the name of a file");
+      if (e == EISDIR)
+        throw InputError(name_ + ": cannot write file: it is a directory; give the name of a file");
       throw InputError(name_ + ": cannot write file: " + reason(e));
     }
     temp_.clear();
@@ -307,8 +326,8 @@ void log_handler(pb::LogLevel level, const char* filename, int line, const std::
   // A string field with invalid UTF-8 makes the parse fail, and the reader says so itself.
   if (message.find("UTF-8") != std::string::npos) return;
   static const char* const names[] = {"INFO", "WARNING", "ERROR", "FATAL"};
-  std::cerr << "[libprotobuf " << names[std::clamp(static_cast<int>(level), 0, 3)] << " " << filename << ":"
-            << line << "] " << message << std::endl;
+  std::cerr << "[libprotobuf " << names[std::clamp(static_cast<int>(level), 0, 3)] << " "
+            << filename << ":" << line << "] " << message << std::endl;
 }
 
 }  // namespace
@@ -318,7 +337,8 @@ void quiet_protobuf_logging() {
   std::call_once(once, [] { pb::SetLogHandler(&log_handler); });
 }
 
-std::string read_file(const std::filesystem::path& path, std::uint64_t max_bytes, std::string_view kind_view) {
+std::string read_file(const std::filesystem::path& path, std::uint64_t max_bytes,
+                      std::string_view kind_view) {
   const std::string name = path.string();
   const std::string kind(kind_view);
   if (name.empty()) throw InputError("an empty file name was given for a " + kind);
@@ -326,25 +346,30 @@ std::string read_file(const std::filesystem::path& path, std::uint64_t max_bytes
   Fd fd(::open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     switch (errno) {
-      case ENOENT: throw InputError(name + ": cannot open file: it does not exist (check the path)");
-      case EACCES: throw InputError(name + ": cannot open file: permission denied (is it readable?)");
-      case ENOTDIR: throw InputError(name + ": cannot open file: a part of the path is not a directory");
-      default: throw InputError(name + ": cannot open file: " + reason(errno));
+      case ENOENT:
+        throw InputError(name + ": cannot open file: it does not exist (check the path)");
+      case EACCES:
+        throw InputError(name + ": cannot open file: permission denied (is it readable?)");
+      case ENOTDIR:
+        throw InputError(name + ": cannot open file: a part of the path is not a directory");
+      default:
+        throw InputError(name + ": cannot open file: " + reason(errno));
     }
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw InputError(name + ": cannot open file: " + reason(errno));
   if (S_ISDIR(st.st_mode)) throw InputError(name + ": is a directory, not a " + kind);
   if (!S_ISREG(st.st_mode)) {
-    const char* what = S_ISFIFO(st.st_mode)                           ? "a FIFO (named pipe)"
+    const char* what = S_ISFIFO(st.st_mode)                         ? "a FIFO (named pipe)"
                        : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
-                       : S_ISSOCK(st.st_mode)                         ? "a socket"
-                                                                      : "not a regular file";
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                                    : "not a regular file";
     throw InputError(name + ": is " + what + ", not a " + kind +
                      "; parallax reads regular files only (save the data to a file first)");
   }
   const auto too_big = [&](std::uint64_t size) {
-    return InputError(name + ": is " + (size > max_bytes ? size_text(size) : "over " + size_text(max_bytes)) +
+    return InputError(name + ": is " +
+                      (size > max_bytes ? size_text(size) : "over " + size_text(max_bytes)) +
                       ", more than a " + kind + " may be (at most " + size_text(max_bytes) +
                       "); is it the right file?");
   };
@@ -361,7 +386,8 @@ std::string read_file(const std::filesystem::path& path, std::uint64_t max_bytes
     }
     if (n == 0) break;
     // The file grew since fstat (or lied about its size): stop at the limit all the same.
-    if (out.size() + static_cast<std::size_t>(n) > max_bytes) throw too_big(out.size() + static_cast<std::size_t>(n));
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes)
+      throw too_big(out.size() + static_cast<std::size_t>(n));
     out.append(buffer, static_cast<std::size_t>(n));
   }
   return out;
@@ -372,7 +398,8 @@ void check_output_path(const std::filesystem::path& path) {
   if (name.empty()) throw InputError("an empty output file name was given; name the file to write");
   struct stat st {};
   if (::stat(name.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw InputError(name + ": cannot write file: it is a directory; give the name of a file");
+    if (S_ISDIR(st.st_mode))
+      throw InputError(name + ": cannot write file: it is a directory; give the name of a file");
     if (!S_ISREG(st.st_mode)) {
       if (::access(name.c_str(), W_OK) != 0) cannot_create(name, path.parent_path(), errno);
       return;
@@ -388,7 +415,8 @@ void check_output_path(const std::filesystem::path& path) {
   if (::access(dir.c_str(), W_OK) != 0) cannot_create(name, dir, errno);
 }
 
-void write_files_atomically(const std::vector<std::pair<std::filesystem::path, std::string>>& files) {
+void write_files_atomically(
+    const std::vector<std::pair<std::filesystem::path, std::string>>& files) {
   std::vector<PendingFile> pending;
   pending.reserve(files.size());
   for (const auto& [path, bytes] : files) pending.emplace_back(path, bytes);
@@ -426,12 +454,13 @@ void parse_text_or_json(const std::string& text, const std::string& name, bool j
 void read_text_or_json(const std::filesystem::path& path, pb::Message& message,
                        pb::TextFormat::ParseInfoTree* locations) {
   const bool json = path.extension() == ".json";
-  parse_text_or_json(read_file(path, kMaxTextFileBytes, kind_of(message.GetDescriptor())), path.string(), json,
-                     message, locations);
+  parse_text_or_json(read_file(path, kMaxTextFileBytes, kind_of(message.GetDescriptor())),
+                     path.string(), json, message, locations);
 }
 
 void read_binary(const std::filesystem::path& path, pb::Message& message) {
-  parse_binary(read_file(path, kMaxBinaryFileBytes, kind_of(message.GetDescriptor())), path.string(), message);
+  parse_binary(read_file(path, kMaxBinaryFileBytes, kind_of(message.GetDescriptor())),
+               path.string(), message);
 }
 
 void parse_binary(const std::string& bytes, const std::string& name, pb::Message& message) {
@@ -446,7 +475,8 @@ void parse_binary(const std::string& bytes, const std::string& name, pb::Message
 void write_binary(const std::filesystem::path& path, const pb::Message& message) {
   std::string bytes;
   if (!message.SerializeToString(&bytes))
-    throw InputError("writing " + path.string() + " failed: the " + message.GetDescriptor()->name() +
+    throw InputError("writing " + path.string() + " failed: the " +
+                     message.GetDescriptor()->name() +
                      " is too large for protobuf (2 GiB at most)");
   write_file_atomically(path, bytes);
 }
