@@ -42,12 +42,13 @@ int calibrate(const std::vector<std::string>& args) {
   bool json = false;
   if (!Options("parallax calibrate", kHelp)
            .flag("--json", json)
-           .text({"-o", "--output"}, output, "a file name, e.g. -o calibration.pbtxt")
+           .output({"-o", "--output"}, output, "a file name, e.g. -o calibration.pbtxt")
            .positional(
                input, "timeline",
                "no timeline given; usage: parallax calibrate MEASURED.pb -o calibration.pbtxt")
            .parse(args))
     return kOk;
+  check_files({{"the timeline", input}}, {{"-o", output}});
 
   Timeline measured;
   traces::read_binary(input, measured);
@@ -61,10 +62,7 @@ int calibrate(const std::vector<std::string>& args) {
   if (measured.source() != Timeline::MEASURED)
     summary.notes.push_back(input + " is a PREDICTED timeline: this fits the models to their own prediction");
   const std::string text = analysis::calibration_text(overlay, summary);
-  if (!output.empty()) {
-    std::ofstream out(output, std::ios::trunc);
-    if (!out || !(out << text)) throw InputError(output + ": cannot write file (does its directory exist?)");
-  }
+  if (!output.empty()) traces::write_file_atomically(output, text);
 
   if (json) {
     traces::JsonWriter w;

@@ -177,7 +177,7 @@ int simulate_chakra(const ChakraSimulateRequest& request) {
 int export_chakra(const std::vector<std::string>& args) {
   std::string scenario_path, prefix;
   if (!Options("parallax export-chakra", kExportHelp)
-           .text({"-o", "--output"}, prefix, "a file prefix, e.g. -o traces/job")
+           .output({"-o", "--output"}, prefix, "a file prefix, e.g. -o traces/job")
            .positional(scenario_path, "scenario",
                        "no scenario given; usage: parallax export-chakra SCENARIO -o PREFIX")
            .parse(args))

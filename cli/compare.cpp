@@ -132,7 +132,7 @@ int compare(const std::vector<std::string>& args) {
   analysis::CompareOptions options;
   if (!Options("parallax compare", kHelp)
            .flag("--json", json)
-           .text("--chrome", chrome_path, "a file name, e.g. --chrome compare.json")
+           .output("--chrome", chrome_path, "a file name, e.g. --chrome compare.json")
            .whole("--top", options.top_n, 0, "a number of tasks, e.g. --top 20")
            .positionals(files)
            .parse(args))
@@ -140,6 +140,8 @@ int compare(const std::vector<std::string>& args) {
   if (files.size() != 2)
     throw InputError("need two timelines, got " + std::to_string(files.size()) +
                      "; usage: parallax compare PREDICTED.pb MEASURED.pb [--json]");
+  check_files({{"the predicted timeline", files[0]}, {"the measured timeline", files[1]}},
+              {{"--chrome", chrome_path}});
   Timeline predicted, measured;
   traces::read_binary(files[0], predicted);
   traces::read_binary(files[1], measured);

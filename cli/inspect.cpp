@@ -60,11 +60,12 @@ int inspect(const std::vector<std::string>& args) {
   bool json = false;
   if (!Options("parallax inspect", kHelp)
            .flag("--json", json)
-           .text({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
+           .output({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
            .positional(scenario_path, "scenario",
                        "no scenario given; usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]")
            .parse(args))
     return kOk;
+  check_files({{"the scenario", scenario_path}}, {{"-o", plan_path}});
 
   const Scenario sc = model::load_scenario(scenario_path);
   const model::Dims d = model::dims(sc);

@@ -2,8 +2,11 @@
 
 #include "parallax/traces/io.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <limits>
 #include <optional>
@@ -75,6 +78,14 @@ Options& Options::flag(Names names, bool& target) {
 Options& Options::text(Names names, std::string& target, std::string what) {
   return add(std::move(names), true, std::move(what),
              [&target](const std::string&, const std::string& v) { target = v; });
+}
+
+Options& Options::output(Names names, std::string& target, std::string what) {
+  return add(std::move(names), true, what,
+             [&target, what](const std::string& name, const std::string& v) {
+               if (v.empty()) throw InputError(name + " needs " + what + " (got an empty value)");
+               target = v;
+             });
 }
 
 Options& Options::value(Names names, std::function<void(const std::string&)> apply,
@@ -174,6 +185,46 @@ bool Options::parse(const std::vector<std::string>& args) {
   }
   if (positional_ && !have_positional && !missing_.empty()) throw InputError(missing_);
   return true;
+}
+
+namespace {
+
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  struct stat sa {
+  }, sb{};
+  const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
+  if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (a_exists != b_exists) return false;
+  const fs::path pa = fs::weakly_canonical(fs::absolute(a, ec), ec);
+  const fs::path pb = fs::weakly_canonical(fs::absolute(b, ec), ec);
+  return pa.lexically_normal() == pb.lexically_normal();
+}
+
+bool is_special(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+void check_files(const std::vector<FileArg>& inputs, const std::vector<FileArg>& outputs) {
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const FileArg& out = outputs[i];
+    if (out.path.empty()) continue;
+    for (const FileArg& in : inputs)
+      if (!in.path.empty() && same_file(out.path, in.path))
+        throw InputError(out.what + " " + in_quotes(out.path) + " is " + in.what + " " +
+                         in_quotes(in.path) +
+                         ": writing it would destroy the input; choose another output file");
+    if (is_special(out.path)) continue;
+    for (std::size_t j = 0; j < i; ++j)
+      if (!outputs[j].path.empty() && same_file(out.path, outputs[j].path))
+        throw InputError(out.what + " " + in_quotes(out.path) + " and " + outputs[j].what + " " +
+                         in_quotes(outputs[j].path) +
+                         " name the same file; give each output its own file");
+  }
 }
 
 }  // namespace parallax::cli

@@ -380,7 +380,7 @@ int plan(const std::vector<std::string>& args) {
            .whole("--global-batch", gbs, 1, "a batch size in sequences, e.g. --global-batch 512")
            .whole("--top", top, 1, "a number of layouts to simulate, e.g. --top 10")
            .whole({"--jobs", "-j"}, jobs, 1, "a number of concurrent simulations, e.g. --jobs 4")
-           .text("--csv", csv_path, "a file name, e.g. --csv plan.csv")
+           .output("--csv", csv_path, "a file name, e.g. --csv plan.csv")
            .flag("--allow-cross-node-tp", cross_node_tp)
            .whole("--max-micro-batch", max_mbs, 1, "a micro-batch size")
            .whole("--max-virtual-stages", max_v, 1, "a number of virtual stages")
@@ -398,6 +398,11 @@ int plan(const std::vector<std::string>& args) {
   if (only && table_path.empty())
     throw InputError("--only needs --table: it picks rows of a table of published runs (e.g. --table "
                      "validation/public.tsv --only K1); without --table there are no rows to pick");
+  check_files({{"the scenario or model", input},
+               {"--cluster", cluster_preset},
+               {"--cluster-file", cluster_file},
+               {"--table", table_path}},
+              {{"--csv", csv_path}});
   if (!table_path.empty()) {
     if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
     planner::PlanOptions options;
@@ -486,8 +491,7 @@ int plan(const std::vector<std::string>& args) {
   const ClusterSpec& cl = request.cluster;
   const auto& pr = res.pruning;
   if (!csv_path.empty()) {
-    std::ofstream out(csv_path);
-    if (!out) throw InputError("cannot write " + csv_path);
+    std::ostringstream out;
     out << "rank,estimate_rank,layout,tp,pp,dp,virtual_stages,schedule,micro_batch_size,sequence_parallel,recompute,"
            "zero_stage,estimated_step_s,simulated_step_s,tflops_per_gpu,mfu,memory_per_gpu_bytes,headroom_bytes,"
            "bubble_pct,exposed_comm_pct,bottleneck,note\n";
@@ -504,6 +508,7 @@ int plan(const std::vector<std::string>& args) {
           << 100 * r.bubble_fraction << "," << 100 * r.exposed_comm_fraction << "," << csv_field(r.bottleneck) << ","
           << csv_field(r.note) << "\n";
     }
+    traces::write_file_atomically(csv_path, out.str());
   }
 
   if (json) {

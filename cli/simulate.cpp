@@ -128,8 +128,8 @@ int simulate(const std::vector<std::string>& args) {
   sim::SimulationOptions options;
   if (!Options("parallax simulate", kHelp)
            .flag("--json", json)
-           .text("--timeline", timeline_path, "a file name, e.g. --timeline predicted.pb")
-           .text("--chrome", chrome_path, "a file name, e.g. --chrome trace.json")
+           .output("--timeline", timeline_path, "a file name, e.g. --timeline predicted.pb")
+           .output("--chrome", chrome_path, "a file name, e.g. --chrome trace.json")
            .number("--max-step-time", max_step, Options::Sign::kPositive, "a number of seconds",
                    "seconds")
            .text("--calibration", calibration_path,
@@ -149,6 +149,11 @@ int simulate(const std::vector<std::string>& args) {
            .positional(scenario_path, "scenario")
            .parse(args))
     return kOk;
+  check_files({{"the scenario", scenario_path},
+               {"--calibration", calibration_path},
+               {"--cluster", chakra.cluster},
+               {"--comm-groups", chakra.comm_groups}},
+              {{"--timeline", timeline_path}, {"--chrome", chrome_path}});
   if (!chakra.prefix.empty()) {
     if (!scenario_path.empty() || !calibration_path.empty())
       throw InputError("--chakra replaces the scenario: give either SCENARIO or --chakra PREFIX --cluster PRESET");

@@ -72,7 +72,8 @@ int exec_command(const std::vector<std::string>& args) {
   if (!cli::Options("parallax exec", kHelp)
            .text("--backend", options.backend, "host or cuda, e.g. --backend host")
            .whole("--warmup", options.warmup, 0, "a number of iterations, e.g. --warmup 1")
-           .whole("--iterations", options.iterations, 1, "a number of iterations, e.g. --iterations 3")
+           .whole("--iterations", options.iterations, 1,
+                  "a number of iterations, e.g. --iterations 3")
            .flag("--verify", options.verify)
            .number("--watchdog", options.watchdog_s, cli::Options::Sign::kPositive,
                    "a number of seconds, e.g. --watchdog 120", "seconds")
@@ -82,7 +83,7 @@ int exec_command(const std::vector<std::string>& args) {
            .whole("--gemm-cap", gemm_cap, 1, "a GEMM side, e.g. --gemm-cap 512")
            .whole("--bytes-cap", bytes_cap, 1, "a number of bytes, e.g. --bytes-cap 67108864")
            .text("--cluster", cluster, "a cluster preset, e.g. --cluster dgx-a100-80g")
-           .text({"-o", "--output"}, output, "a file name, e.g. -o measured.pb")
+           .output({"-o", "--output"}, output, "a file name, e.g. -o measured.pb")
            .positional(input, "scenario or plan")
            .parse(args))
     return 0;
@@ -101,6 +102,9 @@ int exec_command(const std::vector<std::string>& args) {
     throw InputError("--comm-groups, --strict, --gemm-cap, --bytes-cap and --cluster apply to --chakra PREFIX only");
   if (input.empty() && chakra_prefix.empty()) throw InputError("no scenario or plan given; usage: mpirun -np N parallax exec SCENARIO -o MEASURED.pb");
   if (output.empty()) throw InputError("no output file: add -o MEASURED.pb");
+  cli::check_files(
+      {{"the scenario or plan", input}, {"--comm-groups", comm_groups}, {"--cluster", cluster}},
+      {{"-o", output}});
   if (options.backend != "host" && options.backend != "cuda")
     throw InputError("unknown backend \"" + options.backend + "\"; valid: host, cuda");
 
@@ -150,6 +154,21 @@ int exec_command(const std::vector<std::string>& args) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank == 0)
     for (const auto& w : import_warnings) std::printf("parallax exec: note: %s\n", w.c_str());
+  // Rank 0 writes -o: check it can before the measurement (hours on a cluster), not only after.
+  int output_ok = 1;
+  if (rank == 0) {
+    try {
+      traces::check_output_path(output);
+    } catch (const InputError& e) {
+      std::fprintf(stderr, "parallax exec: %s\n", e.what());
+      output_ok = 0;
+    }
+  }
+  MPI_Bcast(&output_ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (!output_ok) {
+    MPI_Finalize();
+    return 2;
+  }
   int code = 0;
   try {
     const parallax::Timeline timeline = execute(graph, options, watchdog);

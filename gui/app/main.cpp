@@ -1,7 +1,10 @@
 // parallax-gui: the desktop app (see gui/README.md). `--screenshot` renders one view headless.
 #include "main_window.h"
 
+#include "parallax/traces/io.h"
+
 #include <QApplication>
+#include <QBuffer>
 
 #include <cstdio>
 #include <cstring>
@@ -34,9 +37,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "parallax-gui: %s\n", qPrintable(error));
       return 2;
     }
-    if (!image.save(options->output, "PNG")) {
-      std::fprintf(stderr, "parallax-gui: %s: cannot write the PNG (is the directory writable?)\n",
+    // Encoded in memory, then written like every other output: atomically, every error reported.
+    QByteArray png;
+    QBuffer buffer(&png);
+    buffer.open(QIODevice::WriteOnly);
+    if (!image.save(&buffer, "PNG")) {
+      std::fprintf(stderr, "parallax-gui: %s: cannot encode the PNG\n",
                    qPrintable(options->output));
+      return 2;
+    }
+    try {
+      parallax::traces::write_file_atomically(
+          options->output.toStdString(),
+          std::string_view(png.constData(), static_cast<std::size_t>(png.size())));
+    } catch (const parallax::InputError& e) {
+      std::fprintf(stderr, "parallax-gui: %s\n", e.what());
       return 2;
     }
     return 0;

@@ -479,7 +479,7 @@ std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, 
   for (const QString& a : args) argv.push_back(a.toStdString());
   try {
     if (!cli::Options("parallax-gui", usage())
-             .text("--screenshot", output, "the PNG file to write, e.g. --screenshot view.png")
+             .output("--screenshot", output, "the PNG file to write, e.g. --screenshot view.png")
              .text("--view", view, "planner, timeline or breakdown")
              .text("--scenario", scenario, "a scenario file, e.g. --scenario tiny.pbtxt")
              .text("--timeline", timeline, "a predicted timeline, e.g. --timeline predicted.pb")
@@ -493,6 +493,12 @@ std::optional<ScreenshotOptions> parse_screenshot_args(const QStringList& args, 
              .value("--size", size, "WxH, e.g. --size 1600x1000")
              .parse(argv))
       return fail(QStringLiteral("--help given with --screenshot; see the usage above"));
+    cli::check_files({{"--scenario", scenario},
+                      {"--timeline", timeline},
+                      {"--measured", measured},
+                      {"--cluster", cluster},
+                      {"--comm-groups", comm_groups}},
+                     {{"--screenshot", output}});
   } catch (const InputError& e) {
     return fail(QString::fromStdString(e.what()));
   }

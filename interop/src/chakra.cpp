@@ -3,6 +3,7 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
+#include "parallax/traces/json_writer.h"
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -40,15 +41,6 @@ using chakra::Node;
 constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 48;
 constexpr std::uint64_t kMaxMicros = std::uint64_t{1} << 40;
 constexpr double kMaxOps = 1152921504606846976.0;  // 2^60
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // parallax's own task fields in an exported trace (ignored by other tools).
 constexpr const char* kOpAttr = "parallax_op";
@@ -334,8 +326,9 @@ ChakraImport import_chakra(const fs::path& prefix, const ClusterSpec& cluster,
     groups_file = prefix.string() + ".comm_groups.json";
   CommGroups groups;
   if (!groups_file.empty())
-    groups = parse_comm_groups(read_all(groups_file), groups_file.string(),
-                               static_cast<std::uint32_t>(files.size()));
+    groups = parse_comm_groups(
+        traces::read_file(groups_file, traces::kMaxTextFileBytes, "comm_groups.json file"),
+        groups_file.string(), static_cast<std::uint32_t>(files.size()));
   ChakraImport out =
       import_chakra_traces(traces, sources, cluster, groups_file.empty() ? nullptr : &groups,
                            options.strict, prefix.filename().string());
@@ -815,12 +808,15 @@ ChakraExport export_chakra(const JobGraph& graph) {
     traces::ChakraTrace& trace = out.ranks[rank];
     auto* schema = trace.metadata.add_attr();
     schema->set_name("schema");
-    schema->set_string_val("parallax export of " + sc.name());
+    // Chakra's string fields are proto3 strings, which readers (parallax's too) reject unless they
+    // are UTF-8; a scenario name may not be. Invalid bytes become U+FFFD, as in parallax's JSON
+    // outputs, rather than refusing a scenario that every other command accepts.
+    schema->set_string_val(traces::valid_utf8("parallax export of " + sc.name()));
     for (const auto v : graph.rank_tasks(i)) {
       const Task& t = graph.tasks()[v];
       Node& n = trace.nodes.emplace_back();
       n.set_id(v);
-      n.set_name(graph.task_name(v));
+      n.set_name(traces::valid_utf8(graph.task_name(v)));
       for (const auto p : graph.predecessors(v)) {
         if (graph.tasks()[p].rank == rank) {
           n.add_ctrl_deps(p);
@@ -900,15 +896,27 @@ ChakraExport export_chakra(const JobGraph& graph) {
 }
 
 std::vector<fs::path> write_chakra(const ChakraExport& trace, const fs::path& prefix) {
+  // PREFIX names files, not a folder: "-o out/" would otherwise write out/.0.et (hidden) and a
+  // directory "-o out" would get siblings out.0.et; say how to write inside it instead.
+  const std::string p = prefix.string();
+  if (p.empty())
+    throw InputError(
+        "an empty output prefix was given; e.g. -o traces/job writes traces/job.0.et, ...");
+  std::error_code ec;
+  if (!prefix.has_filename() || fs::is_directory(prefix, ec))
+    throw InputError(p + ": is a directory; the output is a file prefix: give " +
+                     (fs::path(p) / "job").string() + " to write " +
+                     (fs::path(p) / "job").string() + ".0.et, ... inside it");
+  // All files or none: a failure part way (disk full) must not leave a mix of this run's and an
+  // older export's ranks behind.
+  std::vector<std::pair<fs::path, std::string>> out;
+  for (std::size_t r = 0; r < trace.ranks.size(); ++r)
+    out.emplace_back(p + "." + std::to_string(r) + ".et",
+                     traces::serialize_chakra_et(trace.ranks[r]));
+  out.emplace_back(p + ".comm_groups.json", comm_groups_json(trace.groups));
+  traces::write_files_atomically(out);
   std::vector<fs::path> files;
-  for (std::size_t r = 0; r < trace.ranks.size(); ++r) {
-    files.emplace_back(prefix.string() + "." + std::to_string(r) + ".et");
-    traces::write_chakra_et(files.back(), trace.ranks[r]);
-  }
-  files.emplace_back(prefix.string() + ".comm_groups.json");
-  std::ofstream out(files.back(), std::ios::trunc);
-  out << comm_groups_json(trace.groups);
-  if (!out) throw InputError(files.back().string() + ": cannot write file");
+  for (const auto& f : out) files.push_back(f.first);
   return files;
 }
 

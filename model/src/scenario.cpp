@@ -97,14 +97,6 @@ std::string dotted(const std::vector<std::string>& path) {
   throw InputError(sources.where(path) + ": " + dotted(path) + ": " + problem);
 }
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void require_positive(const Sources& src, const std::vector<std::string>& path, double value,
                       bool is_set, const std::string& what) {
   if (!is_set) fail(src, path, "missing: set " + what);
@@ -497,7 +489,8 @@ void validate_imported_scenario(const Scenario& scenario, const std::string& nam
 }
 
 Scenario load_scenario(const fs::path& path) {
-  return parse_scenario(read_all(path), path.string(), path.extension() == ".json",
+  return parse_scenario(traces::read_file(path, traces::kMaxTextFileBytes, "scenario file"),
+                        path.string(), path.extension() == ".json",
                         path.has_parent_path() ? path.parent_path() : fs::path("."));
 }
 

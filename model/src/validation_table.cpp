@@ -12,6 +12,11 @@
 namespace parallax::model {
 namespace {
 
+// A table row is a few hundred bytes and public.tsv has tens of rows; these stop a wrong file (a
+// binary, a log) early with a clear message instead of simulating or echoing megabytes.
+constexpr std::size_t kMaxLineBytes = 64 * 1024;
+constexpr int kMaxLines = 1'000'000;
+
 std::vector<std::string> split_tabs(const std::string& line) {
   std::vector<std::string> cells;
   std::string cell;
@@ -26,8 +31,8 @@ std::vector<std::string> split_tabs(const std::string& line) {
 }  // namespace
 
 std::vector<ValidationRow> read_validation_table(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
+  std::istringstream in(
+      traces::read_file(path, traces::kMaxTextFileBytes, "validation table (.tsv file)"));
   std::vector<ValidationRow> rows;
   std::map<std::string, std::size_t> column;
   std::size_t columns = 0;
@@ -38,6 +43,14 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
                                              "pp", "dp", "gpu", "measured_iter_s"};
   while (std::getline(in, line)) {
     ++number;
+    if (number > kMaxLines)
+      throw InputError(path.string() + ": has more than " + std::to_string(kMaxLines) +
+                       " lines; a validation table has one line per run (is it the right file?)");
+    if (line.size() > kMaxLineBytes)
+      throw InputError(
+          path.string() + ":" + std::to_string(number) + ": the line is " +
+          std::to_string(line.size()) + " bytes long, more than " + std::to_string(kMaxLineBytes) +
+          "; a table row is tab-separated cells of a few bytes each (is it the right file?)");
     if (line.empty() || line[0] == '#') continue;
     const auto cells = split_tabs(line);
     const std::string at = path.string() + ":" + std::to_string(number) + ": ";

@@ -129,6 +129,7 @@ std::string describe_node(const chakra::Node& node, std::size_t index) {
 }
 
 ChakraTrace parse_chakra_et(std::string_view input, std::string_view source_name) {
+  quiet_protobuf_logging();
   const std::string source(source_name);
   std::string decompressed;
   std::string_view bytes = input;
@@ -196,13 +197,8 @@ ChakraTrace parse_chakra_et(std::string_view input, std::string_view source_name
 }
 
 ChakraTrace read_chakra_et(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InputError(path.string() + ": cannot open file (does it exist and is it readable?)");
-  std::ostringstream s;
-  s << in.rdbuf();
-  const std::string bytes = s.str();
-  return parse_chakra_et(bytes, path.string());
+  return parse_chakra_et(read_file(path, kMaxBinaryFileBytes, "Chakra trace (.et file)"),
+                         path.string());
 }
 
 std::string serialize_chakra_et(const ChakraTrace& trace) {
@@ -218,12 +214,7 @@ std::string serialize_chakra_et(const ChakraTrace& trace) {
 }
 
 void write_chakra_et(const std::filesystem::path& path, const ChakraTrace& trace) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  const std::string bytes = serialize_chakra_et(trace);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out)
-    throw InputError(path.string() +
-                     ": cannot write file (does the directory exist and is it writable?)");
+  write_file_atomically(path, serialize_chakra_et(trace));
 }
 
 std::string gzip_compress(std::string_view bytes) {

@@ -198,12 +198,7 @@ std::string to_chrome_trace(const std::vector<const Timeline*>& timelines) { ret
 std::string to_chrome_trace(const Timeline& timeline) { return render({&timeline}); }
 
 void write_chrome_trace(const std::filesystem::path& path, const std::vector<const Timeline*>& timelines) {
-  const std::string text = render(timelines);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw InputError(path.string() + ": cannot write file (does its directory exist?)");
-  out << text;
-  out.flush();
-  if (!out) throw InputError(path.string() + ": writing failed (disk full?)");
+  write_file_atomically(path, render(timelines));
 }
 
 }  // namespace parallax::traces

@@ -38,6 +38,9 @@ class Options {
   Options& flag(Names names, bool& target);
   // `what` completes "NAME needs ..." when the value is missing: "a file name, e.g. -o plan.pb".
   Options& text(Names names, std::string& target, std::string what);
+  // An output file name: as text(), but an empty value (-o '', an unset shell variable) is refused
+  // rather than silently writing nothing.
+  Options& output(Names names, std::string& target, std::string what);
   Options& value(Names names, std::function<void(const std::string&)> apply, std::string what);
   // A whole number from `min` (0 or 1 in practice) to kMaxWhole.
   Options& whole(Names names, int& target, int min, std::string what);
@@ -74,5 +77,19 @@ class Options {
   std::string noun_, missing_;
   std::vector<std::string>* positionals_ = nullptr;
 };
+
+// A file a command reads or writes, for check_files; `what` names it in messages ("--chrome",
+// "the scenario"). An empty path (option not given) is skipped.
+struct FileArg {
+  std::string what;
+  std::string path;
+};
+
+// Refuses, before anything is read or written, an output that names one of the inputs (writing it
+// would destroy the input) and two outputs that name one file (only the last would survive). Two
+// paths are the same file when they are the same file on disk (device and inode, through links)
+// where both exist, and the same normalised absolute path otherwise. Outputs that exist and are not
+// regular files (/dev/null, /dev/stdout) may repeat: nothing is lost there.
+void check_files(const std::vector<FileArg>& inputs, const std::vector<FileArg>& outputs);
 
 }  // namespace parallax::cli

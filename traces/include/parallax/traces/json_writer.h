@@ -48,6 +48,14 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
+// Escapes for a JSON string; bytes that are not valid UTF-8 become U+FFFD (see valid_utf8).
 std::string json_escape(std::string_view s);
+
+// `s` with every byte that is not part of a valid UTF-8 sequence (a stray continuation byte, a
+// truncated or overlong sequence, a surrogate, beyond U+10FFFF) replaced by U+FFFD. JSON and
+// protobuf string fields must be UTF-8, and names from files (a scenario name, a table id, a byte
+// flipped in a timeline) may not be: replacing keeps the output readable by every parser and the
+// rest of the name recognisable.
+std::string valid_utf8(std::string_view s);
 
 }  // namespace parallax::traces
