@@ -152,6 +152,7 @@ int simulate(const std::vector<std::string>& args) {
   check_files({{"the scenario", scenario_path},
                {"--calibration", calibration_path},
                {"--cluster", chakra.cluster},
+               {"--cluster-file", chakra.cluster_file},
                {"--comm-groups", chakra.comm_groups}},
               {{"--timeline", timeline_path}, {"--chrome", chrome_path}});
   if (!chakra.prefix.empty()) {
