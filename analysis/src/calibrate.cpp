@@ -738,27 +738,15 @@ ClusterSpec parse_calibration(const std::string& text, const std::string& name) 
 }
 
 ClusterSpec read_calibration(const std::filesystem::path& path) {
-  // A directory reads as an empty file, which would be an overlay of no fields applied without a word.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw InputError(path.string() + ": is a directory, not a calibration overlay (give the file `parallax "
-                                     "calibrate -o` wrote)");
-  ClusterSpec overlay;
-  traces::read_text_or_json(path, overlay);
-  if (path.extension() == ".json") return overlay;  // JSON has no comments to carry the marker
-  // Only the first and the last bytes are needed: read them, not the file again.
-  std::ifstream in(path, std::ios::binary);
-  std::string head(256, '\0'), tail(256, '\0');
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
-  in.clear();
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(std::max<std::streamoff>(0, size - static_cast<std::streamoff>(tail.size())));
-  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
-  tail.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
-  check_complete(head, tail, overlay, path.string());
-  return overlay;
+  // The one bounded reader: a directory, a device or an endless file is refused by name (a directory
+  // once read as an empty overlay of no fields, applied without a word).
+  const std::string text = traces::read_file(path, traces::kMaxTextFileBytes, "calibration overlay");
+  if (path.extension() == ".json") {  // JSON has no comments to carry the marker
+    ClusterSpec overlay;
+    traces::parse_text_or_json(text, path.string(), true, overlay);
+    return overlay;
+  }
+  return parse_calibration(text, path.string());
 }
 
 }  // namespace parallax::analysis

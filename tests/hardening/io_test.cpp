@@ -112,7 +112,7 @@ TEST(InputFiles, SpecialFilesAndDirectoriesAreRefusedByName) {
   EXPECT_TRUE(has(r.err, ": is a directory, not a timeline file")) << r.err;
   r = run("simulate " + tiny() + " --calibration " + dir.path().string());
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_TRUE(has(r.err, ": is a directory, not a cluster spec file")) << r.err;
+  EXPECT_TRUE(has(r.err, ": is a directory, not a calibration overlay")) << r.err;
 }
 
 TEST(InputFiles, OverSizeFilesAreRefusedWithSizeAndLimit) {
