@@ -102,7 +102,7 @@ probe error "inspect global batch 2^31-4" "" -- "$P" inspect "$W/gbsmax.pbtxt"
 sed 's/token_budget: 3e11/token_budget: 3e11 use_symmetry: false/' scenarios/gpt3-175b-1024gpu.pbtxt > "$W/nosym.pbtxt"
 probe error "inspect gpt3 without symmetry" "" -- "$P" inspect "$W/nosym.pbtxt"
 probe error "export-chakra gpt3-175b-1024gpu" "" -- "$P" export-chakra scenarios/gpt3-175b-1024gpu.pbtxt -o "$W/g3"
-probe ok "plan with global batch 2^30" "" -- "$P" plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 1073741824 --top 1
+probe error "plan with global batch 2^30 (no layout simulable)" "grep -q PARALLAX_MAX_TASKS $W/err" -- "$P" plan gpt2-1.5b --gpus 8 --cluster dgx-a100-80g --global-batch 1073741824 --top 1
 
 # --- F8, F11, F16: gates and tables ---
 probe error "validate --only NOPE --max-mape 5" "" -- "$P" validate validation/public.tsv --only NOPE --max-mape 5
