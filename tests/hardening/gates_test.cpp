@@ -45,16 +45,7 @@ const Timeline& predicted() {
 // A measurement as the executor writes one: every rank of a stage with its representative's events.
 Timeline measured() { return testing::as_measured(predicted(), tiny()); }
 
-template <typename F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
+using testing::input_error;
 
 std::string slurp(const fs::path& path) {
   std::ifstream in(path);

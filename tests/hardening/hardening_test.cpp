@@ -22,18 +22,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The message of the InputError `f` throws; fails the test when it throws nothing or something
-// else.
-template <typename F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
+using testing::input_error;
 
 parallax::JobGraph small_plan() {
   return model::build_job_graph(testing::scenario_from_text(testing::small_scenario_text(

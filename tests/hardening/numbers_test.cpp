@@ -30,16 +30,7 @@ namespace pb = google::protobuf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-template <typename F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
+using testing::input_error;
 
 std::string read(const fs::path& path) {
   std::ifstream in(path);

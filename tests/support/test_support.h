@@ -3,12 +3,27 @@
 
 #include "parallax/model/scenario.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <ostream>
 #include <string>
 #include <vector>
 
 namespace parallax::testing {
+
+// The message of the InputError `f` throws; fails the test when it throws nothing. Anything else it
+// throws escapes, and fails the test too.
+template <typename F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no InputError";
+  return "";
+}
 
 inline std::filesystem::path source_dir() { return PARALLAX_SOURCE_DIR; }
 inline std::filesystem::path scenarios_dir() { return source_dir() / "scenarios"; }
