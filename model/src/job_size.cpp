@@ -6,6 +6,7 @@
 #include "parallax/traces/io.h"
 
 #include <algorithm>
+#include <limits>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -40,7 +41,12 @@ Dims clamped_dims(const Scenario& sc) {
   d.v = l.schedule() == Layout::INTERLEAVED_1F1B ? at_least_1(l.virtual_stages()) : 1;
   d.m = at_least_1(d.B / (d.b * d.d));
   d.e = m.precision() == FP32 ? 4 : 2;
-  d.gpus = d.t * d.p * d.d;
+  // Saturating: the fields are not validated yet here, and three 31-bit sides overflow 64 bits.
+  const auto saturating_mul = [](std::int64_t a, std::int64_t b) {
+    std::int64_t out = 0;
+    return __builtin_mul_overflow(a, b, &out) ? std::numeric_limits<std::int64_t>::max() : out;
+  };
+  d.gpus = saturating_mul(saturating_mul(d.t, d.p), d.d);
   d.sp = l.sequence_parallel() && d.t > 1;
   return d;
 }
