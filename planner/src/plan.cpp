@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -122,36 +121,27 @@ std::string part_key(std::size_t index, const Scenario& sc) {
 
 std::string part_name(const std::string& key, bool error) { return "part-" + key + (error ? ".err" : ".pb"); }
 
-void write_part(const fs::path& dir, const std::string& key, int rank, const SimOutcome& outcome) {
-  const fs::path tmp = dir / (".tmp-" + std::to_string(rank) + "-" + key);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError("cannot write " + tmp.string() + " (is --scratch a writable directory shared by all ranks?)");
-    if (outcome.ok) {
-      outcome.report.SerializeToOstream(&out);
-    } else {
-      out << outcome.error;
-    }
+void write_part(const fs::path& dir, const std::string& key, const SimOutcome& outcome) {
+  // Atomic (the one writer: a temporary file renamed into place): rank 0 sees the whole file or none.
+  try {
+    traces::write_file_atomically(dir / part_name(key, !outcome.ok),
+                                  outcome.ok ? outcome.report.SerializeAsString() : outcome.error);
+  } catch (const InputError& e) {
+    throw InputError(std::string(e.what()) + " (is --scratch a writable directory shared by all ranks?)");
   }
-  // Atomic: rank 0 sees the whole file or none.
-  fs::rename(tmp, dir / part_name(key, !outcome.ok));
 }
 
 std::optional<SimOutcome> read_part(const fs::path& dir, const std::string& key) {
   std::error_code ec;
-  if (fs::is_regular_file(dir / part_name(key, false), ec)) {
+  if (const fs::path file = dir / part_name(key, false); fs::is_regular_file(file, ec)) {
     SimOutcome out;
-    std::ifstream in(dir / part_name(key, false), std::ios::binary);
-    out.ok = out.report.ParseFromIstream(&in);
-    if (!out.ok) out.error = "unreadable result file " + (dir / part_name(key, false)).string();
+    out.ok = out.report.ParseFromString(traces::read_file(file, traces::kMaxBinaryFileBytes, "result file"));
+    if (!out.ok) out.error = "unreadable result file " + file.string();
     return out;
   }
-  if (fs::is_regular_file(dir / part_name(key, true), ec)) {
+  if (const fs::path file = dir / part_name(key, true); fs::is_regular_file(file, ec)) {
     SimOutcome out;
-    std::ifstream in(dir / part_name(key, true));
-    std::ostringstream s;
-    s << in.rdbuf();
-    out.error = s.str();
+    out.error = traces::read_file(file, traces::kMaxTextFileBytes, "result file");
     return out;
   }
   return std::nullopt;
@@ -607,7 +597,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   run_pool(scenarios, options.jobs, [&](std::size_t j, SimOutcome&& out) {
     const std::size_t i = mine[j];
     if (out.ok) slowest = std::max(slowest, out.report.wall_s());
-    if (dist.size > 1 && dist.rank != 0) write_part(dist.scratch, part_key(i, work[i].scenario), dist.rank, out);
+    if (dist.size > 1 && dist.rank != 0) write_part(dist.scratch, part_key(i, work[i].scenario), out);
     outcomes[i] = std::move(out);
     ++finished;
     if (options.progress) options.progress(Progress{Progress::Phase::Simulate, finished, work.size()});

@@ -47,13 +47,6 @@ Timeline measured() { return testing::as_measured(predicted(), tiny()); }
 
 using testing::input_error;
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // ---- timelines: compare and calibrate ----
 
 TEST(GatesTimeline, AnEventEndingBeforeItStartsIsRefused) {
@@ -300,7 +293,7 @@ TEST(GatesTable, PlanOnlyNeedsTable) {
 
 TEST(GatesPlan, NoWinnerWhenNothingCouldBeSimulatedOrEstimated) {
   const testing::TempDir dir;
-  const std::string text = slurp(tiny_path());
+  const std::string text = testing::file_text(tiny_path());
   // NaN overhead and a zero efficiency give non-finite estimates; a link of 1e300 GB/s is estimated
   // fine but crashes every simulation (the crash stays in the child process).
   for (const char* cluster : {"gpu { kernel_overhead_us: nan }", "intra_node { bandwidth_efficiency: 0 }",

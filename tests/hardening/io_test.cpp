@@ -40,23 +40,6 @@ testing::CommandResult run(const std::string& args) {
   return run_command("timeout 60 " + cli() + " " + args);
 }
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The message of the InputError that `f` throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -82,13 +65,13 @@ TEST(InputFiles, SpecialFilesAndDirectoriesAreRefusedByName) {
   const fs::path fifo = dir / "pipe.pbtxt";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   // A FIFO without a writer: opening it must not wait for one.
-  EXPECT_TRUE(has(error_of([&] { traces::read_file(fifo, 1024, "scenario file"); }),
+  EXPECT_TRUE(has(testing::input_error([&] { traces::read_file(fifo, 1024, "scenario file"); }),
                   fifo.string() + ": is a FIFO (named pipe), not a scenario file"));
-  EXPECT_TRUE(has(error_of([&] { traces::read_file("/dev/zero", 1024, "scenario file"); }),
+  EXPECT_TRUE(has(testing::input_error([&] { traces::read_file("/dev/zero", 1024, "scenario file"); }),
                   "/dev/zero: is a device, not a scenario file"));
-  EXPECT_EQ(error_of([&] { traces::read_file(dir.path(), 1024, "scenario file"); }),
+  EXPECT_EQ(testing::input_error([&] { traces::read_file(dir.path(), 1024, "scenario file"); }),
             dir.path().string() + ": is a directory, not a scenario file");
-  EXPECT_TRUE(has(error_of([&] { traces::read_file(dir / "none.pbtxt", 1024, "scenario file"); }),
+  EXPECT_TRUE(has(testing::input_error([&] { traces::read_file(dir / "none.pbtxt", 1024, "scenario file"); }),
                   "none.pbtxt: cannot open file: it does not exist"));
 
   const auto start = std::chrono::steady_clock::now();
@@ -122,7 +105,7 @@ TEST(InputFiles, OverSizeFilesAreRefusedWithSizeAndLimit) {
   std::ofstream(big) << "name: \"x\"\n";
   ASSERT_EQ(::truncate(big.c_str(), (65 << 20)), 0);
   EXPECT_TRUE(has(
-      error_of([&] { traces::read_file(big, traces::kMaxTextFileBytes, "scenario file"); }),
+      testing::input_error([&] { traces::read_file(big, traces::kMaxTextFileBytes, "scenario file"); }),
       big.string() +
           ": is 65.0 MiB (68157440 bytes), more than a scenario file may be (at most 64.0 MiB"));
   const auto r = run("inspect " + big.string());
@@ -137,7 +120,7 @@ TEST(InputFiles, ValidationTableLinesAreCapped) {
   const testing::TempDir dir;
   const fs::path table = dir / "long.tsv";
   std::ofstream(table) << "# a comment\n" << std::string(100 * 1024, 'x') << "\n";
-  const std::string e = error_of([&] { model::read_validation_table(table); });
+  const std::string e = testing::input_error([&] { model::read_validation_table(table); });
   EXPECT_TRUE(has(e, table.string() + ":2: the line is 102400 bytes long, more than 65536")) << e;
 }
 
@@ -147,7 +130,7 @@ TEST(OutputFiles, WriteReplacesAtomicallyAndKeepsPermissions) {
   traces::write_file_atomically(out, "old");
   ASSERT_EQ(::chmod(out.c_str(), 0640), 0);
   traces::write_file_atomically(out, "new content");
-  EXPECT_EQ(slurp(out), "new content");
+  EXPECT_EQ(testing::file_text(out), "new content");
   struct stat st {};
   ASSERT_EQ(::stat(out.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0640u);
@@ -158,14 +141,14 @@ TEST(OutputFiles, WriteReplacesAtomicallyAndKeepsPermissions) {
   fs::create_symlink(out, link);
   traces::write_file_atomically(link, "via link");
   EXPECT_TRUE(fs::is_symlink(link));
-  EXPECT_EQ(slurp(out), "via link");
+  EXPECT_EQ(testing::file_text(out), "via link");
 
   EXPECT_TRUE(
-      has(error_of([&] { traces::write_file_atomically(dir / "no" / "x.pb", "x"); }),
+      has(testing::input_error([&] { traces::write_file_atomically(dir / "no" / "x.pb", "x"); }),
           "x.pb: cannot write file: the directory " + (dir / "no").string() + " does not exist"));
   EXPECT_TRUE(
-      has(error_of([&] { traces::write_file_atomically(dir.path(), "x"); }), "it is a directory"));
-  EXPECT_EQ(error_of([&] { traces::write_file_atomically("/dev/full", "x"); }),
+      has(testing::input_error([&] { traces::write_file_atomically(dir.path(), "x"); }), "it is a directory"));
+  EXPECT_EQ(testing::input_error([&] { traces::write_file_atomically("/dev/full", "x"); }),
             "writing /dev/full failed: no space left on device");
   traces::write_file_atomically("/dev/null", "x");  // written directly
 }
@@ -182,24 +165,24 @@ TEST(OutputFiles, InterruptedWriteKeepsTheOldFile) {
     const rlimit limit{4096, 4096};
     ::setrlimit(RLIMIT_FSIZE, &limit);
     const std::string e =
-        error_of([&] { traces::write_file_atomically(out, std::string(1 << 20, 'x')); });
+        testing::input_error([&] { traces::write_file_atomically(out, std::string(1 << 20, 'x')); });
     ::_exit(has(e, "writing " + out.string() + " failed: file too large") ? 0 : 1);
   }
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  EXPECT_EQ(slurp(out), "the good old content");
+  EXPECT_EQ(testing::file_text(out), "the good old content");
   EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"keep.pb"});
 
   // The same through the command: a good timeline survives a run that cannot finish writing.
   const fs::path timeline = dir / "keep.pb";
   ASSERT_EQ(run("simulate " + tiny() + " --timeline " + timeline.string()).exit_code, 0);
-  const std::string good = slurp(timeline);
+  const std::string good = testing::file_text(timeline);
   const auto r = run_command("ulimit -f 8; trap '' XFSZ; " + cli() + " simulate " + tiny() +
                              " --timeline " + timeline.string());
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_TRUE(has(r.err, "failed: file too large")) << r.err;
-  EXPECT_EQ(slurp(timeline), good);
+  EXPECT_EQ(testing::file_text(timeline), good);
 }
 
 TEST(OutputFiles, FullDiskIsExitTwoWithTheReason) {
@@ -233,11 +216,11 @@ TEST(OutputFiles, OutputThatNamesAnInputIsRefused) {
   const testing::TempDir dir;
   const fs::path s = dir / "s.pbtxt";
   fs::copy_file(tiny(), s);
-  const std::string scenario_text = slurp(s);
+  const std::string scenario_text = testing::file_text(s);
   const std::string p = (dir / "p.pb").string(), m = (dir / "m.pb").string();
   ASSERT_EQ(run("simulate " + s.string() + " --timeline " + p).exit_code, 0);
   fs::copy_file(p, m);
-  const std::string measured = slurp(m);
+  const std::string measured = testing::file_text(m);
   fs::create_symlink(s, dir / "alias.pbtxt");
   struct Case {
     std::string args, message;
@@ -260,8 +243,8 @@ TEST(OutputFiles, OutputThatNamesAnInputIsRefused) {
     EXPECT_EQ(r.exit_code, 2) << c.args;
     EXPECT_TRUE(has(r.err, c.message)) << c.args << "\n" << r.err;
   }
-  EXPECT_EQ(slurp(s), scenario_text);
-  EXPECT_EQ(slurp(m), measured);
+  EXPECT_EQ(testing::file_text(s), scenario_text);
+  EXPECT_EQ(testing::file_text(m), measured);
   EXPECT_FALSE(fs::exists(dir / "same"));
   // Writing both to /dev/null is fine: nothing is lost there.
   EXPECT_EQ(run("simulate " + s.string() + " --timeline /dev/null --chrome /dev/null").exit_code,
@@ -317,7 +300,7 @@ TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
 
 TEST(Utf8, OutputsOfANonUtf8ScenarioNameAreValid) {
   const testing::TempDir dir;
-  std::string text = slurp(tiny());
+  std::string text = testing::file_text(tiny());
   const auto at = text.find("name: \"tiny-gpt-cpu\"");
   ASSERT_NE(at, std::string::npos);
   text.replace(at, 20, "name: \"\\377\\376\"");
@@ -331,11 +314,11 @@ TEST(Utf8, OutputsOfANonUtf8ScenarioNameAreValid) {
   r = run("simulate --json " + s.string() + " --timeline " + p + " --chrome " + chrome);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_valid_json(r.out, "simulate --json");
-  expect_valid_json(slurp(chrome), "simulate --chrome");
+  expect_valid_json(testing::file_text(chrome), "simulate --chrome");
   const std::string compared = (dir / "c.json").string();
   r = run("compare " + p + " " + p + " --chrome " + compared);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  expect_valid_json(slurp(compared), "compare --chrome");
+  expect_valid_json(testing::file_text(compared), "compare --chrome");
 
   // The exported Chakra trace reads back (protobuf string fields must be UTF-8), and no protobuf
   // log line comes before parallax's own output.
@@ -357,7 +340,7 @@ TEST(Utf8, ProtobufLogsNothingBeforeParallaxsMessage) {
   traces::quiet_protobuf_logging();
   const std::string bytes = traces::serialize_chakra_et(trace);
   ::testing::internal::CaptureStderr();
-  const std::string e = error_of([&] { traces::parse_chakra_et(bytes, "bad.et"); });
+  const std::string e = testing::input_error([&] { traces::parse_chakra_et(bytes, "bad.et"); });
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
   EXPECT_TRUE(has(e, "bad.et")) << e;
 }

@@ -32,11 +32,6 @@ using ::testing::Not;
 
 using testing::input_error;
 
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 void replace(std::string& text, const std::string& from, const std::string& to) {
   const auto at = text.find(from);
   ASSERT_NE(at, std::string::npos) << from;
@@ -46,7 +41,7 @@ void replace(std::string& text, const std::string& from, const std::string& to) 
 // The tiny bundled scenario with `fields` added to its cluster block, on one node or on two (dp 4),
 // where the network between nodes is used.
 std::string tiny_with(const std::string& fields, bool two_nodes) {
-  std::string text = read(testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt");
+  std::string text = testing::file_text(testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt");
   replace(text, "preset: \"cpu-laptop\"", "preset: \"cpu-laptop\" " + fields);
   if (two_nodes) {
     replace(text, "num_nodes: 1 ", "num_nodes: 2 ");
@@ -163,7 +158,7 @@ TEST(Numbers, MessageNamesTheFileLineFieldValueAndRange) {
 
 TEST(Numbers, JsonNanAndInfinityGiveTheSameErrors) {
   const std::string base =
-      read(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_json" / "tiny-gpt-cpu.json");
+      testing::file_text(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_json" / "tiny-gpt-cpu.json");
   for (const auto& [fields, field] : std::vector<std::pair<std::string, std::string>>{
            {R"("gpu": {"kernelOverheadUs": "NaN"})", "cluster.gpu.kernel_overhead_us"},
            {R"("intraNode": {"latencyUs": "Infinity"})", "cluster.intra_node.latency_us"},
@@ -275,7 +270,7 @@ TEST(Numbers, ClusterChecksRunForImportsFilesAndCalibrations) {
 // dp * tp * pp = 1718039348 * 384773 * 27905 = 2^64 + 4: in 64 bits it wrapped to the cluster's 4
 // GPUs and passed, and the graph builder then failed with an internal error.
 TEST(Numbers, WrappedLayoutProductIsRefused) {
-  const std::string wrap4 = read(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_text" /
+  const std::string wrap4 = testing::file_text(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_text" /
                                  "extreme-wrapped-product.pbtxt");
   EXPECT_THAT(
       input_error([&] { parse(wrap4); }),
@@ -418,9 +413,9 @@ TEST(NumbersCli, BadNumbersAndPresetPathsExitTwo) {
 // The scenario fuzzers' custom mutator: it writes extreme numbers into fields of a scenario that
 // parses, in its own format, and every one it writes is refused by validation or valid.
 TEST(FuzzMutator, WritesExtremeNumbersTheValidatorRefuses) {
-  const std::string text = read(testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt");
+  const std::string text = testing::file_text(testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt");
   const std::string json =
-      read(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_json" / "tiny-gpt-cpu.json");
+      testing::file_text(testing::source_dir() / "fuzz" / "corpus" / "fuzz_scenario_json" / "tiny-gpt-cpu.json");
   std::minstd_rand rng(7);
   int refused = 0, extreme = 0;
   for (int i = 0; i < 200; ++i) {

@@ -17,6 +17,13 @@
 
 namespace parallax::testing {
 
+std::string file_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 std::string small_scenario_text(const std::string& layout_fields, int nodes, const std::string& extra) {
   // 8 layers, 8 heads: divisible by every tp, pp and pp*v used in the tests.
   return R"(

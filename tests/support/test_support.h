@@ -12,6 +12,9 @@
 
 namespace parallax::testing {
 
+// A file's bytes, whole ("" when it cannot be read).
+std::string file_text(const std::filesystem::path& path);
+
 // The message of the InputError `f` throws; fails the test when it throws nothing. Anything else it
 // throws escapes, and fails the test too.
 template <typename F>
