@@ -28,7 +28,9 @@ std::string_view op_name(Op op) {
       "tp_all_reduce",      "sp_all_gather",      "sp_reduce_scatter",
       "pp_send",            "pp_recv",            "dp_grad_all_reduce",
       "dp_grad_reduce_scatter", "dp_param_all_gather", "embedding_grad_all_reduce",
-      "optimizer_step",     "trace_compute",      "trace_memory",
+      "optimizer_step",     "rmsnorm",            "final_rmsnorm",
+      "rope",               "flash_attention",    "swiglu",
+      "squared_relu",       "trace_compute",      "trace_memory",
       "trace_bookkeeping",  "trace_collective",   "trace_send",
       "trace_recv"};
   return names[static_cast<std::size_t>(op)];

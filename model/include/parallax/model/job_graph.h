@@ -41,6 +41,17 @@ enum class Op : std::uint8_t {
   DpParamAllGather,
   EmbeddingGradAllReduce,
   OptimizerStep,
+  // Modern layers (model::LayerDescription). FlashAttention is one fused kernel of kind GEMM:
+  // gemm_m = query tokens (s), gemm_n = key tokens (s), gemm_k = head_dim, gemm_batch = b x query
+  // heads on this rank; flops count the causal half (forward 2 matmuls: 4 b s^2 d heads / 2;
+  // backward 5 matmuls with the recompute of the scores inside the kernel). The cost model times it
+  // from the GPU's flash_attention_efficiency table.
+  RmsNorm,
+  FinalRmsNorm,
+  Rope,
+  FlashAttention,
+  Swiglu,
+  SquaredRelu,
   // Tasks of an imported execution trace (Chakra), which says what kind of work a node is but not
   // which layer operation; the trace's own node name is kept in JobGraph::task_label.
   TraceCompute,
