@@ -291,6 +291,32 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
     for (double e : t.efficiency())
       if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
   }
+  if (g.has_flash_attention_efficiency()) {
+    const AttentionEfficiencyTable& t = g.flash_attention_efficiency();
+    const std::vector<std::string> base{"cluster", "gpu", "flash_attention_efficiency"};
+    if (t.seq_size() == 0 || t.head_dim_size() == 0)
+      fail(src, base, "empty: give the seq and head_dim axes and forward and backward values, or leave the table out");
+    for (const auto* axis : {&t.seq(), &t.head_dim()})
+      for (int i = 0; i < axis->size(); ++i)
+        if ((*axis)[i] <= 0 || (i > 0 && (*axis)[i] <= (*axis)[i - 1]))
+          fail(src, base, "axis values must be positive and strictly ascending");
+    const std::int64_t expected = static_cast<std::int64_t>(t.seq_size()) * t.head_dim_size();
+    for (const auto& [name, values] : {std::pair{"forward", &t.forward()}, {"backward", &t.backward()}}) {
+      if (values->size() != expected)
+        fail(src, base,
+             "has " + std::to_string(values->size()) + " " + name + " values; the axes need " +
+                 std::to_string(expected) + " (len(seq) * len(head_dim))");
+      for (double e : *values)
+        if (!(e > 0 && e <= 1))
+          fail(src, base, std::string(name) + " values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
+    }
+  }
+}
+
+// What the schema can say but the models do not compute yet: refused by name rather than silently
+// modelled as something else (a wrong number is worse than an error).
+void refuse_unmodelled(const Sources& src, const std::vector<std::string>& field, bool set, const std::string& what) {
+  if (set) fail(src, field, what + " is not modelled yet; leave the field at its default");
 }
 
 void validate(const Scenario& sc, const Sources& src) {
@@ -314,6 +340,26 @@ void validate(const Scenario& sc, const Sources& src) {
              std::to_string(m.num_layers()) + ")");
   if (m.ffn_hidden_size() < 0)
     fail(src, {"model", "ffn_hidden_size"}, "must not be negative (0 means 4 * hidden_size)");
+  if (m.num_query_groups() < 0)
+    fail(src, {"model", "num_query_groups"},
+         "must not be negative (got " + std::to_string(m.num_query_groups()) +
+             "); 0 means num_heads (multi-head attention), 1 multi-query");
+  if (m.head_dim() < 0)
+    fail(src, {"model", "head_dim"},
+         "must not be negative (got " + std::to_string(m.head_dim()) + "); 0 means hidden_size / num_heads");
+  if (m.make_vocab_size_divisible_by() < 1)
+    fail(src, {"model", "make_vocab_size_divisible_by"},
+         "must be >= 1 (got " + std::to_string(m.make_vocab_size_divisible_by()) + "); 1 pads only to a multiple of tp");
+  refuse_unmodelled(src, {"model", "num_query_groups"}, m.num_query_groups() != 0 && m.num_query_groups() != m.num_heads(),
+                    "grouped-query attention (num_query_groups " + std::to_string(m.num_query_groups()) + ")");
+  refuse_unmodelled(src, {"model", "head_dim"}, m.head_dim() != 0 && static_cast<std::int64_t>(m.head_dim()) * m.num_heads() != m.hidden_size(),
+                    "a head_dim other than hidden_size / num_heads");
+  refuse_unmodelled(src, {"model", "activation"}, m.activation() != ModelSpec::GELU, "the activation " + ModelSpec::Activation_Name(m.activation()));
+  refuse_unmodelled(src, {"model", "normalization"}, m.normalization() != ModelSpec::LAYERNORM, "the normalization " + ModelSpec::Normalization_Name(m.normalization()));
+  refuse_unmodelled(src, {"model", "attention_kernel"}, m.attention_kernel() != ModelSpec::UNFUSED, "the attention kernel " + ModelSpec::AttentionKernel_Name(m.attention_kernel()));
+  refuse_unmodelled(src, {"model", "position_embedding"}, m.position_embedding() != ModelSpec::LEARNED, "the position embedding " + ModelSpec::PositionEmbedding_Name(m.position_embedding()));
+  refuse_unmodelled(src, {"model", "make_vocab_size_divisible_by"}, m.make_vocab_size_divisible_by() != 1, "vocabulary padding");
+  refuse_unmodelled(src, {"model", "add_bias_linear"}, !m.add_bias_linear(), "linear layers without biases");
   if (m.hidden_size() % m.num_heads() != 0)
     fail(src, {"model", "num_heads"},
          "hidden_size " + std::to_string(m.hidden_size()) + " is not divisible by num_heads " +
@@ -328,9 +374,25 @@ void validate(const Scenario& sc, const Sources& src) {
   const Layout& l = sc.layout();
   for (const auto& [name, value] : {std::pair{"dp", l.dp()}, {"tp", l.tp()}, {"pp", l.pp()},
                                     {"virtual_stages", l.virtual_stages()},
-                                    {"micro_batch_size", l.micro_batch_size()}}) {
+                                    {"micro_batch_size", l.micro_batch_size()}, {"cp", l.cp()}, {"ep", l.ep()}}) {
     if (value < 1) fail(src, {"layout", name}, "must be >= 1 (got " + std::to_string(value) + ")");
   }
+  for (const auto& [name, value] : {std::pair{"first_stage_layers", l.first_stage_layers()},
+                                    {"last_stage_layers", l.last_stage_layers()}}) {
+    if (value < 0)
+      fail(src, {"layout", name}, "must not be negative (got " + std::to_string(value) + "); 0 means an even share");
+  }
+  refuse_unmodelled(src, {"layout", "cp"}, l.cp() != 1, "context parallelism (cp " + std::to_string(l.cp()) + ")");
+  refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
+  refuse_unmodelled(src, {"layout", "rank_order"}, l.rank_order() != "tp-cp-ep-dp-pp", "a rank order other than tp-cp-ep-dp-pp");
+  refuse_unmodelled(src, {"layout", "stage_layers"}, l.stage_layers_size() > 0, "an explicit stage partition");
+  refuse_unmodelled(src, {"layout", "first_stage_layers"}, l.first_stage_layers() != 0, "an uneven first stage");
+  refuse_unmodelled(src, {"layout", "last_stage_layers"}, l.last_stage_layers() != 0, "an uneven last stage");
+  refuse_unmodelled(src, {"layout", "embedding_in_pipeline_split"}, l.embedding_in_pipeline_split(), "counting the embedding as a layer");
+  refuse_unmodelled(src, {"layout", "loss_in_pipeline_split"}, l.loss_in_pipeline_split(), "counting the loss as a layer");
+  refuse_unmodelled(src, {"layout", "reshard_after_forward"}, !l.reshard_after_forward(), "ZeRO-3 without resharding after forward");
+  refuse_unmodelled(src, {"layout", "tp_comm_overlap"}, l.tp_comm_overlap(), "tensor-parallel communication overlap");
+  refuse_unmodelled(src, {"layout", "selective_policy"}, l.selective_policy() != Layout::CORE_ATTENTION, "the per-op selective recompute policy");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
   if (l.global_batch_size() < 1)
     fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");
