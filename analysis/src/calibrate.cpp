@@ -278,7 +278,7 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
     const std::uint32_t r = e.rank();
     if (task.kind == SEND && task.peer >= 0) {
       const auto peer_rep = static_cast<std::uint32_t>(task.peer);
-      const std::uint32_t peer = symmetric ? grid.rank(grid.tp(r), grid.dp(r), grid.stage(peer_rep)) : peer_rep;
+      const std::uint32_t peer = symmetric ? grid.with(r, model::GridDim::Pp, grid.stage(peer_rep)) : peer_rep;
       if (peer >= world || peer == r) continue;
       const bool same = node(r) == node(peer);
       const double extra = !same && node(r) / nodes_per_leaf != node(peer) / nodes_per_leaf ? switch_extra : 0;

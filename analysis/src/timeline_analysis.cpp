@@ -104,8 +104,8 @@ TaskTimes task_times(const model::JobGraph& graph, const Timeline& timeline) {
     grid = model::rank_grid(graph.scenario());
     std::vector<double> rank_end(static_cast<std::size_t>(max_rank) + 1, -kInf);
     for (const auto& e : timeline.events()) rank_end[e.rank()] = std::max(rank_end[e.rank()], e.end_s());
-    std::vector<double> stage_end(static_cast<std::size_t>(grid.p), -kInf);
-    slowest.assign(static_cast<std::size_t>(grid.p), 0);
+    std::vector<double> stage_end(static_cast<std::size_t>(grid.extent(model::GridDim::Pp)), -kInf);
+    slowest.assign(static_cast<std::size_t>(grid.extent(model::GridDim::Pp)), 0);
     for (std::uint32_t r = 0; r <= max_rank && r < grid.size(); ++r) {
       const auto s = static_cast<std::size_t>(grid.stage(r));
       if (rank_end[r] > stage_end[s]) {

@@ -67,6 +67,9 @@ const char* group_name(CommGroup g) {
     case GROUP_DP: return "DP";
     case GROUP_PP: return "PP";
     case GROUP_EMBEDDING: return "embedding";
+    case GROUP_CP: return "CP";
+    case GROUP_EP: return "EP";
+    case GROUP_DP_CP: return "DP x CP";
     default: return "none";
   }
 }
@@ -346,9 +349,8 @@ class CudaBackend final : public Backend {
 
     // Group communicators: every rank takes part in every split the layout needs (collective over the
     // world), with NCCL_SPLIT_NOCOLOR where it is not a member.
-    for (CommGroup g : {GROUP_TP, GROUP_DP, GROUP_EMBEDDING}) {
-      const bool exists = (g == GROUP_TP && grid.t > 1) || (g == GROUP_DP && grid.d > 1) || (g == GROUP_EMBEDDING && grid.p > 1);
-      if (!exists) continue;
+    for (CommGroup g : model::kCollectiveGroups) {
+      if (!grid.has_group(g)) continue;
       int color = NCCL_SPLIT_NOCOLOR, key = 0;
       const auto found = comms.members.find(g);
       if (found != comms.members.end() && found->second.size() > 1) {
@@ -388,8 +390,8 @@ class CudaBackend final : public Backend {
       busy[r].insert(link.second);
     }
     const std::int64_t me = grid.stage(rank_);
-    const std::int64_t pipelines = grid.t * grid.d;
-    const std::int64_t pipeline = grid.tp(rank_) + grid.t * grid.dp(rank_);
+    const std::int64_t pipelines = grid.pipelines();
+    const std::int64_t pipeline = grid.pipeline(rank_);
     for (const auto& round : rounds) {
       int color = NCCL_SPLIT_NOCOLOR, key = 0;
       std::pair<std::int64_t, std::int64_t> mine{-1, -1};
@@ -454,7 +456,7 @@ class CudaBackend final : public Backend {
         case RECV: {
           st.peer = transfer_peer(plan, t);
           const auto peer_stage = grid.stage(st.peer);
-          if (grid.tp(st.peer) != grid.tp(rank_) || grid.dp(st.peer) != grid.dp(rank_))
+          if (grid.pipeline(st.peer) != grid.pipeline(rank_))
             throw std::logic_error(name() + ": pipeline peer " + std::to_string(st.peer) + " is in another pipeline");
           auto& table = t.kind == SEND ? send_comms_ : recv_comms_;
           const auto found = table.find(peer_stage);
@@ -597,10 +599,10 @@ class CudaBackend final : public Backend {
   // NCCL connects peers on a communicator's first operation of each kind, a host-side handshake with
   // the peers. Done lazily inside an iteration, one rank could wait in a handshake on one communicator
   // while its peer waits in another: so every connection is made here, in an order all ranks share:
-  // TP, DP and embedding collectives (each distinct kind and size once; the members of a group run the
+  // the collective groups (model::kCollectiveGroups) (each distinct kind and size once; the members of a group run the
   // same program), then the pipeline links round by round (each stage in at most one link per round).
   void connect() {
-    for (CommGroup g : {GROUP_TP, GROUP_DP, GROUP_EMBEDDING}) {
+    for (CommGroup g : model::kCollectiveGroups) {
       std::set<std::tuple<int, std::size_t, int>> seen;
       for (std::size_t i = 0; i < steps_.size(); ++i) {
         const Step& st = steps_[i];

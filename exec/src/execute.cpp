@@ -31,12 +31,13 @@ void check_mpi(int code, const char* what) {
 Communicators make_communicators(const model::JobGraph& graph, const RankPlan& plan) {
   Communicators comms;
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  for (CommGroup group : {GROUP_TP, GROUP_DP, GROUP_EMBEDDING}) {
+  for (CommGroup group : model::kCollectiveGroups) {
+    // The same on every rank, so skipping a split is collective too: no CP or EP group without cp or
+    // ep, the embedding group only between a first and a last stage.
+    if (!plan.grid.has_group(group)) continue;
     auto members = plan.grid.members(group, plan.rank);
     const bool in_group = std::find(members.begin(), members.end(), plan.rank) != members.end() && members.size() > 1;
-    // The embedding group exists only between the first and last stage.
-    const bool exists = group != GROUP_EMBEDDING || plan.grid.p > 1;
-    const int color = exists && in_group ? static_cast<int>(members.front()) : MPI_UNDEFINED;
+    const int color = in_group ? static_cast<int>(members.front()) : MPI_UNDEFINED;
     const int key = static_cast<int>(std::find(members.begin(), members.end(), plan.rank) - members.begin());
     MPI_Comm comm = MPI_COMM_NULL;
     check_mpi(MPI_Comm_split(MPI_COMM_WORLD, color, key, &comm), "MPI_Comm_split");
@@ -339,9 +340,7 @@ parallax::Timeline execute(const model::JobGraph& graph, const ExecOptions& opti
       tr->set_label("rank " + std::to_string(r));
       continue;
     }
-    tr->set_label("rank " + std::to_string(r) + " (dp" + std::to_string(plan.grid.dp(static_cast<std::uint32_t>(r))) + " tp" +
-                  std::to_string(plan.grid.tp(static_cast<std::uint32_t>(r))) + " pp" +
-                  std::to_string(plan.grid.stage(static_cast<std::uint32_t>(r))) + ")");
+    tr->set_label(model::rank_label(plan.grid, static_cast<std::uint32_t>(r)));
   }
   return timeline;
 }

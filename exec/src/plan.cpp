@@ -18,8 +18,8 @@ void check_world_size(const model::JobGraph& graph, int world_size) {
   const model::RankGrid grid = model::rank_grid(graph.scenario());
   const auto ranks = static_cast<int>(grid.size());
   if (world_size != ranks)
-    throw InputError("the plan is for " + std::to_string(ranks) + " ranks (dp " + std::to_string(grid.d) + " x tp " +
-                     std::to_string(grid.t) + " x pp " + std::to_string(grid.p) + ") but " + std::to_string(world_size) +
+    throw InputError("the plan is for " + std::to_string(ranks) + " ranks (" + model::grid_shape_text(grid) + ") but " +
+                     std::to_string(world_size) +
                      " processes were started; launch it with `mpirun -np " + std::to_string(ranks) + " ...`");
 }
 
@@ -121,9 +121,9 @@ RankPlan plan_for_rank(const model::JobGraph& graph, std::uint32_t rank) {
 
 std::uint32_t transfer_peer(const RankPlan& plan, const model::Task& task) {
   if (plan.imported) return static_cast<std::uint32_t>(task.peer);  // every rank explicit
-  // The representative's peer is in another stage; this rank's peer is its own (tp, dp) in that stage.
+  // The representative's peer is in another stage; this rank's peer is its own pipeline's rank there.
   const auto peer_stage = plan.grid.stage(static_cast<std::uint32_t>(task.peer));
-  return plan.grid.rank(plan.grid.tp(plan.rank), plan.grid.dp(plan.rank), peer_stage);
+  return plan.grid.with(plan.rank, model::GridDim::Pp, peer_stage);
 }
 
 int transfer_tag(const model::Task& task) {

@@ -70,6 +70,20 @@ double flops_per_iteration(const Dims& d, bool full_recompute) {
 
 double bubble_fraction(const Dims& d) { return static_cast<double>(d.p - 1) / (d.v * d.m); }
 
+double pipeline_time(const std::vector<double>& stage_time, std::int64_t m) {
+  double slowest = 0, sum = 0;
+  for (double t : stage_time) {
+    slowest = std::max(slowest, t);
+    sum += t;
+  }
+  return static_cast<double>(m - 1) * slowest + sum;
+}
+
+double bubble_fraction(const std::vector<double>& stage_time, std::int64_t m) {
+  const double slowest = *std::max_element(stage_time.begin(), stage_time.end());
+  return pipeline_time(stage_time, m) / (static_cast<double>(m) * slowest) - 1.0;
+}
+
 double activation_bytes_per_layer(const Dims& d, Layout::Recompute recompute) {
   const double s = d.s, b = d.b, h = d.h, a = d.a, t = d.t;
   const double sbh = s * b * h;

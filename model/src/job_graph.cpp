@@ -6,6 +6,7 @@
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
+#include "parallax/model/stage_partition.h"
 
 #include <boost/graph/topological_sort.hpp>
 
@@ -42,14 +43,6 @@ namespace {
 using Edge = std::pair<std::uint32_t, std::uint32_t>;
 constexpr std::uint32_t kNone = ~0u;
 
-// Megatron's rank order: tensor parallel fastest, then data parallel, then pipeline stage.
-struct RankCoords {
-  std::int64_t t, d;
-  std::uint32_t rank(std::int64_t tp, std::int64_t dp, std::int64_t stage) const {
-    return static_cast<std::uint32_t>(tp + t * (dp + d * stage));
-  }
-};
-
 // One gradient bucket: consecutive layers of one model chunk, in the order backward finishes them.
 struct Bucket {
   std::int32_t chunk;
@@ -60,7 +53,8 @@ struct Bucket {
 class Builder {
  public:
   explicit Builder(const Scenario& sc)
-      : sc_(sc), d_(dims(sc)), coords_{d_.t, d_.d}, layout_(sc.layout()), layer_(describe_layer(d_)) {
+      : sc_(sc), d_(dims(sc)), grid_(rank_grid(sc)), partition_(stage_partition(sc)), layout_(sc.layout()),
+        layer_(describe_layer(d_)) {
     grad_bytes_ = layout_.grad_reduce_in_fp32() ? 4 : d_.e;
     layer_params_ = layer_parameters(d_).local();
   }
@@ -69,12 +63,10 @@ class Builder {
     const bool symmetric = sc_.options().use_symmetry();
     for (std::int64_t stage = 0; stage < d_.p; ++stage) {
       if (symmetric) {
-        ranks_.push_back({coords_.rank(0, 0, stage), static_cast<std::uint32_t>(d_.t * d_.d),
+        ranks_.push_back({grid_.stage_representative(stage), static_cast<std::uint32_t>(grid_.pipelines()),
                           static_cast<std::int32_t>(stage)});
       } else {
-        for (std::int64_t dp = 0; dp < d_.d; ++dp)
-          for (std::int64_t tp = 0; tp < d_.t; ++tp)
-            ranks_.push_back({coords_.rank(tp, dp, stage), 1u, static_cast<std::int32_t>(stage)});
+        for (std::uint32_t rank : grid_.stage_ranks(stage)) ranks_.push_back({rank, 1u, static_cast<std::int32_t>(stage)});
       }
     }
     rank_tasks_.resize(ranks_.size());
@@ -344,16 +336,16 @@ class Builder {
   }
 
   std::uint32_t peer_of(std::int64_t vs) const {
-    return coords_.rank(tp_, dp_, vs % d_.p);
+    return grid_.with(current_rank_, GridDim::Pp, vs % d_.p);
   }
 
   // Pipeline transfers carry the layer at the boundary they cross (the first layer above it), so a
   // transfer is identified by (micro-batch, direction, boundary) on both sides.
   std::int32_t boundary_layer(std::int64_t upper_vs) const {
-    return static_cast<std::int32_t>(upper_vs * (d_.L / (d_.p * d_.v)));
+    return static_cast<std::int32_t>(partition_.first_layer(upper_vs));
   }
 
-  void recv(std::int64_t from_vs, std::int64_t my_vs, std::int32_t mb, bool forward) {
+  std::uint32_t recv(std::int64_t from_vs, std::int64_t my_vs, std::int32_t mb, bool forward) {
     Task t = base(Op::PpRecv, forward ? FORWARD : BACKWARD, boundary_layer(std::max(from_vs, my_vs)), mb);
     t.kind = RECV;
     t.stream = PP_COMM;
@@ -364,9 +356,12 @@ class Builder {
     const auto id = add(t, {}, /*stream_ordered=*/false);
     recvs_.emplace(transfer_key(current_rank_, mb, my_vs, forward), id);
     pending_.push_back(id);
+    return id;
   }
 
-  void send(std::int64_t to_vs, std::int32_t mb, bool forward) {
+  // `received`: the recv of a chunk without layers, which the send passes on (kNone otherwise: the
+  // chunk's compute orders them).
+  void send(std::int64_t to_vs, std::int32_t mb, bool forward, std::uint32_t received = kNone) {
     const std::int64_t my_vs = forward ? to_vs - 1 : to_vs + 1;
     Task t = base(Op::PpSend, forward ? FORWARD : BACKWARD, boundary_layer(std::max(to_vs, my_vs)), mb);
     t.kind = SEND;
@@ -374,7 +369,7 @@ class Builder {
     t.group = GROUP_PP;
     t.bytes = p2p_bytes();
     t.peer = static_cast<std::int32_t>(peer_of(to_vs));
-    const auto id = add(t, {last_compute()});
+    const auto id = add(t, {last_compute(), received});
     sends_.emplace(transfer_key(static_cast<std::uint32_t>(t.peer), mb, to_vs, forward), id);
     if (!layout_.overlap_p2p()) pending_.push_back(id);
   }
@@ -386,12 +381,11 @@ class Builder {
     // buckets of grad_bucket_mb (Megatron's DDP, one bucket set per chunk).
     std::vector<Bucket> buckets;
     const double capacity = layout_.grad_bucket_mb() * 1e6 / static_cast<double>(grad_bytes_);
-    const std::int64_t per_chunk = d_.L / (d_.p * d_.v);
     for (std::int64_t c = 0; c < d_.v; ++c) {
       const std::int64_t vs = c * d_.p + stage_;
       std::vector<std::pair<std::int32_t, double>> order;
       if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).local());
-      for (std::int64_t l = (vs + 1) * per_chunk - 1; l >= vs * per_chunk; --l)
+      for (std::int64_t l = partition_.first_layer(vs + 1) - 1; l >= partition_.first_layer(vs); --l)
         order.emplace_back(static_cast<std::int32_t>(l), layer_params_);
       if (vs == 0) order.emplace_back(-1, embedding_parameters(d_).local());
       Bucket current{static_cast<std::int32_t>(c), {}, 0};
@@ -518,7 +512,7 @@ class Builder {
   void optimizer_step() {
     // Adam with fp32 master weights: read master, grad, m, v (16 B), write master, m, v and the
     // low-precision copy (12 + e B) per local parameter; ZeRO >= 1 updates only a 1/d shard.
-    double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_).local();
+    double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_, partition_.stage_layers(stage_)).local();
     if (layout_.zero_stage() >= 1) params /= static_cast<double>(d_.d);
     Task t = base(Op::OptimizerStep, OPTIMIZER, -1, -1);
     t.kind = MEMORY_BOUND;
@@ -535,8 +529,6 @@ class Builder {
     const RankClass& rc = ranks_[index];
     current_rank_ = rc.rank;
     stage_ = rc.pp_stage;
-    tp_ = rc.rank % d_.t;
-    dp_ = (rc.rank / d_.t) % d_.d;
     last_on_stream_.fill(kNone);
     pending_.clear();
     grad_syncs_.clear();
@@ -549,20 +541,22 @@ class Builder {
     const bool gather_at_start = (zero == 1 || zero == 2) && d_.d > 1 && layout_.overlap_param_gather();
     if (gather_at_start) param_all_gathers(buckets, true);
 
-    const std::int64_t per_chunk = d_.L / (d_.p * d_.v);
     const std::int64_t last_vs = d_.p * d_.v - 1;
     for (const PipelineStep& step : stage_order(layout_.schedule(), static_cast<int>(d_.p), static_cast<int>(d_.v),
                                                 static_cast<int>(d_.m), static_cast<int>(stage_))) {
       const std::int64_t vs = step.chunk * d_.p + stage_;
       const std::int32_t mb = step.microbatch;
-      const auto first_layer = static_cast<std::int32_t>(vs * per_chunk);
-      const auto end_layer = static_cast<std::int32_t>((vs + 1) * per_chunk);
+      const auto first_layer = static_cast<std::int32_t>(partition_.first_layer(vs));
+      const auto end_layer = static_cast<std::int32_t>(partition_.first_layer(vs + 1));
+      // A chunk without layers (Megatron's embedding-only first chunk, say) passes its input on.
+      const bool pass_through = first_layer == end_layer;
+      std::uint32_t received = kNone;
       if (step.forward) {
         if (vs == 0) {
           wait_param_gather(-1);
           embedding_forward(mb);
         } else {
-          recv(vs - 1, vs, mb, true);
+          received = recv(vs - 1, vs, mb, true);
         }
         for (std::int32_t l = first_layer; l < end_layer; ++l) {
           wait_param_gather(l);
@@ -572,19 +566,19 @@ class Builder {
           wait_param_gather(-2);
           output_forward(mb);
         } else {
-          send(vs + 1, mb, true);
+          send(vs + 1, mb, true, pass_through ? received : kNone);
         }
       } else {
         if (vs == last_vs) {
           output_backward(mb);
         } else {
-          recv(vs + 1, vs, mb, false);
+          received = recv(vs + 1, vs, mb, false);
         }
         for (std::int32_t l = end_layer - 1; l >= first_layer; --l) layer_backward(l, l > first_layer ? l - 1 : -1, mb);
         if (vs == 0) {
           embedding_backward(mb);
         } else {
-          send(vs - 1, mb, false);
+          send(vs - 1, mb, false, pass_through ? received : kNone);
         }
       }
     }
@@ -595,7 +589,8 @@ class Builder {
 
   const Scenario& sc_;
   Dims d_;
-  RankCoords coords_;
+  RankGrid grid_;
+  StagePartition partition_;
   const Layout& layout_;
   LayerDescription layer_;
   double layer_params_ = 0;  // one layer's parameters on one rank
@@ -610,7 +605,7 @@ class Builder {
   // State of the rank being emitted.
   std::size_t rank_index_ = 0;
   std::uint32_t current_rank_ = 0;
-  std::int64_t stage_ = 0, tp_ = 0, dp_ = 0;
+  std::int64_t stage_ = 0;
   std::array<std::uint32_t, 4> last_on_stream_{};
   std::vector<std::uint32_t> pending_;
   std::vector<std::uint32_t> grad_syncs_;
@@ -840,8 +835,8 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
            " but the job has " + std::to_string(in.scenario().layout().dp()) + " ranks");
     communicators.push_back(std::move(members));
   }
-  const RankGrid grid{in.scenario().layout().tp(), in.scenario().layout().dp(), in.scenario().layout().pp()};
-  const std::int64_t world = grid.t * grid.d * grid.p;
+  const RankGrid grid = rank_grid(in.scenario());
+  const std::int64_t world = grid.size();
   if (world > std::numeric_limits<std::int32_t>::max())
     fail("scenario: the job has " + std::to_string(world) + " GPUs; at most 2^31 - 1 ranks are supported");
 
@@ -850,8 +845,7 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
   for (const auto& r : in.ranks()) {
     const std::string which = "rank class " + std::to_string(ranks.size()) + " (rank " + std::to_string(r.rank()) + ")";
     if (r.rank() >= world)
-      fail(which + ": the job has only " + std::to_string(world) + " ranks (dp " + std::to_string(grid.d) + " x tp " +
-           std::to_string(grid.t) + " x pp " + std::to_string(grid.p) + ")");
+      fail(which + ": the job has only " + std::to_string(world) + " ranks (" + grid_shape_text(grid) + ")");
     if (index_of_rank.contains(r.rank())) fail(which + ": rank listed twice");
     if (r.multiplicity() < 1 || r.multiplicity() > world)
       fail(which + ": multiplicity " + std::to_string(r.multiplicity()) + " is not between 1 and the job's " +

@@ -4,6 +4,7 @@
 #include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
+#include "parallax/model/stage_partition.h"
 #include "parallax/traces/io.h"
 
 #include <algorithm>
@@ -54,14 +55,31 @@ Dims clamped_dims(const Scenario& sc) {
   return d;
 }
 
+// Layers of each virtual stage: the layout's StagePartition when it is a valid uneven one, else the
+// even share (at least 1: an unvalidated scenario is still counted).
+struct ChunkLayers {
+  std::optional<StagePartition> partition;
+  std::int64_t even_share = 1;
+  ChunkLayers(const Scenario& sc, const Dims& d) : even_share(std::max<std::int64_t>(1, d.L / (d.p * d.v))) {
+    if (!has_partition_fields(sc.layout())) return;
+    partition = try_stage_partition(sc.model(), sc.layout());
+    if (partition && (partition->even() || partition->pp() != d.p || partition->chunks() != d.v)) partition.reset();
+  }
+  std::int64_t operator()(std::int64_t vs) const { return partition ? partition->layers(vs) : even_share; }
+  std::int64_t on_stage(const Dims& d, std::int64_t stage) const {
+    return partition ? partition->stage_layers(stage) : even_share * d.v;
+  }
+};
+
 // Gradient buckets of one stage, counted as Builder::make_buckets cuts them: per model chunk, its
 // items in backward order (output layer, layers, embedding), skipping those without parameters,
 // a bucket closed as soon as it holds `capacity` parameters.
-std::uint64_t bucket_count(const Dims& d, bool tied, double capacity, std::int64_t stage) {
-  const std::int64_t per_chunk = std::max<std::int64_t>(1, d.L / (d.p * d.v));
+std::uint64_t bucket_count(const Dims& d, const ChunkLayers& chunk_layers, bool tied, double capacity,
+                           std::int64_t stage) {
   // Validation allows at most 32767 layers; more is an unvalidated scenario, bounded by one bucket
   // per item rather than walked.
-  if (per_chunk * d.v > 65536) return static_cast<std::uint64_t>(per_chunk * d.v + 2);
+  const std::int64_t on_stage = chunk_layers.on_stage(d, stage);
+  if (on_stage > 65536) return static_cast<std::uint64_t>(on_stage + 2);
   const double layer = layer_parameters(d).local();
   std::uint64_t buckets = 0;
   for (std::int64_t c = 0; c < d.v; ++c) {
@@ -79,7 +97,7 @@ std::uint64_t bucket_count(const Dims& d, bool tied, double capacity, std::int64
       }
     };
     if (vs == d.p * d.v - 1) item(output_parameters(d, tied).local());
-    for (std::int64_t l = 0; l < per_chunk; ++l) item(layer);
+    for (std::int64_t l = 0; l < chunk_layers(vs); ++l) item(layer);
     if (vs == 0) item(embedding_parameters(d).local());
     if (open) ++buckets;
   }
@@ -123,7 +141,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const std::uint64_t output_bwd =
       4 + spt + tb + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
 
-  const auto per_chunk = static_cast<std::uint64_t>(std::max<std::int64_t>(1, d.L / (d.p * d.v)));
+  const ChunkLayers chunk_layers(sc, d);
   const auto m = static_cast<std::uint64_t>(d.m);
   const std::int64_t last_vs = d.p * d.v - 1;
   const double capacity = layout.grad_bucket_mb() * 1e6 /
@@ -135,14 +153,15 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
     std::uint64_t per_microbatch = 0;
     for (std::int64_t c = 0; c < d.v; ++c) {
       const std::int64_t vs = c * d.p + stage;
+      const auto layers = static_cast<std::uint64_t>(chunk_layers(vs));
       per_microbatch +=
-          (vs == 0 ? embedding_fwd : 1) + per_chunk * layer_fwd + (vs == last_vs ? output_fwd : 1);
+          (vs == 0 ? embedding_fwd : 1) + layers * layer_fwd + (vs == last_vs ? output_fwd : 1);
       per_microbatch +=
-          (vs == last_vs ? output_bwd : 1) + per_chunk * layer_bwd + (vs == 0 ? embedding_bwd : 1);
+          (vs == last_vs ? output_bwd : 1) + layers * layer_bwd + (vs == 0 ? embedding_bwd : 1);
     }
     double once = 1;  // the optimizer step
     if (param_gathers || (d.d > 1 && zero < 2)) {
-      const auto buckets = static_cast<double>(bucket_count(d, tied, capacity, stage));
+      const auto buckets = static_cast<double>(bucket_count(d, chunk_layers, tied, capacity, stage));
       if (param_gathers) once += buckets;        // parameter all-gathers, at the start or the end
       if (d.d > 1 && zero < 2) once += buckets;  // gradient reductions
     }
@@ -152,7 +171,11 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   double per_stage_total = kSaturate;
   // Validation allows at most 32767 layers, so more virtual stages than that is an unvalidated
   // scenario: called too big rather than counted chunk by chunk.
-  if (d.v <= 65536) {
+  if (chunk_layers.partition) {
+    // Uneven: every stage its own (a valid partition has at most ~num_layers virtual stages).
+    per_stage_total = 0;
+    for (std::int64_t stage = 0; stage < d.p; ++stage) per_stage_total += stage_tasks(stage);
+  } else if (d.v <= 65536) {
     per_stage_total = stage_tasks(0);
     if (d.p > 1) per_stage_total += stage_tasks(d.p - 1);
     if (d.p > 2) per_stage_total += static_cast<double>(d.p - 2) * stage_tasks(1);

@@ -1,5 +1,7 @@
 #include "parallax/model/layout_rules.h"
 
+#include "parallax/model/stage_partition.h"
+
 #include <algorithm>
 #include <array>
 #include <numeric>
@@ -24,7 +26,9 @@ constexpr std::array<LayoutRuleEntry, kLayoutRules> kRules{{
     {LayoutRule::SeqTp, "seq_tp", "sequence parallel: seq_length not divisible by tp",
      [](const LayoutFacts& m, const LayoutShape& l) { return l.sequence_parallel && m.seq_length % l.tp != 0; }},
     {LayoutRule::LayersPpV, "layers_pp_v", "num_layers not divisible by pp * v",
-     [](const LayoutFacts& m, const LayoutShape& l) { return m.num_layers % (l.pp * l.virtual_stages) != 0; }},
+     [](const LayoutFacts& m, const LayoutShape& l) {
+       return !l.partitioned && m.num_layers % (l.pp * l.virtual_stages) != 0;
+     }},
     {LayoutRule::BatchMbsDp, "batch_mbs_dp", "global batch not divisible by micro-batch * dp",
      [](const LayoutFacts&, const LayoutShape& l) { return l.global_batch_size % (l.micro_batch_size * l.dp) != 0; }},
     {LayoutRule::Schedule, "interleaved", "interleaved needs pp >= 2 and micro-batches divisible by pp",
@@ -49,7 +53,8 @@ LayoutShape LayoutShape::of(const Layout& l) {
                      l.micro_batch_size(),
                      l.global_batch_size(),
                      l.sequence_parallel(),
-                     l.schedule() == Layout::INTERLEAVED_1F1B};
+                     l.schedule() == Layout::INTERLEAVED_1F1B,
+                     has_partition_fields(l)};
 }
 
 std::string divisors_text(std::int64_t n, std::int64_t at_most) {
@@ -105,7 +110,8 @@ LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& m, c
       return {{"layout", l.virtual_stages > 1 ? "virtual_stages" : "pp"},
               "num_layers " + str(m.num_layers) + " is not divisible by pp * virtual_stages = " +
                   str(l.pp) + " * " + str(l.virtual_stages) +
-                  "; valid pp * virtual_stages: " + divisors_text(m.num_layers, kMaxDegree)};
+                  "; valid pp * virtual_stages: " + divisors_text(m.num_layers, kMaxDegree) +
+                  " (or give an uneven partition: stage_layers, first_stage_layers / last_stage_layers)"};
     case LayoutRule::BatchMbsDp: {
       const std::int64_t per_step = l.micro_batch_size * l.dp;
       return {{"layout", "global_batch_size"},

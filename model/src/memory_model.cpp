@@ -3,6 +3,7 @@
 #include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/schedule.h"
+#include "parallax/model/stage_partition.h"
 
 #include <algorithm>
 
@@ -41,7 +42,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   const double per_layer = layer_activation_bytes(d, layout.recompute());
   const double sbh = static_cast<double>(d.s) * d.b * d.h;
   const double outside = d.sp ? static_cast<double>(d.t) : 1.0;
-  const std::int64_t layers_per_chunk = d.L / (d.p * d.v);
+  const StagePartition partition = stage_partition(sc);
   const std::int64_t last_vs = d.p * d.v - 1;
 
   MemoryEstimate est;
@@ -49,7 +50,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   for (std::int64_t stage = 0; stage < d.p; ++stage) {
     StageMemory m;
     m.stage = stage;
-    const ParameterShard params = stage_parameters(d, tied, stage);
+    const ParameterShard params = stage_parameters(d, tied, stage, partition.stage_layers(stage));
     m.parameters = params.local();
     m.weights = m.parameters * d.e / (zero >= 3 ? dp : 1.0);
     m.gradients = m.parameters * grad_bytes / (zero >= 2 ? dp : 1.0);
@@ -60,10 +61,11 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     // stage's schedule comes in closed form (peak_held), since m may be in the millions. Extra
     // tensors: the embedding's dropout mask on the first virtual stage, the fp32 logits kept for
     // the cross-entropy backward on the last.
-    std::vector<double> chunk_bytes(static_cast<std::size_t>(d.v));
+    std::vector<double> chunk_bytes(static_cast<std::size_t>(d.v)), chunk_layers(chunk_bytes.size());
     for (std::int64_t chunk = 0; chunk < d.v; ++chunk) {
       const std::int64_t vs = chunk * d.p + stage;
-      double bytes = per_layer * static_cast<double>(layers_per_chunk);
+      chunk_layers[static_cast<std::size_t>(chunk)] = static_cast<double>(partition.layers(vs));
+      double bytes = per_layer * static_cast<double>(partition.layers(vs));
       if (vs == 0) bytes += sbh / outside;
       if (vs == last_vs) bytes += 4.0 * d.s * d.b * (padded_vocab(d) / d.t) + 2 * sbh / outside;
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
@@ -71,7 +73,13 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     const HeldPeak held = peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),
                                     static_cast<int>(d.m), static_cast<int>(stage), chunk_bytes);
     const double peak = held.weight;
-    const double peak_layers = static_cast<double>(held.chunks * layers_per_chunk);
+    // Layers' worth held at the peak: chunks times their size when the chunks are even; else the
+    // peak of held layers (the extra first / last chunk tensors can move the byte peak by a step).
+    const double peak_layers =
+        partition.even() ? static_cast<double>(held.chunks * partition.layers(0))
+                         : peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v), static_cast<int>(d.m),
+                                     static_cast<int>(stage), chunk_layers)
+                               .weight;
     m.activations = peak;
     m.layers_in_flight = peak_layers;
     // Recompute rebuilds one layer's full activations at a time during backward.

@@ -29,9 +29,9 @@ ParameterShard output_parameters(const Dims& d, bool tied_embeddings) {
   return p;
 }
 
-ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage) {
+ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers) {
   const ParameterShard layer = layer_parameters(d);
-  const double layers = static_cast<double>(d.L / d.p);
+  const double layers = static_cast<double>(stage_layers);
   ParameterShard p{layer.sharded * layers, layer.replicated * layers};
   if (stage == 0) {
     const auto e = embedding_parameters(d);
@@ -48,7 +48,9 @@ ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_
 
 double total_parameters(const Dims& d, bool tied_embeddings) {
   double total = 0;
-  for (std::int64_t stage = 0; stage < d.p; ++stage) total += stage_parameters(d, tied_embeddings, stage).unique(d.t);
+  // Any split of the layers gives the same count: the even one (the first L % p stages one more).
+  for (std::int64_t stage = 0; stage < d.p; ++stage)
+    total += stage_parameters(d, tied_embeddings, stage, d.L / d.p + (stage < d.L % d.p ? 1 : 0)).unique(d.t);
   // The last stage's copy of a tied word embedding is not a parameter of its own.
   if (tied_embeddings && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
   return total;

@@ -2,6 +2,8 @@
 
 #include "parallax/model/layout_rules.h"
 #include "parallax/model/presets.h"
+#include "parallax/model/rank_grid.h"
+#include "parallax/model/stage_partition.h"
 
 #include <google/protobuf/text_format.h>
 
@@ -319,6 +321,15 @@ void refuse_unmodelled(const Sources& src, const std::vector<std::string>& field
   if (set) fail(src, field, what + " is not modelled yet; leave the field at its default");
 }
 
+// Layout.rank_order: any order of the grid's dimensions (model::RankGrid handles them all).
+void check_rank_order(const Sources& src, const Layout& l) {
+  if (!parse_rank_order(l.rank_order()))
+    fail(src, {"layout", "rank_order"},
+         "\"" + l.rank_order() +
+             "\" is not a rank order: give the five dimensions tp, cp, ep, dp, pp once each, fastest first, "
+             "joined by '-' (Megatron's default: \"tp-cp-ep-dp-pp\")");
+}
+
 void validate(const Scenario& sc, const Sources& src) {
   // Model.
   if (!sc.has_model()) fail(src, {"model"}, "missing: a scenario needs a model { ... } block");
@@ -388,12 +399,7 @@ void validate(const Scenario& sc, const Sources& src) {
   }
   refuse_unmodelled(src, {"layout", "cp"}, l.cp() != 1, "context parallelism (cp " + std::to_string(l.cp()) + ")");
   refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
-  refuse_unmodelled(src, {"layout", "rank_order"}, l.rank_order() != "tp-cp-ep-dp-pp", "a rank order other than tp-cp-ep-dp-pp");
-  refuse_unmodelled(src, {"layout", "stage_layers"}, l.stage_layers_size() > 0, "an explicit stage partition");
-  refuse_unmodelled(src, {"layout", "first_stage_layers"}, l.first_stage_layers() != 0, "an uneven first stage");
-  refuse_unmodelled(src, {"layout", "last_stage_layers"}, l.last_stage_layers() != 0, "an uneven last stage");
-  refuse_unmodelled(src, {"layout", "embedding_in_pipeline_split"}, l.embedding_in_pipeline_split(), "counting the embedding as a layer");
-  refuse_unmodelled(src, {"layout", "loss_in_pipeline_split"}, l.loss_in_pipeline_split(), "counting the loss as a layer");
+  check_rank_order(src, l);
   refuse_unmodelled(src, {"layout", "reshard_after_forward"}, !l.reshard_after_forward(), "ZeRO-3 without resharding after forward");
   refuse_unmodelled(src, {"layout", "tp_comm_overlap"}, l.tp_comm_overlap(), "tensor-parallel communication overlap");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
@@ -407,7 +413,7 @@ void validate(const Scenario& sc, const Sources& src) {
                                             std::to_string(c.num_nodes()) + " nodes * " +
                                             std::to_string(c.gpus_per_node()) + "); at most " +
                                             std::to_string(kMaxGpus) + " are supported");
-  const std::optional<std::int64_t> product = checked_product({l.dp(), l.tp(), l.pp()});
+  const std::optional<std::int64_t> product = checked_product({l.dp(), l.tp(), l.pp(), l.cp(), l.ep()});
   if (product != gpus) {
     const std::int64_t tp_pp = static_cast<std::int64_t>(l.tp()) * l.pp();
     std::string fix = gpus % tp_pp == 0 ? "; with tp " + std::to_string(l.tp()) + " and pp " + std::to_string(l.pp()) +
@@ -463,6 +469,7 @@ void validate(const Scenario& sc, const Sources& src) {
                                   " elements; at most 2^48 are supported");
   }
   check_rules(LayoutRule::BatchMbsDp, LayoutRule::Schedule);
+  if (const auto why = stage_partition_problem(m, l)) fail(src, why->field, why->problem);
   if (l.zero_stage() < 0 || l.zero_stage() > 3)
     fail(src, {"layout", "zero_stage"}, "must be 0, 1, 2 or 3 (got " + std::to_string(l.zero_stage()) + ")");
   check_numbers(sc, src, "layout");
@@ -545,6 +552,11 @@ void validate_imported_scenario(const Scenario& scenario, const std::string& nam
     fail(src, {"layout"},
          "an imported graph has tp 1 and pp 1 (got tp " + std::to_string(l.tp()) + ", pp " +
              std::to_string(l.pp()) + "); its ranks are all explicit");
+  if (l.cp() != 1 || l.ep() != 1)
+    fail(src, {"layout"},
+         "an imported graph has cp 1 and ep 1 (got cp " + std::to_string(l.cp()) + ", ep " + std::to_string(l.ep()) +
+             "); its ranks are all explicit");
+  check_rank_order(src, l);
   if (scenario.options().use_symmetry())
     fail(src, {"options", "use_symmetry"},
          "must be false for an imported graph (every rank is explicit)");

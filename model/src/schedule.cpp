@@ -109,11 +109,12 @@ int peak_chunks_in_flight(Layout::Schedule schedule, int p, int v, int m, int st
                               .chunks);
 }
 
-double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
-                                double forward_time, double backward_time) {
-  if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
+namespace {
+
+// The schedule's makespan with virtual stage vs's forward taking tf(vs) and its backward tb(vs).
+template <class Forward, class Backward>
+double schedule_makespan(Layout::Schedule schedule, int p, int v, int m, Forward tf, Backward tb) {
   const int virtual_stages = p * v;
-  const double tf = forward_time / v, tb = backward_time / v;
   // finish[(j * virtual_stages + vs) * 2 + backward]
   std::vector<double> finish(static_cast<std::size_t>(m) * virtual_stages * 2, -1.0);
   auto at = [&](int j, int vs, bool backward) -> double& {
@@ -140,7 +141,7 @@ double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
         }
         if (ready < 0) break;  // its input has not been produced yet
         const double start = std::max(ready, free_at[stage]);
-        free_at[stage] = start + (s.forward ? tf : tb);
+        free_at[stage] = start + (s.forward ? tf(vs) : tb(vs));
         at(s.microbatch, vs, !s.forward) = free_at[stage];
         ++next[stage];
         ++done;
@@ -151,9 +152,34 @@ double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
       throw std::logic_error("pipeline schedule deadlocks (p=" + std::to_string(p) +
                              ", v=" + std::to_string(v) + ", m=" + std::to_string(m) + ")");
   }
-  const double makespan = *std::max_element(free_at.begin(), free_at.end());
+  return *std::max_element(free_at.begin(), free_at.end());
+}
+
+}  // namespace
+
+double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
+                                double forward_time, double backward_time) {
+  if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
+  const double tf = forward_time / v, tb = backward_time / v;
+  const double makespan =
+      schedule_makespan(schedule, p, v, m, [tf](int) { return tf; }, [tb](int) { return tb; });
   const double busy = m * (forward_time + backward_time);
   return (makespan - busy) / busy;
+}
+
+double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
+                                const std::vector<double>& chunk_weight, double backward_ratio) {
+  if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
+  const auto w = [&](int vs) { return chunk_weight.at(static_cast<std::size_t>(vs)); };
+  const double makespan = schedule_makespan(
+      schedule, p, v, m, w, [&](int vs) { return backward_ratio * w(vs); });
+  double busy = 0;  // the busiest stage's work
+  for (int stage = 0; stage < p; ++stage) {
+    double work = 0;
+    for (int c = 0; c < v; ++c) work += (1 + backward_ratio) * w(c * p + stage);
+    busy = std::max(busy, m * work);
+  }
+  return busy > 0 ? (makespan - busy) / busy : 0.0;
 }
 
 int max_chunks_in_flight(const std::vector<PipelineStep>& order) {

@@ -5,6 +5,7 @@
 #include "parallax/model/layout_rules.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/scenario.h"
+#include "parallax/model/stage_partition.h"
 #include "parallax/traces/io.h"
 
 #include <algorithm>
@@ -71,7 +72,8 @@ struct Rules {
   long long gbs;
 
   std::optional<PruneReason> structural(const Candidate& c) const {
-    const model::LayoutShape shape{c.tp, c.pp, c.dp, c.v, c.mbs, gbs, c.sp, c.schedule == Layout::INTERLEAVED_1F1B};
+    const model::LayoutShape shape{c.tp, c.pp, c.dp, c.v, c.mbs, gbs, c.sp, c.schedule == Layout::INTERLEAVED_1F1B,
+                                    /*partitioned=*/false};
     if (const auto rule = model::first_broken_rule(facts, shape)) return static_cast<PruneReason>(*rule);
     if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
     if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
@@ -115,6 +117,12 @@ Scenario base_scenario(const PlanRequest& r) {
     throw InputError("the cluster has " + std::to_string(r.cluster.num_nodes()) + " nodes of " +
                      std::to_string(r.cluster.gpus_per_node()) + " GPUs, not the " + std::to_string(r.gpus) +
                      " GPUs asked for (resize it with model::resize_cluster)");
+  // The search is over even partitions: a partition fits one pp * virtual_stages only.
+  if (model::has_partition_fields(r.fixed))
+    throw InputError(
+        "the planner searches layouts with the layers divided evenly; leave layout.stage_layers, "
+        "first_stage_layers, last_stage_layers, embedding_in_pipeline_split and loss_in_pipeline_split "
+        "at their defaults for `plan`");
   Scenario sc;
   sc.set_name(model_label(r.model));
   *sc.mutable_model() = r.model;

@@ -4,7 +4,9 @@
 #include "parallax/model/job_graph.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
+#include "parallax/model/rank_grid.h"
 #include "parallax/model/schedule.h"
+#include "parallax/model/stage_partition.h"
 #include "parallax/netmodel/collective_cost.h"
 
 #include <algorithm>
@@ -48,6 +50,13 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   l->set_dp(1);
   l->set_virtual_stages(1);
   l->set_schedule(Layout::ONE_F_ONE_B);
+  // One layer on one stage: no partition; the TP group keeps its stride (below), not its place.
+  l->clear_stage_layers();
+  l->clear_first_stage_layers();
+  l->clear_last_stage_layers();
+  l->clear_embedding_in_pipeline_split();
+  l->clear_loss_in_pipeline_split();
+  l->clear_rank_order();
   l->set_global_batch_size(l->micro_batch_size());
   l->set_zero_stage(0);
   one.mutable_cluster()->set_num_nodes(1);
@@ -55,7 +64,7 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   one.mutable_options()->set_use_symmetry(true);
   const model::JobGraph g = model::build_job_graph(one);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
-  const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, 1);
+  const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, model::rank_grid(sc).stride(model::GridDim::Tp));
 
   const auto n = static_cast<std::uint32_t>(g.num_tasks());
   std::vector<double> duration(n), start(n), end(n);
@@ -112,7 +121,9 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   key_scenario.mutable_cluster()->clear_num_nodes();
   key_scenario.clear_name();
   key_scenario.clear_description();
-  const std::string key = key_scenario.SerializeAsString();
+  // The TP group's rank stride depends on the degrees ordered before tp (cleared above).
+  const std::string key =
+      key_scenario.SerializeAsString() + "|" + std::to_string(model::rank_grid(sc).stride(model::GridDim::Tp));
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
@@ -139,12 +150,15 @@ StepEstimate estimate_step(const Scenario& sc) {
   const bool tied = sc.model().tied_embeddings();
 
   const std::int64_t P = d.p, V = d.v, M = d.m, VS = P * V;
-  const std::int64_t per_chunk = d.L / VS;
-  // Chunk times per virtual stage.
+  // Layers per virtual stage and the rank grid's strides (which ranks share a node).
+  const model::StagePartition partition = model::stage_partition(sc);
+  const model::RankGrid grid = model::rank_grid(sc);
+  const auto chunk_layers = [&](std::int64_t vs) { return static_cast<double>(partition.layers(vs)); };
+  // Chunk times per virtual stage: the slowest stage sets the pace through the schedule's timing.
   std::vector<double> fwd(static_cast<std::size_t>(VS)), bwd(static_cast<std::size_t>(VS));
   for (std::int64_t vs = 0; vs < VS; ++vs) {
-    fwd[static_cast<std::size_t>(vs)] = static_cast<double>(per_chunk) * lc.forward;
-    bwd[static_cast<std::size_t>(vs)] = static_cast<double>(per_chunk) * lc.backward;
+    fwd[static_cast<std::size_t>(vs)] = chunk_layers(vs) * lc.forward;
+    bwd[static_cast<std::size_t>(vs)] = chunk_layers(vs) * lc.backward;
     if (vs == 0) {
       fwd[0] += lc.embedding_fwd;
       bwd[0] += lc.embedding_bwd;
@@ -161,7 +175,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   {
     const int zero_stage = layout.zero_stage();
     if (zero_stage >= 2 && d.d > 1) {
-      const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, d.t);
+      const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
       const double layer_local = model::layer_parameters(d).local();
       const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
       const double gather = zero_stage >= 3 ? tuned_time(ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
@@ -169,14 +183,14 @@ StepEstimate estimate_step(const Scenario& sc) {
       for (std::int64_t vs = 0; vs < VS; ++vs) {
         auto& f = fwd[static_cast<std::size_t>(vs)];
         auto& b = bwd[static_cast<std::size_t>(vs)];
-        f = std::max(f, static_cast<double>(per_chunk) * gather);
-        b = std::max(b, static_cast<double>(per_chunk) * (gather + reduce));
+        f = std::max(f, chunk_layers(vs) * gather);
+        b = std::max(b, chunk_layers(vs) * (gather + reduce));
       }
     }
   }
-  // Pipeline transfers: adjacent stages are t*d ranks apart.
+  // Pipeline transfers: adjacent stages are stride(pp) ranks apart (t*d in Megatron's order).
   const double p2p_bytes = static_cast<double>(d.b * d.s * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
-  const netmodel::GroupShape pp_pair = netmodel::strided_group_shape(net, 2, d.t * d.d);
+  const netmodel::GroupShape pp_pair = netmodel::strided_group_shape(net, 2, grid.stride(model::GridDim::Pp));
   const double p2p = P > 1 ? netmodel::transfer_time(pp_pair, p2p_bytes) : 0.0;
   const bool overlap_p2p = layout.overlap_p2p();
 
@@ -190,7 +204,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   if (gathers_at_start) {
     const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
     const double capacity = layout.grad_bucket_mb() * 1e6 / grad_b;
-    const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, d.t);
+    const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
     for (std::int64_t s = 0; s < P; ++s) {
       double t = 0;  // the DP stream of stage s from the start of the step
       for (std::int64_t c = 0; c < V; ++c) {
@@ -198,7 +212,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         // Items in backward order, as the builder cuts its buckets.
         std::vector<double> params;
         if (vs == VS - 1) params.push_back(model::output_parameters(d, tied).local());
-        for (std::int64_t k = 0; k < per_chunk; ++k) params.push_back(model::layer_parameters(d).local());
+        for (std::int64_t k = 0; k < partition.layers(vs); ++k) params.push_back(model::layer_parameters(d).local());
         if (vs == 0) params.push_back(model::embedding_parameters(d).local());
         std::vector<std::pair<std::vector<std::size_t>, double>> buckets;  // items, parameters
         std::pair<std::vector<std::size_t>, double> current{{}, 0.0};
@@ -228,7 +242,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     std::size_t k = 0;
     double t = begin;
     if (vs == 0) t = std::max(t, done[k++]) + lc.embedding_fwd;
-    for (std::int64_t l = 0; l < per_chunk; ++l) t = std::max(t, done[k++]) + lc.forward;
+    for (std::int64_t l = 0; l < partition.layers(vs); ++l) t = std::max(t, done[k++]) + lc.forward;
     if (vs == VS - 1) t = std::max(t, done[k++]) + lc.output_fwd;
     return t;
   };
@@ -326,7 +340,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   // Data parallelism and the optimizer, per stage.
   const int zero = layout.zero_stage();
   const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
-  const netmodel::GroupShape dp = netmodel::strided_group_shape(net, d.d, d.t);
+  const netmodel::GroupShape dp = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
   const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
   const model::ParameterShard layer_params = model::layer_parameters(d);
   StepEstimate est;
@@ -351,7 +365,7 @@ StepEstimate estimate_step(const Scenario& sc) {
           t += lc.output_bwd;
           items.push_back({t, model::output_parameters(d, tied).local()});
         }
-        for (std::int64_t k = 0; k < per_chunk; ++k) {
+        for (std::int64_t k = 0; k < partition.layers(vs); ++k) {
           t += lc.backward;
           items.push_back({t, layer_params.local()});
         }
@@ -383,17 +397,17 @@ StepEstimate estimate_step(const Scenario& sc) {
       // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
       // last layer's, and the embedding's, finish after it.
       const double last = tuned_time(REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
-      dp_total = last * static_cast<double>(M) * static_cast<double>(d.L / P);
+      dp_total = last * static_cast<double>(M) * static_cast<double>(partition.stage_layers(s));
       dp_free = compute_end + last;
     }
     if (tied && P > 1 && (s == 0 || s == P - 1)) {
-      const double t = tuned_time(ALL_REDUCE, netmodel::strided_group_shape(net, 2, d.t * d.d * (P - 1)),
+      const double t = tuned_time(ALL_REDUCE, netmodel::strided_group_shape(net, 2, grid.stride(model::GridDim::Pp) * (P - 1)),
                                   model::embedding_parameters(d).word * grad_bytes);
       dp_free = std::max(dp_free, compute_end) + t;
       dp_total += t;
     }
     // Adam over the local (ZeRO: sharded) parameters.
-    double params = model::stage_parameters(d, tied, s).local();
+    double params = model::stage_parameters(d, tied, s, partition.stage_layers(s)).local();
     if (zero >= 1) params /= static_cast<double>(d.d);
     Task optimizer;
     optimizer.kind = MEMORY_BOUND;
@@ -401,7 +415,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     optimizer.flops = params * 12.0;
     double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
     if ((zero == 1 || zero == 2) && d.d > 1) {
-      const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s).local() * d.e);
+      const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s, partition.stage_layers(s)).local() * d.e);
       // Overlapped, they run at the start of the next step alongside the first forward; else after
       // the optimizer.
       end += layout.overlap_param_gather() ? 0.0 : gathers;
@@ -414,7 +428,7 @@ StepEstimate estimate_step(const Scenario& sc) {
 
   // Summary for the busiest stage.
   const auto busiest = static_cast<std::size_t>(std::max_element(busy.begin(), busy.end()) - busy.begin());
-  const double layers_on_stage = static_cast<double>(d.L / P);
+  const double layers_on_stage = static_cast<double>(partition.stage_layers(static_cast<std::int64_t>(busiest)));
   est.step_s = step;
   est.compute_s = busy[busiest];
   est.tp_comm_s = (lc.tp_comm_fwd + lc.tp_comm_bwd) * layers_on_stage * static_cast<double>(M);

@@ -6,6 +6,7 @@
 #include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/rank_grid.h"
+#include "parallax/model/stage_partition.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/schedule.h"
 #include "parallax/sim/runner.h"
@@ -60,7 +61,7 @@ class Simulator {
         options_(options),
         sc_(graph.scenario()),
         dims_(model::dims(sc_)),
-        grid_{dims_.t, dims_.d, dims_.p},
+        grid_(model::rank_grid(sc_)),
         cost_(sc_.cluster().gpu(), sc_.model().precision()) {}
 
   SimulationResult run() {
@@ -136,12 +137,18 @@ class Simulator {
     // Skipping the flows of TP groups other than the representative's is exact when those groups'
     // NVLink links carry nothing else: every other communicator has at most one member per node.
     const std::int64_t g = platform_->topology().gpus_per_node();
-    const bool tp_in_node = dims_.t <= g && g % dims_.t == 0;
-    const bool others_cross_nodes = (dims_.d == 1 || dims_.t >= g) && (dims_.p == 1 || dims_.t * dims_.d >= g);
+    // Ranks fill nodes in rank order, so a TP group is inside one node when its span (stride * t)
+    // divides the node, and every other dimension has at most one member per node when its stride
+    // is a node or more.
+    const std::int64_t tp_span = grid_.stride(model::GridDim::Tp) * grid_.extent(model::GridDim::Tp);
+    const bool tp_in_node = tp_span <= g && g % tp_span == 0;
+    bool others_cross_nodes = true;
+    for (model::GridDim dim : grid_.order())
+      if (dim != model::GridDim::Tp && grid_.extent(dim) > 1 && grid_.stride(dim) < g) others_cross_nodes = false;
     skip_tp_images_ = symmetric_ && tp_in_node && others_cross_nodes;
     if (symmetric_)
       notes_.push_back("symmetry: one representative rank per pipeline stage is simulated for its " +
-                       std::to_string(dims_.t * dims_.d) +
+                       std::to_string(grid_.pipelines()) +
                        " tp x dp peers (their task lists are identical); the data-parallel, pipeline and "
                        "embedding flows of every peer are simulated, so shared links contend");
     if (skip_tp_images_ && dims_.t > 1)
@@ -158,11 +165,7 @@ class Simulator {
   // The ranks a stored representative stands for (itself alone without symmetry).
   std::vector<std::uint32_t> images(std::uint32_t rank) const {
     if (!symmetric_) return {rank};
-    std::vector<std::uint32_t> out;
-    const auto stage = grid_.stage(rank);
-    for (std::int64_t dp = 0; dp < dims_.d; ++dp)
-      for (std::int64_t tp = 0; tp < dims_.t; ++tp) out.push_back(grid_.rank(tp, dp, stage));
-    return out;
+    return grid_.stage_ranks(grid_.stage(rank));
   }
 
   void ready(std::uint32_t v) {
@@ -206,7 +209,7 @@ class Simulator {
         if (symmetric_) {
           const std::int64_t peer_stage = grid_.stage(static_cast<std::uint32_t>(t.peer));
           for (auto r : images(t.rank))
-            phase.push_back({r, grid_.rank(grid_.tp(r), grid_.dp(r), peer_stage), static_cast<double>(t.bytes)});
+            phase.push_back({r, grid_.with(r, model::GridDim::Pp, peer_stage), static_cast<double>(t.bytes)});
         } else {
           phase.push_back({t.rank, static_cast<std::uint32_t>(t.peer), static_cast<double>(t.bytes)});
         }
@@ -413,8 +416,17 @@ class Simulator {
     r.set_tasks(graph_.expanded_tasks());
     r.set_edges(graph_.expanded_edges());
     r.set_microbatches(static_cast<std::int32_t>(dims_.m));
-    r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
-                                                          static_cast<int>(dims_.v), static_cast<int>(dims_.m)));
+    const model::StagePartition partition = model::stage_partition(sc_);
+    if (partition.even()) {
+      r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
+                                                            static_cast<int>(dims_.v), static_cast<int>(dims_.m)));
+    } else {
+      // Chunks weighted by their layers (the embedding and the output layer left out).
+      std::vector<double> weight;
+      for (std::int64_t vs = 0; vs < partition.virtual_stages(); ++vs) weight.push_back(static_cast<double>(partition.layers(vs)));
+      r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
+                                                            static_cast<int>(dims_.v), static_cast<int>(dims_.m), weight));
+    }
     r.set_step_time_s(step);
     r.set_tflops_per_gpu(graph_.hardware_flops() / (gpus * step) / 1e12);
     r.set_mfu(graph_.model_flops() / (gpus * step * peak));
@@ -431,14 +443,17 @@ class Simulator {
     for (const auto& m : memory.stages) {
       auto* mb = r.add_memory();
       mb->set_pp_stage(static_cast<std::int32_t>(m.stage));
-      mb->set_rank(grid_.rank(0, 0, m.stage));
+      mb->set_rank(grid_.stage_representative(m.stage));
       mb->set_weights_bytes(m.weights);
       mb->set_gradients_bytes(m.gradients);
       mb->set_optimizer_bytes(m.optimizer);
       mb->set_activations_bytes(m.activations + m.transient);
       mb->set_reserved_bytes(m.reserved);
       mb->set_total_bytes(m.total());
-      mb->set_microbatches_in_flight(m.layers_in_flight / (static_cast<double>(dims_.L) / dims_.p));
+      // In micro-batches of the stage's layers (a stage without layers holds none).
+      const double stage_layers =
+          static_cast<double>(partition.stage_layers(m.stage));
+      mb->set_microbatches_in_flight(stage_layers > 0 ? m.layers_in_flight / stage_layers : 0.0);
     }
     breakdown(r, step, &memory);
     finish_report(result, step);
@@ -544,8 +559,7 @@ class Simulator {
         tr->set_label("rank " + std::to_string(rc.rank));
         continue;
       }
-      tr->set_label("rank " + std::to_string(rc.rank) + " (dp" + std::to_string(grid_.dp(rc.rank)) + " tp" +
-                    std::to_string(grid_.tp(rc.rank)) + " pp" + std::to_string(grid_.stage(rc.rank)) + ")");
+      tr->set_label(model::rank_label(grid_, rc.rank));
     }
     tl.mutable_events()->Reserve(static_cast<int>(graph_.num_tasks()));
     for (std::uint32_t v = 0; v < graph_.num_tasks(); ++v) {

@@ -117,7 +117,7 @@ TEST_P(GraphLayoutTest, DataParallelSyncCoversEveryGradient) {
   if (d.d == 1) GTEST_SKIP() << "no data parallelism";
   const int zero = sc.layout().zero_stage();
   for (std::size_t r = 0; r < g.ranks().size(); ++r) {
-    const double params = stage_parameters(d, true, g.ranks()[r].pp_stage).local();
+    const double params = stage_parameters(d, true, g.ranks()[r].pp_stage, d.L / d.p).local();
     double reduced = 0, gathered = 0;
     for (auto id : g.rank_tasks(r)) {
       const Task& t = g.tasks()[id];

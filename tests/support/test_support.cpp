@@ -114,13 +114,11 @@ Timeline as_measured(const Timeline& timeline, const Scenario& run) {
       *m.add_events() = e;
       continue;
     }
-    const auto stage = grid.stage(e.rank());
-    for (std::int64_t dp = 0; dp < grid.d; ++dp)
-      for (std::int64_t tp = 0; tp < grid.t; ++tp) {
-        auto* x = m.add_events();
-        *x = e;
-        x->set_rank(grid.rank(tp, dp, stage));
-      }
+    for (std::uint32_t r : grid.stage_ranks(grid.stage(e.rank()))) {
+      auto* x = m.add_events();
+      *x = e;
+      x->set_rank(r);
+    }
   }
   return m;
 }

@@ -4,6 +4,9 @@
 
 #include "parallax/model/scenario.h"
 
+#include <cstdint>
+#include <vector>
+
 namespace parallax::model::formulas {
 
 // GPT: P = 12 L h^2 (1 + 13/(12h) + (V+s)/(12 L h)). Other layers (GQA, head_dim, SwiGLU, RMSNorm,
@@ -24,6 +27,14 @@ double flops_per_iteration(const Dims& d, bool full_recompute);
 
 // Pipeline bubble: (p-1)/(v m) (v = 1 for GPipe and 1F1B).
 double bubble_fraction(const Dims& d);
+
+// Uneven stages (GPipe and 1F1B, free transfers): stage i takes stage_time[i] per micro-batch
+// (forward + backward). When the slowest stage is the last (so it never waits once started) the
+// pipeline takes (m - 1) max_i t_i + sum_i t_i: the slowest stage sets the steady state, the fill and
+// drain cost one pass through every stage. Even stages give (m + p - 1) t, the bubble (p - 1) / m.
+double pipeline_time(const std::vector<double>& stage_time, std::int64_t m);
+// Its bubble over the slowest stage's work: pipeline_time / (m max_i t_i) - 1.
+double bubble_fraction(const std::vector<double>& stage_time, std::int64_t m);
 
 // Korthikanti et al. 2022, activation bytes per layer per micro-batch on one GPU.
 double activation_bytes_per_layer(const Dims& d, Layout::Recompute recompute);

@@ -26,6 +26,8 @@ struct LayoutFacts {
 struct LayoutShape {
   std::int64_t tp = 1, pp = 1, dp = 1, virtual_stages = 1, micro_batch_size = 1, global_batch_size = 1;
   bool sequence_parallel = false, interleaved = false;
+  // The layout gives a stage partition (model::StagePartition checks it): layers need not divide.
+  bool partitioned = false;
   static LayoutShape of(const Layout& layout);
 };
 
@@ -35,7 +37,7 @@ enum class LayoutRule : int {
                // the planner counts both as "num_heads not divisible by tp")
   FfnTp,       // FFN size % tp != 0
   SeqTp,       // sequence parallel with seq_length % tp != 0
-  LayersPpV,   // num_layers % (pp * virtual_stages) != 0
+  LayersPpV,   // num_layers % (pp * virtual_stages) != 0 and no stage partition given
   BatchMbsDp,  // global_batch_size % (micro_batch_size * dp) != 0
   Schedule,    // interleaved 1F1B with virtual_stages < 2, pp < 2 or micro-batches % pp != 0; or
                // virtual_stages > 1 without it

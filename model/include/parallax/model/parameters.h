@@ -27,8 +27,9 @@ EmbeddingShard embedding_parameters(const Dims& d);
 // word embedding (kept in sync by an all-reduce), with tied embeddings and p = 1 nothing extra.
 ParameterShard output_parameters(const Dims& d, bool tied_embeddings);
 
-// Everything held by one rank of pipeline stage `stage`.
-ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage);
+// Everything held by one rank of pipeline stage `stage`, which has `stage_layers` transformer layers
+// (StagePartition::stage_layers).
+ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers);
 
 // The model's parameter count (tied copies counted once).
 double total_parameters(const Dims& d, bool tied_embeddings);

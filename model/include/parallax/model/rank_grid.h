@@ -1,51 +1,98 @@
-// Where a rank sits in the 3D layout and who its communicator peers are: Megatron's order,
-// rank = tp + t * (dp + d * stage).
+// Where a rank sits in the N-dimensional layout grid (tp, cp, ep, dp, pp in a configurable order,
+// fastest first, Megatron's default "tp-cp-ep-dp-pp") and the one table of its communicator peers.
+// With the default order and cp = ep = 1: rank = tp + t * (dp + d * stage).
 #pragma once
 
 #include "parallax/parallax.pb.h"
 
+#include <array>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace parallax::model {
 
-struct RankGrid {
-  std::int64_t t = 1, d = 1, p = 1;
+enum class GridDim : int { Tp = 0, Cp = 1, Ep = 2, Dp = 3, Pp = 4 };
+inline constexpr std::size_t kGridDims = 5;
+using GridOrder = std::array<GridDim, kGridDims>;  // fastest-varying dimension first
+using GridCoords = std::array<std::int64_t, kGridDims>;  // indexed by GridDim
 
-  std::int64_t tp(std::uint32_t r) const { return r % t; }
-  std::int64_t dp(std::uint32_t r) const { return (r / t) % d; }
-  std::int64_t stage(std::uint32_t r) const { return r / (t * d); }
-  std::uint32_t rank(std::int64_t tp_index, std::int64_t dp_index, std::int64_t stage_index) const {
-    return static_cast<std::uint32_t>(tp_index + t * (dp_index + d * stage_index));
-  }
-  std::uint32_t size() const { return static_cast<std::uint32_t>(t * d * p); }
+// The groups collectives run on, in the order executors create their communicators (PP transfers are
+// point-to-point).
+inline constexpr std::array<CommGroup, 6> kCollectiveGroups{GROUP_TP, GROUP_CP, GROUP_EP, GROUP_DP, GROUP_DP_CP,
+                                                            GROUP_EMBEDDING};
 
-  // The global ranks of `group` that `r` belongs to, in rank order (the communicator's rank order).
-  std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const {
-    std::vector<std::uint32_t> m;
-    switch (group) {
-      case GROUP_TP:
-        for (std::int64_t i = 0; i < t; ++i) m.push_back(rank(i, dp(r), stage(r)));
-        break;
-      case GROUP_DP:
-        for (std::int64_t i = 0; i < d; ++i) m.push_back(rank(tp(r), i, stage(r)));
-        break;
-      case GROUP_EMBEDDING:
-        m.push_back(rank(tp(r), dp(r), 0));
-        if (p > 1) m.push_back(rank(tp(r), dp(r), p - 1));
-        break;
-      case GROUP_PP:
-        for (std::int64_t i = 0; i < p; ++i) m.push_back(rank(tp(r), dp(r), i));
-        break;
-      default:
-        m.push_back(r);
-    }
-    return m;
+inline constexpr GridOrder kDefaultRankOrder{GridDim::Tp, GridDim::Cp, GridDim::Ep, GridDim::Dp, GridDim::Pp};
+
+std::string_view grid_dim_name(GridDim dim);  // "tp", "cp", "ep", "dp", "pp"
+// A permutation of the five names joined by '-' (Layout.rank_order); nullopt otherwise.
+std::optional<GridOrder> parse_rank_order(std::string_view text);
+std::string rank_order_text(const GridOrder& order);
+
+class RankGrid {
+ public:
+  RankGrid() : RankGrid(1, 1, 1) {}
+  // Megatron's default order with cp = ep = 1.
+  RankGrid(std::int64_t tp, std::int64_t dp, std::int64_t pp);
+  // `extent` indexed by GridDim; each at least 1.
+  RankGrid(const GridCoords& extent, const GridOrder& order);
+
+  std::int64_t extent(GridDim dim) const { return extent_[index(dim)]; }
+  // Rank distance between neighbours along `dim`: the product of the extents of faster dimensions.
+  std::int64_t stride(GridDim dim) const { return stride_[index(dim)]; }
+  const GridOrder& order() const { return order_; }
+  std::uint32_t size() const { return static_cast<std::uint32_t>(size_); }
+
+  std::int64_t coord(GridDim dim, std::uint32_t r) const { return (r / stride(dim)) % extent(dim); }
+  std::int64_t tp(std::uint32_t r) const { return coord(GridDim::Tp, r); }
+  std::int64_t cp(std::uint32_t r) const { return coord(GridDim::Cp, r); }
+  std::int64_t ep(std::uint32_t r) const { return coord(GridDim::Ep, r); }
+  std::int64_t dp(std::uint32_t r) const { return coord(GridDim::Dp, r); }
+  std::int64_t stage(std::uint32_t r) const { return coord(GridDim::Pp, r); }
+  GridCoords coords(std::uint32_t r) const;
+
+  std::uint32_t rank(const GridCoords& c) const;
+  // The rank whose coordinates are r's with `dim` set to `index`.
+  std::uint32_t with(std::uint32_t r, GridDim dim, std::int64_t index) const {
+    return static_cast<std::uint32_t>(static_cast<std::int64_t>(r) + (index - coord(dim, r)) * stride(dim));
   }
+  // The rank standing for pipeline stage `stage` under symmetry: every other coordinate 0. Valid for
+  // any order.
+  std::uint32_t stage_representative(std::int64_t stage) const { return with(0, GridDim::Pp, stage); }
+  // Every rank of pipeline stage `stage`, in rank order.
+  std::vector<std::uint32_t> stage_ranks(std::int64_t stage) const;
+  // Which of the size() / pp pipelines r is in (0 .. pipelines() - 1): its coordinates without pp.
+  std::int64_t pipeline(std::uint32_t r) const;
+  std::int64_t pipelines() const { return size_ / extent(GridDim::Pp); }
+  // Whether the layout has `group` as a communicator of more than one rank (DP_CP only when cp > 1:
+  // with cp = 1 it is the DP group).
+  bool has_group(CommGroup group) const;
+
+  // The global ranks of `group` that `r` belongs to, in rank order (the communicator's rank order):
+  // TP, CP, EP, DP, PP vary one coordinate; DP_CP varies dp and cp; EMBEDDING is the first and the
+  // last stage; any other group is r alone.
+  std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const;
+
+ private:
+  static std::size_t index(GridDim dim) { return static_cast<std::size_t>(dim); }
+  // The ranks reached from r by varying the dimensions in `dims` over their extents, sorted.
+  std::vector<std::uint32_t> vary(std::uint32_t r, std::initializer_list<GridDim> dims) const;
+
+  GridCoords extent_{1, 1, 1, 1, 1};
+  GridCoords stride_{1, 1, 1, 1, 1};
+  GridOrder order_ = kDefaultRankOrder;
+  std::int64_t size_ = 1;
 };
 
-inline RankGrid rank_grid(const Scenario& sc) {
-  return RankGrid{sc.layout().tp(), sc.layout().dp(), sc.layout().pp()};
-}
+// "rank 5 (dp1 tp1 pp0)", with cp / ep coordinates where those dimensions exist: timeline lane labels.
+std::string rank_label(const RankGrid& grid, std::uint32_t r);
+// "dp 2 x tp 2 x pp 2", with cp / ep where they exceed 1: error messages.
+std::string grid_shape_text(const RankGrid& grid);
+
+// The layout's grid. The scenario must have passed validation (a valid rank_order); an invalid order
+// throws std::invalid_argument.
+RankGrid rank_grid(const Scenario& sc);
 
 }  // namespace parallax::model

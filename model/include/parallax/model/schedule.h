@@ -24,6 +24,10 @@ std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, i
 // stages. Returns the bubble fraction (makespan - busy) / busy of the busiest stage.
 double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
                                 double forward_time = 1.0, double backward_time = 2.0);
+// The same for uneven virtual stages: virtual stage vs's forward takes chunk_weight[vs] (its layers,
+// say; p * v entries), its backward backward_ratio times that; the bubble is the busiest stage's.
+double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
+                                const std::vector<double>& chunk_weight, double backward_ratio = 2.0);
 
 // Largest number of chunk-forwards whose backward has not run yet, on `stage`: how many micro-batch
 // chunks of activations it holds at its peak.
