@@ -90,5 +90,19 @@ TEST(Estimator, BreaksDownTheStep) {
   EXPECT_FALSE(e.bottleneck.empty());
 }
 
+// A modern dense model (GQA, SwiGLU, RMSNorm, RoPE, flash attention, per-op selective recompute)
+// builds, simulates and estimates, and the two agree as they do for GPT.
+TEST(Estimator, Llama3EightBSimulatesAndEstimates) {
+  const Scenario sc = model::load_scenario(parallax::testing::scenarios_dir() / "llama3-8b-64gpu.pbtxt");
+  const sim::SimulationResult result = sim::simulate_in_subprocess(model::build_job_graph(sc));
+  const double simulation = result.report.step_time_s();
+  EXPECT_NEAR(result.report.parameters() / 8.03e9, 1.0, 0.005);
+  EXPECT_GT(result.report.mfu(), 0.2);
+  EXPECT_LT(result.report.mfu(), 0.8);
+  const StepEstimate e = estimate_step(sc);
+  EXPECT_GT(e.step_s, 0);
+  EXPECT_NEAR(e.step_s / simulation, 1.0, 0.1) << "estimate " << e.step_s << " s, simulation " << simulation << " s";
+}
+
 }  // namespace
 }  // namespace parallax::planner

@@ -1,0 +1,337 @@
+// model::LayerDescription: the one description of a transformer layer, its backward by rule, and the
+// parameter counts, FLOPs and activation memory of modern dense models (Llama 3, Nemotron-4) that
+// follow from it.
+#include "parallax/model/layer.h"
+
+#include "parallax/model/cost_model.h"
+#include "parallax/model/formulas.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/job_size.h"
+#include "parallax/model/memory_model.h"
+#include "parallax/model/parameters.h"
+#include "parallax/model/presets.h"
+#include "test_support.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace parallax::model {
+namespace {
+
+using ::testing::HasSubstr;
+using parallax::testing::input_error;
+using parallax::testing::scenario_from_text;
+
+// The Dims of a model preset with a layout (not validated: only the layer's shape matters here).
+Dims preset_dims(const std::string& preset, int tp = 1, bool sp = false) {
+  Scenario sc;
+  *sc.mutable_model() = load_model(preset);
+  sc.mutable_layout()->set_tp(tp);
+  sc.mutable_layout()->set_sequence_parallel(sp);
+  sc.mutable_layout()->set_global_batch_size(1);
+  return dims(sc);
+}
+
+const LayerOp& find_op(const LayerDescription& layer, Op op) {
+  const auto it = std::find_if(layer.ops.begin(), layer.ops.end(), [&](const LayerOp& o) { return o.op == op; });
+  if (it == layer.ops.end()) throw std::runtime_error("no such op in the layer");
+  return *it;
+}
+
+// ---- parameters of the published models ----
+
+struct PublishedCount {
+  const char* preset;
+  double parameters;
+};
+
+class PublishedParameters : public ::testing::TestWithParam<PublishedCount> {};
+
+TEST_P(PublishedParameters, WithinHalfAPercent) {
+  const Dims d = preset_dims(GetParam().preset);
+  const double counted = total_parameters(d, d.tied);
+  EXPECT_NEAR(counted / GetParam().parameters, 1.0, 0.005) << GetParam().preset << ": " << counted;
+  // The closed form sums the same tensors.
+  EXPECT_NEAR(formulas::parameters(d) / counted, 1.0, 1e-9) << GetParam().preset;
+}
+
+// Llama 3: Dubey et al. 2024 and the released checkpoints (8.03B, 70.6B, 405.9B). Nemotron-4 15B:
+// 12.5B non-embedding + 3.2B embedding (Parmar et al. 2024); 340B: 341B (NVIDIA 2024).
+INSTANTIATE_TEST_SUITE_P(Presets, PublishedParameters,
+                         ::testing::Values(PublishedCount{"llama3-8b", 8.03e9}, PublishedCount{"llama3-70b", 70.6e9},
+                                           PublishedCount{"llama3.1-405b", 405.9e9},
+                                           PublishedCount{"nemotron4-15b", 15.7e9},
+                                           PublishedCount{"nemotron4-340b", 341e9}));
+
+TEST(Layer, Llama3EightBLayerParametersByHand) {
+  const Dims d = preset_dims("llama3-8b", 4);
+  const ParameterShard p = layer_parameters(d);
+  // QKV 4096 x (32 + 2 * 8) * 128, projection 4096 x 4096, SwiGLU 3 x 4096 x 14336, split over tp 4;
+  // two RMSNorms of 4096 replicated; no biases.
+  EXPECT_DOUBLE_EQ(p.sharded, (4096.0 * 6144 + 4096.0 * 4096 + 3 * 4096.0 * 14336) / 4);
+  EXPECT_DOUBLE_EQ(p.replicated, 2 * 4096.0);
+  // Untied: the output layer has its own V x h, the vocabulary padded to a multiple of 128 * 4:
+  // 128256 -> 128512.
+  EXPECT_DOUBLE_EQ(output_parameters(d, false).sharded, 128512.0 * 4096 / 4);
+  EXPECT_DOUBLE_EQ(embedding_parameters(d).replicated, 0);  // RoPE: no position table
+}
+
+TEST(Layer, VocabularyPaddedAsMegatron) {
+  Scenario sc;
+  *sc.mutable_model() = load_model("gpt2-1.5b");
+  sc.mutable_model()->set_make_vocab_size_divisible_by(128);
+  sc.mutable_layout()->set_tp(2);
+  sc.mutable_layout()->set_global_batch_size(1);
+  // 50257 up to a multiple of 128 * 2 = 256: 50432, Megatron's padded GPT-2 vocabulary at tp 2.
+  EXPECT_EQ(padded_vocab(dims(sc)), 50432);
+  EXPECT_DOUBLE_EQ(embedding_parameters(dims(sc)).word, 50432.0 * 1600 / 2);
+  sc.mutable_model()->set_make_vocab_size_divisible_by(1);
+  EXPECT_EQ(padded_vocab(dims(sc)), 50258);  // a multiple of tp only
+}
+
+// ---- backward by rule ----
+
+TEST(Layer, BackwardOfEachOpFollowsTheRule) {
+  const Dims d = preset_dims("gpt3-175b", 8);
+  const LayerDescription layer = describe_layer(d);
+  for (const LayerOp& op : layer.ops) {
+    const std::vector<BackwardStep> steps = backward_of(op);
+    if (!op.is_gemm) {
+      ASSERT_EQ(steps.size(), 1u) << op_name(op.op);
+      EXPECT_FALSE(steps[0].is_gemm);
+      EXPECT_DOUBLE_EQ(steps[0].flops, static_cast<double>(op.elements) * op.backward.flops_per_element);
+      continue;
+    }
+    ASSERT_EQ(steps.size(), 2u) << op_name(op.op);
+    const GemmShape& y = op.gemm;
+    // dX = dY W^T: GEMM(m, k, n).
+    EXPECT_EQ(steps[0].role, GemmRole::InputGrad);
+    EXPECT_EQ(steps[0].gemm, (GemmShape{y.m, y.k, y.n, y.batch})) << op_name(op.op);
+    EXPECT_EQ(steps[1].role, GemmRole::WeightGrad);
+    if (op.transposed_operand) {
+      // S = Q K^T: dK = dS^T Q, GEMM(n, k, m).
+      EXPECT_EQ(steps[1].gemm, (GemmShape{y.n, y.k, y.m, y.batch})) << op_name(op.op);
+    } else {
+      // dW = X^T dY: GEMM(k, n, m).
+      EXPECT_EQ(steps[1].gemm, (GemmShape{y.k, y.n, y.m, y.batch})) << op_name(op.op);
+    }
+    // Backward of a GEMM is twice its forward.
+    EXPECT_DOUBLE_EQ(steps[0].flops + steps[1].flops, 2 * y.flops()) << op_name(op.op);
+  }
+  // The shapes the builder always used for GPT-3 at tp 8 (b s = 2048, h = 12288, f = 4h, d = 128,
+  // 12 heads per rank).
+  EXPECT_EQ(backward_of(find_op(layer, Op::Qkv))[1].gemm, (GemmShape{12288, 3 * 12288 / 8, 2048, 1}));
+  EXPECT_EQ(backward_of(find_op(layer, Op::Fc2))[0].gemm, (GemmShape{2048, 4 * 12288 / 8, 12288, 1}));
+  EXPECT_EQ(backward_of(find_op(layer, Op::AttnScores))[1].gemm, (GemmShape{2048, 128, 2048, 12}));
+  EXPECT_EQ(backward_of(find_op(layer, Op::AttnContext))[0].gemm, (GemmShape{2048, 2048, 128, 12}));
+}
+
+TEST(Layer, FlashAttentionIsOneFusedKernelEachWay) {
+  const Dims d = preset_dims("llama3-8b", 2);
+  const LayerDescription layer = describe_layer(d);
+  EXPECT_TRUE(std::none_of(layer.ops.begin(), layer.ops.end(), [](const LayerOp& o) {
+    return o.op == Op::AttnScores || o.op == Op::Softmax || o.op == Op::AttnDropout || o.op == Op::AttnContext;
+  }));
+  const LayerOp& fa = find_op(layer, Op::FlashAttention);
+  // Causal half of 4 b s^2 d heads (16 heads per rank at tp 2).
+  const double forward = 4.0 * 8192 * 8192 * 128 * 16 / 2;
+  EXPECT_DOUBLE_EQ(fa.fused_forward_flops, forward);
+  const auto steps = backward_of(fa);
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_DOUBLE_EQ(steps[0].flops, 2.5 * forward);  // 5 matmuls against 2
+  // GQA: QKV is (32 + 2 * 8) heads of 128 wide over tp 2; RoPE rotates q and k.
+  EXPECT_EQ(find_op(layer, Op::Qkv).gemm, (GemmShape{8192, 48 * 128 / 2, 4096, 1}));
+  EXPECT_EQ(find_op(layer, Op::Rope).elements, 8192 * 40 * 128 / 2);
+  EXPECT_EQ(find_op(layer, Op::Fc1).gemm, (GemmShape{8192, 2 * 14336 / 2, 4096, 1}));  // gate and up
+  EXPECT_EQ(find_op(layer, Op::Swiglu).elements, 8192 * 14336 / 2);
+  EXPECT_EQ(find_op(layer, Op::RmsNorm).replicated_parameters, 4096);
+}
+
+// ---- FLOPs ----
+
+TEST(Layer, ModelFlopsPerTokenOfLlama3EightB) {
+  const Dims d = preset_dims("llama3-8b");
+  // 6 N (matmul weights, output layer included) + 6 L s a d (causal attention, three times its
+  // forward of 2 s a d per token).
+  const double L = 32, h = 4096, s = 8192, V = 128256;
+  const double n = L * (h * 6144 + 4096 * h + 3 * h * 14336) + V * h;
+  EXPECT_NEAR(formulas::model_flops_per_token(d) / (6 * n + 6 * L * s * 32 * 128), 1.0, 1e-12);
+
+  // The graph's model FLOPs (the flash backward without its in-kernel recompute) agree within 1%.
+  const Scenario sc = load_scenario(parallax::testing::scenarios_dir() / "llama3-8b-64gpu.pbtxt");
+  const JobGraph g = build_job_graph(sc);
+  const Dims sd = dims(sc);
+  const double tokens = static_cast<double>(sd.B) * sd.s;
+  EXPECT_NEAR(g.model_flops() / tokens / formulas::model_flops_per_token(sd), 1.0, 0.01);
+  EXPECT_NEAR(g.model_flops() / formulas::flops_per_iteration(sd, false), 1.0, 0.01);
+  // Hardware FLOPs add the flash kernel's recompute of the scores (half a forward) and the per-op
+  // selective recompute's re-run GEMMs (none with sequence parallelism: the projection's
+  // reduce-scatter output is kept).
+  const double flash_recompute = 0.5 * 4.0 * 8192 * 8192 * 128 * 32 / 2 * 32 * sd.B;
+  EXPECT_NEAR((g.hardware_flops() - g.model_flops()) / flash_recompute, 1.0, 1e-9);
+}
+
+TEST(Layer, GptClosedFormsUnchanged) {
+  // The GPT special case keeps Narayanan's formula; the general one equals it.
+  Dims d = preset_dims("gpt3-175b");
+  d.B = 1536;
+  const double narayanan = 72.0 * 1536 * 2048 * 96 * 12288.0 * 12288 * (1 + 2048 / (6 * 12288.0) + 51200 / (12 * 96 * 12288.0));
+  EXPECT_DOUBLE_EQ(formulas::flops_per_iteration(d, false), narayanan);
+  EXPECT_NEAR(formulas::model_flops_per_token(d) * d.B * d.s / narayanan, 1.0, 1e-12);
+}
+
+// ---- activation memory ----
+
+struct FlashCase {
+  int tp;
+  bool sp;
+};
+class FlashActivations : public ::testing::TestWithParam<FlashCase> {};
+
+TEST_P(FlashActivations, LlamaLayerMatchesHandDerivedFormula) {
+  const auto [tp, sp] = GetParam();
+  Dims d = preset_dims("llama3-70b", tp, sp);
+  d.b = 2;
+  const double s = 8192, b = 2, h = 8192, a = 64, g = 8, dh = 128, f = 28672, t = tp;
+  const double sbh = s * b * h, o = sp ? t : 1.0;
+  // Korthikanti's 34 sbh without the 5as/h scores term, adjusted:
+  //   outside the TP regions (divided by t only with SP): norm 1 input 2sbh, QKV input 2sbh, dropout
+  //   masks 2 x sbh, norm 2 input 2sbh, FC1 input 2sbh = 10 sbh;
+  //   inside: Q and K 2 sb (a + g) d, V 2 sb g d, the attention output (projection input) 2 sb a d,
+  //   the softmax logsumexp 4 b a s (fp32), the SwiGLU input 2 sb 2f, the FC2 input 2 sb f.
+  const double expected = 10 * sbh / o + (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh +
+                                          4 * b * a * s + 2 * s * b * 2 * f + 2 * s * b * f) / t;
+  EXPECT_NEAR(layer_activation_bytes(d, Layout::NO_RECOMPUTE) / expected, 1.0, 1e-12);
+  // With flash attention there is no s x s tensor: selective (core attention) recompute keeps the same.
+  EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::SELECTIVE), layer_activation_bytes(d, Layout::NO_RECOMPUTE));
+  EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::FULL), 2 * sbh / o);
+  // Per-op selective recompute (torchtitan): the layer input, Q/K/V, the attention output and
+  // logsumexp, the FC1 output (SwiGLU input), the dropout masks; with SP the two reduce-scatter outputs.
+  d.selective_policy = Layout::PER_OP;
+  const double per_op = 2 * sbh / o + 2 * sbh / o +
+                        (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
+                         2 * s * b * 2 * f) / t +
+                        (sp ? 4 * sbh / t : 0.0);
+  EXPECT_NEAR(layer_activation_bytes(d, Layout::SELECTIVE) / per_op, 1.0, 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, FlashActivations,
+                         ::testing::Values(FlashCase{1, false}, FlashCase{8, false}, FlashCase{8, true}));
+
+// ---- the graph ----
+
+// A small Llama-like model; `model_fields` adds or replaces fields ("attention_kernel: FLASH").
+std::string modern_scenario(const std::string& model_fields, const std::string& layout) {
+  const std::vector<std::pair<std::string, std::string>> base{
+      {"num_layers", "4"},          {"hidden_size", "512"},        {"num_heads", "8"},
+      {"num_query_groups", "4"},    {"ffn_hidden_size", "1536"},   {"seq_length", "512"},
+      {"vocab_size", "1000"},       {"tied_embeddings", "false"},  {"activation", "SWIGLU"},
+      {"normalization", "RMSNORM"}, {"position_embedding", "ROPE"}, {"add_bias_linear", "false"},
+      {"make_vocab_size_divisible_by", "64"}};
+  std::string model = model_fields;
+  for (const auto& [field, value] : base)
+    if (model_fields.find(field + ":") == std::string::npos) model += " " + field + ": " + value;
+  return "name: \"modern\"\nmodel { " + model + " }\ncluster { preset: \"dgx-a100-80g\" num_nodes: 1 }\nlayout { " +
+         layout + " }\n";
+}
+
+class ModernGraph : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
+
+// The task count of job_size follows the builder for every kind of layer and recompute, and each
+// layer's tasks sum to the description's work.
+TEST_P(ModernGraph, JobSizeCountsTheBuildersTasks) {
+  const auto [model_extra, layout] = GetParam();
+  const Scenario sc = scenario_from_text(modern_scenario(model_extra, layout));
+  const JobGraph g = build_job_graph(sc);
+  EXPECT_EQ(estimate_job_size(sc).tasks, g.num_tasks()) << model_extra << " / " << layout;
+  EXPECT_NO_THROW((void)g.topological_order());
+  // Forward FLOPs of layer 0, micro-batch 0 = the description's.
+  const LayerDescription layer = describe_layer(dims(sc));
+  double described = 0;
+  for (const LayerOp& op : layer.ops)
+    described += op.fused_attention ? op.fused_forward_flops
+                                     : (op.is_gemm ? op.gemm.flops() : static_cast<double>(op.elements) * op.forward.flops_per_element);
+  double emitted = 0;
+  for (const Task& t : g.tasks())
+    if (t.layer == 0 && t.microbatch == 0 && t.phase == FORWARD && t.rank == 0 && t.is_compute()) emitted += t.flops;
+  EXPECT_DOUBLE_EQ(emitted, described);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Layers, ModernGraph,
+    ::testing::Values(std::pair{"attention_kernel: FLASH", "tp: 2 dp: 4 global_batch_size: 8"},
+                      std::pair{"attention_kernel: FLASH", "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8 recompute: SELECTIVE selective_policy: PER_OP"},
+                      std::pair{"attention_kernel: FLASH", "tp: 2 dp: 4 global_batch_size: 8 recompute: SELECTIVE selective_policy: PER_OP"},
+                      std::pair{"", "tp: 2 pp: 2 dp: 2 global_batch_size: 8 recompute: SELECTIVE selective_policy: PER_OP"},
+                      std::pair{"", "tp: 4 pp: 2 sequence_parallel: true global_batch_size: 8 recompute: SELECTIVE"},
+                      std::pair{"attention_kernel: FLASH", "tp: 2 pp: 2 dp: 2 global_batch_size: 8 recompute: FULL zero_stage: 3"},
+                      std::pair{"activation: SQUARED_RELU normalization: LAYERNORM head_dim: 96",
+                                "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8"}));
+
+TEST(Layer, PerOpRecomputeRerunsElementwiseOpsAndTheProjection) {
+  const Scenario sc = scenario_from_text(modern_scenario(
+      "attention_kernel: FLASH", "tp: 2 dp: 4 global_batch_size: 4 recompute: SELECTIVE selective_policy: PER_OP"));
+  const JobGraph g = build_job_graph(sc);
+  std::map<std::string, int> rerun;
+  for (std::uint32_t i = 0; i < g.num_tasks(); ++i) {
+    const Task& t = g.tasks()[i];
+    if (t.phase == RECOMPUTE_FORWARD && t.layer == 0 && t.microbatch == 0) ++rerun[std::string(op_name(t.op))];
+  }
+  const std::map<std::string, int> expected{{"rmsnorm", 2}, {"rope", 1}, {"attn_proj", 1}, {"tp_all_reduce", 1},
+                                            {"dropout_residual", 1}, {"swiglu", 1}};
+  EXPECT_EQ(rerun, expected);
+}
+
+TEST(Layer, FlashAttentionTimedFromTheGpuTable) {
+  const Scenario sc = scenario_from_text(modern_scenario("attention_kernel: FLASH seq_length: 4096", "tp: 4 dp: 2 global_batch_size: 2"));
+  const CostModel cost(sc.cluster().gpu(), BF16);
+  // The A100 table at seq 4096, head_dim 64 (512 / 8 heads).
+  EXPECT_DOUBLE_EQ(cost.flash_attention_efficiency(4096, 64, false), 0.51);
+  EXPECT_DOUBLE_EQ(cost.flash_attention_efficiency(4096, 64, true), 0.39);
+  EXPECT_NEAR(cost.flash_attention_efficiency(4096, 90.5, false), (0.51 + 0.61) / 2, 1e-2);  // log2 midway
+  EXPECT_DOUBLE_EQ(cost.flash_attention_efficiency(100000, 1024, true), 0.46);               // clamped
+  const JobGraph g = build_job_graph(sc);
+  for (const Task& t : g.tasks()) {
+    if (t.op != Op::FlashAttention) continue;
+    const double eff = t.phase == BACKWARD ? 0.39 : 0.51;
+    EXPECT_NEAR(cost.duration(t), t.flops / (cost.peak_flops() * eff) + sc.cluster().gpu().kernel_overhead_us() * 1e-6,
+                1e-12);
+  }
+}
+
+// ---- validation ----
+
+TEST(Layer, GroupedQueryAttentionRules) {
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(modern_scenario("num_query_groups: 3", "tp: 1 dp: 8 global_batch_size: 8"));
+              }),
+              HasSubstr("model.num_query_groups: num_heads 8 is not a multiple of num_query_groups 3; valid num_query_groups: 1, 2, 4, 8"));
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(modern_scenario("num_query_groups: 2", "tp: 4 dp: 2 global_batch_size: 8"));
+              }),
+              HasSubstr("layout.tp: model.num_query_groups 2 is not divisible by tp 4 (each TP rank holds whole "
+                        "key/value heads); valid tp: 1, 2"));
+  // head_dim set: hidden_size need not be num_heads * head_dim.
+  EXPECT_NO_THROW(scenario_from_text(modern_scenario("hidden_size: 500 head_dim: 64", "tp: 2 dp: 4 global_batch_size: 8")));
+  EXPECT_THAT(input_error([] { scenario_from_text(modern_scenario("hidden_size: 500", "tp: 2 dp: 4 global_batch_size: 8")); }),
+              HasSubstr("(or set model.head_dim)"));
+}
+
+TEST(Layer, FlashNeedsTheGpusTable) {
+  const std::string text = R"(
+model { num_layers: 2 hidden_size: 256 num_heads: 4 seq_length: 128 vocab_size: 512 precision: FP16 attention_kernel: FLASH }
+cluster { preset: "dgx1-v100" num_nodes: 1 }
+layout { dp: 8 global_batch_size: 8 }
+)";
+  EXPECT_THAT(input_error([&] { scenario_from_text(text); }),
+              HasSubstr("cluster.gpu.flash_attention_efficiency: missing: the GPU \"NVIDIA V100"));
+}
+
+}  // namespace
+}  // namespace parallax::model
