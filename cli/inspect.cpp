@@ -74,8 +74,7 @@ int inspect(const std::vector<std::string>& args) {
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
   const auto compute_time = model::compute_time_per_rank(graph, cost);
   const double parameters = model::total_parameters(d, sc.model().tied_embeddings());
-  const double bubble = model::schedule_bubble_fraction(sc.layout().schedule(), static_cast<int>(d.p),
-                                                        static_cast<int>(d.v), static_cast<int>(d.m));
+  const double bubble = model::layout_bubble_fraction(sc);
   const model::StageMemory& peak = memory.peak();
 
   // Per representative rank: tasks and the edges leaving them.

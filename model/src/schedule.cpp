@@ -1,5 +1,8 @@
 #include "parallax/model/schedule.h"
 
+#include "parallax/model/scenario.h"
+#include "parallax/model/stage_partition.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -180,6 +183,16 @@ double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
     busy = std::max(busy, m * work);
   }
   return busy > 0 ? (makespan - busy) / busy : 0.0;
+}
+
+double layout_bubble_fraction(const Scenario& sc) {
+  const Dims d = dims(sc);
+  const StagePartition partition = stage_partition(sc);
+  const auto p = static_cast<int>(d.p), v = static_cast<int>(d.v), m = static_cast<int>(d.m);
+  if (partition.even()) return schedule_bubble_fraction(sc.layout().schedule(), p, v, m);
+  std::vector<double> weight;
+  for (std::int64_t vs = 0; vs < partition.virtual_stages(); ++vs) weight.push_back(static_cast<double>(partition.layers(vs)));
+  return schedule_bubble_fraction(sc.layout().schedule(), p, v, m, weight);
 }
 
 int max_chunks_in_flight(const std::vector<PipelineStep>& order) {

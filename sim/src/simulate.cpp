@@ -416,17 +416,8 @@ class Simulator {
     r.set_tasks(graph_.expanded_tasks());
     r.set_edges(graph_.expanded_edges());
     r.set_microbatches(static_cast<std::int32_t>(dims_.m));
+    r.set_bubble_fraction(model::layout_bubble_fraction(sc_));
     const model::StagePartition partition = model::stage_partition(sc_);
-    if (partition.even()) {
-      r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
-                                                            static_cast<int>(dims_.v), static_cast<int>(dims_.m)));
-    } else {
-      // Chunks weighted by their layers (the embedding and the output layer left out).
-      std::vector<double> weight;
-      for (std::int64_t vs = 0; vs < partition.virtual_stages(); ++vs) weight.push_back(static_cast<double>(partition.layers(vs)));
-      r.set_bubble_fraction(model::schedule_bubble_fraction(sc_.layout().schedule(), static_cast<int>(dims_.p),
-                                                            static_cast<int>(dims_.v), static_cast<int>(dims_.m), weight));
-    }
     r.set_step_time_s(step);
     r.set_tflops_per_gpu(graph_.hardware_flops() / (gpus * step) / 1e12);
     r.set_mfu(graph_.model_flops() / (gpus * step * peak));

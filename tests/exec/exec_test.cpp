@@ -45,11 +45,10 @@ Run timed(const std::string& command) {
   return {r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
 }
 
-void check_measured_timeline(const std::string& scenario_name, int np) {
+void check_measured_timeline_of(const std::string& scenario_path, int np) {
   const testing::TempDir dir;
   const auto out = dir / "measured.pb";
-  const auto run = timed(mpirun(np) + scenario(scenario_name + ".pbtxt") + " --verify --warmup 1 --iterations 2 -o " +
-                         out.string());
+  const auto run = timed(mpirun(np) + scenario_path + " --verify --warmup 1 --iterations 2 -o " + out.string());
   ASSERT_EQ(run.result.exit_code, 0) << run.result.out << run.result.err;
   Timeline measured;
   traces::read_binary(out, measured);
@@ -88,7 +87,25 @@ void check_measured_timeline(const std::string& scenario_name, int np) {
   }
 }
 
+void check_measured_timeline(const std::string& scenario_name, int np) {
+  check_measured_timeline_of(scenario(scenario_name + ".pbtxt"), np);
+}
+
 TEST(ExecHost, TinyOnFourRanksVerified) { check_measured_timeline("tiny-gpt-cpu", 4); }
+
+// Another rank order (pipeline stages adjacent, data-parallel replicas apart: the DP and embedding
+// communicators come from the same group table) and an uneven split with an embedding-heavy first
+// stage: every rank runs its own stage's tasks, the transfers and collectives match.
+TEST(ExecHost, RankOrderAndUnevenStagesVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-uneven.pbtxt";
+  std::string text = testing::file_text(testing::scenarios_dir() / "tiny-gpt-cpu.pbtxt");
+  const auto at = text.find("schedule: ONE_F_ONE_B");
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at, "rank_order: \"pp-dp-tp-cp-ep\" stage_layers: [3, 1]\n  ");
+  std::ofstream(path) << text;
+  check_measured_timeline_of(path.string(), 4);
+}
 TEST(ExecHost, TensorParallelOnTwoRanksVerified) { check_measured_timeline("tiny-gpt-cpu-tp2", 2); }
 
 // One lane table for the executors and the simulator (parallax/traces/lanes.h): the host backend runs

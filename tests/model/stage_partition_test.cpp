@@ -199,6 +199,27 @@ TEST(StagePartition, BuilderEmitsEachChunksLayers) {
   EXPECT_EQ(estimate_job_size(sc).tasks, g.num_tasks());
 }
 
+// estimate_job_size counts what the builder emits for uneven stages too (every stage its own count),
+// with and without symmetry, ZeRO buckets and the interleaved schedule included.
+TEST(StagePartition, JobSizeCountsUnevenBuildsExactly) {
+  for (const char* layout :
+       {"pp: 4 dp: 4 global_batch_size: 16 first_stage_layers: 1 last_stage_layers: 3 zero_stage: 1",
+        "pp: 4 dp: 4 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2 embedding_in_pipeline_split: true "
+        "loss_in_pipeline_split: true",
+        "pp: 2 dp: 8 global_batch_size: 16 schedule: INTERLEAVED_1F1B virtual_stages: 2 stage_layers: [0, 3, 1, 2] "
+        "grad_bucket_mb: 1",
+        "pp: 2 dp: 8 global_batch_size: 16 stage_layers: [6, 0] zero_stage: 3"}) {
+    for (const bool symmetry : {true, false}) {
+      Scenario sc = scenario_from_text(text(6, layout));
+      sc.mutable_options()->set_use_symmetry(symmetry);
+      const JobGraph g = build_job_graph(sc);
+      EXPECT_EQ(estimate_job_size(sc).tasks, g.num_tasks()) << layout << " symmetry " << symmetry;
+      EXPECT_LE(g.num_edges(), estimate_job_size(sc).edges) << layout;
+      (void)g.topological_order();
+    }
+  }
+}
+
 TEST(StagePartition, ParametersAndMemoryFollowTheStageLayers) {
   const Scenario even = scenario_from_text(text(8, "pp: 2 dp: 8 global_batch_size: 16"));
   const Scenario uneven = scenario_from_text(text(8, "pp: 2 dp: 8 global_batch_size: 16 stage_layers: [2, 6]"));

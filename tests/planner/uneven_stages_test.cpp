@@ -79,6 +79,10 @@ TEST(UnevenStages, ClosedFormOfEvenStagesIsTheClassicBubble) {
   EXPECT_NEAR(model::schedule_bubble_fraction(Layout::ONE_F_ONE_B, 2, 1, 8, std::vector<double>{2, 2}), 1.0 / 8, 1e-12);
   EXPECT_NEAR(model::schedule_bubble_fraction(Layout::ONE_F_ONE_B, 2, 1, 8, std::vector<double>{1, 3}),
               model::formulas::bubble_fraction({3.0, 9.0}, 8), 1e-12);
+  // The scenario's bubble (inspect, the simulator's report) weights chunks by their layers.
+  EXPECT_NEAR(model::layout_bubble_fraction(two_stage("1, 3")), model::formulas::bubble_fraction({3.0, 9.0}, 8), 1e-12);
+  EXPECT_NEAR(model::layout_bubble_fraction(two_stage("2, 2")), 1.0 / 8, 1e-12);
+  EXPECT_NEAR(model::layout_bubble_fraction(two_stage("1, 3", "GPIPE")), model::formulas::bubble_fraction({3.0, 9.0}, 8), 1e-12);
 }
 
 TEST(UnevenStages, SimulatorAndEstimatorAgreeWithTheSlowestStageFirst) {

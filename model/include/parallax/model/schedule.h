@@ -29,6 +29,11 @@ double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
 double schedule_bubble_fraction(Layout::Schedule schedule, int p, int v, int m,
                                 const std::vector<double>& chunk_weight, double backward_ratio = 2.0);
 
+// The bubble of a validated scenario's schedule, chunks weighted by their layers
+// (model::StagePartition; the embedding and the output layer left out): the first overload when the
+// layers are even.
+double layout_bubble_fraction(const Scenario& scenario);
+
 // Largest number of chunk-forwards whose backward has not run yet, on `stage`: how many micro-batch
 // chunks of activations it holds at its peak.
 int max_chunks_in_flight(const std::vector<PipelineStep>& order);
