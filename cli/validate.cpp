@@ -179,7 +179,8 @@ int validate(const std::vector<std::string>& args) {
     w.end_object();
     std::cout << w.str() << "\n";
   } else {
-    std::printf("MAPE %.2f%% over %d of %zu rows", mape, n, results.size());
+    if (n > 0) std::printf("MAPE %.2f%% over %d of %zu rows", mape, n, results.size());
+    else std::printf("MAPE - (no row predicted) over 0 of %zu rows", results.size());
     if (not_modelled > 0) std::printf(" (%d not modelled: %s)", not_modelled, not_modelled_ids.c_str());
     std::printf("\n");
   }

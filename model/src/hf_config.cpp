@@ -5,7 +5,9 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
+#include <utility>
 
 namespace parallax::model {
 namespace {
@@ -35,9 +37,10 @@ std::string supported_list() {
   return out;
 }
 
+// Messages about the keys of one file.
 class Reader {
  public:
-  Reader(const hf::HfConfig& config, std::string file) : c_(config), file_(std::move(file)) {}
+  explicit Reader(std::string file) : file_(std::move(file)) {}
 
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
     throw InputError(file_ + ": field `" + key + "`: " + problem);
@@ -59,7 +62,6 @@ class Reader {
   }
 
  private:
-  const hf::HfConfig& c_;
   std::string file_;
 };
 
@@ -82,7 +84,7 @@ ModelSpec parse_hf_config(const std::string& json, const fs::path& path) {
   if (const auto status = google::protobuf::util::JsonStringToMessage(json, &c, options); !status.ok())
     throw InputError(file + ": not a Hugging Face config.json parallax can read (" + std::string(status.message()) +
                      "); give the model's config.json (JSON) from the Hugging Face Hub");
-  const Reader r(c, file);
+  const Reader r(file);
 
   if (c.architectures_size() == 0)
     r.fail("architectures", "missing: the config names no architecture; supported: " + supported_list());

@@ -85,7 +85,15 @@ TEST(HfConfigCli, BadInputExitsTwo) {
   r = run_command(cli() + " plan --hf-config " + hf("gpt2") + " --gpus 8 --cluster dgx-a100-80g");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--hf-config without a scenario needs a global batch size"), std::string::npos) << r.err;
-  // A model field the scenario cannot take names the config file: 12 heads on tp 8.
+  // A model field the scenario loader refuses names the config file, not the scenario.
+  std::string text = testing::file_text(hf("gpt2"));
+  text.replace(text.find("\"n_layer\": 12"), 13, "\"n_layer\": 40000");
+  const fs::path deep = dir / "deep.json";
+  std::ofstream(deep) << text;
+  r = run_command(cli() + " inspect " + sc + " --hf-config " + deep.string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(deep.string() + ": model.num_layers: at most 32767 layers"), std::string::npos) << r.err;
+  // The layout stays the scenario's: its lines are named.
   const fs::path tp8 = dir / "tp8.pbtxt";
   std::ofstream(tp8) << R"(model { num_layers: 2 hidden_size: 64 num_heads: 4 seq_length: 512 vocab_size: 1000 }
 cluster { preset: "dgx-a100-80g" num_nodes: 1 }
@@ -93,7 +101,8 @@ layout { tp: 8 global_batch_size: 16 }
 )";
   r = run_command(cli() + " inspect " + tp8.string() + " --hf-config " + hf("gpt2"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find(hf("gpt2") + ": model.num_heads"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(tp8.string() + ":3: layout.tp: num_heads 12 is not divisible by tp 8"), std::string::npos)
+      << r.err;
 }
 
 // Llama 3 8B on one DGX H100. DISABLED until GQA, SwiGLU, RMSNorm, flash attention and RoPE are
