@@ -258,6 +258,8 @@ int plan_table(const std::string& table_path, const std::optional<std::string>& 
       request.reference = sc.layout();
       if (!json) std::fprintf(stderr, "planning %s (%d GPUs)...\n", row.id.c_str(), row.gpus);
       row.result = planner::plan(request, options);
+    } catch (const model::RowNotModelled& e) {
+      row.error = std::string("not modelled: ") + e.what();
     } catch (const InputError& e) {
       row.error = e.what();
     }
