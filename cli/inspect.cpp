@@ -1,6 +1,7 @@
 // parallax inspect: what a scenario is before anything runs it.
 #include "commands.h"
 #include "format.h"
+#include "model_options.h"
 #include "parallax/cli/options.h"
 
 #include "parallax/model/cost_model.h"
@@ -21,7 +22,7 @@
 namespace parallax::cli {
 namespace {
 
-constexpr const char* kHelp = R"(usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]
+constexpr const char* kHelp = R"(usage: parallax inspect SCENARIO [--json] [-o PLAN.pb] [--hf-config FILE [--seq N]]
 
 Builds the job graph of one training step of SCENARIO and reports:
   parameters, model FLOPs and hardware FLOPs (with recompute) per iteration, tasks and edges per
@@ -30,7 +31,9 @@ Builds the job graph of one training step of SCENARIO and reports:
   --json        machine-readable output (keys: parameters, model_flops, hardware_flops, tasks,
                 edges, peak_memory_bytes, fits, microbatches, bubble_fraction, ...)
   -o PLAN.pb    save the job graph (protobuf binary) for the backends
+)";
 
+constexpr const char* kHelpEnd = R"(
 Environment: PARALLAX_MAX_TASKS=N  refuse (exit 2, before building) a job graph of more than N
              stored tasks (default 20000000, a few GiB); raise it on a machine with the memory.
 
@@ -58,16 +61,16 @@ const char* recompute_name(Layout::Recompute r) {
 int inspect(const std::vector<std::string>& args) {
   std::string scenario_path, plan_path;
   bool json = false;
-  if (!Options("parallax inspect", kHelp)
-           .flag("--json", json)
-           .output({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
-           .positional(scenario_path, "scenario",
-                       "no scenario given; usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]")
-           .parse(args))
-    return kOk;
-  check_files({{"the scenario", scenario_path}}, {{"-o", plan_path}});
+  ModelOptions model_options;
+  Options options("parallax inspect", std::string(kHelp) + ModelOptions::help() + kHelpEnd);
+  options.flag("--json", json)
+      .output({"-o", "--output"}, plan_path, "a file name, e.g. -o plan.pb")
+      .positional(scenario_path, "scenario",
+                  "no scenario given; usage: parallax inspect SCENARIO [--json] [-o PLAN.pb]");
+  if (!model_options.declare(options).parse(args)) return kOk;
+  check_files({{"the scenario", scenario_path}, {"--hf-config", model_options.hf_config}}, {{"-o", plan_path}});
 
-  const Scenario sc = model::load_scenario(scenario_path);
+  const Scenario sc = load_scenario(scenario_path, model_options.replacement());
   const model::Dims d = model::dims(sc);
   const model::JobGraph graph = model::build_job_graph(sc, scenario_path);
   const model::MemoryEstimate memory = model::estimate_memory(sc);

@@ -1,6 +1,7 @@
 // parallax plan: which layout is fastest for this model on these GPUs, does it fit, and why.
 #include "commands.h"
 #include "format.h"
+#include "model_options.h"
 #include "parallax/cli/options.h"
 
 #include "parallax/model/presets.h"
@@ -30,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kHelp = R"(usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET [options]
+       parallax plan --hf-config config.json --gpus N --cluster PRESET --global-batch B [options]
 
 Searches every parallelism layout of a model on N GPUs: tp (within a node unless
 --allow-cross-node-tp), pp, dp with tp*pp*dp = N, the schedule (GPipe, 1F1B, interleaved 1F1B with
@@ -65,6 +67,11 @@ constexpr const char* kHelpOptions = R"(
                           (validation/public.tsv) with its model, GPUs, cluster and batch, and report
                           where the published layout ranks and the predicted speed-up of the pick
   --only IDS              with --table: only these rows (comma-separated ids)
+)";
+
+constexpr const char* kHelpEnd = R"(
+With --hf-config and a scenario, the config's model replaces the scenario's; with no scenario it
+replaces the model preset (give one or the other, not both).
 
 Scale-out: `mpirun -np P parallax plan ...` spreads the detailed simulations over P processes (each
 with --jobs J at a time); every rank enumerates and estimates, rank 0 gathers and prints. No MPI is
@@ -236,7 +243,7 @@ int plan_table(const std::string& table_path, const std::optional<std::string>& 
   for (const auto& vrow : table) {
     TableRow row;
     row.id = vrow.id;
-    row.gpus = vrow.tp * vrow.pp * vrow.dp;
+    row.gpus = vrow.gpus();
     row.gbs = vrow.gbs;
     try {
       const Scenario sc = model::validation_scenario(vrow);
@@ -251,6 +258,8 @@ int plan_table(const std::string& table_path, const std::optional<std::string>& 
       request.reference = sc.layout();
       if (!json) std::fprintf(stderr, "planning %s (%d GPUs)...\n", row.id.c_str(), row.gpus);
       row.result = planner::plan(request, options);
+    } catch (const model::RowNotModelled& e) {
+      row.error = std::string("not modelled: ") + e.what();
     } catch (const InputError& e) {
       row.error = e.what();
     }
@@ -369,10 +378,11 @@ int plan(const std::vector<std::string>& args) {
   const auto help = [] {
     std::string names;
     for (const auto& n : model::bundled_presets(model::PresetKind::Model)) names += (names.empty() ? "" : ", ") + n;
-    return kHelp + names + " (scenarios/models)." + kHelpOptions;
+    return kHelp + names + " (scenarios/models)." + kHelpOptions + ModelOptions::help() + kHelpEnd;
   };
-  if (!Options("parallax plan", help)
-           .flag("--json", json)
+  ModelOptions model_options;
+  Options parser("parallax plan", help);
+  parser.flag("--json", json)
            .whole("--gpus", gpus, 1, "a GPU count, e.g. --gpus 64")
            .text("--cluster", cluster_preset, "a cluster preset, e.g. --cluster dgx-a100-80g")
            .text("--cluster-file", cluster_file,
@@ -392,19 +402,21 @@ int plan(const std::vector<std::string>& args) {
                "row ids, e.g. --only N1,K2")
            .number("--gather-timeout", gather_timeout, Options::Sign::kPositive,
                    "a number of seconds", "seconds")
-           .positional(input, "scenario or model")
-           .parse(args))
-    return kOk;
+           .positional(input, "scenario or model");
+  if (!model_options.declare(parser).parse(args)) return kOk;
   if (only && table_path.empty())
     throw InputError("--only needs --table: it picks rows of a table of published runs (e.g. --table "
                      "validation/public.tsv --only K1); without --table there are no rows to pick");
   check_files({{"the scenario or model", input},
                {"--cluster", cluster_preset},
                {"--cluster-file", cluster_file},
-               {"--table", table_path}},
+               {"--table", table_path},
+               {"--hf-config", model_options.hf_config}},
               {{"--csv", csv_path}});
   if (!table_path.empty()) {
     if (!input.empty()) throw InputError("give either --table TABLE.tsv or a scenario or model, not both");
+    if (!model_options.hf_config.empty())
+      throw InputError("--hf-config gives one model; --table plans the models of its rows: give one or the other");
     planner::PlanOptions options;
     options.top_k = top;
     options.jobs = jobs;
@@ -412,7 +424,8 @@ int plan(const std::vector<std::string>& args) {
     options.distribution.gather_timeout_s = gather_timeout;
     return plan_table(table_path, only, options, json);
   }
-  if (input.empty())
+  const std::optional<model::ModelReplacement> replacement = model_options.replacement();
+  if (input.empty() && !replacement)
     throw InputError("no scenario or model given; usage: parallax plan SCENARIO_OR_MODEL --gpus N --cluster PRESET "
                      "--global-batch B (models: see `parallax plan --help`)");
 
@@ -431,9 +444,14 @@ int plan(const std::vector<std::string>& args) {
   std::optional<ModelSpec> model_file;
   std::error_code ec;
   if (fs::is_regular_file(input, ec)) model_file = as_model_file(input);
-  if (fs::is_regular_file(input, ec) && !model_file) {
+  const bool is_scenario = !input.empty() && fs::is_regular_file(input, ec) && !model_file;
+  if (replacement && !input.empty() && !is_scenario)
+    throw InputError("--hf-config gives the model, and so does the model " + std::string(model_file ? "file" : "preset") +
+                     " \"" + input + "\": give one or the other (a scenario with --hf-config keeps its cluster and "
+                     "layout and takes the config's model)");
+  if (is_scenario) {
     // A scenario: its model, and its cluster, GPUs, batch and software settings unless overridden.
-    const Scenario sc = model::load_scenario(input);
+    const Scenario sc = load_scenario(input, replacement);
     const int sc_gpus = sc.cluster().num_nodes() * sc.cluster().gpus_per_node();
     request.model = sc.model();
     if (request.model.name().empty()) request.model.set_name(sc.name());
@@ -448,12 +466,15 @@ int plan(const std::vector<std::string>& args) {
     if (request.gpus == sc_gpus && request.global_batch_size == sc.layout().global_batch_size())
       request.reference = sc.layout();
   } else {
-    request.model = model_file ? *model_file : model::load_model(input);
+    request.model = replacement ? model::replaced_model(*replacement)
+                    : model_file ? *model_file
+                                 : model::load_model(input);
+    const std::string what = replacement ? "--hf-config without a scenario" : "a model preset";
     if (!cluster_given)
-      throw InputError("a model preset needs a cluster: give --cluster PRESET (e.g. --cluster dgx-a100-80g; presets in " +
+      throw InputError(what + " needs a cluster: give --cluster PRESET (e.g. --cluster dgx-a100-80g; presets in " +
                        (model::data_dir() / "clusters").string() + ")");
-    if (!gpus) throw InputError("a model preset needs a GPU count: give --gpus N");
-    if (!gbs) throw InputError("a model preset needs a global batch size: give --global-batch B (sequences per step)");
+    if (!gpus) throw InputError(what + " needs a GPU count: give --gpus N");
+    if (!gbs) throw InputError(what + " needs a global batch size: give --global-batch B (sequences per step)");
     request.gpus = gpus;
     request.cluster = given_cluster(gpus);
     request.global_batch_size = gbs;

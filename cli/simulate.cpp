@@ -2,6 +2,7 @@
 #include "chakra.h"
 #include "commands.h"
 #include "format.h"
+#include "model_options.h"
 #include "parallax/cli/options.h"
 #include "report_json.h"
 
@@ -49,7 +50,9 @@ communication, pipeline bubble, idle), the critical path, the busiest links and 
                          when it exists, else every collective runs on all ranks)
   --strict               Chakra: a dependency on a node absent from its file is an error (default:
                          dropped and counted in a note)
+)";
 
+constexpr const char* kHelpEnd = R"(
 A layout that does not fit in GPU memory exits 3 before simulating. A long simulation prints
 "simulating: 41% of N tasks done, 12 s elapsed" to stderr every 10 s.
 
@@ -126,8 +129,9 @@ int simulate(const std::vector<std::string>& args) {
   bool json = false;
   double max_step = 0;
   sim::SimulationOptions options;
-  if (!Options("parallax simulate", kHelp)
-           .flag("--json", json)
+  ModelOptions model_options;
+  Options parser("parallax simulate", std::string(kHelp) + ModelOptions::help() + kHelpEnd);
+  parser.flag("--json", json)
            .output("--timeline", timeline_path, "a file name, e.g. --timeline predicted.pb")
            .output("--chrome", chrome_path, "a file name, e.g. --chrome trace.json")
            .number("--max-step-time", max_step, Options::Sign::kPositive, "a number of seconds",
@@ -146,10 +150,10 @@ int simulate(const std::vector<std::string>& args) {
                "--algorithm",
                [&](const std::string& v) { options.algorithm = sim::parse_algorithm(v); },
                "auto, ring, tree or hierarchical")
-           .positional(scenario_path, "scenario")
-           .parse(args))
-    return kOk;
+           .positional(scenario_path, "scenario");
+  if (!model_options.declare(parser).parse(args)) return kOk;
   check_files({{"the scenario", scenario_path},
+               {"--hf-config", model_options.hf_config},
                {"--calibration", calibration_path},
                {"--cluster", chakra.cluster},
                {"--cluster-file", chakra.cluster_file},
@@ -158,6 +162,9 @@ int simulate(const std::vector<std::string>& args) {
   if (!chakra.prefix.empty()) {
     if (!scenario_path.empty() || !calibration_path.empty())
       throw InputError("--chakra replaces the scenario: give either SCENARIO or --chakra PREFIX --cluster PRESET");
+    if (!model_options.hf_config.empty() || model_options.seq > 0)
+      throw InputError("--hf-config and --seq replace a scenario's model; a Chakra trace (--chakra) has no model "
+                       "block to replace");
     chakra.json = json;
     chakra.timeline_path = timeline_path;
     chakra.chrome_path = chrome_path;
@@ -173,7 +180,7 @@ int simulate(const std::vector<std::string>& args) {
   if (scenario_path.empty()) throw InputError("no scenario given; usage: parallax simulate SCENARIO [--json]");
   options.name_events = !timeline_path.empty() || !chrome_path.empty();
 
-  Scenario sc = model::load_scenario(scenario_path);
+  Scenario sc = load_scenario(scenario_path, model_options.replacement());
   std::string calibrated;
   if (!calibration_path.empty()) {
     // Refuses an overlay `parallax calibrate` wrote that was cut short (it would apply in part).

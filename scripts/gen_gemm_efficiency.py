@@ -80,6 +80,7 @@ GPUS = {
     "gpus/v100-sxm2-32gb.pbtxt": (0.75, "large fp16 cuBLAS GEMMs reach ~75% of 125 TFLOP/s on V100"),
     "gpus/a100-sxm4-80gb.pbtxt": (0.74, "~250 of 312 TFLOP/s for an 8192^3 fp16 cuBLAS GEMM on A100 at boost clock, x0.925 for the clock sustained under training power (~1305 of 1410 MHz)"),
     "gpus/h100-sxm5-80gb.pbtxt": (0.70, "~700 of 989 TFLOP/s for large plain-cuBLAS bf16 GEMMs on H100"),
+    "gpus/h100-96gb.pbtxt": (0.70, "the H100 SXM table: same GH100 silicon and cuBLAS tiles; its 500 W clock cap is in the preset's peak (912 TFLOP/s), not here"),
     "gpus/h200-sxm-141gb.pbtxt": (0.72, "H100's ~0.70 plus a little for H200's higher HBM bandwidth (assumed)"),
 }
 

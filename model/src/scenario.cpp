@@ -67,10 +67,17 @@ struct Sources {
   SourceFile scenario;
   SourceFile cluster_preset;  // empty name when none
   SourceFile gpu_preset;
+  // A model block replaced from another file (--hf-config): its fields are that file's, except
+  // those the scenario still gives (model_fields_kept).
+  std::string model_source;
+  std::vector<std::string> model_fields_kept;
 
   // "file:line" of a field given as a path from the Scenario root, looking in the scenario first,
   // then in the presets it came from.
   std::string where(const std::vector<std::string>& path) const {
+    if (!model_source.empty() && path.size() > 1 && path[0] == "model" &&
+        std::find(model_fields_kept.begin(), model_fields_kept.end(), path[1]) == model_fields_kept.end())
+      return model_source;
     if (int line = scenario.line_of(Scenario::descriptor(), path))
       return scenario.name + ":" + std::to_string(line);
     if (path.size() > 1 && path[0] == "cluster") {
@@ -575,6 +582,36 @@ Scenario load_scenario(const fs::path& path) {
   return parse_scenario(traces::read_file(path, traces::kMaxTextFileBytes, "scenario file"),
                         path.string(), path.extension() == ".json",
                         path.has_parent_path() ? path.parent_path() : fs::path("."));
+}
+
+ModelSpec replaced_model(const ModelReplacement& replacement) {
+  ModelSpec m = replacement.model;
+  if (replacement.seq_length > 0) m.set_seq_length(replacement.seq_length);
+  return m;
+}
+
+Scenario load_scenario(const fs::path& path, const ModelReplacement& replacement) {
+  Sources sources;
+  sources.scenario.name = path.string();
+  sources.scenario.json = path.extension() == ".json";
+  sources.model_source = replacement.source;
+  Scenario sc;
+  traces::parse_text_or_json(traces::read_file(path, traces::kMaxTextFileBytes, "scenario file"), path.string(),
+                             sources.scenario.json, sc, sources.scenario.tree.get());
+  if (!sc.has_name()) sc.set_name(path.stem().string());
+  ModelSpec m = replacement.model;
+  if (replacement.seq_length > 0) {
+    m.set_seq_length(replacement.seq_length);
+  } else if (sc.model().has_seq_length()) {
+    m.set_seq_length(sc.model().seq_length());
+    sources.model_fields_kept.push_back("seq_length");
+  }
+  if (sc.model().has_precision()) {
+    m.set_precision(sc.model().precision());
+    sources.model_fields_kept.push_back("precision");
+  }
+  *sc.mutable_model() = std::move(m);
+  return resolve(std::move(sc), path.has_parent_path() ? path.parent_path() : fs::path("."), sources);
 }
 
 int bytes_per_element(Precision precision) {

@@ -124,6 +124,28 @@ TEST(Presets, LookupOrderAndPaths) {
   EXPECT_EQ(load_model("my-model.pbtxt", dir.path).num_layers(), 2);
 }
 
+// torchtitan's machine (scenarios/clusters/grand-teton-h100-96gb.pbtxt): the published figures of
+// its H100 96GB HBM2e at 500 W, and the DGX H100 preset unchanged beside it.
+TEST(Presets, GrandTetonH100_96GB) {
+  const ClusterSpec c = resolve_cluster("grand-teton-h100-96gb", 128);
+  EXPECT_EQ(c.num_nodes(), 16);
+  EXPECT_EQ(c.gpus_per_node(), 8);
+  EXPECT_EQ(c.nics_per_node(), 8);
+  EXPECT_DOUBLE_EQ(c.nic_gbit_per_s(), 400);
+  EXPECT_DOUBLE_EQ(c.intra_node().gb_per_s(), 450);
+  EXPECT_DOUBLE_EQ(c.gpu().hbm_gb(), 96);
+  EXPECT_DOUBLE_EQ(c.gpu().hbm_tb_per_s(), 2.4);
+  // Between the H100 NVL's 835 and the SXM5's 989 (the TorchTitan paper's bounds).
+  EXPECT_DOUBLE_EQ(c.gpu().peak_bf16_tflops(), 912);
+  // The same GEMM table shape as the H100 SXM5 (same silicon): equal values.
+  const ClusterSpec dgx = resolve_cluster("dgx-h100");
+  EXPECT_DOUBLE_EQ(dgx.gpu().hbm_gb(), 80);
+  EXPECT_DOUBLE_EQ(dgx.gpu().peak_bf16_tflops(), 989);
+  ASSERT_EQ(c.gpu().gemm_efficiency().efficiency_size(), dgx.gpu().gemm_efficiency().efficiency_size());
+  for (int i = 0; i < c.gpu().gemm_efficiency().efficiency_size(); ++i)
+    EXPECT_DOUBLE_EQ(c.gpu().gemm_efficiency().efficiency(i), dgx.gpu().gemm_efficiency().efficiency(i)) << i;
+}
+
 TEST(Presets, ResolveClusterMergesResizesAndValidates) {
   const ClusterSpec c = resolve_cluster("dgx-a100-80g");
   EXPECT_DOUBLE_EQ(c.gpu().peak_bf16_tflops(), 312);  // the GPU preset merged

@@ -20,6 +20,19 @@ std::filesystem::path data_dir();
 // InputError naming the file, the line, the field and the fix.
 Scenario load_scenario(const std::filesystem::path& path);
 
+// A model that replaces a scenario's model block (--hf-config): the scenario's seq_length and
+// precision are kept where the scenario sets them (the model file says what the model is, the
+// scenario how it is trained); `seq_length` > 0 (--seq) overrides both.
+struct ModelReplacement {
+  ModelSpec model;
+  std::string source;  // the file the model came from: messages about model fields name it
+  int seq_length = 0;
+};
+// load_scenario with the model block replaced before validation.
+Scenario load_scenario(const std::filesystem::path& path, const ModelReplacement& replacement);
+// The model of a replacement with --seq applied, for callers with no scenario (plan MODEL).
+ModelSpec replaced_model(const ModelReplacement& replacement);
+
 // Same from text; `name` stands for the file in messages, presets are looked up from `base_dir`.
 Scenario parse_scenario(const std::string& text, const std::string& name, bool json,
                         const std::filesystem::path& base_dir);

@@ -1,8 +1,9 @@
-// Published measured runs (validation/public.tsv): reading the table and turning a row into a
-// scenario on the bundled cluster presets.
+// Published measured runs (validation/public.tsv, validation/modern.tsv): reading the table and
+// turning a row into a scenario on the bundled cluster presets.
 #pragma once
 
 #include "parallax/parallax.pb.h"
+#include "parallax/traces/io.h"  // InputError
 
 #include <filesystem>
 #include <string>
@@ -28,7 +29,33 @@ struct ValidationRow {
   // Optional columns overlap_grad_reduce / overlap_p2p (0/1) describe runs from newer software.
   bool overlap_grad_reduce = false;
   bool overlap_p2p = false;
+  // The columns of validation/modern.tsv (2024+ runs). A table without them describes the GPT-era
+  // runs of public.tsv: GELU, LayerNorm, multi-head, learned positions, unfused attention, biases.
+  std::string model;            // "Llama 3.1 70B"; decides the normalisation (see validation_scenario)
+  int ffn_hidden = 0;           // 0: 4 * hidden
+  int kv_heads = 0;             // 0: heads
+  int head_dim = 0;             // 0 (or '?'): hidden / heads
+  std::string attention;        // mha | gqa | mla ("" for public.tsv)
+  std::string activation;       // gelu | swiglu | relu2 ("": gelu)
+  bool tied_embeddings = true;
+  int experts = 0, top_k = 0, moe_ffn_hidden = 0, shared_experts = 0, dense_layers = 0;
+  int cp = 1, ep = 1;
+  std::string framework;        // nemo-dgxc | megatron-bridge | nemo | nemo-automodel | torchtitan ("" for public.tsv)
+  // What parallax assumed where the source says '?' (the framework's published default), one
+  // sentence each, printed with the row.
+  std::vector<std::string> assumed;
   int line = 0;                        // in the file, for messages
+
+  int gpus() const { return tp * pp * cp * dp; }
+};
+
+// A row describing a run with a feature parallax does not model yet (FP8 training, context
+// parallelism, mixture of experts, multi-head latent attention, a GPU without a preset, or a field
+// the scenario loader refuses as "not modelled yet"). what() is the reason. Not bad input: the row
+// is reported and counted as not predicted.
+class RowNotModelled : public InputError {
+ public:
+  using InputError::InputError;
 };
 
 // Reads a tab-separated table whose header row names the columns (lines starting with # are
@@ -44,7 +71,16 @@ std::vector<ValidationRow> select_validation_rows(const std::vector<ValidationRo
                                                   const std::string& table);
 
 // The row as a scenario: the cluster preset of its GPU with the row's node shape and NICs, its model
-// and layout. Throws InputError when the row names a GPU without a preset.
+// and layout. For a row with a framework (modern.tsv), the settings the framework ran with: flash
+// attention, RoPE (learned positions for GPT-3), RMSNorm (LayerNorm for GPT-3 and Nemotron), no
+// biases (GPT-3: biases), Megatron's vocabulary padding of 128 for the NeMo / Megatron stacks,
+// overlapped gradient reduction and pipeline transfers, NeMo's TP communication overlap (tp > 1
+// with sequence parallelism), torchtitan's FSDP2 (zero 3, reshard after forward, fp32 gradient
+// reduction) and per-op selective recompute. Throws RowNotModelled for what parallax does not model
+// (see there), InputError when the row names an unknown GPU or is otherwise invalid.
 Scenario validation_scenario(const ValidationRow& row);
+// The scenario text (protobuf text format) validation_scenario parses, its cluster preset not yet
+// merged and nothing validated; throws as validation_scenario does before parsing.
+std::string validation_row_text(const ValidationRow& row);
 
 }  // namespace parallax::model

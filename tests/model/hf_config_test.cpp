@@ -1,0 +1,148 @@
+// Hugging Face config.json files (tests/data/hf, published configs) read into ModelSpecs: every
+// field the reader sets, and the errors for an unknown architecture, a missing key and bad values.
+#include "parallax/model/hf_config.h"
+#include "test_support.h"
+
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace parallax {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::input_error;
+
+fs::path hf(const std::string& name) { return testing::source_dir() / "tests" / "data" / "hf" / name / "config.json"; }
+
+ModelSpec spec(const std::string& text) {
+  ModelSpec m;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &m)) << text;
+  return m;
+}
+
+void expect_model(const std::string& folder, const std::string& expected) {
+  const ModelSpec got = model::read_hf_config(hf(folder));
+  const ModelSpec want = spec(expected);
+  std::string diff;
+  google::protobuf::util::MessageDifferencer d;
+  d.ReportDifferencesToString(&diff);
+  EXPECT_TRUE(d.Compare(want, got)) << folder << ":\n" << diff << "got: " << got.ShortDebugString();
+}
+
+TEST(HfConfig, Llama3_8B) {
+  expect_model("Meta-Llama-3-8B", R"(name: "Meta-Llama-3-8B" num_layers: 32 hidden_size: 4096 num_heads: 32
+    ffn_hidden_size: 14336 seq_length: 8192 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Llama3_70B) {
+  expect_model("Meta-Llama-3-70B", R"(name: "Meta-Llama-3-70B" num_layers: 80 hidden_size: 8192 num_heads: 64
+    ffn_hidden_size: 28672 seq_length: 8192 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Llama31_405B) {
+  // max_position_embeddings 131072 is the default sequence; a scenario or --seq sets the trained one.
+  expect_model("Llama-3.1-405B", R"(name: "Llama-3.1-405B" num_layers: 126 hidden_size: 16384 num_heads: 128
+    ffn_hidden_size: 53248 seq_length: 131072 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Mistral7B) {
+  expect_model("Mistral-7B-v0.1", R"(name: "Mistral-7B-v0.1" num_layers: 32 hidden_size: 4096 num_heads: 32
+    ffn_hidden_size: 14336 seq_length: 32768 vocab_size: 32000 tied_embeddings: false num_query_groups: 8
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Qwen2_7B) {
+  expect_model("Qwen2-7B", R"(name: "Qwen2-7B" num_layers: 28 hidden_size: 3584 num_heads: 28
+    ffn_hidden_size: 18944 seq_length: 131072 vocab_size: 152064 tied_embeddings: false num_query_groups: 4
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Nemotron4_340B) {
+  expect_model("Nemotron-4-340B-Base", R"(name: "Nemotron-4-340B-Base" num_layers: 96 hidden_size: 18432
+    num_heads: 96 ffn_hidden_size: 73728 seq_length: 4096 vocab_size: 256000 tied_embeddings: false
+    num_query_groups: 8 head_dim: 192 activation: SQUARED_RELU normalization: LAYERNORM attention_kernel: FLASH
+    position_embedding: ROPE add_bias_linear: false)");
+}
+
+TEST(HfConfig, Gpt2IsTheGptEraModel) {
+  // Every GPT-era default: GELU, LayerNorm, unfused attention, learned positions, biases, tied
+  // embeddings, FFN 4h (n_inner null), head_dim hidden/heads, multi-head.
+  expect_model("gpt2", R"(name: "gpt2" num_layers: 12 hidden_size: 768 num_heads: 12 seq_length: 1024
+    vocab_size: 50257 tied_embeddings: true activation: GELU normalization: LAYERNORM attention_kernel: UNFUSED
+    position_embedding: LEARNED add_bias_linear: true)");
+}
+
+std::string llama_with(const std::string& replace, const std::string& with) {
+  std::string text = testing::file_text(hf("Meta-Llama-3-8B"));
+  const auto at = text.find(replace);
+  EXPECT_NE(at, std::string::npos) << replace;
+  return text.replace(at, replace.size(), with);
+}
+
+TEST(HfConfig, UnknownArchitectureNamesTheFileTheFieldAndTheSupportedList) {
+  const std::string e = input_error([] {
+    model::parse_hf_config(llama_with("\"LlamaForCausalLM\"", "\"FalconForCausalLM\""), "falcon/config.json");
+  });
+  EXPECT_NE(e.find("falcon/config.json: field `architectures`: \"FalconForCausalLM\" is not supported; supported: "
+                   "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, NemotronForCausalLM, GPT2LMHeadModel"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(input_error([] { model::parse_hf_config("{\"hidden_size\": 8}", "x.json"); })
+                .find("x.json: field `architectures`: missing"),
+            std::string::npos);
+}
+
+TEST(HfConfig, MissingKeyIsNamed) {
+  for (const std::string key : {"num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+                                "vocab_size", "max_position_embeddings", "hidden_act"}) {
+    const std::string e = input_error([&] {
+      model::parse_hf_config(llama_with("\"" + key + "\"", "\"unused_" + key + "\""), "llama/config.json");
+    });
+    EXPECT_NE(e.find("llama/config.json: field `" + key + "`: missing"), std::string::npos) << key << ": " << e;
+  }
+  std::string gpt2 = testing::file_text(hf("gpt2"));
+  gpt2.replace(gpt2.find("\"n_embd\""), 8, "\"n_embx\"");
+  EXPECT_NE(input_error([&] { model::parse_hf_config(gpt2, "gpt2/config.json"); })
+                .find("gpt2/config.json: field `n_embd`: missing"),
+            std::string::npos);
+}
+
+TEST(HfConfig, BadValuesAreNamed) {
+  EXPECT_NE(input_error([] { model::parse_hf_config(llama_with("\"hidden_size\": 4096", "\"hidden_size\": 0"), "c.json"); })
+                .find("c.json: field `hidden_size`: must be a whole number >= 1 (got 0)"),
+            std::string::npos);
+  EXPECT_NE(input_error([] {
+              model::parse_hf_config(llama_with("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5"), "c.json");
+            }).find("c.json: field `num_key_value_heads`: 5 does not divide num_attention_heads 32"),
+            std::string::npos);
+  EXPECT_NE(input_error([] { model::parse_hf_config(llama_with("\"silu\"", "\"gelu\""), "c.json"); })
+                .find("c.json: field `hidden_act`: \"gelu\" in the gated MLP of LlamaForCausalLM is not modelled"),
+            std::string::npos);
+  EXPECT_NE(input_error([] { model::parse_hf_config("{ not json", "c.json"); })
+                .find("c.json: not a Hugging Face config.json parallax can read"),
+            std::string::npos);
+  EXPECT_NE(input_error([] { model::read_hf_config("/nonexistent/config.json"); }).find("/nonexistent/config.json"),
+            std::string::npos);
+}
+
+TEST(HfConfig, EpsilonKeySaysTheNorm) {
+  // A LayerNorm epsilon (no rms_norm_eps) on a Llama-shaped config: LayerNorm.
+  const ModelSpec m = model::parse_hf_config(llama_with("\"rms_norm_eps\"", "\"layer_norm_eps\""), "c.json");
+  EXPECT_EQ(m.normalization(), ModelSpec::LAYERNORM);
+  // attention_bias true: biases.
+  EXPECT_TRUE(model::parse_hf_config(llama_with("\"attention_bias\": false", "\"attention_bias\": true"), "c.json")
+                  .add_bias_linear());
+  // tie_word_embeddings absent: PretrainedConfig's default, tied.
+  EXPECT_TRUE(model::parse_hf_config(llama_with("\"tie_word_embeddings\": false,", ""), "c.json").tied_embeddings());
+  // num_key_value_heads absent: multi-head (0 = num_heads).
+  EXPECT_EQ(model::parse_hf_config(llama_with("\"num_key_value_heads\": 8,", ""), "c.json").num_query_groups(), 0);
+}
+
+}  // namespace
+}  // namespace parallax

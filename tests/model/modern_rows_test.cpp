@@ -1,0 +1,163 @@
+// validation/modern.tsv read and mapped to scenarios: the new columns, the framework defaults where
+// the source says '?', what is refused as not modelled, and public.tsv's rows unchanged.
+#include "parallax/model/validation_table.h"
+#include "test_support.h"
+
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+
+namespace parallax::model {
+namespace {
+
+using parallax::testing::input_error;
+
+const std::map<std::string, ValidationRow>& modern() {
+  static const std::map<std::string, ValidationRow> rows = [] {
+    std::map<std::string, ValidationRow> out;
+    for (const auto& r : read_validation_table(parallax::testing::source_dir() / "validation" / "modern.tsv"))
+      out.emplace(r.id, r);
+    return out;
+  }();
+  return rows;
+}
+
+// The row's scenario as written, before presets and validation.
+Scenario text_of(const std::string& id) {
+  Scenario sc;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(validation_row_text(modern().at(id)), &sc)) << id;
+  return sc;
+}
+
+std::string not_modelled(const std::string& id) {
+  try {
+    validation_scenario(modern().at(id));
+  } catch (const RowNotModelled& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << id << " was modelled";
+  return "";
+}
+
+TEST(ModernRows, ColumnsAreRead) {
+  ASSERT_EQ(modern().size(), 20u);
+  const ValidationRow& r = modern().at("MR24");
+  EXPECT_EQ(r.model, "Nemotron-4 340B");
+  EXPECT_EQ(r.ffn_hidden, 73728);
+  EXPECT_EQ(r.kv_heads, 8);
+  EXPECT_EQ(r.head_dim, 192);
+  EXPECT_EQ(r.activation, "relu2");
+  EXPECT_FALSE(r.tied_embeddings);
+  EXPECT_EQ(r.vpp, 12);
+  EXPECT_EQ(r.framework, "nemo-dgxc");
+  EXPECT_EQ(r.gpus(), 128);
+  EXPECT_TRUE(r.overlap_grad_reduce);  // a framework's row: overlapped by default
+  EXPECT_EQ(modern().at("MR01").cp, 2);
+  EXPECT_EQ(modern().at("MR01").gpus(), 8);
+  EXPECT_EQ(modern().at("MR30").experts, 256);
+  EXPECT_EQ(modern().at("MR30").head_dim, 0);  // '?'
+}
+
+TEST(ModernRows, QuestionMarksTakeTheFrameworksDefaultAndSaySo) {
+  const ValidationRow& r = modern().at("MR36");  // megatron-bridge, recompute '?'
+  EXPECT_EQ(r.recompute, "none");
+  ASSERT_EQ(r.assumed.size(), 1u);
+  EXPECT_NE(r.assumed[0].find("recompute none (the source does not say; Megatron-Bridge"), std::string::npos)
+      << r.assumed[0];
+  EXPECT_TRUE(modern().at("MR21").assumed.empty());  // the source says selective
+}
+
+TEST(ModernRows, UnmodelledFeaturesAreNamed) {
+  EXPECT_EQ(not_modelled("MR02"), "FP8 training (precision fp8)");
+  EXPECT_EQ(not_modelled("MR01"), "context parallelism (cp 2)");
+  EXPECT_EQ(not_modelled("MR30"), "mixture of experts (256 experts)");
+  EXPECT_EQ(not_modelled("MR39"), "no GPU preset for b200-180g yet (scenarios/gpus)");
+}
+
+TEST(ModernRows, TorchtitanOnTheH100_96GB) {
+  const Scenario sc = text_of("MR21");
+  EXPECT_EQ(sc.cluster().preset(), "grand-teton-h100-96gb");
+  EXPECT_EQ(sc.cluster().num_nodes(), 16);
+  const ModelSpec& m = sc.model();
+  EXPECT_EQ(m.num_query_groups(), 8);
+  EXPECT_EQ(m.head_dim(), 128);
+  EXPECT_EQ(m.ffn_hidden_size(), 14336);
+  EXPECT_EQ(m.activation(), ModelSpec::SWIGLU);
+  EXPECT_EQ(m.normalization(), ModelSpec::RMSNORM);
+  EXPECT_EQ(m.attention_kernel(), ModelSpec::FLASH);
+  EXPECT_EQ(m.position_embedding(), ModelSpec::ROPE);
+  EXPECT_FALSE(m.add_bias_linear());
+  EXPECT_FALSE(m.tied_embeddings());
+  EXPECT_EQ(m.make_vocab_size_divisible_by(), 1);  // torchtitan: no Megatron padding
+  const Layout& l = sc.layout();
+  EXPECT_EQ(l.zero_stage(), 3);
+  EXPECT_TRUE(l.reshard_after_forward());
+  EXPECT_TRUE(l.grad_reduce_in_fp32());
+  EXPECT_EQ(l.recompute(), Layout::SELECTIVE);
+  EXPECT_EQ(l.selective_policy(), Layout::PER_OP);
+  EXPECT_EQ(l.dp(), 128);
+  EXPECT_EQ(l.micro_batch_size(), 2);
+  EXPECT_FALSE(l.tp_comm_overlap());
+  // On the A100 (MR22): DGX A100 with the row's 200 Gbit/s NICs.
+  const Scenario a100 = text_of("MR22");
+  EXPECT_EQ(a100.cluster().preset(), "dgx-a100-80g");
+  EXPECT_DOUBLE_EQ(a100.cluster().nic_gbit_per_s(), 200);
+}
+
+TEST(ModernRows, NemoNemotronAndGpt3) {
+  const Scenario nemotron = text_of("MR24");
+  EXPECT_EQ(nemotron.model().activation(), ModelSpec::SQUARED_RELU);
+  EXPECT_EQ(nemotron.model().normalization(), ModelSpec::LAYERNORM);
+  EXPECT_EQ(nemotron.model().position_embedding(), ModelSpec::ROPE);
+  EXPECT_FALSE(nemotron.model().add_bias_linear());
+  EXPECT_EQ(nemotron.model().head_dim(), 192);
+  EXPECT_EQ(nemotron.model().make_vocab_size_divisible_by(), 128);
+  EXPECT_EQ(nemotron.layout().schedule(), Layout::INTERLEAVED_1F1B);
+  EXPECT_EQ(nemotron.layout().virtual_stages(), 12);
+  EXPECT_TRUE(nemotron.layout().tp_comm_overlap());
+  EXPECT_TRUE(nemotron.layout().overlap_p2p());
+  EXPECT_EQ(nemotron.cluster().preset(), "dgx-h100");
+
+  const Scenario gpt3 = text_of("MR27");
+  EXPECT_EQ(gpt3.model().activation(), ModelSpec::GELU);
+  EXPECT_EQ(gpt3.model().normalization(), ModelSpec::LAYERNORM);
+  EXPECT_EQ(gpt3.model().position_embedding(), ModelSpec::LEARNED);
+  EXPECT_TRUE(gpt3.model().add_bias_linear());
+  EXPECT_TRUE(gpt3.model().tied_embeddings());
+  EXPECT_EQ(gpt3.model().attention_kernel(), ModelSpec::FLASH);
+  EXPECT_EQ(gpt3.model().vocab_size(), 50257);
+  EXPECT_EQ(gpt3.model().make_vocab_size_divisible_by(), 128);
+}
+
+TEST(ModernRows, PublicRowsAreTheGptEraScenarioAsBefore) {
+  for (const auto& r : read_validation_table(parallax::testing::source_dir() / "validation" / "public.tsv")) {
+    const std::string text = validation_row_text(r);
+    for (const char* field : {"activation", "normalization", "attention_kernel", "cp:", "tp_comm_overlap",
+                              "make_vocab_size_divisible_by", "num_query_groups"})
+      EXPECT_EQ(text.find(field), std::string::npos) << r.id << ": " << field;
+    EXPECT_NO_THROW(validation_scenario(r)) << r.id;
+  }
+}
+
+TEST(ModernRows, MalformedColumnsAreRefused) {
+  const parallax::testing::TempDir dir;
+  const auto path = dir / "t.tsv";
+  const std::string header = "id\tlayers\thidden\theads\tseq\tvocab\tgbs\tmbs\ttp\tpp\tdp\tcp\tgpus\tgpu\tmeasured_iter_s\tactivation\trecompute\tframework\n";
+  std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t16\th100-80g\t1\tgelu\tnone\tnemo\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find(":2: column \"gpus\" is 16 but tp * pp * cp * dp = 1 * 1 * 1 * 8 = 8"),
+            std::string::npos);
+  std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgeglu\tnone\tnemo\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find(":2: column \"activation\" must be one of gelu, swiglu, relu2 (got \"geglu\")"),
+            std::string::npos);
+  std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\t?\tmegatron-lm\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find("column \"recompute\" is '?' and the framework \"megatron-lm\" has no known default"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace parallax::model
