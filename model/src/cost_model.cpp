@@ -23,6 +23,7 @@ std::pair<int, double> locate(const google::protobuf::RepeatedField<std::int64_t
 
 CostModel::CostModel(const GpuSpec& gpu, Precision precision)
     : table_(gpu.gemm_efficiency()),
+      attention_table_(gpu.flash_attention_efficiency()),
       peak_(parallax::model::peak_flops(gpu, precision)),
       bandwidth_(gpu.hbm_tb_per_s() * 1e12),
       memory_efficiency_(gpu.memory_bound_efficiency()),
@@ -65,8 +66,30 @@ double CostModel::gemm_efficiency(double m, double n, double k) const {
   return e;
 }
 
+double CostModel::flash_attention_efficiency(double seq, double head_dim, bool backward) const {
+  const AttentionEfficiencyTable& t = attention_table_;
+  if (t.seq_size() == 0 || t.head_dim_size() == 0) return 0;
+  const auto [i, ws] = locate(t.seq(), seq);
+  const auto [j, wd] = locate(t.head_dim(), head_dim);
+  const auto& values = backward ? t.backward() : t.forward();
+  const int nd = t.head_dim_size();
+  auto at = [&](int si, int di) {
+    si = std::min(si, t.seq_size() - 1);
+    di = std::min(di, nd - 1);
+    return values.Get(si * nd + di);
+  };
+  return (1 - ws) * (1 - wd) * at(i, j) + (1 - ws) * wd * at(i, j + 1) + ws * (1 - wd) * at(i + 1, j) +
+         ws * wd * at(i + 1, j + 1);
+}
+
 double CostModel::duration(const Task& task) const {
   if (!task.is_compute()) return 0.0;
+  if (task.op == Op::FlashAttention) {
+    // The fused kernel: its (causal) FLOPs at the fraction of peak the GPU's table gives for this
+    // sequence length and head dimension (scenario validation refuses FLASH on a GPU without one).
+    const double eff = flash_attention_efficiency(task.gemm_m, task.gemm_k, task.phase == BACKWARD);
+    if (eff > 0) return task.flops / (peak_ * eff) + overhead_s_;
+  }
   double compute = 0;
   if (task.kind == GEMM) {
     // A batched GEMM fills the GPU like one GEMM with the batch folded into m.

@@ -1,6 +1,7 @@
 #include "parallax/model/job_graph.h"
 
 #include "parallax/model/job_size.h"
+#include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
@@ -59,8 +60,9 @@ struct Bucket {
 class Builder {
  public:
   explicit Builder(const Scenario& sc)
-      : sc_(sc), d_(dims(sc)), coords_{d_.t, d_.d}, layout_(sc.layout()) {
+      : sc_(sc), d_(dims(sc)), coords_{d_.t, d_.d}, layout_(sc.layout()), layer_(describe_layer(d_)) {
     grad_bytes_ = layout_.grad_reduce_in_fp32() ? 4 : d_.e;
+    layer_params_ = layer_parameters(d_).local();
   }
 
   JobGraph build() {
@@ -174,101 +176,100 @@ class Builder {
 
   // ---- transformer layer ----
 
-  void layer_norm(Op op, Phase phase, std::int32_t layer, std::int32_t mb) {
-    // Forward: read x, write y (+ mean/rstd, negligible). Backward: read x, dy, write dx.
-    const bool bwd = phase == BACKWARD;
-    elementwise(op, phase, layer, mb, hidden_elements(), (bwd ? 3.0 : 2.0) * d_.e, 8.0);
+  // A GEMM whose FLOPs and bytes are given (the fused attention kernel), not derived from the shape.
+  std::uint32_t fused_gemm(Op op, GemmRole role, Phase phase, std::int32_t layer, std::int32_t mb,
+                           const GemmShape& shape, double flops, double bytes) {
+    Task t = base(op, phase, layer, mb);
+    t.kind = GEMM;
+    t.role = role;
+    t.gemm_m = static_cast<std::uint32_t>(shape.m);
+    t.gemm_n = static_cast<std::uint32_t>(shape.n);
+    t.gemm_k = static_cast<std::uint32_t>(shape.k);
+    t.gemm_batch = static_cast<std::uint32_t>(shape.batch);
+    t.flops = flops;
+    t.bytes = static_cast<std::uint64_t>(bytes);
+    return add(t);
   }
 
-  void dropout_residual(Phase phase, std::int32_t layer, std::int32_t mb) {
-    // Forward: read x and the residual, write y and a 1-byte mask. Backward: read dy and the mask,
-    // write dx.
-    const bool bwd = phase == BACKWARD;
-    elementwise(Op::DropoutResidual, phase, layer, mb, hidden_elements(),
-                bwd ? 2.0 * d_.e + 1.0 : 3.0 * d_.e + 1.0, 3.0);
-  }
-
-  void attention_core_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
-    const std::int64_t heads = d_.a / d_.t, dh = d_.h / d_.a, batch = d_.b * heads;
-    const std::int64_t scores = batch * d_.s * d_.s;
-    gemm(Op::AttnScores, GemmRole::Forward, phase, layer, mb, d_.s, d_.s, dh, batch);
-    elementwise(Op::Softmax, phase, layer, mb, scores, 2.0 * d_.e, 5.0);
-    elementwise(Op::AttnDropout, phase, layer, mb, scores, 2.0 * d_.e + 1.0, 1.0);
-    gemm(Op::AttnContext, GemmRole::Forward, phase, layer, mb, d_.s, dh, d_.s, batch);
+  // One forward op of model::LayerDescription with its TP collectives: with sequence parallelism a
+  // column-parallel GEMM waits for the all-gather of its input; a row-parallel GEMM's output is
+  // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
+  void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (op.tp == TpPlacement::Column && d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+    if (op.fused_attention)
+      fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
+    else if (op.is_gemm)
+      gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch);
+    else
+      elementwise(op.op, phase, layer, mb, op.elements, op.forward.bytes_per_element, op.forward.flops_per_element);
+    if (op.tp == TpPlacement::Row)
+      tp_blocking(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
   }
 
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
-    const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
-    const bool sp = d_.sp;
     if (phase == FORWARD) zero3_gather(phase, layer, mb);  // recompute: gathered by layer_backward
-    layer_norm(Op::LayerNorm, phase, layer, mb);
-    if (sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
-    gemm(Op::Qkv, GemmRole::Forward, phase, layer, mb, bs, 3 * h / t, h);
-    attention_core_forward(phase, layer, mb);
-    gemm(Op::AttnProj, GemmRole::Forward, phase, layer, mb, bs, h, h / t);
-    tp_blocking(sp ? Op::SpReduceScatter : Op::TpAllReduce, sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
-    dropout_residual(phase, layer, mb);
-    layer_norm(Op::LayerNorm, phase, layer, mb);
-    if (sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
-    gemm(Op::Fc1, GemmRole::Forward, phase, layer, mb, bs, f / t, h);
-    elementwise(Op::Gelu, phase, layer, mb, bs * f / t, 2.0 * d_.e, 8.0);
-    gemm(Op::Fc2, GemmRole::Forward, phase, layer, mb, bs, h, f / t);
-    tp_blocking(sp ? Op::SpReduceScatter : Op::TpAllReduce, sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
-    dropout_residual(phase, layer, mb);
+    for (const LayerOp& op : layer_.ops) op_forward(op, phase, layer, mb);
   }
 
   // Backward of Y = X W with X (m x k), W (k x n): dX = dY W^T is GEMM(m, k, n), dW = X^T dY is
   // GEMM(k, n, m). Megatron overlaps the TP reduction of dX with the dW GEMM; with sequence
   // parallelism it also re-gathers X (kept sharded) for dW while dX is computed.
-  void linear_backward_with_tp(Op op, std::int32_t layer, std::int32_t mb, std::int64_t m, std::int64_t n,
-                               std::int64_t k) {
+  void linear_backward_with_tp(Op op, std::int32_t layer, std::int32_t mb, const std::vector<BackwardStep>& steps) {
     std::uint32_t regather = kNone;
     if (d_.sp && d_.t > 1)
       regather = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, BACKWARD, layer, mb,
                             act_bytes_full(), {last_compute()});
-    const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, m, k, n);
+    const GemmShape& dx = steps.at(0).gemm;
+    const GemmShape& dw = steps.at(1).gemm;
+    const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, dx.m, dx.n, dx.k, dx.batch);
     std::uint32_t reduce = kNone;
     if (d_.t > 1)
       reduce = collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
                           GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(), {dgrad});
     if (regather != kNone) pending_.push_back(regather);
-    gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, k, n, m);
+    gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch);
     if (reduce != kNone) pending_.push_back(reduce);
+  }
+
+  // The backward of one forward op (model::backward_of) with its TP collectives.
+  void op_backward(const LayerOp& op, std::int32_t layer, std::int32_t mb) {
+    const std::vector<BackwardStep> steps = backward_of(op);
+    if (!op.is_gemm) {
+      elementwise(op.op, BACKWARD, layer, mb, op.elements, op.backward.bytes_per_element, op.backward.flops_per_element);
+      return;
+    }
+    if (op.tp == TpPlacement::Column) {
+      linear_backward_with_tp(op.op, layer, mb, steps);
+      return;
+    }
+    if (op.tp == TpPlacement::Row && d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
+    for (const BackwardStep& step : steps) {
+      if (op.fused_attention)
+        fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
+      else
+        gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch);
+    }
   }
 
   // `next_layer`: the layer whose backward follows in the same chunk (-1 at the chunk's first layer).
   void layer_backward(std::int32_t layer, std::int32_t next_layer, std::int32_t mb) {
-    const std::int64_t bs = tokens(), h = d_.h, t = d_.t, f = d_.f;
-    const std::int64_t heads = d_.a / d_.t, dh = d_.h / d_.a, batch = d_.b * heads;
-    const std::int64_t scores = batch * d_.s * d_.s;
     const auto recompute = layout_.recompute();
+    const bool per_op = recompute == Layout::SELECTIVE && layout_.selective_policy() == Layout::PER_OP;
+    const bool core_attention = recompute == Layout::SELECTIVE && !per_op;
     // Full recompute re-runs the forward (gathering ZeRO-3 parameters once for both passes).
     zero3_backward_gathers(recompute == Layout::FULL ? RECOMPUTE_FORWARD : BACKWARD, layer, next_layer, mb);
     if (recompute == Layout::FULL) layer_forward(RECOMPUTE_FORWARD, layer, mb);
-    // MLP block.
-    dropout_residual(BACKWARD, layer, mb);
-    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
-    gemm(Op::Fc2, GemmRole::InputGrad, BACKWARD, layer, mb, bs, f / t, h);
-    gemm(Op::Fc2, GemmRole::WeightGrad, BACKWARD, layer, mb, f / t, h, bs);
-    elementwise(Op::Gelu, BACKWARD, layer, mb, bs * f / t, 3.0 * d_.e, 12.0);
-    linear_backward_with_tp(Op::Fc1, layer, mb, bs, f / t, h);
-    layer_norm(Op::LayerNorm, BACKWARD, layer, mb);
-    // Attention block.
-    dropout_residual(BACKWARD, layer, mb);
-    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
-    gemm(Op::AttnProj, GemmRole::InputGrad, BACKWARD, layer, mb, bs, h / t, h);
-    gemm(Op::AttnProj, GemmRole::WeightGrad, BACKWARD, layer, mb, h / t, h, bs);
-    if (recompute == Layout::SELECTIVE) attention_core_forward(RECOMPUTE_FORWARD, layer, mb);
-    // Context C = P V: dP = dC V^T (s x s, inner dh), dV = P^T dC (s x dh, inner s).
-    gemm(Op::AttnContext, GemmRole::InputGrad, BACKWARD, layer, mb, d_.s, d_.s, dh, batch);
-    gemm(Op::AttnContext, GemmRole::WeightGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
-    elementwise(Op::AttnDropout, BACKWARD, layer, mb, scores, 2.0 * d_.e + 1.0, 1.0);
-    elementwise(Op::Softmax, BACKWARD, layer, mb, scores, 3.0 * d_.e, 4.0);
-    // Scores S = Q K^T: dQ = dS K, dK = dS^T Q, both (s x dh, inner s).
-    gemm(Op::AttnScores, GemmRole::InputGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
-    gemm(Op::AttnScores, GemmRole::WeightGrad, BACKWARD, layer, mb, d_.s, dh, d_.s, batch);
-    linear_backward_with_tp(Op::Qkv, layer, mb, bs, 3 * h / t, h);
-    layer_norm(Op::LayerNorm, BACKWARD, layer, mb);
+    // Per-op selective recompute re-runs the ops whose outputs it did not keep (describe_layer).
+    if (per_op)
+      for (const LayerOp& op : layer_.ops)
+        if (op.per_op_rerun) op_forward(op, RECOMPUTE_FORWARD, layer, mb);
+    for (auto it = layer_.ops.rbegin(); it != layer_.ops.rend(); ++it) {
+      // Selective recompute re-runs the attention core just before its backward needs it.
+      if (core_attention && it->attention_core && (it == layer_.ops.rbegin() || !std::prev(it)->attention_core))
+        for (const LayerOp& op : layer_.ops)
+          if (op.attention_core) op_forward(op, RECOMPUTE_FORWARD, layer, mb);
+      op_backward(*it, layer, mb);
+    }
     layer_done_[layer] = last_compute();
     zero2_reduce(layer, mb);
   }
@@ -276,8 +277,11 @@ class Builder {
   // ---- embedding and output layer ----
 
   void embedding_forward(std::int32_t mb) {
-    // Vocabulary-parallel lookup (rows of V/t), position embedding add, dropout.
-    elementwise(Op::Embedding, FORWARD, -1, mb, tokens() * d_.h, 3.0 * d_.e + 1.0, 2.0);
+    // Vocabulary-parallel lookup (rows of V/t), the learned position embedding's add, dropout:
+    // reads the word row (and the position row), writes the sum and a 1-byte mask.
+    const bool positions = layer_.learned_positions;
+    elementwise(Op::Embedding, FORWARD, -1, mb, tokens() * d_.h, (positions ? 3.0 : 2.0) * d_.e + 1.0,
+                positions ? 2.0 : 1.0);
     if (d_.t > 1)
       pending_.push_back(collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
                                     GROUP_TP, TP_COMM, FORWARD, -1, mb, act_bytes_full(), {last_compute()}));
@@ -291,11 +295,23 @@ class Builder {
     zero2_reduce(-1, mb);
   }
 
+  // The output layer: the final norm, the logits (a column-parallel GEMM over the padded
+  // vocabulary), the cross entropy.
+  LayerOp logits_op() const {
+    LayerOp op;
+    op.op = Op::Logits;
+    op.is_gemm = true;
+    op.has_weight = true;
+    op.tp = TpPlacement::Column;
+    op.gemm = {tokens(), layer_.vocab / d_.t, d_.h, 1};
+    return op;
+  }
+
   void output_forward(std::int32_t mb) {
-    const std::int64_t vocab_shard = (d_.V + d_.t - 1) / d_.t;
-    layer_norm(Op::FinalLayerNorm, FORWARD, -2, mb);
-    if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, FORWARD, -2, mb);
-    gemm(Op::Logits, GemmRole::Forward, FORWARD, -2, mb, tokens(), vocab_shard, d_.h);
+    const std::int64_t vocab_shard = layer_.vocab / d_.t;
+    elementwise(layer_.final_norm_op, FORWARD, -2, mb, hidden_elements(), layer_.norm_forward.bytes_per_element,
+                layer_.norm_forward.flops_per_element);
+    op_forward(logits_op(), FORWARD, -2, mb);
     // Vocabulary-parallel cross entropy: fp32 softmax over the shard, with max and sum all-reduced
     // over TP (two b*s fp32 vectors).
     elementwise(Op::CrossEntropy, FORWARD, -2, mb, tokens() * vocab_shard, d_.e + 8.0, 6.0);
@@ -305,10 +321,11 @@ class Builder {
   }
 
   void output_backward(std::int32_t mb) {
-    const std::int64_t vocab_shard = (d_.V + d_.t - 1) / d_.t;
+    const std::int64_t vocab_shard = layer_.vocab / d_.t;
     elementwise(Op::CrossEntropy, BACKWARD, -2, mb, tokens() * vocab_shard, d_.e + 4.0, 2.0);
-    linear_backward_with_tp(Op::Logits, -2, mb, tokens(), vocab_shard, d_.h);
-    layer_norm(Op::FinalLayerNorm, BACKWARD, -2, mb);
+    op_backward(logits_op(), -2, mb);
+    elementwise(layer_.final_norm_op, BACKWARD, -2, mb, hidden_elements(), layer_.norm_backward.bytes_per_element,
+                layer_.norm_backward.flops_per_element);
     output_done_ = last_compute();
     zero2_reduce(-2, mb);
   }
@@ -375,7 +392,7 @@ class Builder {
       std::vector<std::pair<std::int32_t, double>> order;
       if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).local());
       for (std::int64_t l = (vs + 1) * per_chunk - 1; l >= vs * per_chunk; --l)
-        order.emplace_back(static_cast<std::int32_t>(l), layer_parameters(d_).local());
+        order.emplace_back(static_cast<std::int32_t>(l), layer_params_);
       if (vs == 0) order.emplace_back(-1, embedding_parameters(d_).local());
       Bucket current{static_cast<std::int32_t>(c), {}, 0};
       for (const auto& [layer, params] : order) {
@@ -401,7 +418,7 @@ class Builder {
   // ZeRO-3: parameters are gathered before each use, prefetched one layer ahead.
   void zero3_gather(Phase phase, std::int32_t layer, std::int32_t mb) {
     if (layout_.zero_stage() < 3 || d_.d == 1) return;
-    const auto bytes = static_cast<std::uint64_t>(layer_parameters(d_).local() * d_.e);
+    const auto bytes = static_cast<std::uint64_t>(layer_params_ * d_.e);
     const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, layer, mb, bytes,
                                {prefetch_anchor_});
     prefetch_anchor_ = last_compute();
@@ -421,7 +438,7 @@ class Builder {
       zero3_gather(phase, layer, mb);
     }
     if (next_layer < 0) return;
-    const auto bytes = static_cast<std::uint64_t>(layer_parameters(d_).local() * d_.e);
+    const auto bytes = static_cast<std::uint64_t>(layer_params_ * d_.e);
     // One layer ahead at most: it waits for the compute before this layer's.
     prefetched_gather_ = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, next_layer, mb, bytes,
                                     {last_compute()});
@@ -431,7 +448,7 @@ class Builder {
   // as soon as they are computed (DeepSpeed's behaviour).
   void zero2_reduce(std::int32_t layer, std::int32_t mb) {
     if (layout_.zero_stage() < 2 || d_.d == 1) return;
-    double params = layer >= 0 ? layer_parameters(d_).local()
+    double params = layer >= 0 ? layer_params_
                                : (layer == -1 ? embedding_parameters(d_).local()
                                                : output_parameters(d_, sc_.model().tied_embeddings()).local());
     if (params <= 0) return;
@@ -580,6 +597,8 @@ class Builder {
   Dims d_;
   RankCoords coords_;
   const Layout& layout_;
+  LayerDescription layer_;
+  double layer_params_ = 0;  // one layer's parameters on one rank
   std::int64_t grad_bytes_;
 
   std::vector<RankClass> ranks_;
@@ -685,8 +704,14 @@ double JobGraph::hardware_flops() const {
 double JobGraph::model_flops() const {
   double total = 0;
   for (std::size_t i = 0; i < ranks_.size(); ++i)
-    for (auto id : rank_tasks_[i])
-      if (tasks_[id].kind == GEMM && tasks_[id].phase != RECOMPUTE_FORWARD) total += tasks_[id].flops * ranks_[i].multiplicity;
+    for (auto id : rank_tasks_[i]) {
+      const Task& t = tasks_[id];
+      if (t.kind != GEMM || t.phase == RECOMPUTE_FORWARD) continue;
+      // The fused attention backward runs five matmuls, one of them the recompute of the scores:
+      // model FLOPs count the other four (twice the forward).
+      const double share = t.op == Op::FlashAttention && t.phase == BACKWARD ? 0.8 : 1.0;
+      total += t.flops * share * ranks_[i].multiplicity;
+    }
   return total;
 }
 

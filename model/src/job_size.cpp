@@ -1,6 +1,7 @@
 #include "parallax/model/job_size.h"
 
 #include "parallax/model/job_graph.h"
+#include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
 #include "parallax/traces/io.h"
@@ -48,6 +49,8 @@ Dims clamped_dims(const Scenario& sc) {
   };
   d.gpus = saturating_mul(saturating_mul(d.t, d.p), d.d);
   d.sp = l.sequence_parallel() && d.t > 1;
+  set_layer_shape(d, m, l);
+  d.hd = std::max<std::int64_t>(1, d.hd);
   return d;
 }
 
@@ -105,16 +108,15 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
   const std::uint64_t z3 = zero >= 3 && d.d > 1 ? 1 : 0, z2 = zero >= 2 && d.d > 1 ? 1 : 0;
 
-  // One layer, one micro-batch (Builder::layer_forward and layer_backward): 13 compute tasks
-  // forward plus the TP collectives (two, four with sequence parallelism) and the ZeRO-3 gather;
-  // backward 19 compute tasks (+4 attention core under selective recompute, + a whole forward under
-  // full), the TP collectives (two reductions, with sequence parallelism two gathers and two
-  // re-gathers), the ZeRO-3 gather and the ZeRO-2/3 reduce-scatter.
-  const std::uint64_t recompute_fwd = 13 + 2 * tb + 2 * spt;
-  const std::uint64_t layer_fwd = recompute_fwd + z3;
-  std::uint64_t layer_bwd = 19 + 4 * spt + 2 * tb + z3 + z2;
-  if (recompute == Layout::SELECTIVE) layer_bwd += 4;
-  if (recompute == Layout::FULL) layer_bwd += recompute_fwd;
+  // One layer, one micro-batch (Builder::layer_forward and layer_backward, from the ops of
+  // model::LayerDescription): GPT has 13 compute tasks forward plus the TP collectives (two, four with
+  // sequence parallelism) and the ZeRO-3 gather; backward 19 compute tasks (+4 attention core under
+  // selective recompute, + a whole forward under full), the TP collectives (two reductions, with
+  // sequence parallelism two gathers and two re-gathers), the ZeRO-3 gather and the ZeRO-2/3
+  // reduce-scatter.
+  const LayerTaskCounts counts = layer_task_counts(describe_layer(d), d, recompute);
+  const std::uint64_t layer_fwd = counts.forward + z3;
+  const std::uint64_t layer_bwd = counts.backward + z3 + z2;
   const std::uint64_t embedding_fwd = 1 + tb;
   const std::uint64_t embedding_bwd = 1 + (z2 && embedding_parameters(d).local() > 0 ? 1 : 0);
   const std::uint64_t output_fwd = 3 + spt + tb;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <numeric>
 #include <vector>
 
 namespace parallax::model {
@@ -15,7 +16,9 @@ std::int64_t micro_batches(const LayoutShape& l) { return l.global_batch_size / 
 
 constexpr std::array<LayoutRuleEntry, kLayoutRules> kRules{{
     {LayoutRule::HeadsTp, "heads_tp", "num_heads not divisible by tp",
-     [](const LayoutFacts& m, const LayoutShape& l) { return m.num_heads % l.tp != 0; }},
+     [](const LayoutFacts& m, const LayoutShape& l) {
+       return m.num_heads % l.tp != 0 || (m.num_query_groups > 0 && m.num_query_groups % l.tp != 0);
+     }},
     {LayoutRule::FfnTp, "ffn_tp", "FFN size not divisible by tp",
      [](const LayoutFacts& m, const LayoutShape& l) { return m.ffn_size % l.tp != 0; }},
     {LayoutRule::SeqTp, "seq_tp", "sequence parallel: seq_length not divisible by tp",
@@ -35,7 +38,7 @@ constexpr std::array<LayoutRuleEntry, kLayoutRules> kRules{{
 
 LayoutFacts LayoutFacts::of(const ModelSpec& m) {
   return LayoutFacts{m.num_heads(), m.ffn_hidden_size() ? m.ffn_hidden_size() : 4LL * m.hidden_size(),
-                     m.seq_length(), m.num_layers()};
+                     m.seq_length(), m.num_layers(), m.num_query_groups()};
 }
 
 LayoutShape LayoutShape::of(const Layout& l) {
@@ -84,9 +87,15 @@ LayoutRuleViolation explain_broken_rule(LayoutRule rule, const LayoutFacts& m, c
   const auto str = [](std::int64_t n) { return std::to_string(n); };
   switch (rule) {
     case LayoutRule::HeadsTp:
+      if (m.num_heads % l.tp != 0 || m.num_query_groups <= 0)
+        return {{"layout", "tp"},
+                "num_heads " + str(m.num_heads) + " is not divisible by tp " + str(l.tp) +
+                    "; valid tp: " + divisors_text(m.num_heads, kMaxDegree)};
+      // Megatron splits the key/value heads over the TP ranks too: each holds whole groups.
       return {{"layout", "tp"},
-              "num_heads " + str(m.num_heads) + " is not divisible by tp " + str(l.tp) +
-                  "; valid tp: " + divisors_text(m.num_heads, kMaxDegree)};
+              "model.num_query_groups " + str(m.num_query_groups) + " is not divisible by tp " + str(l.tp) +
+                  " (each TP rank holds whole key/value heads); valid tp: " +
+                  divisors_text(std::gcd(m.num_heads, m.num_query_groups), kMaxDegree)};
     case LayoutRule::FfnTp:
       return {{"layout", "tp"}, "the FFN size " + str(m.ffn_size) + " is not divisible by tp " + str(l.tp)};
     case LayoutRule::SeqTp:

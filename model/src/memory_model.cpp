@@ -1,5 +1,6 @@
 #include "parallax/model/memory_model.h"
 
+#include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/schedule.h"
 
@@ -8,32 +9,12 @@
 namespace parallax::model {
 
 std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute) {
-  // Korthikanti et al. 2022, §4.1, for 16-bit training: bytes per micro-batch of one layer. Tensors
-  // inside the TP regions are split over t; the rest are split over t only with sequence parallelism.
-  const double sbh = static_cast<double>(d.s) * d.b * d.h, t = static_cast<double>(d.t);
-  const double as2b = static_cast<double>(d.a) * d.s * d.s * d.b;
-  const double outside = d.sp ? t : 1.0;  // divisor of tensors outside TP regions
-  const double ffn = static_cast<double>(d.f) / d.h;  // 4 for a standard FFN
-  if (recompute == Layout::FULL) return {{"layer input", 2 * sbh / outside}};
-  std::vector<StoredActivation> a = {
-      {"layernorm 1 input", 2 * sbh / outside},
-      {"QKV input", 2 * sbh / outside},
-      {"Q and K (scores input)", 4 * sbh / t},
-      {"V (context input)", 2 * sbh / t},
-      {"projection input", 2 * sbh / t},
-      {"attention dropout mask", sbh / outside},
-      {"layernorm 2 input", 2 * sbh / outside},
-      {"FC1 input", 2 * sbh / outside},
-      {"GeLU input", 2 * ffn * sbh / t},
-      {"FC2 input", 2 * ffn * sbh / t},
-      {"MLP dropout mask", sbh / outside},
-  };
-  if (recompute == Layout::NO_RECOMPUTE) {
-    // The attention core (recomputed under selective recompute).
-    a.push_back({"softmax output", 2 * as2b / t});
-    a.push_back({"softmax dropout mask", as2b / t});
-    a.push_back({"softmax dropout output", 2 * as2b / t});
-  }
+  // Korthikanti et al. 2022, §4.1, for 16-bit training, generalised by model::LayerDescription:
+  // bytes per micro-batch of one layer. Tensors inside the TP regions are split over t; the rest are
+  // split over t only with sequence parallelism.
+  const LayerDescription layer = describe_layer(d);
+  std::vector<StoredActivation> a;
+  for (const SavedTensor* s : layer.saved(recompute, d.selective_policy)) a.push_back({s->name, s->bytes});
   return a;
 }
 
@@ -84,7 +65,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       const std::int64_t vs = chunk * d.p + stage;
       double bytes = per_layer * static_cast<double>(layers_per_chunk);
       if (vs == 0) bytes += sbh / outside;
-      if (vs == last_vs) bytes += 4.0 * d.s * d.b * ((d.V + d.t - 1) / d.t) + 2 * sbh / outside;
+      if (vs == last_vs) bytes += 4.0 * d.s * d.b * (padded_vocab(d) / d.t) + 2 * sbh / outside;
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
     }
     const HeldPeak held = peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),

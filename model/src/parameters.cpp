@@ -1,29 +1,31 @@
 #include "parallax/model/parameters.h"
 
+#include "parallax/model/layer.h"
+
 namespace parallax::model {
 
 ParameterShard layer_parameters(const Dims& d) {
-  const double h = d.h, f = d.f, t = d.t;
-  ParameterShard p;
   // Column-parallel QKV and FC1 split weights and biases; row-parallel projection and FC2 split
-  // weights, their biases are added after the reduction and replicated.
-  p.sharded = (3 * h * h + 3 * h) / t + (h * h) / t + (h * f + f) / t + (f * h) / t;
-  p.replicated = h + h + 4 * h;
+  // weights, their biases are added after the reduction and replicated, as are the norms.
+  const LayerDescription layer = describe_layer(d);
+  ParameterShard p;
+  p.sharded = layer.sharded_parameters();
+  p.replicated = layer.replicated_parameters();
   return p;
 }
 
 EmbeddingShard embedding_parameters(const Dims& d) {
   EmbeddingShard e;
-  e.word = static_cast<double>(d.V) * d.h / d.t;
+  e.word = static_cast<double>(padded_vocab(d)) * d.h / d.t;
   e.sharded = e.word;
-  e.replicated = static_cast<double>(d.s) * d.h;
+  if (d.positions == ModelSpec::LEARNED) e.replicated = static_cast<double>(d.s) * d.h;
   return e;
 }
 
 ParameterShard output_parameters(const Dims& d, bool tied_embeddings) {
   ParameterShard p;
-  p.replicated = 2.0 * d.h;
-  if (!tied_embeddings || d.p > 1) p.sharded = static_cast<double>(d.V) * d.h / d.t;
+  p.replicated = describe_layer(d).final_norm_parameters;
+  if (!tied_embeddings || d.p > 1) p.sharded = static_cast<double>(padded_vocab(d)) * d.h / d.t;
   return p;
 }
 
@@ -48,7 +50,7 @@ double total_parameters(const Dims& d, bool tied_embeddings) {
   double total = 0;
   for (std::int64_t stage = 0; stage < d.p; ++stage) total += stage_parameters(d, tied_embeddings, stage).unique(d.t);
   // The last stage's copy of a tied word embedding is not a parameter of its own.
-  if (tied_embeddings && d.p > 1) total -= static_cast<double>(d.V) * d.h;
+  if (tied_embeddings && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
   return total;
 }
 

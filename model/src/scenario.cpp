@@ -350,24 +350,28 @@ void validate(const Scenario& sc, const Sources& src) {
   if (m.make_vocab_size_divisible_by() < 1)
     fail(src, {"model", "make_vocab_size_divisible_by"},
          "must be >= 1 (got " + std::to_string(m.make_vocab_size_divisible_by()) + "); 1 pads only to a multiple of tp");
-  refuse_unmodelled(src, {"model", "num_query_groups"}, m.num_query_groups() != 0 && m.num_query_groups() != m.num_heads(),
-                    "grouped-query attention (num_query_groups " + std::to_string(m.num_query_groups()) + ")");
-  refuse_unmodelled(src, {"model", "head_dim"}, m.head_dim() != 0 && static_cast<std::int64_t>(m.head_dim()) * m.num_heads() != m.hidden_size(),
-                    "a head_dim other than hidden_size / num_heads");
-  refuse_unmodelled(src, {"model", "activation"}, m.activation() != ModelSpec::GELU, "the activation " + ModelSpec::Activation_Name(m.activation()));
-  refuse_unmodelled(src, {"model", "normalization"}, m.normalization() != ModelSpec::LAYERNORM, "the normalization " + ModelSpec::Normalization_Name(m.normalization()));
-  refuse_unmodelled(src, {"model", "attention_kernel"}, m.attention_kernel() != ModelSpec::UNFUSED, "the attention kernel " + ModelSpec::AttentionKernel_Name(m.attention_kernel()));
-  refuse_unmodelled(src, {"model", "position_embedding"}, m.position_embedding() != ModelSpec::LEARNED, "the position embedding " + ModelSpec::PositionEmbedding_Name(m.position_embedding()));
-  refuse_unmodelled(src, {"model", "make_vocab_size_divisible_by"}, m.make_vocab_size_divisible_by() != 1, "vocabulary padding");
-  refuse_unmodelled(src, {"model", "add_bias_linear"}, !m.add_bias_linear(), "linear layers without biases");
-  if (m.hidden_size() % m.num_heads() != 0)
+  if (m.num_query_groups() > 0 && m.num_heads() % m.num_query_groups() != 0)
+    fail(src, {"model", "num_query_groups"},
+         "num_heads " + std::to_string(m.num_heads()) + " is not a multiple of num_query_groups " +
+             std::to_string(m.num_query_groups()) + "; valid num_query_groups: " +
+             divisors_text(m.num_heads(), m.num_heads()));
+  // With head_dim set, the attention width (num_heads * head_dim) need not be hidden_size
+  // (Nemotron-4 340B: 96 heads of 192 on a hidden size of 18432).
+  if (m.head_dim() == 0 && m.hidden_size() % m.num_heads() != 0)
     fail(src, {"model", "num_heads"},
          "hidden_size " + std::to_string(m.hidden_size()) + " is not divisible by num_heads " +
              std::to_string(m.num_heads()) +
-             "; valid num_heads: " + divisors_text(m.hidden_size(), m.hidden_size()));
+             "; valid num_heads: " + divisors_text(m.hidden_size(), m.hidden_size()) +
+             " (or set model.head_dim)");
 
   validate_cluster(sc, src, m.precision());
   const ClusterSpec& c = sc.cluster();
+  if (m.attention_kernel() == ModelSpec::FLASH && !c.gpu().has_flash_attention_efficiency())
+    fail(src, {"cluster", "gpu", "flash_attention_efficiency"},
+         "missing: the GPU \"" + c.gpu().name() +
+             "\" has no flash attention efficiency table, which model.attention_kernel FLASH needs; "
+             "add cluster.gpu.flash_attention_efficiency (seq and head_dim axes, forward and backward "
+             "fractions of peak) or use attention_kernel: UNFUSED");
 
   // Layout.
   if (!sc.has_layout()) fail(src, {"layout"}, "missing: give layout { dp: .. tp: .. pp: .. global_batch_size: .. }");
@@ -392,7 +396,6 @@ void validate(const Scenario& sc, const Sources& src) {
   refuse_unmodelled(src, {"layout", "loss_in_pipeline_split"}, l.loss_in_pipeline_split(), "counting the loss as a layer");
   refuse_unmodelled(src, {"layout", "reshard_after_forward"}, !l.reshard_after_forward(), "ZeRO-3 without resharding after forward");
   refuse_unmodelled(src, {"layout", "tp_comm_overlap"}, l.tp_comm_overlap(), "tensor-parallel communication overlap");
-  refuse_unmodelled(src, {"layout", "selective_policy"}, l.selective_policy() != Layout::CORE_ATTENTION, "the per-op selective recompute policy");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
   if (l.global_batch_size() < 1)
     fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");
@@ -434,8 +437,14 @@ void validate(const Scenario& sc, const Sources& src) {
   // micro-batch's activations, attention scores, GEMM operands times bytes): bound the factors so no
   // product overflows. 2^48 elements is ~10^6 times any published run.
   {
-    const double b = l.micro_batch_size(), s = m.seq_length(), h = m.hidden_size(), a = m.num_heads();
-    const double f = ffn, vocab = m.vocab_size();
+    const double b = l.micro_batch_size(), s = m.seq_length(), a = m.num_heads();
+    // The wider of the hidden size and the attention's width (heads * head_dim, which head_dim can
+    // make wider); SwiGLU's FC1 is 2f wide; the vocabulary as padded.
+    const double head_dim = m.head_dim() > 0 ? m.head_dim() : static_cast<double>(m.hidden_size()) / a;
+    const double h = std::max(static_cast<double>(m.hidden_size()), a * head_dim);
+    const double f = static_cast<double>(ffn) * (m.activation() == ModelSpec::SWIGLU ? 2.0 : 1.0);
+    const double multiple = static_cast<double>(m.make_vocab_size_divisible_by()) * l.tp();
+    const double vocab = std::ceil(m.vocab_size() / multiple) * multiple;
     const double limit = 281474976710656.0;  // 2^48
     const struct {
       double elements;
@@ -600,7 +609,23 @@ Dims dims(const Scenario& sc) {
   d.e = bytes_per_element(m.precision());
   d.gpus = d.t * d.p * d.d;
   d.sp = l.sequence_parallel() && d.t > 1;
+  set_layer_shape(d, m, l);
   return d;
+}
+
+void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
+  d.g = m.num_query_groups() > 0 ? m.num_query_groups() : d.a;
+  d.hd = m.head_dim() > 0 ? m.head_dim() : d.h / std::max<std::int64_t>(1, d.a);
+  // Megatron pads the vocabulary to a multiple of make_vocab_size_divisible_by * tp.
+  const std::int64_t multiple = std::max<std::int64_t>(1, m.make_vocab_size_divisible_by()) * std::max<std::int64_t>(1, d.t);
+  d.Vp = (d.V + multiple - 1) / multiple * multiple;
+  d.activation = m.activation();
+  d.normalization = m.normalization();
+  d.attention = m.attention_kernel();
+  d.positions = m.position_embedding();
+  d.bias = m.add_bias_linear();
+  d.tied = m.tied_embeddings();
+  d.selective_policy = l.selective_policy();
 }
 
 }  // namespace parallax::model

@@ -1,6 +1,7 @@
 // Compute cost model (docs/architecture.md, "Cost model"): the duration of a compute task on one GPU is the roofline
 // max(FLOPs / (peak * efficiency(m, n, k)), bytes / (HBM bandwidth * memory efficiency)) plus a fixed
-// kernel overhead. The GEMM efficiency comes from the GPU's table, never from a per-scenario factor.
+// kernel overhead; the fused attention kernel is FLOPs / (peak * its own efficiency(seq, head_dim))
+// plus the overhead. The GEMM efficiency comes from the GPU's table, never from a per-scenario factor.
 #pragma once
 
 #include "parallax/model/job_graph.h"
@@ -29,6 +30,10 @@ class CostModel {
   // Fraction of peak a GEMM of this shape reaches: trilinear interpolation of the table in
   // log2(m), log2(n), log2(k), clamped at the table's edges.
   double gemm_efficiency(double m, double n, double k) const;
+  // Fraction of peak the fused (flash) attention kernel reaches, forward or backward: bilinear in
+  // log2(seq), log2(head_dim) over the GPU's flash_attention_efficiency table, clamped at its edges;
+  // 0 when the GPU has no table.
+  double flash_attention_efficiency(double seq, double head_dim, bool backward) const;
 
   double peak_flops() const { return peak_; }
   double memory_bandwidth() const { return bandwidth_; }
@@ -37,6 +42,7 @@ class CostModel {
 
  private:
   GemmEfficiencyTable table_;
+  AttentionEfficiencyTable attention_table_;
   double peak_, bandwidth_, memory_efficiency_, overhead_s_;
   double vector_peak_;
 };

@@ -6,11 +6,20 @@
 
 namespace parallax::model::formulas {
 
-// P = 12 L h^2 (1 + 13/(12h) + (V+s)/(12 L h)).
+// GPT: P = 12 L h^2 (1 + 13/(12h) + (V+s)/(12 L h)). Other layers (GQA, head_dim, SwiGLU, RMSNorm,
+// RoPE, no biases, untied): the sum of their weights, biases, norms and embeddings.
 double parameters(const Dims& d);
 
-// Narayanan et al. SC21 eq. 3, FLOPs per iteration: 96 B s L h^2 (1 + s/(6h) + V/(16 L h)) with full
-// recompute, 72 B s L h^2 (1 + s/(6h) + V/(12 L h)) without. Assumes an FFN of 4h.
+// Model FLOPs per token of training: 6 N_matmul + 3 L x the attention core's forward, where
+// N_matmul = L (h (a + 2g) d_h + a d_h h + h f1 + f h) + V h (the output layer; f1 = 2f for SwiGLU)
+// and the core's forward is 4 s a d_h per token, half that for causal flash attention: so
+// 6 N_matmul + 6 L s a d_h with flash, + 12 L s a d_h unfused.
+double model_flops_per_token(const Dims& d);
+
+// FLOPs per iteration. GPT: Narayanan et al. SC21 eq. 3, 96 B s L h^2 (1 + s/(6h) + V/(16 L h)) with
+// full recompute, 72 B s L h^2 (1 + s/(6h) + V/(12 L h)) without (assumes an FFN of 4h). Other layers:
+// B s model_flops_per_token, plus each layer's forward again with full recompute. The flash kernel's
+// own recompute of the scores inside its backward is not counted (as the selective recompute is not).
 double flops_per_iteration(const Dims& d, bool full_recompute);
 
 // Pipeline bubble: (p-1)/(v m) (v = 1 for GPipe and 1F1B).

@@ -155,7 +155,8 @@ class JobGraph {
   std::string task_name(std::uint32_t task) const;
 
   // Hardware FLOPs of one step summed over all ranks (recompute included), and the same without
-  // recompute (model FLOPs).
+  // recompute (model FLOPs; the flash attention backward counted without its recompute of the
+  // scores, 4 of its 5 matmuls).
   double hardware_flops() const;
   double model_flops() const;
 

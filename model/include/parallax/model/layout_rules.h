@@ -17,6 +17,7 @@ namespace parallax::model {
 // What the rules read of the model.
 struct LayoutFacts {
   std::int64_t num_heads = 1, ffn_size = 1, seq_length = 1, num_layers = 1;
+  std::int64_t num_query_groups = 0;  // key/value heads; 0: num_heads
   static LayoutFacts of(const ModelSpec& model);  // ffn_size: ffn_hidden_size, else 4 * hidden_size
 };
 
@@ -30,7 +31,8 @@ struct LayoutShape {
 
 // In the order they are checked; the planner's PruneReason starts with the same values.
 enum class LayoutRule : int {
-  HeadsTp,     // num_heads % tp != 0
+  HeadsTp,     // num_heads % tp != 0, or num_query_groups % tp != 0 (Megatron splits the KV heads;
+               // the planner counts both as "num_heads not divisible by tp")
   FfnTp,       // FFN size % tp != 0
   SeqTp,       // sequence parallel with seq_length % tp != 0
   LayersPpV,   // num_layers % (pp * virtual_stages) != 0

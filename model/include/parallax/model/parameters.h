@@ -1,4 +1,4 @@
-// Parameter counts per tensor-parallel rank, built from the tensors of a GPT layer (docs/architecture.md, "What the builder emits").
+// Parameter counts per tensor-parallel rank, summed from the ops of model::LayerDescription (docs/architecture.md, "What the builder emits").
 #pragma once
 
 #include "parallax/model/scenario.h"
@@ -14,16 +14,16 @@ struct ParameterShard {
   double unique(std::int64_t tp) const { return sharded * static_cast<double>(tp) + replicated; }
 };
 
-// One transformer layer: QKV (3h^2 + 3h), projection (h^2 + h), FFN (2hf + f + h), two LayerNorms (4h).
+// One transformer layer (GPT: QKV 3h^2 + 3h, projection h^2 + h, FFN 2hf + f + h, two LayerNorms 4h).
 ParameterShard layer_parameters(const Dims& d);
 
 struct EmbeddingShard : ParameterShard {
   double word = 0;  // the vocabulary-parallel word embedding part (V h / t)
 };
-// Word (vocabulary-parallel) and position embeddings, on the first pipeline stage.
+// Word (vocabulary-parallel, padded vocabulary) and learned position embeddings, on the first stage.
 EmbeddingShard embedding_parameters(const Dims& d);
 
-// Final LayerNorm and the output layer on the last stage: with tied embeddings and p > 1 a copy of the
+// Final norm and the output layer on the last stage: with tied embeddings and p > 1 a copy of the
 // word embedding (kept in sync by an all-reduce), with tied embeddings and p = 1 nothing extra.
 ParameterShard output_parameters(const Dims& d, bool tied_embeddings);
 

@@ -45,7 +45,21 @@ struct Dims {
   std::int64_t e;                 // bytes per element of the training precision
   std::int64_t gpus;              // d t p
   bool sp;                        // sequence parallel
+  // The layer's shape beyond GPT (model::LayerDescription reads these). Zero / default means the
+  // GPT value, so a Dims written field by field for a GPT layer needs none of them.
+  std::int64_t g = 0;   // key/value heads (query groups); 0: a
+  std::int64_t hd = 0;  // head dimension; 0: h / a
+  std::int64_t Vp = 0;  // vocabulary padded as Megatron pads it (model::padded_vocab); 0: V
+  ModelSpec::Activation activation = ModelSpec::GELU;
+  ModelSpec::Normalization normalization = ModelSpec::LAYERNORM;
+  ModelSpec::AttentionKernel attention = ModelSpec::UNFUSED;
+  ModelSpec::PositionEmbedding positions = ModelSpec::LEARNED;
+  bool bias = true;  // biases on the linear layers
+  bool tied = true;  // tied input and output embeddings
+  Layout::SelectivePolicy selective_policy = Layout::CORE_ATTENTION;
 };
+// Fills the fields above from the model (and tp, for the vocabulary padding).
+void set_layer_shape(Dims& d, const ModelSpec& model, const Layout& layout);
 Dims dims(const Scenario& scenario);
 
 int bytes_per_element(Precision precision);

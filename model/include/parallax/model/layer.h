@@ -1,0 +1,116 @@
+// One transformer layer, described once: its forward ops in order, each with its work, its place in
+// the tensor-parallel regions, the parameters it owns and the tensors it keeps for its backward pass.
+// The graph builder, the parameter counts, the activation memory and the task counts all read it;
+// backward work is derived from the forward ops by rule (backward_of).
+#pragma once
+
+#include "parallax/model/job_graph.h"
+#include "parallax/model/scenario.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace parallax::model {
+
+// Y = A B with A (m x k), B (k x n), `batch` times (per TP rank).
+struct GemmShape {
+  std::int64_t m = 0, n = 0, k = 0, batch = 1;
+  double flops() const { return 2.0 * static_cast<double>(m) * n * k * batch; }
+  bool operator==(const GemmShape&) const = default;
+};
+
+// HBM traffic and arithmetic per element of an elementwise op, one direction.
+struct ElementwiseCost {
+  double bytes_per_element = 0;
+  double flops_per_element = 0;
+};
+
+// Megatron's tensor-parallel linears. Column: the weight split by output columns; its input is the
+// full activation (all-gathered first with sequence parallelism), the gradient of that input is
+// reduced over TP in backward. Row: split by input rows; its output is reduced over TP (all-reduce,
+// or reduce-scatter with sequence parallelism), its output gradient all-gathered with sequence
+// parallelism in backward.
+enum class TpPlacement : std::uint8_t { None, Column, Row };
+
+// How a kept tensor is divided over the TP ranks: inside a TP region always by t; outside (the
+// hidden activation between the regions) by t only with sequence parallelism.
+enum class TensorSplit : std::uint8_t { Tp, TpWithSp };
+
+// A tensor the layer keeps from its forward pass for its backward pass, and under which recompute
+// choices it is kept (FULL keeps only the layer input, described apart).
+struct SavedTensor {
+  const char* name;
+  double bytes;  // per micro-batch, on one TP rank
+  TensorSplit split;
+  bool no_recompute;  // kept without recompute
+  bool selective;     // kept under SELECTIVE with the CORE_ATTENTION policy
+  bool per_op;        // kept under SELECTIVE with the PER_OP policy
+};
+
+struct LayerOp {
+  Op op;
+  bool is_gemm = false;
+  GemmShape gemm;                 // forward shape on one TP rank (GEMMs)
+  bool has_weight = false;        // backward computes a weight gradient (else two input gradients)
+  bool transposed_operand = false;  // B is a transposed tensor (K^T): its gradient is GEMM(n, k, m)
+  // FlashAttention: one fused kernel both ways; FLOPs and bytes given, not derived from the shape.
+  bool fused_attention = false;
+  double fused_forward_flops = 0, fused_backward_flops = 0;
+  double fused_forward_bytes = 0, fused_backward_bytes = 0;
+  std::int64_t elements = 0;      // elementwise ops, per TP rank
+  ElementwiseCost forward, backward;
+  TpPlacement tp = TpPlacement::None;
+  double sharded_parameters = 0;     // per TP rank
+  double replicated_parameters = 0;  // on every TP rank
+  std::vector<SavedTensor> saved;
+  bool attention_core = false;   // re-run before its backward by SELECTIVE / CORE_ATTENTION
+  bool per_op_rerun = false;     // re-run before the layer's backward by SELECTIVE / PER_OP
+};
+
+// One step of an op's backward pass.
+struct BackwardStep {
+  GemmRole role;      // InputGrad / WeightGrad for GEMMs (the second of two input gradients is
+                      // named WeightGrad, as the builder always has); Forward for elementwise ops
+  bool is_gemm;
+  GemmShape gemm;     // GEMMs
+  double flops = 0;   // all steps
+  double bytes = 0;   // fused attention and elementwise ops (GEMM bytes follow from the shape)
+};
+// The backward of a forward op, by rule: a GEMM Y = X W gives dX = dY W^T, GEMM(m, k, n), and
+// dW = X^T dY, GEMM(k, n, m); a GEMM of two activations gives the same two shapes as the gradients
+// of both inputs, except that a transposed second operand (S = Q K^T) has its gradient computed
+// untransposed, dK = dS^T Q, GEMM(n, k, m); flash attention is one fused kernel; an elementwise op
+// is one kernel with its own backward cost.
+std::vector<BackwardStep> backward_of(const LayerOp& op);
+
+struct LayerDescription {
+  std::vector<LayerOp> ops;          // forward order
+  SavedTensor layer_input;           // all that FULL recompute keeps
+  double final_norm_parameters = 0;  // replicated, on the last stage
+  Op norm_op = Op::LayerNorm, final_norm_op = Op::FinalLayerNorm;
+  ElementwiseCost norm_forward, norm_backward;  // the final norm's costs (as the layer's norms)
+  std::int64_t vocab = 0;            // padded vocabulary (rows of the embedding and the logits)
+  bool learned_positions = true;
+
+  // Parameters of one layer on one TP rank.
+  double sharded_parameters() const;
+  double replicated_parameters() const;
+  // The tensors kept under a recompute choice, in Korthikanti's order (those selective recompute
+  // keeps first, then the attention core's).
+  std::vector<const SavedTensor*> saved(Layout::Recompute recompute, Layout::SelectivePolicy policy) const;
+};
+
+LayerDescription describe_layer(const Dims& d);
+
+// Tasks one layer emits for one micro-batch, without ZeRO tasks (Builder::layer_forward and
+// layer_backward).
+struct LayerTaskCounts {
+  std::uint64_t forward = 0;
+  std::uint64_t backward = 0;
+};
+LayerTaskCounts layer_task_counts(const LayerDescription& layer, const Dims& d, Layout::Recompute recompute);
+
+// The vocabulary padded as Megatron pads it: to a multiple of make_vocab_size_divisible_by * tp.
+std::int64_t padded_vocab(const Dims& d);
+
+}  // namespace parallax::model

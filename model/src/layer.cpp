@@ -1,0 +1,311 @@
+#include "parallax/model/layer.h"
+
+#include <algorithm>
+
+namespace parallax::model {
+
+std::int64_t padded_vocab(const Dims& d) {
+  if (d.Vp > 0) return d.Vp;
+  const std::int64_t t = std::max<std::int64_t>(1, d.t);
+  return (d.V + t - 1) / t * t;  // a Dims filled by hand: padded to a multiple of tp only
+}
+
+namespace {
+
+std::int64_t query_groups(const Dims& d) { return d.g > 0 ? d.g : d.a; }
+std::int64_t head_dim(const Dims& d) { return d.hd > 0 ? d.hd : d.h / std::max<std::int64_t>(1, d.a); }
+
+SavedTensor kept(const char* name, double bytes, TensorSplit split, bool no_recompute, bool selective, bool per_op) {
+  return SavedTensor{name, bytes, split, no_recompute, selective, per_op};
+}
+
+// The norms: LayerNorm reads x and writes y (mean and rstd are negligible) with ~8 FLOPs per element
+// (mean, variance, normalise, scale, shift); backward reads x and dy and writes dx. RMSNorm has no
+// mean and no shift (~5 FLOPs per element forward, ~6 backward) and half the parameters.
+struct NormKind {
+  Op op, final_op;
+  ElementwiseCost forward, backward;
+  double parameters_per_hidden;
+  const char* first_input;
+  const char* second_input;
+};
+NormKind norm_kind(const Dims& d) {
+  const double e = static_cast<double>(d.e);
+  if (d.normalization == ModelSpec::RMSNORM)
+    return {Op::RmsNorm, Op::FinalRmsNorm, {2.0 * e, 5.0}, {3.0 * e, 6.0}, 1.0, "rmsnorm 1 input", "rmsnorm 2 input"};
+  return {Op::LayerNorm, Op::FinalLayerNorm, {2.0 * e, 8.0}, {3.0 * e, 8.0}, 2.0, "layernorm 1 input",
+          "layernorm 2 input"};
+}
+
+}  // namespace
+
+// Selective recompute, two policies.
+//
+// CORE_ATTENTION (Megatron, Korthikanti et al. 2022): the attention core (scores, softmax, dropout,
+// context) is re-run before its backward, so the s x s tensors are never kept. With FLASH attention
+// there is no s x s tensor to drop and the fused kernel already recomputes the scores inside its
+// backward: CORE_ATTENTION is then a no-op (nothing re-run, the same memory as without recompute),
+// which is what Megatron's selective recompute amounts to with flash attention.
+//
+// PER_OP (torchtitan's per-op selective activation checkpointing, torchtitan/models/llama3/
+// infra/parallelize.py, `_save_list` and `_custom_policy`): each layer is checkpointed as a whole;
+// the outputs of ops in the save list are kept - aten.mm (except every second mm call of the layer),
+// the fused scaled-dot-product attention (flash/efficient/cuDNN: its output and logsumexp) and, with
+// sequence parallelism, the reduce-scatter outputs - and every other op is re-run from the layer
+// input before the backward. On the fused ops modelled here the layer's matmuls in forward order are
+// QKV (kept), projection (re-run), FC1 (kept), FC2 (re-run but not needed: torch's checkpoint stops
+// re-running once every tensor the backward needs exists). So what is kept: the layer input, Q, K,
+// V (the QKV output; with RoPE the unrotated copy, the same size), the flash output and logsumexp,
+// the FC1 output, with sequence parallelism the two reduce-scatter outputs, and the dropout masks
+// (1 byte per element; re-drawing them would need the GEMM before each). What is re-run: both
+// norms, RoPE, the unfused attention core (its batched matmuls are aten.bmm, not in the save list),
+// the projection and its TP reduction (not with sequence parallelism: its reduce-scatter output is
+// kept), the first dropout-residual, and the activation.
+LayerDescription describe_layer(const Dims& d) {
+  LayerDescription out;
+  const double e = static_cast<double>(d.e), t = static_cast<double>(d.t);
+  const std::int64_t b = d.b, s = d.s, h = d.h, f = d.f, a = d.a;
+  const std::int64_t g = query_groups(d), dh = head_dim(d);
+  const std::int64_t bs = b * s;
+  const std::int64_t heads = a / d.t, batch = b * heads;  // attention heads on one TP rank
+  const std::int64_t scores = batch * s * s;
+  const std::int64_t hidden_elements = bs * h / (d.sp ? d.t : 1);
+  const double sbh = static_cast<double>(s) * b * h;
+  const double as2b = static_cast<double>(a) * s * s * b;
+  const double outside = d.sp ? t : 1.0;
+  const double ffn = static_cast<double>(f) / static_cast<double>(h);
+  const std::int64_t qkv_width = (a + 2 * g) * dh;  // Q, K and V columns over all ranks
+  const bool flash = d.attention == ModelSpec::FLASH;
+  const bool swiglu = d.activation == ModelSpec::SWIGLU;
+  const std::int64_t fc1_width = swiglu ? 2 * f : f;
+  const NormKind norm = norm_kind(d);
+  const auto bias = [&](std::int64_t n) { return d.bias ? n : 0; };
+
+  out.layer_input = kept("layer input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, true);
+  out.final_norm_parameters = norm.parameters_per_hidden * static_cast<double>(h);
+  out.norm_op = norm.op;
+  out.final_norm_op = norm.final_op;
+  out.norm_forward = norm.forward;
+  out.norm_backward = norm.backward;
+  out.vocab = padded_vocab(d);
+  out.learned_positions = d.positions == ModelSpec::LEARNED;
+
+  auto elementwise = [&](Op op, std::int64_t elements, ElementwiseCost fwd, ElementwiseCost bwd) {
+    LayerOp o;
+    o.op = op;
+    o.elements = elements;
+    o.forward = fwd;
+    o.backward = bwd;
+    return o;
+  };
+  auto gemm = [&](Op op, GemmShape shape, TpPlacement tp) {
+    LayerOp o;
+    o.op = op;
+    o.is_gemm = true;
+    o.gemm = shape;
+    o.tp = tp;
+    o.has_weight = tp != TpPlacement::None;
+    return o;
+  };
+  auto norm_op = [&](const char* input) {
+    LayerOp o = elementwise(norm.op, hidden_elements, norm.forward, norm.backward);
+    o.replicated_parameters = norm.parameters_per_hidden * static_cast<double>(h);
+    o.saved.push_back(kept(input, 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    return o;
+  };
+  // Dropout on the residual branch, then the add: forward reads x and the residual, writes y and a
+  // 1-byte mask; backward reads dy and the mask, writes dx.
+  auto dropout_residual = [&](const char* mask) {
+    LayerOp o = elementwise(Op::DropoutResidual, hidden_elements, {3.0 * e + 1.0, 3.0}, {2.0 * e + 1.0, 3.0});
+    o.saved.push_back(kept(mask, sbh / outside, TensorSplit::TpWithSp, true, true, true));
+    return o;
+  };
+
+  // Attention block.
+  {
+    LayerOp n1 = norm_op(norm.first_input);
+    n1.saved.front().per_op = true;  // the layer input
+    n1.per_op_rerun = true;
+    out.ops.push_back(n1);
+  }
+  {
+    LayerOp qkv = gemm(Op::Qkv, {bs, qkv_width / d.t, h, 1}, TpPlacement::Column);
+    qkv.sharded_parameters = static_cast<double>(h * qkv_width + bias(qkv_width)) / t;
+    qkv.saved.push_back(kept("QKV input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    out.ops.push_back(qkv);
+  }
+  if (d.positions == ModelSpec::ROPE) {
+    // Rotates q and k (x cos + rotate(x) sin); its backward is the inverse rotation, so it keeps
+    // nothing.
+    LayerOp rope = elementwise(Op::Rope, bs * (a + g) * dh / d.t, {2.0 * e, 3.0}, {2.0 * e, 3.0});
+    rope.per_op_rerun = true;
+    out.ops.push_back(rope);
+  }
+  const double q_and_k = 2.0 * static_cast<double>(bs * (a + g) * dh) / t;
+  const double v_bytes = 2.0 * static_cast<double>(bs * g * dh) / t;
+  if (flash) {
+    // Causal: half of the 4 b s^2 d heads of full attention forward (two matmuls); backward five
+    // matmuls (the scores recomputed inside the kernel): 2.5 times the forward.
+    LayerOp fa = gemm(Op::FlashAttention, {s, s, dh, batch}, TpPlacement::None);
+    fa.fused_attention = true;
+    fa.fused_forward_flops = fa.gemm.flops();
+    fa.fused_backward_flops = 2.5 * fa.fused_forward_flops;
+    const double q = static_cast<double>(bs * heads * dh), kv = static_cast<double>(bs * (g / d.t) * dh);
+    const double lse = 4.0 * static_cast<double>(batch * s);
+    fa.fused_forward_bytes = (2 * q + 2 * kv) * e + lse;          // read q, k, v; write o, lse
+    fa.fused_backward_bytes = (4 * q + 4 * kv) * e + lse;         // read q k v o do lse; write dq dk dv
+    fa.saved.push_back(kept("Q and K (attention input)", q_and_k, TensorSplit::Tp, true, true, true));
+    fa.saved.push_back(kept("V (attention input)", v_bytes, TensorSplit::Tp, true, true, true));
+    fa.saved.push_back(kept("softmax logsumexp", lse, TensorSplit::Tp, true, true, true));
+    out.ops.push_back(fa);
+  } else {
+    LayerOp sc = gemm(Op::AttnScores, {s, s, dh, batch}, TpPlacement::None);
+    sc.transposed_operand = true;
+    sc.saved.push_back(kept("Q and K (scores input)", q_and_k, TensorSplit::Tp, true, true, true));
+    LayerOp softmax = elementwise(Op::Softmax, scores, {2.0 * e, 5.0}, {3.0 * e, 4.0});
+    softmax.saved.push_back(kept("softmax output", 2 * as2b / t, TensorSplit::Tp, true, false, false));
+    LayerOp dropout = elementwise(Op::AttnDropout, scores, {2.0 * e + 1.0, 1.0}, {2.0 * e + 1.0, 1.0});
+    dropout.saved.push_back(kept("softmax dropout mask", as2b / t, TensorSplit::Tp, true, false, false));
+    LayerOp ctx = gemm(Op::AttnContext, {s, dh, s, batch}, TpPlacement::None);
+    ctx.saved.push_back(kept("softmax dropout output", 2 * as2b / t, TensorSplit::Tp, true, false, false));
+    ctx.saved.push_back(kept("V (context input)", v_bytes, TensorSplit::Tp, true, true, true));
+    for (LayerOp* o : {&sc, &softmax, &dropout, &ctx}) {
+      o->attention_core = true;
+      o->per_op_rerun = true;
+      out.ops.push_back(*o);
+    }
+  }
+  {
+    LayerOp proj = gemm(Op::AttnProj, {bs, h, a * dh / d.t, 1}, TpPlacement::Row);
+    proj.sharded_parameters = static_cast<double>(a * dh * h) / t;
+    proj.replicated_parameters = static_cast<double>(bias(h));
+    // The attention output; under PER_OP kept only as the fused attention's output.
+    proj.saved.push_back(kept("projection input", 2.0 * static_cast<double>(bs * a * dh) / t, TensorSplit::Tp, true,
+                              true, flash));
+    if (d.sp) proj.saved.push_back(kept("attention reduce-scatter output", 2 * sbh / t, TensorSplit::TpWithSp, false, false, true));
+    proj.per_op_rerun = !d.sp;
+    out.ops.push_back(proj);
+  }
+  {
+    LayerOp dr = dropout_residual("attention dropout mask");
+    dr.per_op_rerun = true;
+    out.ops.push_back(dr);
+  }
+  // MLP block.
+  {
+    LayerOp n2 = norm_op(norm.second_input);
+    n2.per_op_rerun = true;
+    out.ops.push_back(n2);
+  }
+  {
+    LayerOp fc1 = gemm(Op::Fc1, {bs, fc1_width / d.t, h, 1}, TpPlacement::Column);
+    fc1.sharded_parameters = static_cast<double>(h * fc1_width + bias(fc1_width)) / t;
+    fc1.saved.push_back(kept("FC1 input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    out.ops.push_back(fc1);
+  }
+  {
+    LayerOp act;
+    if (swiglu) {
+      // SiLU(gate) * up: reads gate and up, writes the product (3 values per output element);
+      // backward reads gate, up and dy, writes dgate and dup.
+      act = elementwise(Op::Swiglu, bs * f / d.t, {3.0 * e, 6.0}, {5.0 * e, 10.0});
+      act.saved.push_back(kept("SwiGLU input", 2 * (2 * ffn) * sbh / t, TensorSplit::Tp, true, true, true));
+    } else if (d.activation == ModelSpec::SQUARED_RELU) {
+      act = elementwise(Op::SquaredRelu, bs * f / d.t, {2.0 * e, 2.0}, {3.0 * e, 3.0});
+      act.saved.push_back(kept("squared ReLU input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+    } else {
+      act = elementwise(Op::Gelu, bs * f / d.t, {2.0 * e, 8.0}, {3.0 * e, 12.0});
+      act.saved.push_back(kept("GeLU input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+    }
+    act.per_op_rerun = true;
+    out.ops.push_back(act);
+  }
+  {
+    LayerOp fc2 = gemm(Op::Fc2, {bs, h, f / d.t, 1}, TpPlacement::Row);
+    fc2.sharded_parameters = static_cast<double>(f * h) / t;
+    fc2.replicated_parameters = static_cast<double>(bias(h));
+    fc2.saved.push_back(kept("FC2 input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
+    if (d.sp) fc2.saved.push_back(kept("MLP reduce-scatter output", 2 * sbh / t, TensorSplit::TpWithSp, false, false, true));
+    out.ops.push_back(fc2);
+  }
+  out.ops.push_back(dropout_residual("MLP dropout mask"));
+  return out;
+}
+
+double LayerDescription::sharded_parameters() const {
+  double total = 0;
+  for (const LayerOp& op : ops) total += op.sharded_parameters;
+  return total;
+}
+
+double LayerDescription::replicated_parameters() const {
+  double total = 0;
+  for (const LayerOp& op : ops) total += op.replicated_parameters;
+  return total;
+}
+
+std::vector<const SavedTensor*> LayerDescription::saved(Layout::Recompute recompute,
+                                                        Layout::SelectivePolicy policy) const {
+  if (recompute == Layout::FULL) return {&layer_input};
+  const bool per_op = recompute == Layout::SELECTIVE && policy == Layout::PER_OP;
+  auto keeps = [&](const SavedTensor& s) {
+    if (recompute == Layout::NO_RECOMPUTE) return s.no_recompute;
+    return per_op ? s.per_op : s.selective;
+  };
+  std::vector<const SavedTensor*> out;
+  for (const bool first_pass : {true, false})
+    for (const LayerOp& op : ops)
+      for (const SavedTensor& s : op.saved)
+        if (keeps(s) && s.selective == first_pass) out.push_back(&s);
+  return out;
+}
+
+std::vector<BackwardStep> backward_of(const LayerOp& op) {
+  if (op.fused_attention) {
+    BackwardStep step{GemmRole::InputGrad, true, op.gemm};
+    step.flops = op.fused_backward_flops;
+    step.bytes = op.fused_backward_bytes;
+    return {step};
+  }
+  if (!op.is_gemm) {
+    BackwardStep step{GemmRole::Forward, false, {}};
+    step.flops = static_cast<double>(op.elements) * op.backward.flops_per_element;
+    step.bytes = static_cast<double>(op.elements) * op.backward.bytes_per_element;
+    return {step};
+  }
+  const GemmShape& y = op.gemm;
+  const GemmShape input_grad{y.m, y.k, y.n, y.batch};
+  const GemmShape second = op.transposed_operand && !op.has_weight ? GemmShape{y.n, y.k, y.m, y.batch}
+                                                                   : GemmShape{y.k, y.n, y.m, y.batch};
+  BackwardStep dx{GemmRole::InputGrad, true, input_grad};
+  dx.flops = input_grad.flops();
+  BackwardStep dw{GemmRole::WeightGrad, true, second};
+  dw.flops = second.flops();
+  return {dx, dw};
+}
+
+LayerTaskCounts layer_task_counts(const LayerDescription& layer, const Dims& d, Layout::Recompute recompute) {
+  const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
+  LayerTaskCounts c;
+  for (const LayerOp& op : layer.ops) {
+    c.forward += 1;
+    if (op.tp == TpPlacement::Column) c.forward += spt;
+    if (op.tp == TpPlacement::Row) c.forward += tb;
+    c.backward += backward_of(op).size();
+    if (op.tp == TpPlacement::Column) c.backward += spt + tb;  // re-gather of the input, reduction of its grad
+    if (op.tp == TpPlacement::Row) c.backward += spt;          // gather of the output grad
+  }
+  if (recompute == Layout::FULL) c.backward += c.forward;
+  if (recompute == Layout::SELECTIVE) {
+    for (const LayerOp& op : layer.ops) {
+      if (d.selective_policy == Layout::PER_OP) {
+        if (op.per_op_rerun) c.backward += 1 + (op.tp == TpPlacement::Row ? tb : 0);
+      } else if (op.attention_core) {
+        c.backward += 1;
+      }
+    }
+  }
+  return c;
+}
+
+}  // namespace parallax::model
