@@ -15,7 +15,10 @@
 #   1. one GPU: GPT-2 124M and GPT-2 1.5B (scenarios/gpt2-*-1gpu.pbtxt), 2 warm-up + 5 measured iterations;
 #   2. with 2+ GPUs and an mpirun: 2-rank GPT-2 124M variants (tp 2 + sequence parallel, pp 2, dp 2 + ZeRO-1)
 #      with --verify, which checks the data of every NCCL collective and pipeline transfer;
-#   3. with bundle/bin/parallax: predicted vs measured for each 1-GPU run.
+#   3. with bundle/bin/parallax: predicted vs measured for each 1-GPU run;
+#   4. with bundle/bin/parallax-flash-check: the CUDA flash attention kernels (forward and backward,
+#      causal, grouped-query) against the FP64 host reference, in BF16 and FP16, with their TFLOP/s
+#      (written to $OUT/flash-check.txt).
 # Exit status: 0 all runs passed, 2 no bundle / no GPU, otherwise the failing command's status.
 set -euo pipefail
 
@@ -80,5 +83,23 @@ if [[ -x "$PARALLAX" ]] && "$PARALLAX" compare --help >/dev/null 2>&1; then
 else
   echo "== no $PARALLAX with a compare command: measured timelines are in $OUT, compare them elsewhere with"
   echo "   parallax simulate SCENARIO --timeline P.pb && parallax compare P.pb $OUT/<name>.measured.pb"
+fi
+# 4. Flash attention kernels vs the FP64 reference, and their speed.
+FLASH="$BUNDLE/bin/parallax-flash-check"
+if [[ -x "$FLASH" ]]; then
+  : >"$OUT/flash-check.txt"
+  # Llama-3-8B-like heads on one rank (32 query heads, 8 kv heads, head_dim 128) at 2k tokens; a 64
+  # head_dim with groups of 2; odd sizes that are no multiple of the tiles.
+  for args in "--heads 32 --kv-heads 8 --seq 2048 --head-dim 128 --dtype bf16" \
+              "--heads 32 --kv-heads 8 --seq 2048 --head-dim 128 --dtype fp16" \
+              "--batch 2 --heads 16 --kv-heads 8 --seq 1024 --head-dim 64 --dtype bf16" \
+              "--batch 3 --heads 6 --kv-heads 2 --seq 333 --head-dim 80 --dtype bf16" \
+              "--heads 4 --kv-heads 4 --seq 200 --head-dim 96 --dtype fp32 --no-causal"; do
+    echo "== flash attention: $args"
+    # shellcheck disable=SC2086
+    timeout 600 "$FLASH" $args --iterations 10 | tee -a "$OUT/flash-check.txt"
+  done
+else
+  echo "== no $FLASH: flash attention check skipped (build with the CUDA backend and rerun make-exec-bundle.sh)"
 fi
 echo "== gpu-check passed; results in $OUT"

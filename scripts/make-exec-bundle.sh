@@ -20,6 +20,11 @@ rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib"
 cp "$build/exec/parallax-exec" "$bundle/bin/"
 strip "$bundle/bin/parallax-exec"
+# The flash attention check (built with the CUDA backend), a step of exec/gpu-check.sh.
+if [ -x "$build/exec/cuda/parallax-flash-check" ]; then
+  cp "$build/exec/cuda/parallax-flash-check" "$bundle/bin/"
+  strip "$bundle/bin/parallax-flash-check"
+fi
 mpirun_path=$(command -v mpirun || true)
 [ -n "$mpirun_path" ] && cp "$(readlink -f "$mpirun_path")" "$bundle/bin/mpirun"
 command -v orted >/dev/null && cp "$(readlink -f "$(command -v orted)")" "$bundle/bin/orted"

@@ -3,6 +3,11 @@
 // group's communicator. Every task is timed with CUDA events against one event recorded at the
 // iteration's start (one clock per rank).
 //
+// Tasks of modern layers (RMSNorm, RoPE, SwiGLU, squared ReLU, flash attention) run their own kernels
+// (layer_kernels.cu) on buffers of their real shapes (CudaLayerOps); --verify checks their results
+// only on the host backend (parallax-flash-check compares the CUDA flash attention with the FP64
+// reference).
+//
 // Streams: one per lane of traces::lane_of (parallax/traces/lanes.h), the stream's index being the
 // lane's id: compute, tp comm, dp comm, pp send; then the pp recv lane as one stream per pipeline peer
 // this rank receives from (recvs are posted ahead and ordered only by their sends). Built graphs have
@@ -14,6 +19,7 @@
 // by the send stream on one side and one recv stream on the other, so no two streams of a rank share
 // a pipeline communicator, and both sides issue its operations in the same (program) order.
 #include "kernels.h"
+#include "layer_ops_cuda.h"
 
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
@@ -175,6 +181,7 @@ class CudaBackend final : public Backend {
     if (plan.rank != rank_) throw std::logic_error("cuda backend: the plan is for rank " + std::to_string(plan.rank) +
                                                    " but this process is rank " + std::to_string(rank_));
     choose_types(graph.scenario());
+    layer_ops_.plan(graph, plan, elem_);  // before any NCCL call: a bad plan fails on every rank alike
     for (int s = 0; s < kLaneStreams; ++s) add_stream();
     check_cublas(cublasCreate(&cublas_), "cublasCreate", -1);
     create_communicators(graph, plan, comms);
@@ -441,7 +448,7 @@ class CudaBackend final : public Backend {
                                " has no CUDA stream (CPU-side ops of imported traces run on the host backend)");
       st.stream = st.lane;  // LANE_PP_RECV: replaced by the peer's recv stream below
 
-      switch (t.kind) {
+      if (!layer_ops_.handles(i)) switch (t.kind) {
         case GEMM: {
           const std::size_t batch = std::max<std::uint32_t>(1, t.gemm_batch);
           gemm_a_ = std::max(gemm_a_, std::size_t{t.gemm_m} * t.gemm_k * batch);
@@ -558,6 +565,8 @@ class CudaBackend final : public Backend {
       comm_ptr_[i] = static_cast<char*>(allocate(comm_bytes_[i], "communication buffers (stream " + std::to_string(i) + ")"));
       if (comm_ptr_[i]) check(cudaMemsetAsync(comm_ptr_[i], 0, comm_bytes_[i], s), "cudaMemsetAsync");
     }
+    check(layer_ops_.allocate([this](std::size_t bytes, const std::string& what) { return allocate(bytes, what); }, s),
+          "layer op buffers");
     if (verify_) {
       results_ = static_cast<gpu::VerifyResult*>(allocate(std::max<std::size_t>(1, verify_count_) * sizeof(gpu::VerifyResult), "verify results"));
       bases_ = static_cast<float*>(allocate(std::max<std::size_t>(1, host_bases_.size()) * sizeof(float), "verify bases"));
@@ -573,8 +582,10 @@ class CudaBackend final : public Backend {
     cudaStream_t s = streams_[kCompute];
     std::set<std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, std::uint32_t>> shapes;
     bool moved = false;
+    check(layer_ops_.load(s), "layer op kernel launch");
     for (std::size_t i = 0; i < steps_.size(); ++i) {
       const model::Task& t = *steps_[i].task;
+      if (layer_ops_.handles(i)) continue;
       if (t.kind == GEMM && shapes.emplace(t.gemm_m, t.gemm_n, t.gemm_k, t.gemm_batch).second)
         launch_gemm(t, s, static_cast<int>(i));
       if (t.kind == MEMORY_BOUND && !moved) {
@@ -673,8 +684,15 @@ class CudaBackend final : public Backend {
     if (verify_ && t.is_communication()) prefill(st, s, step);
     check(cudaEventRecord(start_[i], s), "cudaEventRecord", step);
     switch (t.kind) {
-      case GEMM: launch_gemm(t, s, step); break;
-      case MEMORY_BOUND: launch_move(t, s, step); break;
+      case GEMM:
+      case MEMORY_BOUND:
+        if (layer_ops_.handles(i))
+          check(layer_ops_.launch(i, s), "layer op kernel launch", step);
+        else if (t.kind == GEMM)
+          launch_gemm(t, s, step);
+        else
+          launch_move(t, s, step);
+        break;
       case COLLECTIVE: launch_collective(st, s, step); break;
       case SEND:
         if (st.count)
@@ -965,6 +983,7 @@ class CudaBackend final : public Backend {
   cudaEvent_t iteration_start_ = nullptr;
 
   std::vector<void*> allocations_;
+  CudaLayerOps layer_ops_;
   std::size_t gemm_a_ = 0, gemm_b_ = 0, gemm_c_ = 0;  // elements
   void *gemm_a_ptr_ = nullptr, *gemm_b_ptr_ = nullptr, *gemm_c_ptr_ = nullptr;
   std::size_t move_half_ = 0;  // bytes per direction

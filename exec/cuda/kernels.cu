@@ -1,39 +1,14 @@
 // Kernels of the CUDA backend: operand initialisation, the memory-bound traffic kernel and the --verify
 // fill and check kernels. Host-side launchers only; the backend logic lives in cuda_backend.cpp.
 #include "kernels.h"
+#include "elem.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 namespace parallax::exec::gpu {
 namespace {
-
-constexpr int kThreads = 256;
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half(v); }
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-
-// Blocks for a grid-stride loop over `n` items: enough to fill the GPU, no more than the work needs.
-unsigned blocks_for(std::size_t n) {
-  int device = 0, sms = 1;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  const std::size_t needed = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(needed, std::size_t(sms) * 8)));
-}
 
 __device__ __forceinline__ std::uint32_t hash(std::uint64_t x) {
   x ^= x >> 33;
@@ -107,16 +82,6 @@ __global__ void reset_kernel(VerifyResult* results, std::size_t n) {
   const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
   for (std::size_t i = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     results[i] = VerifyResult{kNoError, 0.0f, 0.0f};
-}
-
-template <typename F>
-cudaError_t dispatch(Elem elem, F&& f) {
-  switch (elem) {
-    case Elem::F32: f(float{}); break;
-    case Elem::BF16: f(__nv_bfloat16{}); break;
-    case Elem::F16: f(__half{}); break;
-  }
-  return cudaGetLastError();
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 // their own, and collectives run on the trace's explicit communicators.
 // Threads: one per lane of traces::lane_of (parallax/traces/lanes.h) that has tasks; each task runs on
 // its lane's thread, and the timing says which.
+#include "layer_ops.h"
 #include "parallax/exec/plan.h"
 #include "parallax/exec/backend.h"
 #include "parallax/traces/io.h"
@@ -91,8 +92,19 @@ class HostBackend final : public Backend {
     bytes_cap_ = plan.imported ? options.trace_bytes_cap : std::numeric_limits<std::uint64_t>::max();
     // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element (in a send, or its part of
     // a reduce, gather or scatter): --verify must catch it.
-    if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT"))
-      corrupt_sends_ = std::string(fault) == "corrupt:" + std::to_string(plan.rank);
+    // PARALLAX_EXEC_FAULT=corrupt-kernel:R[:OP] makes rank R corrupt the output of its first layer
+    // kernel (of op OP, e.g. flash_attention, when given) each time it runs: --verify must catch it.
+    std::string kernel_fault_op;
+    bool kernel_fault = false;
+    if (const char* fault = std::getenv("PARALLAX_EXEC_FAULT")) {
+      const std::string f = fault, mine = std::to_string(plan.rank);
+      corrupt_sends_ = f == "corrupt:" + mine;
+      const std::string prefix = "corrupt-kernel:" + mine;
+      if (f == prefix || f.starts_with(prefix + ":")) {
+        kernel_fault = true;
+        if (f.size() > prefix.size()) kernel_fault_op = f.substr(prefix.size() + 1);
+      }
+    }
     // Transfer tags must stay within this MPI's MPI_TAG_UB (32767 is all the standard promises); past
     // it they wrap, and MPI's in-order matching per (source, tag) keeps transfers paired because both
     // sides post them in the same order.
@@ -116,6 +128,9 @@ class HostBackend final : public Backend {
     // memory before MPI started (exec::check_task_buffers); here: the int limits of MPI counts and
     // BLAS sides, and this rank's buffers together.
     double recv_bytes = 0;
+    // Modern-layer ops run their own kernels on buffers of their real shapes (InputError when a task
+    // and the scenario disagree).
+    const double layer_bytes = layer_ops_.plan(graph, plan, verify_);
     constexpr double kMaxCount = std::numeric_limits<int>::max();  // MPI counts and BLAS sides are ints
     for (std::size_t i = 0; i < n; ++i) {
       const auto id = plan.tasks[i];
@@ -129,6 +144,11 @@ class HostBackend final : public Backend {
       else
         lanes_[lane].push_back(i);
       if (runs_measured_duration(t)) continue;
+      if (layer_ops_.handles(i)) {
+        if (kernel_fault && corrupt_kernel_ == kNone && (kernel_fault_op.empty() || layer_ops_.op_of(i) == kernel_fault_op))
+          corrupt_kernel_ = i;
+        continue;
+      }
       if (t.kind == GEMM && t.op != model::Op::TraceCompute) {
         const double m = t.gemm_m, k = t.gemm_k, nn = t.gemm_n;
         if (std::max({m, k, nn}) > kMaxCount)
@@ -172,7 +192,7 @@ class HostBackend final : public Backend {
     // The buffers together: each kind sized by its largest task, and one per receive.
     const double total = 4 * (static_cast<double>(max_a) + static_cast<double>(max_b) + static_cast<double>(max_c) +
                                2 * static_cast<double>(max_mem) + kLanes * static_cast<double>(max_comm)) +
-                         recv_bytes;
+                         recv_bytes + layer_bytes;
     if (total > limit) {
       throw InputError("rank " + std::to_string(plan.rank) +
                        "'s buffers (the largest GEMM's operands, memory-bound and communication buffers, one per "
@@ -191,6 +211,7 @@ class HostBackend final : public Backend {
     recv_buffers_.resize(recvs_.size());
     for (std::size_t k = 0; k < recvs_.size(); ++k)
       recv_buffers_[k].assign(floats_for(bytes_of(graph.tasks()[plan.tasks[recvs_[k]]])), 0.0f);
+    layer_ops_.allocate();
     done_ = std::vector<std::atomic<std::uint8_t>>(n);
   }
 
@@ -217,6 +238,8 @@ class HostBackend final : public Backend {
           timing[i].start = now();
           run_task(i, lane);
           timing[i].end = now();
+          // Outside the task's time: the FP64 reference costs more than the kernel.
+          if (verify_ && layer_ops_.handles(i)) check_layer_kernel(i);
           complete(i, progress);
         }
       });
@@ -270,6 +293,11 @@ class HostBackend final : public Backend {
       const auto until = Clock::now() + std::chrono::ceil<Clock::duration>(std::chrono::duration<double>(t.measured_s));
       while (Clock::now() < until) {
       }
+      return;
+    }
+    if (layer_ops_.handles(i)) {
+      layer_ops_.run(i);
+      if (i == corrupt_kernel_) layer_ops_.corrupt(i);  // injected fault (tests)
       return;
     }
     if (t.kind == GEMM && t.op == model::Op::TraceCompute) {
@@ -461,6 +489,10 @@ class HostBackend final : public Backend {
          std::to_string(expected));
   }
 
+  void check_layer_kernel(std::size_t i) const {
+    if (auto wrong = layer_ops_.check(i)) fail("--verify: " + name(i) + ", op " + layer_ops_.op_of(i) + ": " + *wrong);
+  }
+
   void check_transfer(std::size_t i, const std::vector<float>& buffer) const {
     const auto peer = transfer_peer(plan_, task(i));
     for (std::size_t e = 0; e < buffer.size(); ++e) expect(name(i), e, buffer[e], verify_value(peer, e));
@@ -483,6 +515,9 @@ class HostBackend final : public Backend {
   std::vector<std::vector<float>> recv_buffers_;
   std::vector<std::atomic<std::uint8_t>> done_;
   Clock::time_point start_;
+  LayerOps layer_ops_;
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  std::size_t corrupt_kernel_ = kNone;  // the task index whose output an injected fault corrupts
 };
 
 }  // namespace

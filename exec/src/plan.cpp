@@ -160,6 +160,12 @@ double task_buffer_bytes(const model::Task& t, bool imported, std::uint32_t gemm
     const double side = trace_gemm_side(t, gemm_side_cap);
     return 3 * 4 * side * side;
   }
+  if (t.kind == GEMM && t.op == model::Op::FlashAttention) {
+    // Per query head: q, o, do, dq (seq_q x head_dim) and the log-sum-exp; per kv head (at most one
+    // per query head) k, v, dk, dv; and a saved o and lse for the backward. No seq x seq matrix.
+    const double batch = std::max(1u, t.gemm_batch), q = batch * t.gemm_m * t.gemm_k, kv = batch * t.gemm_n * t.gemm_k;
+    return 4 * (5 * q + 4 * kv + 2 * batch * t.gemm_m);
+  }
   switch (t.kind) {
     case GEMM: {
       const double m = t.gemm_m, n = t.gemm_n, k = t.gemm_k;

@@ -32,7 +32,7 @@ std::uint32_t trace_gemm_side(const model::Task& task, std::uint32_t cap);
 inline bool runs_measured_duration(const model::Task& task) { return task.is_compute() && task.measured_s >= 0; }
 
 // Bytes of host memory the buffers of one task take in the host backend: a GEMM's three fp32
-// operands, a memory-bound task's source and destination, a collective's message with its
+// operands (flash attention: its query and kv tensors and their gradients, no seq x seq matrix), a memory-bound task's source and destination, a collective's message with its
 // temporaries (three copies), a transfer's message. Imported graphs (`imported`) run capped sizes
 // (ExecOptions::trace_gemm_side_cap and trace_bytes_cap); tasks replaying a measured duration take
 // none.
