@@ -187,16 +187,39 @@ class Builder {
   // column-parallel GEMM waits for the all-gather of its input; a row-parallel GEMM's output is
   // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
-    if (op.tp == TpPlacement::Column && d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+    const bool overlap = tp_overlapped() && op.is_gemm;
+    std::uint32_t gathered = kNone;
+    if (op.tp == TpPlacement::Column && d_.sp) {
+      if (overlap)
+        gathered = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(),
+                              {last_compute()});
+      else
+        tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+    }
+    const std::uint32_t before = last_compute();
     if (op.fused_attention)
       fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
     else if (op.is_gemm)
       gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch);
     else
       elementwise(op.op, phase, layer, mb, op.elements, op.forward.bytes_per_element, op.forward.flops_per_element);
-    if (op.tp == TpPlacement::Row)
-      tp_blocking(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
+    if (gathered != kNone) pending_.push_back(gathered);
+    if (op.tp == TpPlacement::Row) {
+      if (overlap)
+        pending_.push_back(collective(Op::SpReduceScatter, REDUCE_SCATTER, GROUP_TP, TP_COMM, phase, layer, mb,
+                                      act_bytes_full(), {before}));
+      else
+        tp_blocking(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
+    }
   }
+
+  // NeMo's tp_comm_overlap (Transformer Engine userbuffers, sequence parallel only): the all-gather
+  // feeding a column-parallel GEMM and the reduce-scatter of a row-parallel GEMM's output are cut
+  // into chunks that move while the GEMM computes the chunks already there, so the collective starts
+  // with its GEMM and the op after the GEMM waits for both: max(GEMM, collective) instead of their
+  // sum. Not modelled: the first (or last) chunk that cannot overlap, and the SMs the copy kernels
+  // take from the GEMM.
+  bool tp_overlapped() const { return layout_.tp_comm_overlap() && d_.sp && d_.t > 1; }
 
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
     if (phase == FORWARD) zero3_gather(phase, layer, mb);  // recompute: gathered by layer_backward
@@ -234,12 +257,25 @@ class Builder {
       linear_backward_with_tp(op.op, layer, mb, steps);
       return;
     }
-    if (op.tp == TpPlacement::Row && d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
+    // A row-parallel GEMM's output gradient is gathered (sequence parallel) before its dgrad; with TP
+    // overlap the gather runs with the dgrad and the wgrad waits for it.
+    std::uint32_t gathered = kNone;
+    if (op.tp == TpPlacement::Row && d_.sp) {
+      if (tp_overlapped())
+        gathered = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(),
+                              {last_compute()});
+      else
+        tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
+    }
     for (const BackwardStep& step : steps) {
       if (op.fused_attention)
         fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
       else
         gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch);
+      if (gathered != kNone) {
+        pending_.push_back(gathered);
+        gathered = kNone;
+      }
     }
   }
 

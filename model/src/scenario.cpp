@@ -408,7 +408,12 @@ void validate(const Scenario& sc, const Sources& src) {
   refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
   check_rank_order(src, l);
   refuse_unmodelled(src, {"layout", "reshard_after_forward"}, !l.reshard_after_forward(), "ZeRO-3 without resharding after forward");
-  refuse_unmodelled(src, {"layout", "tp_comm_overlap"}, l.tp_comm_overlap(), "tensor-parallel communication overlap");
+  // Megatron / Transformer Engine overlap the TP collectives with the GEMMs only under sequence
+  // parallelism (the all-gather and reduce-scatter it splits into chunks).
+  if (l.tp_comm_overlap() && l.tp() > 1 && !l.sequence_parallel())
+    fail(src, {"layout", "tp_comm_overlap"},
+         "needs sequence_parallel: true (the overlapped collectives are the sequence-parallel all-gather and "
+         "reduce-scatter); set sequence_parallel or drop tp_comm_overlap");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
   if (l.global_batch_size() < 1)
     fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");

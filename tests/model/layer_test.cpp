@@ -323,6 +323,15 @@ TEST(Layer, GroupedQueryAttentionRules) {
               HasSubstr("(or set model.head_dim)"));
 }
 
+TEST(Layer, TensorParallelOverlapNeedsSequenceParallelism) {
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(modern_scenario("", "tp: 2 dp: 4 global_batch_size: 8 tp_comm_overlap: true"));
+              }),
+              HasSubstr("layout.tp_comm_overlap: needs sequence_parallel: true"));
+  EXPECT_NO_THROW(scenario_from_text(
+      modern_scenario("", "tp: 2 dp: 4 global_batch_size: 8 sequence_parallel: true tp_comm_overlap: true")));
+}
+
 TEST(Layer, FlashNeedsTheGpusTable) {
   const std::string text = R"(
 model { num_layers: 2 hidden_size: 256 num_heads: 4 seq_length: 128 vocab_size: 512 precision: FP16 attention_kernel: FLASH }

@@ -317,6 +317,50 @@ TEST(Simulate, SymmetryIsExact) {
   }
 }
 
+// NeMo's tp_comm_overlap: the sequence-parallel all-gather starts with the column-parallel GEMM it
+// feeds and the reduce-scatter with the row-parallel GEMM it reduces; the op after each GEMM waits
+// for both. The step gets shorter than with blocking collectives, never shorter than the compute.
+TEST(Simulate, TensorParallelOverlapHidesCollectivesBehindTheirGemms) {
+  auto make = [](bool overlap) {
+    return model::build_job_graph(scenario_from_text(
+        std::string(R"(model { num_layers: 4 hidden_size: 4096 num_heads: 32 seq_length: 4096 vocab_size: 32000
+                                 num_query_groups: 8 activation: SWIGLU normalization: RMSNORM
+                                 attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false }
+                       cluster { preset: "dgx-h100" num_nodes: 1 }
+                       layout { tp: 8 sequence_parallel: true micro_batch_size: 1 global_batch_size: 2 tp_comm_overlap: )") +
+        (overlap ? "true" : "false") + " }"));
+  };
+  const JobGraph blocking = make(false), overlapped = make(true);
+  ASSERT_EQ(blocking.num_tasks(), overlapped.num_tasks());  // the same work, other dependencies
+  // No forward column-parallel GEMM waits for an all-gather; every forward all-gather and
+  // reduce-scatter is waited for by a compute task after its GEMM.
+  int gathers = 0;
+  for (std::uint32_t id = 0; id < overlapped.num_tasks(); ++id) {
+    const Task& t = overlapped.tasks()[id];
+    if (t.phase != FORWARD) continue;
+    if (t.op == model::Op::Qkv || t.op == model::Op::Fc1) {
+      for (auto pred : overlapped.predecessors(id))
+        EXPECT_NE(overlapped.tasks()[pred].op, model::Op::SpAllGather) << overlapped.task_name(id);
+    }
+    if (t.op == model::Op::SpAllGather && t.layer >= 0) {
+      ++gathers;
+      bool waited_after_gemm = false;
+      for (auto succ : overlapped.successors(id))
+        waited_after_gemm |= overlapped.tasks()[succ].is_compute() && overlapped.tasks()[succ].op != model::Op::Qkv &&
+                             overlapped.tasks()[succ].op != model::Op::Fc1;
+      EXPECT_TRUE(waited_after_gemm) << overlapped.task_name(id);
+    }
+  }
+  EXPECT_EQ(gathers, 2 * 4 * 2);  // two per layer, 4 layers, 2 micro-batches
+  const model::CostModel cost(make(false).scenario().cluster().gpu(), BF16);
+  double compute = 0;
+  for (auto id : overlapped.rank_tasks(0))
+    if (overlapped.tasks()[id].is_compute()) compute += cost.duration(overlapped.tasks()[id]);
+  const double t_blocking = step_time(blocking), t_overlapped = step_time(overlapped);
+  EXPECT_LT(t_overlapped, t_blocking * 0.99);
+  EXPECT_GE(t_overlapped, compute * (1 - 1e-9));
+}
+
 TEST(Simulate, UnmatchedCollectiveIsReportedAsDeadlock) {
   const Scenario sc = cluster_scenario(2, "tp: 8 dp: 2 global_batch_size: 2");
   GraphBuilder b{sc, {}, {}, {}};
