@@ -181,6 +181,11 @@ ModelSpec parse_hf_config(const std::string& json, const fs::path& path) {
     // counted as no bias.
     m.set_add_bias_linear((c.has_attention_bias() && c.attention_bias()) || (c.has_mlp_bias() && c.mlp_bias()));
   }
+  // Dropout: trained with it when any rate the config gives is above 0 (GPT-2's defaults are 0.1;
+  // the modern architectures' absent rates are 0).
+  const double rate = std::max({c.attention_dropout(), c.hidden_dropout(), c.has_resid_pdrop() ? c.resid_pdrop() : (gpt2 ? 0.1 : 0.0),
+                                c.has_embd_pdrop() ? c.embd_pdrop() : (gpt2 ? 0.1 : 0.0), c.has_attn_pdrop() ? c.attn_pdrop() : (gpt2 ? 0.1 : 0.0)});
+  m.set_dropout(rate > 0);
   return m;
 }
 

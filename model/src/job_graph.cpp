@@ -308,7 +308,7 @@ class Builder {
     // Vocabulary-parallel lookup (rows of V/t), the learned position embedding's add, dropout:
     // reads the word row (and the position row), writes the sum and a 1-byte mask.
     const bool positions = layer_.learned_positions;
-    elementwise(Op::Embedding, FORWARD, -1, mb, tokens() * d_.h, (positions ? 3.0 : 2.0) * d_.e + 1.0,
+    elementwise(Op::Embedding, FORWARD, -1, mb, tokens() * d_.h, (positions ? 3.0 : 2.0) * d_.e + (d_.dropout ? 1.0 : 0.0),
                 positions ? 2.0 : 1.0);
     if (d_.t > 1)
       pending_.push_back(collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,

@@ -114,8 +114,10 @@ LayerDescription describe_layer(const Dims& d) {
     return o;
   };
   // Dropout on the residual branch, then the add: forward reads x and the residual, writes y and a
-  // 1-byte mask; backward reads dy and the mask, writes dx.
+  // 1-byte mask; backward reads dy and the mask, writes dx. Without dropout only the add: forward
+  // reads x and the residual and writes y, backward passes dy on (read dy, write dx).
   auto dropout_residual = [&](const char* mask) {
+    if (!d.dropout) return elementwise(Op::DropoutResidual, hidden_elements, {3.0 * e, 1.0}, {2.0 * e, 0.0});
     LayerOp o = elementwise(Op::DropoutResidual, hidden_elements, {3.0 * e + 1.0, 3.0}, {2.0 * e + 1.0, 3.0});
     o.saved.push_back(kept(mask, sbh / outside, TensorSplit::TpWithSp, true, true, true));
     return o;
@@ -167,9 +169,12 @@ LayerDescription describe_layer(const Dims& d) {
     LayerOp dropout = elementwise(Op::AttnDropout, scores, {2.0 * e + 1.0, 1.0}, {2.0 * e + 1.0, 1.0});
     dropout.saved.push_back(kept("softmax dropout mask", as2b / t, TensorSplit::Tp, true, false, false));
     LayerOp ctx = gemm(Op::AttnContext, {s, dh, s, batch}, TpPlacement::None);
-    ctx.saved.push_back(kept("softmax dropout output", 2 * as2b / t, TensorSplit::Tp, true, false, false));
+    // Without dropout the context GEMM reads the softmax output, already kept.
+    if (d.dropout) ctx.saved.push_back(kept("softmax dropout output", 2 * as2b / t, TensorSplit::Tp, true, false, false));
     ctx.saved.push_back(kept("V (context input)", v_bytes, TensorSplit::Tp, true, true, true));
-    for (LayerOp* o : {&sc, &softmax, &dropout, &ctx}) {
+    std::vector<LayerOp*> core{&sc, &softmax, &ctx};
+    if (d.dropout) core.insert(core.begin() + 2, &dropout);
+    for (LayerOp* o : core) {
       o->attention_core = true;
       o->per_op_rerun = true;
       out.ops.push_back(*o);

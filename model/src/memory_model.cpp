@@ -66,7 +66,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       const std::int64_t vs = chunk * d.p + stage;
       chunk_layers[static_cast<std::size_t>(chunk)] = static_cast<double>(partition.layers(vs));
       double bytes = per_layer * static_cast<double>(partition.layers(vs));
-      if (vs == 0) bytes += sbh / outside;
+      if (vs == 0 && d.dropout) bytes += sbh / outside;  // the embedding's dropout mask
       if (vs == last_vs) bytes += 4.0 * d.s * d.b * (padded_vocab(d) / d.t) + 2 * sbh / outside;
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
     }

@@ -679,6 +679,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.positions = m.position_embedding();
   d.bias = m.add_bias_linear();
   d.tied = m.tied_embeddings();
+  d.dropout = m.dropout();
   d.selective_policy = l.selective_policy();
 }
 

@@ -271,6 +271,9 @@ std::string validation_row_text(const ValidationRow& r) {
           << " normalization: " << (gpt || nemotron ? "LAYERNORM" : "RMSNORM")
           << " attention_kernel: FLASH"  // cuDNN / flash-attention fused kernels (TE, SDPA) in every 2024+ stack
           << " position_embedding: " << (gpt ? "LEARNED" : "ROPE") << " add_bias_linear: " << (gpt ? "true" : "false")
+          // GPT-3 in NeMo keeps hidden and attention dropout 0.1 (NeMo's defaults); Llama and
+          // Nemotron-4 train without dropout.
+          << " dropout: " << (gpt ? "true" : "false")
           // Megatron's default padding (NeMo, Megatron-Bridge); torchtitan and AutoModel use the
           // tokenizer's size as it is.
           << " make_vocab_size_divisible_by: " << (megatron ? 128 : 1);

@@ -35,39 +35,39 @@ void expect_model(const std::string& folder, const std::string& expected) {
 TEST(HfConfig, Llama3_8B) {
   expect_model("Meta-Llama-3-8B", R"(name: "Meta-Llama-3-8B" num_layers: 32 hidden_size: 4096 num_heads: 32
     ffn_hidden_size: 14336 seq_length: 8192 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
-    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Llama3_70B) {
   expect_model("Meta-Llama-3-70B", R"(name: "Meta-Llama-3-70B" num_layers: 80 hidden_size: 8192 num_heads: 64
     ffn_hidden_size: 28672 seq_length: 8192 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
-    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Llama31_405B) {
   // max_position_embeddings 131072 is the default sequence; a scenario or --seq sets the trained one.
   expect_model("Llama-3.1-405B", R"(name: "Llama-3.1-405B" num_layers: 126 hidden_size: 16384 num_heads: 128
     ffn_hidden_size: 53248 seq_length: 131072 vocab_size: 128256 tied_embeddings: false num_query_groups: 8
-    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Mistral7B) {
   expect_model("Mistral-7B-v0.1", R"(name: "Mistral-7B-v0.1" num_layers: 32 hidden_size: 4096 num_heads: 32
     ffn_hidden_size: 14336 seq_length: 32768 vocab_size: 32000 tied_embeddings: false num_query_groups: 8
-    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Qwen2_7B) {
   expect_model("Qwen2-7B", R"(name: "Qwen2-7B" num_layers: 28 hidden_size: 3584 num_heads: 28
     ffn_hidden_size: 18944 seq_length: 131072 vocab_size: 152064 tied_embeddings: false num_query_groups: 4
-    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false)");
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Nemotron4_340B) {
   expect_model("Nemotron-4-340B-Base", R"(name: "Nemotron-4-340B-Base" num_layers: 96 hidden_size: 18432
     num_heads: 96 ffn_hidden_size: 73728 seq_length: 4096 vocab_size: 256000 tied_embeddings: false
     num_query_groups: 8 head_dim: 192 activation: SQUARED_RELU normalization: LAYERNORM attention_kernel: FLASH
-    position_embedding: ROPE add_bias_linear: false)");
+    position_embedding: ROPE add_bias_linear: false dropout: false)");
 }
 
 TEST(HfConfig, Gpt2IsTheGptEraModel) {
@@ -75,7 +75,7 @@ TEST(HfConfig, Gpt2IsTheGptEraModel) {
   // embeddings, FFN 4h (n_inner null), head_dim hidden/heads, multi-head.
   expect_model("gpt2", R"(name: "gpt2" num_layers: 12 hidden_size: 768 num_heads: 12 seq_length: 1024
     vocab_size: 50257 tied_embeddings: true activation: GELU normalization: LAYERNORM attention_kernel: UNFUSED
-    position_embedding: LEARNED add_bias_linear: true)");
+    position_embedding: LEARNED add_bias_linear: true dropout: true)");
 }
 
 std::string llama_with(const std::string& replace, const std::string& with) {

@@ -13,6 +13,8 @@
 #include "test_support.h"
 
 #include <gmock/gmock.h>
+
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -197,28 +199,58 @@ class FlashActivations : public ::testing::TestWithParam<FlashCase> {};
 TEST_P(FlashActivations, LlamaLayerMatchesHandDerivedFormula) {
   const auto [tp, sp] = GetParam();
   Dims d = preset_dims("llama3-70b", tp, sp);
+  ASSERT_FALSE(d.dropout);  // Llama 3 trains without dropout
   d.b = 2;
   const double s = 8192, b = 2, h = 8192, a = 64, g = 8, dh = 128, f = 28672, t = tp;
   const double sbh = s * b * h, o = sp ? t : 1.0;
-  // Korthikanti's 34 sbh without the 5as/h scores term, adjusted:
-  //   outside the TP regions (divided by t only with SP): norm 1 input 2sbh, QKV input 2sbh, dropout
-  //   masks 2 x sbh, norm 2 input 2sbh, FC1 input 2sbh = 10 sbh;
-  //   inside: Q and K 2 sb (a + g) d, V 2 sb g d, the attention output (projection input) 2 sb a d,
-  //   the softmax logsumexp 4 b a s (fp32), the SwiGLU input 2 sb 2f, the FC2 input 2 sb f.
-  const double expected = 10 * sbh / o + (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh +
-                                          4 * b * a * s + 2 * s * b * 2 * f + 2 * s * b * f) / t;
-  EXPECT_NEAR(layer_activation_bytes(d, Layout::NO_RECOMPUTE) / expected, 1.0, 1e-12);
-  // With flash attention there is no s x s tensor: selective (core attention) recompute keeps the same.
-  EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::SELECTIVE), layer_activation_bytes(d, Layout::NO_RECOMPUTE));
-  EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::FULL), 2 * sbh / o);
-  // Per-op selective recompute (torchtitan): the layer input, Q/K/V, the attention output and
-  // logsumexp, the FC1 output (SwiGLU input), the dropout masks; with SP the two reduce-scatter outputs.
-  d.selective_policy = Layout::PER_OP;
-  const double per_op = 2 * sbh / o + 2 * sbh / o +
-                        (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
-                         2 * s * b * 2 * f) / t +
-                        (sp ? 4 * sbh / t : 0.0);
-  EXPECT_NEAR(layer_activation_bytes(d, Layout::SELECTIVE) / per_op, 1.0, 1e-12);
+  for (const bool dropout : {false, true}) {
+    d.dropout = dropout;
+    d.selective_policy = Layout::CORE_ATTENTION;
+    const double masks = dropout ? 2 * sbh / o : 0.0;  // two 1-byte dropout masks, outside the TP regions
+    // Korthikanti's 34 sbh without the 5as/h scores term, adjusted:
+    //   outside the TP regions (divided by t only with SP): norm 1 input 2sbh, QKV input 2sbh, (the
+    //   dropout masks), norm 2 input 2sbh, FC1 input 2sbh = 8 sbh (+ 2 sbh of masks);
+    //   inside: Q and K 2 sb (a + g) d, V 2 sb g d, the attention output (projection input) 2 sb a d,
+    //   the softmax logsumexp 4 b a s (fp32), the SwiGLU input 2 sb 2f, the FC2 input 2 sb f.
+    const double expected = 8 * sbh / o + masks +
+                            (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
+                             2 * s * b * 2 * f + 2 * s * b * f) / t;
+    EXPECT_NEAR(layer_activation_bytes(d, Layout::NO_RECOMPUTE) / expected, 1.0, 1e-12) << dropout;
+    // With flash attention there is no s x s tensor: selective (core attention) recompute keeps the same.
+    EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::SELECTIVE), layer_activation_bytes(d, Layout::NO_RECOMPUTE));
+    EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::FULL), 2 * sbh / o);
+    // Per-op selective recompute (torchtitan): the layer input, Q/K/V, the attention output and
+    // logsumexp, the FC1 output (SwiGLU input), the dropout masks; with SP the two reduce-scatter outputs.
+    d.selective_policy = Layout::PER_OP;
+    const double per_op = 2 * sbh / o + masks +
+                          (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
+                           2 * s * b * 2 * f) / t +
+                          (sp ? 4 * sbh / t : 0.0);
+    EXPECT_NEAR(layer_activation_bytes(d, Layout::SELECTIVE) / per_op, 1.0, 1e-12) << dropout;
+  }
+}
+
+// Without dropout the residual branches are plain adds (no mask, 3 elements' bytes forward) and the
+// unfused attention core has no dropout op: its context GEMM reads the kept softmax output.
+TEST(Layer, WithoutDropoutNoMasksAndNoAttentionDropout) {
+  Dims d = preset_dims("llama3-8b", 1);
+  d.attention = ModelSpec::UNFUSED;
+  d.dropout = true;
+  const LayerDescription with = describe_layer(d);
+  d.dropout = false;
+  const LayerDescription without = describe_layer(d);
+  auto count = [](const LayerDescription& l, Op op) {
+    return std::count_if(l.ops.begin(), l.ops.end(), [&](const LayerOp& o) { return o.op == op; });
+  };
+  EXPECT_EQ(count(with, Op::AttnDropout), 1);
+  EXPECT_EQ(count(without, Op::AttnDropout), 0);
+  EXPECT_EQ(count(without, Op::DropoutResidual), 2);
+  const double sbh = static_cast<double>(d.s) * d.b * d.h, as2b = static_cast<double>(d.a) * d.s * d.s * d.b;
+  // Two residual masks (sbh each), the softmax dropout mask (as^2 b) and its output (2 as^2 b).
+  const double bytes_without = layer_activation_bytes(d, Layout::NO_RECOMPUTE);
+  d.dropout = true;
+  const double bytes_with = layer_activation_bytes(d, Layout::NO_RECOMPUTE);
+  EXPECT_DOUBLE_EQ(bytes_without + 2 * sbh + 3 * as2b, bytes_with);
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, FlashActivations,

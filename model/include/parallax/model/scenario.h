@@ -69,6 +69,7 @@ struct Dims {
   ModelSpec::PositionEmbedding positions = ModelSpec::LEARNED;
   bool bias = true;  // biases on the linear layers
   bool tied = true;  // tied input and output embeddings
+  bool dropout = true;  // dropout (and its masks) on the embedding, residual branches and attention
   Layout::SelectivePolicy selective_policy = Layout::CORE_ATTENTION;
 };
 // Fills the fields above from the model (and tp, for the vocabulary padding).
