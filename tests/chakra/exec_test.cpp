@@ -26,11 +26,8 @@ namespace fs = std::filesystem;
 using testing::chakra_data;
 using testing::run_command;
 
-// Root may run OpenMPI only when it says so; 4 ranks on a 2-core machine need --oversubscribe.
 std::string mpirun(int np, const std::string& env = "") {
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-         "OMPI_MCA_rmaps_base_oversubscribe=1 " +
-         env + " mpirun --oversubscribe -np " + std::to_string(np) + " " PARALLAX_CLI " exec ";
+  return testing::mpirun_command(np, PARALLAX_CLI " exec", env);
 }
 
 // The imported graph as exec sees it (no --cluster: the host cluster).

@@ -23,10 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_command;
 
-std::string mpirun(int np, const std::string& env = "") {
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + env +
-         " mpirun --oversubscribe -np " + std::to_string(np) + " " PARALLAX_EXEC " ";
-}
+std::string mpirun(int np, const std::string& env = "") { return testing::mpirun_command(np, PARALLAX_EXEC, env); }
 
 // tiny-gpt-cpu-tp2: hidden 384, 6 heads of 64 (3 per rank), seq 192, micro-batch 2, FFN 1536 (768
 // per rank), FP32 (e = 4 bytes), sequence parallel.

@@ -304,7 +304,11 @@ INSTANTIATE_TEST_SUITE_P(
                       std::pair{"", "tp: 4 pp: 2 sequence_parallel: true global_batch_size: 8 recompute: SELECTIVE"},
                       std::pair{"attention_kernel: FLASH", "tp: 2 pp: 2 dp: 2 global_batch_size: 8 recompute: FULL zero_stage: 3"},
                       std::pair{"activation: SQUARED_RELU normalization: LAYERNORM head_dim: 96",
-                                "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8"}));
+                                "tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8"}),
+    // Stable test names (the default prints the strings' addresses, which change between builds).
+    [](const ::testing::TestParamInfo<std::pair<const char*, const char*>>& info) {
+      return "case" + std::to_string(info.index);
+    });
 
 TEST(Layer, PerOpRecomputeRerunsElementwiseOpsAndTheProjection) {
   const Scenario sc = scenario_from_text(modern_scenario(

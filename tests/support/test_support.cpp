@@ -232,4 +232,9 @@ void expect_golden(const std::filesystem::path& golden, const std::string& text)
                    "diff in git.";
 }
 
+std::string mpirun_command(int np, const std::string& executable, const std::string& env) {
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " + env +
+         " mpirun --oversubscribe -np " + std::to_string(np) + " " + executable + " ";
+}
+
 }  // namespace parallax::testing

@@ -71,6 +71,10 @@ struct CommandResult {
   std::string err;
 };
 CommandResult run_command(const std::string& command);
+// The command prefix that starts `np` ranks of `executable` under mpirun: root may run OpenMPI only
+// when it says so, and more ranks than this machine's cores need --oversubscribe. `env` (VAR=value
+// ...) is set for every rank.
+std::string mpirun_command(int np, const std::string& executable, const std::string& env = "");
 
 // A directory of the running test's own, unique to this process (<system temp>/parallax-<Suite>.<Test>-
 // XXXXXX), removed with everything in it at the end of the scope; kept, and its path printed, when
