@@ -58,6 +58,14 @@ std::optional<StagePartitionProblem> build(const ModelSpec& model, const Layout&
   const std::string n_text = interleaved ? "pp * virtual_stages = " + str(p) + " * " + str(v) + " = " + str(n) : "pp = " + str(p);
   const bool first_last = l.first_stage_layers() != 0 || l.last_stage_layers() != 0;
   const bool slots = l.embedding_in_pipeline_split() || l.loss_in_pipeline_split();
+  // Checked before the per-stage list is allocated (a fuzzed virtual_stages of 2^31 - 1): even a
+  // partition with empty chunks has at most one virtual stage per layer plus the embedding's and
+  // the loss's slots.
+  if (n > L + 2)
+    return StagePartitionProblem{{"layout", interleaved ? "virtual_stages" : "pp"},
+                                 n_text + " virtual stages for " + str(L) +
+                                     " layers: at most num_layers + 2 (one per layer, and the embedding's and "
+                                     "the loss's slots)"};
   std::vector<std::int64_t> layers(static_cast<std::size_t>(n), 0);
 
   if (l.stage_layers_size() > 0) {
