@@ -112,29 +112,31 @@ double LayerOps::plan(const model::JobGraph& graph, const RankPlan& plan, bool v
 
 void LayerOps::allocate() {
   if (tasks_.empty()) return;
-  auto filled = [](std::vector<float>& v, std::size_t n, std::uint64_t seed) {
-    v.assign(std::max<std::size_t>(1, n), 0.0f);
+  // At least one element, so the kernels get a valid pointer for an op this rank does not run.
+  auto zeroed = [](std::vector<float>& v, std::size_t n) { v.assign(std::max<std::size_t>(1, n), 0.0f); };
+  auto filled = [&](std::vector<float>& v, std::size_t n, std::uint64_t seed) {
+    zeroed(v, n);
     host::fill_random(v.data(), n, seed);
   };
   filled(a_, values_, kSeedA);
   filled(b_, values_, kSeedB);
   filled(dy_, values_, kSeedDy);
   filled(weight_, cols_, kSeedWeight);
-  y_.assign(std::max<std::size_t>(1, values_), 0.0f);
-  y2_.assign(std::max<std::size_t>(1, values_), 0.0f);
-  dweight_.assign(std::max<std::size_t>(1, cols_), 0.0f);
-  inv_rms_.assign(std::max<std::size_t>(1, rows_), 0.0f);
+  zeroed(y_, values_);
+  zeroed(y2_, values_);
+  zeroed(dweight_, cols_);
+  zeroed(inv_rms_, rows_);
   if (norm_rows_ > 0)
     host::rms_norm_forward(a_.data(), weight_.data(), y_.data(), inv_rms_.data(), norm_rows_, norm_cols_, eps_);
   filled(q_buf_, q_, kSeedQ);
   filled(k_buf_, kv_, kSeedK);
   filled(v_buf_, kv_, kSeedV);
   filled(do_buf_, q_, kSeedDo);
-  o_buf_.assign(std::max<std::size_t>(1, q_), 0.0f);
-  dq_buf_.assign(std::max<std::size_t>(1, q_), 0.0f);
-  dk_buf_.assign(std::max<std::size_t>(1, kv_), 0.0f);
-  dv_buf_.assign(std::max<std::size_t>(1, kv_), 0.0f);
-  lse_buf_.assign(std::max<std::size_t>(1, q_rows_), 0.0f);
+  zeroed(o_buf_, q_);
+  zeroed(dq_buf_, q_);
+  zeroed(dk_buf_, kv_);
+  zeroed(dv_buf_, kv_);
+  zeroed(lse_buf_, q_rows_);
   for (const auto& [i, task] : tasks_) {
     if (!task.attention || !task.attn.backward) continue;
     const auto s = attention_shape(task.attn);

@@ -188,14 +188,7 @@ class Builder {
   // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
     const bool overlap = tp_overlapped() && op.is_gemm;
-    std::uint32_t gathered = kNone;
-    if (op.tp == TpPlacement::Column && d_.sp) {
-      if (overlap)
-        gathered = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(),
-                              {last_compute()});
-      else
-        tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
-    }
+    const std::uint32_t gathered = op.tp == TpPlacement::Column && d_.sp ? sp_gather(overlap, phase, layer, mb) : kNone;
     const std::uint32_t before = last_compute();
     if (op.fused_attention)
       fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
@@ -220,6 +213,17 @@ class Builder {
   // sum. Not modelled: the first (or last) chunk that cannot overlap, and the SMs the copy kernels
   // take from the GEMM.
   bool tp_overlapped() const { return layout_.tp_comm_overlap() && d_.sp && d_.t > 1; }
+
+  // The sequence-parallel all-gather before a GEMM. Blocking: the next compute task (the GEMM) waits
+  // for it and kNone is returned. Overlapped: it starts with the GEMM and is returned, for the caller
+  // to make the task after the GEMM wait for it.
+  std::uint32_t sp_gather(bool overlapped, Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (!overlapped) {
+      tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+      return kNone;
+    }
+    return collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(), {last_compute()});
+  }
 
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
     if (phase == FORWARD) zero3_gather(phase, layer, mb);  // recompute: gathered by layer_backward
@@ -259,14 +263,7 @@ class Builder {
     }
     // A row-parallel GEMM's output gradient is gathered (sequence parallel) before its dgrad; with TP
     // overlap the gather runs with the dgrad and the wgrad waits for it.
-    std::uint32_t gathered = kNone;
-    if (op.tp == TpPlacement::Row && d_.sp) {
-      if (tp_overlapped())
-        gathered = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(),
-                              {last_compute()});
-      else
-        tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, layer, mb);
-    }
+    std::uint32_t gathered = op.tp == TpPlacement::Row && d_.sp ? sp_gather(tp_overlapped(), BACKWARD, layer, mb) : kNone;
     for (const BackwardStep& step : steps) {
       if (op.fused_attention)
         fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
