@@ -10,6 +10,7 @@
 #include "parallax/traces/json_writer.h"
 
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -18,7 +19,7 @@
 namespace parallax::cli {
 namespace {
 
-constexpr const char* kHelp = R"(usage: parallax validate TABLE.tsv [--json] [--only ID[,ID...]] [--max-mape PCT]
+constexpr const char* kHelp = R"(usage: parallax validate TABLE.tsv [--json] [--only ID[,ID...]] [--max-mape PCT] [--scenarios-dir DIR]
 
 Builds the scenario of every row of TABLE.tsv (the format of validation/public.tsv or
 validation/modern.tsv: a header row naming the columns, '#' lines are comments) on the bundled
@@ -33,6 +34,8 @@ is used and printed under the row.
 
   --json            {"rows": [{"id", "measured_iter_s", "predicted_iter_s", "error_pct", ...}], "mape_pct"}
   --only IDS        only the rows with these ids (comma-separated; each must be in the table)
+  --scenarios-dir DIR  write the scenario of each modelled row as DIR/ID.pbtxt (to simulate, inspect or
+                    plan one row on its own: parallax simulate DIR/MR27.pbtxt)
   --max-mape PCT    exit 1 when the MAPE exceeds PCT percent or a selected row is not modelled (a CI
                     gate: it passes only on every selected row predicted)
 
@@ -57,11 +60,15 @@ int validate(const std::vector<std::string>& args) {
   std::optional<std::string> only;  // given, even empty: then it must name ids
   bool json = false;
   double max_mape = 0;
+  std::string scenarios_dir;
   if (!Options("parallax validate", kHelp)
            .flag("--json", json)
            .value(
                "--only", [&](const std::string& ids) { only = ids; },
                "row ids, e.g. --only N1,K2")
+           .value(
+               "--scenarios-dir", [&](const std::string& dir) { scenarios_dir = dir; },
+               "a directory, e.g. --scenarios-dir rows")
            .number("--max-mape", max_mape, Options::Sign::kNonNegative,
                    "a percentage, e.g. --max-mape 10")
            .positional(table_path, "table",
@@ -77,6 +84,11 @@ int validate(const std::vector<std::string>& args) {
     res.row = row;
     try {
       const Scenario sc = model::validation_scenario(row);
+      if (!scenarios_dir.empty()) {
+        std::filesystem::create_directories(scenarios_dir);
+        traces::write_file_atomically(std::filesystem::path(scenarios_dir) / (row.id + ".pbtxt"),
+                           "# " + row.model + " (" + table_path + ", row " + row.id + ")\n" + model::validation_row_text(row));
+      }
       const model::JobGraph graph = model::build_job_graph(sc);
       // One process per simulation: SimGrid's engine is once per process.
       const auto sim = sim::simulate_in_subprocess(graph);

@@ -184,6 +184,7 @@ class CudaBackend final : public Backend {
     layer_ops_.plan(graph, plan, elem_);  // before any NCCL call: a bad plan fails on every rank alike
     for (int s = 0; s < kLaneStreams; ++s) add_stream();
     check_cublas(cublasCreate(&cublas_), "cublasCreate", -1);
+    check(cudaDeviceGetAttribute(&device_sms_, cudaDevAttrMultiProcessorCount, device_), "cudaDeviceGetAttribute");
     create_communicators(graph, plan, comms);
     resolve_steps(graph, plan, comms);
     allocate_buffers();
@@ -713,13 +714,28 @@ class CudaBackend final : public Backend {
     const int batch = static_cast<int>(std::max<std::uint32_t>(1, t.gemm_batch));
     const float alpha = 1.0f, beta = 0.0f;
     const cudaDataType_t type = cuda_type(elem_);
-    // Column-major C (m x n) = A (m x k) * B (k x n), `batch` times.
+    // Column-major C (m x n) = A (m x k) * B (k x n), `batch` times. Overlapped with TP communication
+    // (the plan's gemm_splits, sm_share) it runs as chunks of m / splits rows, on the share of the
+    // SMs TE's communication kernels leave (cuBLAS's SM count target).
     use_stream(s, step);
-    check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha, gemm_a_ptr_, type, m,
-                                            static_cast<long long>(m) * k, gemm_b_ptr_, type, k,
-                                            static_cast<long long>(k) * n, &beta, gemm_c_ptr_, type, m,
-                                            static_cast<long long>(m) * n, batch, compute_type_, CUBLAS_GEMM_DEFAULT),
-                 "cublasGemmStridedBatchedEx", step);
+    const int target = t.sm_share < 1.0f ? std::max(1, static_cast<int>(t.sm_share * static_cast<float>(device_sms_))) : 0;
+    if (target != sm_target_) {
+      check_cublas(cublasSetSmCountTarget(cublas_, target), "cublasSetSmCountTarget", step);
+      sm_target_ = target;
+    }
+    const int splits = std::clamp<int>(t.gemm_splits, 1, m);
+    for (int c = 0, row = 0; c < splits; ++c) {
+      const int rows = m / splits + (c < m % splits ? 1 : 0);
+      const std::size_t offset = static_cast<std::size_t>(row) * gpu::elem_size(elem_);
+      check_cublas(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, rows, n, k, &alpha,
+                                              static_cast<const char*>(gemm_a_ptr_) + offset, type, m,
+                                              static_cast<long long>(m) * k, gemm_b_ptr_, type, k,
+                                              static_cast<long long>(k) * n, &beta,
+                                              static_cast<char*>(gemm_c_ptr_) + offset, type, m,
+                                              static_cast<long long>(m) * n, batch, compute_type_, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmStridedBatchedEx", step);
+      row += rows;
+    }
   }
 
   // cublasSetStream resets the workspace to cuBLAS's own pool, so set ours again after each change.
@@ -965,6 +981,8 @@ class CudaBackend final : public Backend {
   cublasComputeType_t compute_type_ = CUBLAS_COMPUTE_32F;
   cublasHandle_t cublas_ = nullptr;
   cudaStream_t cublas_stream_ = nullptr;
+  int device_sms_ = 0;  // the GPU's SMs
+  int sm_target_ = 0;   // cuBLAS's SM count target now (0: all)
   void* cublas_workspace_ = nullptr;
 
   ncclComm_t world_ = nullptr;

@@ -309,9 +309,16 @@ class HostBackend final : public Backend {
     switch (t.kind) {
       case GEMM: {
         const int m = static_cast<int>(t.gemm_m), n = static_cast<int>(t.gemm_n), k = static_cast<int>(t.gemm_k);
+        // Overlapped with TP communication the GEMM runs as gemm_splits chunks of rows (the plan's
+        // TE ring_exchange / pipeline shape); the SM share has no meaning on the host.
+        const int splits = std::clamp<int>(t.gemm_splits, 1, std::max(1, m));
         for (std::uint32_t b = 0; b < std::max(1u, t.gemm_batch); ++b)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a_.data(), k, b_.data(), n, 0.0f,
-                      c_.data(), n);
+          for (int c = 0, row = 0; c < splits; ++c) {
+            const int rows = m / splits + (c < m % splits ? 1 : 0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, k, 1.0f, a_.data() + static_cast<std::size_t>(row) * k, k,
+                        b_.data(), n, 0.0f, c_.data() + static_cast<std::size_t>(row) * n, n);
+            row += rows;
+          }
         return;
       }
       case MEMORY_BOUND: {

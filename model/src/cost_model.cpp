@@ -91,17 +91,22 @@ double CostModel::duration(const Task& task) const {
     if (eff > 0) return task.flops / (peak_ * eff) + overhead_s_;
   }
   double compute = 0;
+  double kernels = 1;
   if (task.kind == GEMM) {
-    // A batched GEMM fills the GPU like one GEMM with the batch folded into m.
-    const double eff = gemm_efficiency(static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch),
-                                       task.gemm_n, task.gemm_k);
+    // A batched GEMM fills the GPU like one GEMM with the batch folded into m. Overlapped with TP
+    // communication (JobGraph's kTpOverlapCommSms) it runs as gemm_splits chunks of m / splits
+    // rows, each its own kernel, on the sm_share of the SMs the communication leaves.
+    kernels = std::max<double>(1, task.gemm_splits);
+    const double eff = gemm_efficiency(static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch) / kernels,
+                                       task.gemm_n, task.gemm_k) *
+                       static_cast<double>(task.sm_share);
     compute = task.flops / (peak_ * eff);
   } else {
     // Elementwise work runs on the CUDA cores (FP32 peak), not the tensor cores.
     compute = task.flops / vector_peak_;
   }
   const double memory = static_cast<double>(task.bytes) / (bandwidth_ * memory_efficiency_);
-  return std::max(compute, memory) + overhead_s_;
+  return std::max(compute, memory) + kernels * overhead_s_;
 }
 
 std::vector<double> compute_time_per_rank(const JobGraph& graph, const CostModel& cost) {

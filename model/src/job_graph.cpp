@@ -2,6 +2,7 @@
 
 #include "parallax/model/job_size.h"
 #include "parallax/model/layer.h"
+#include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/rank_grid.h"
 #include "parallax/model/scenario.h"
@@ -55,7 +56,7 @@ class Builder {
   explicit Builder(const Scenario& sc)
       : sc_(sc), d_(dims(sc)), grid_(rank_grid(sc)), partition_(stage_partition(sc)), layout_(sc.layout()),
         layer_(describe_layer(d_)) {
-    grad_bytes_ = layout_.grad_reduce_in_fp32() ? 4 : d_.e;
+    grad_bytes_ = static_cast<std::int64_t>(gradient_bytes_per_parameter(layout_, d_));
     layer_params_ = layer_parameters(d_).local();
   }
 
@@ -192,9 +193,12 @@ class Builder {
     const std::uint32_t before = last_compute();
     if (op.fused_attention)
       fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
-    else if (op.is_gemm)
-      gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch);
-    else
+    else if (op.is_gemm) {
+      const auto id = gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch);
+      // TE's ring_exchange for the column-parallel GEMMs, pipeline for the row-parallel ones.
+      if (overlap && op.tp == TpPlacement::Column) overlap_shaped(id, d_.t, false);
+      if (overlap && op.tp == TpPlacement::Row) overlap_shaped(id, kTpOverlapPipelineSplits, true);
+    } else
       elementwise(op.op, phase, layer, mb, op.elements, op.forward.bytes_per_element, op.forward.flops_per_element);
     if (gathered != kNone) pending_.push_back(gathered);
     if (op.tp == TpPlacement::Row) {
@@ -210,9 +214,18 @@ class Builder {
   // feeding a column-parallel GEMM and the reduce-scatter of a row-parallel GEMM's output are cut
   // into chunks that move while the GEMM computes the chunks already there, so the collective starts
   // with its GEMM and the op after the GEMM waits for both: max(GEMM, collective) instead of their
-  // sum. Not modelled: the first (or last) chunk that cannot overlap, and the SMs the copy kernels
-  // take from the GEMM.
+  // sum. The GEMMs themselves run as TE runs them (overlap_shaped, kTpOverlapCommSms): in chunks,
+  // on the SMs the communication kernels leave. Not modelled: the first (or last) chunk that cannot
+  // overlap.
   bool tp_overlapped() const { return layout_.tp_comm_overlap() && d_.sp && d_.t > 1; }
+
+  // The GEMM `id` as TE's userbuffer overlap runs it (kTpOverlapCommSms): in `splits` chunks along
+  // m, and on the SMs the communication kernels leave when they keep a margin.
+  void overlap_shaped(std::uint32_t id, std::int64_t splits, bool sm_margin) {
+    Task& t = tasks_[id];
+    t.gemm_splits = static_cast<std::uint16_t>(std::clamp<std::int64_t>(splits, 1, std::max<std::int64_t>(1, t.gemm_m)));
+    if (sm_margin) t.sm_share = static_cast<float>(sm_count_ - kTpOverlapCommSms) / static_cast<float>(sm_count_);
+  }
 
   // The sequence-parallel all-gather before a GEMM. Blocking: the next compute task (the GEMM) waits
   // for it and kNone is returned. Overlapped: it starts with the GEMM and is returned, for the caller
@@ -241,12 +254,15 @@ class Builder {
     const GemmShape& dx = steps.at(0).gemm;
     const GemmShape& dw = steps.at(1).gemm;
     const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, dx.m, dx.n, dx.k, dx.batch);
+    // TE's bulk overlap: the all-gather runs beside the dgrad, the reduce-scatter beside the wgrad.
+    if (tp_overlapped()) overlap_shaped(dgrad, 1, true);
     std::uint32_t reduce = kNone;
     if (d_.t > 1)
       reduce = collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
                           GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(), {dgrad});
     if (regather != kNone) pending_.push_back(regather);
-    gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch);
+    const auto wgrad = gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch);
+    if (tp_overlapped() && reduce != kNone) overlap_shaped(wgrad, 1, true);
     if (reduce != kNone) pending_.push_back(reduce);
   }
 
@@ -265,10 +281,13 @@ class Builder {
     // overlap the gather runs with the dgrad and the wgrad waits for it.
     std::uint32_t gathered = op.tp == TpPlacement::Row && d_.sp ? sp_gather(tp_overlapped(), BACKWARD, layer, mb) : kNone;
     for (const BackwardStep& step : steps) {
-      if (op.fused_attention)
+      if (op.fused_attention) {
         fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
-      else
-        gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch);
+      } else {
+        const auto id = gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch);
+        // TE's ring_exchange: the dgrad runs shard by shard as the output gradient arrives.
+        if (gathered != kNone) overlap_shaped(id, d_.t, false);
+      }
       if (gathered != kNone) {
         pending_.push_back(gathered);
         gathered = kNone;
@@ -543,14 +562,14 @@ class Builder {
   }
 
   void optimizer_step() {
-    // Adam with fp32 master weights: read master, grad, m, v (16 B), write master, m, v and the
-    // low-precision copy (12 + e B) per local parameter; ZeRO >= 1 updates only a 1/d shard.
+    // Adam over the local parameters (model::optimizer_cost); ZeRO >= 1 updates only a 1/d shard.
     double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_, partition_.stage_layers(stage_)).local();
     if (layout_.zero_stage() >= 1) params /= static_cast<double>(d_.d);
     Task t = base(Op::OptimizerStep, OPTIMIZER, -1, -1);
     t.kind = MEMORY_BOUND;
-    t.bytes = static_cast<std::uint64_t>(params * (28.0 + d_.e));
-    t.flops = params * 12.0;
+    const OptimizerCost adam = optimizer_cost(layout_, d_);
+    t.bytes = static_cast<std::uint64_t>(params * adam.step_bytes);
+    t.flops = params * adam.step_flops;
     pending_.insert(pending_.end(), grad_syncs_.begin(), grad_syncs_.end());
     add(t);
   }
@@ -628,6 +647,7 @@ class Builder {
   LayerDescription layer_;
   double layer_params_ = 0;  // one layer's parameters on one rank
   std::int64_t grad_bytes_;
+  std::int32_t sm_count_ = sc_.cluster().gpu().sm_count();  // validated > kTpOverlapCommSms with TP overlap
 
   std::vector<RankClass> ranks_;
   std::vector<Task> tasks_;
@@ -778,6 +798,8 @@ parallax::JobGraph JobGraph::to_proto() const {
       p->set_gemm_n(t.gemm_n);
       p->set_gemm_k(t.gemm_k);
       p->set_gemm_batch(t.gemm_batch);
+      if (t.gemm_splits != 1) p->set_gemm_splits(t.gemm_splits);
+      if (t.sm_share != 1.0f) p->set_sm_share(t.sm_share);
     }
     if (t.kind == COLLECTIVE) p->set_collective(t.collective);
     if (t.group != GROUP_NONE) p->set_group(t.group);
@@ -931,6 +953,13 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
         fail(which + ": " + field + " " + std::to_string(value) + " is out of range (at most 2^32 - 1)");
     if (!(p.flops() >= 0) || !std::isfinite(p.flops()))
       fail(which + ": flops must be a finite number >= 0");
+    // Chunks of at least one row each; a share of the SMs in (0, 1].
+    if (p.gemm_splits() < 1 || p.gemm_splits() > std::numeric_limits<std::uint16_t>::max() ||
+        (p.kind() == GEMM && p.gemm_splits() > std::max<std::uint64_t>(1, p.gemm_m())))
+      fail(which + ": gemm_splits " + std::to_string(p.gemm_splits()) + " must be 1 to gemm_m (" +
+           std::to_string(p.gemm_m()) + ")");
+    if (!(p.sm_share() > 0 && p.sm_share() <= 1))
+      fail(which + ": sm_share must be in (0, 1] (got " + std::to_string(p.sm_share()) + ")");
     if (p.kind() == SEND || p.kind() == RECV) {
       if (p.peer() < 0 || p.peer() >= world)
         fail(which + ": peer " + std::to_string(p.peer()) + " is not a rank of the job (0 to " +
@@ -946,6 +975,8 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
     t.gemm_n = static_cast<std::uint32_t>(p.gemm_n());
     t.gemm_k = static_cast<std::uint32_t>(p.gemm_k());
     t.gemm_batch = static_cast<std::uint32_t>(p.gemm_batch());
+    t.gemm_splits = static_cast<std::uint16_t>(p.gemm_splits());
+    t.sm_share = static_cast<float>(p.sm_share());
     t.collective = p.collective();
     t.group = p.group();
     t.peer = p.peer();

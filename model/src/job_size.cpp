@@ -2,6 +2,7 @@
 
 #include "parallax/model/job_graph.h"
 #include "parallax/model/layer.h"
+#include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/stage_partition.h"
@@ -144,8 +145,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const ChunkLayers chunk_layers(sc, d);
   const auto m = static_cast<std::uint64_t>(d.m);
   const std::int64_t last_vs = d.p * d.v - 1;
-  const double capacity = layout.grad_bucket_mb() * 1e6 /
-                          (layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e));
+  const double capacity = layout.grad_bucket_mb() * 1e6 / gradient_bytes_per_parameter(layout, d);
   const bool param_gathers = (zero == 1 || zero == 2) && d.d > 1;
 
   // Stages between the first and the last emit the same tasks: count one for all of them.

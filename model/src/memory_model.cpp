@@ -30,15 +30,50 @@ const StageMemory& MemoryEstimate::peak() const {
                            [](const StageMemory& a, const StageMemory& b) { return a.total() < b.total(); });
 }
 
+double gradient_bytes_per_parameter(const Layout& layout, const Dims& d) {
+  return layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+}
+
+OptimizerCost optimizer_cost(const Layout& layout, const Dims& d) {
+  const double e = static_cast<double>(d.e);
+  OptimizerCost c;
+  c.step_flops = 12.0;  // bias-corrected Adam with weight decay, per parameter
+  if (d.e >= 4) {
+    // fp32 training: the weights are the master copy; m and v. Read w, g, m, v; write w, m, v.
+    c.state_bytes = 8.0;
+    c.step_bytes = 28.0;
+    return c;
+  }
+  switch (layout.optimizer_state()) {
+    case Layout::FP32_REMAINDERS:
+      // m, v (8 B) and the 16-bit remainder (2 B); reads w, remainder, g (fp32), m, v and writes
+      // w, remainder, m, v.
+      c.state_bytes = 10.0;
+      c.step_bytes = (e + 2.0 + 4.0 + 8.0) + (e + 2.0 + 8.0);
+      break;
+    case Layout::MODEL_PRECISION:
+      // m, v in the model's precision; reads w, g, m, v and writes w, m, v, all e bytes.
+      c.state_bytes = 2.0 * e;
+      c.step_bytes = 7.0 * e;
+      break;
+    default:
+      // fp32 master, m, v: read master, g (fp32), m, v (16 B); write master, m, v (12 B) and the
+      // low-precision copy (e B).
+      c.state_bytes = 12.0;
+      c.step_bytes = 28.0 + e;
+      break;
+  }
+  return c;
+}
+
 MemoryEstimate estimate_memory(const Scenario& sc) {
   const Dims d = dims(sc);
   const Layout& layout = sc.layout();
   const bool tied = sc.model().tied_embeddings();
   const int zero = layout.zero_stage();
   const double dp = static_cast<double>(d.d);
-  const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
-  // Adam keeps fp32 master weights (unless training in fp32), momentum and variance.
-  const double optimizer_bytes = d.e >= 4 ? 8.0 : 12.0;
+  const double grad_bytes = gradient_bytes_per_parameter(layout, d);
+  const double optimizer_bytes = optimizer_cost(layout, d).state_bytes;
   const double per_layer = layer_activation_bytes(d, layout.recompute());
   const double sbh = static_cast<double>(d.s) * d.b * d.h;
   const double outside = d.sp ? static_cast<double>(d.t) : 1.0;

@@ -1,5 +1,6 @@
 #include "parallax/model/scenario.h"
 
+#include "parallax/model/job_graph.h"
 #include "parallax/model/layout_rules.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/rank_grid.h"
@@ -414,6 +415,22 @@ void validate(const Scenario& sc, const Sources& src) {
     fail(src, {"layout", "tp_comm_overlap"},
          "needs sequence_parallel: true (the overlapped collectives are the sequence-parallel all-gather and "
          "reduce-scatter); set sequence_parallel or drop tp_comm_overlap");
+  const std::int32_t sms = c.gpu().sm_count();
+  if (sms < 0 || sms > 10000)
+    fail(src, {"cluster", "gpu", "sm_count"},
+         "must be 0 (not given) to 10000 streaming multiprocessors (got " + std::to_string(sms) + ")");
+  if (l.tp_comm_overlap() && l.tp() > 1 && sms <= kTpOverlapCommSms)
+    fail(src, {"cluster", "gpu", "sm_count"},
+         (sms == 0 ? std::string("missing") : "is " + std::to_string(sms)) +
+             ": layout.tp_comm_overlap keeps " + std::to_string(kTpOverlapCommSms) +
+             " SMs for its communication kernels and runs the GEMMs on the rest, so the GPU needs more; set "
+             "cluster.gpu.sm_count (H100 SXM5: 132, A100: 108) or drop tp_comm_overlap");
+  // The remainders complete a bf16 weight to fp32: Apex refuses them for any other model dtype.
+  if (l.optimizer_state() == Layout::FP32_REMAINDERS && sc.model().precision() != BF16)
+    fail(src, {"layout", "optimizer_state"},
+         "FP32_REMAINDERS stores the low 16 bits of an fp32 master weight beside its bf16 copy, so it needs "
+         "model.precision BF16 (got " + Precision_Name(sc.model().precision()) +
+             "); use FP32_MASTER or MODEL_PRECISION");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
   if (l.global_batch_size() < 1)
     fail(src, {"layout", "global_batch_size"}, "must be >= 1 (got " + std::to_string(l.global_batch_size()) + ")");

@@ -170,6 +170,9 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
       throw InputError(at + "column \"gpus\" is " + std::to_string(gpus) + " but tp * pp * cp * dp = " +
                        std::to_string(r.tp) + " * " + std::to_string(r.pp) + " * " + std::to_string(r.cp) + " * " +
                        std::to_string(r.dp) + " = " + std::to_string(r.gpus()));
+    // Absent or '?': Megatron's distributed optimizer and FSDP2 keep fp32 master weights, m and v.
+    r.optimizer = one_of("optimizer", {"fp32", "fp32-remainders", "bf16", "?"});
+    if (r.optimizer.empty() || r.optimizer == "?") r.optimizer = "fp32";
     if (r.recompute == "?") {
       // The framework's published default when the source does not say.
       static const std::map<std::string, std::pair<std::string, std::string>> defaults = {
@@ -278,6 +281,8 @@ std::string validation_row_text(const ValidationRow& r) {
           // tokenizer's size as it is.
           << " make_vocab_size_divisible_by: " << (megatron ? 128 : 1);
     layout << " cp: " << r.cp << " ep: " << r.ep;
+    if (r.optimizer != "fp32")
+      layout << " optimizer_state: " << (r.optimizer == "bf16" ? "MODEL_PRECISION" : "FP32_REMAINDERS");
     // NeMo's performance configs overlap the TP all-gather / reduce-scatter with the GEMMs
     // (ub_tp_comm_overlap) wherever sequence parallelism runs.
     if (megatron && r.tp > 1 && r.sp) layout << " tp_comm_overlap: true";

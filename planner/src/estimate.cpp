@@ -2,6 +2,7 @@
 
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/rank_grid.h"
@@ -177,7 +178,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     if (zero_stage >= 2 && d.d > 1) {
       const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
       const double layer_local = model::layer_parameters(d).local();
-      const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+      const double grad_b = model::gradient_bytes_per_parameter(layout, d);
       const double gather = zero_stage >= 3 ? tuned_time(ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
       const double reduce = tuned_time(REDUCE_SCATTER, dp_shape, layer_local * grad_b);
       for (std::int64_t vs = 0; vs < VS; ++vs) {
@@ -202,7 +203,7 @@ StepEstimate estimate_step(const Scenario& sc) {
       (layout.zero_stage() == 1 || layout.zero_stage() == 2) && d.d > 1 && layout.overlap_param_gather();
   std::vector<std::vector<double>> gather_done(static_cast<std::size_t>(VS));
   if (gathers_at_start) {
-    const double grad_b = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+    const double grad_b = model::gradient_bytes_per_parameter(layout, d);
     const double capacity = layout.grad_bucket_mb() * 1e6 / grad_b;
     const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
     for (std::int64_t s = 0; s < P; ++s) {
@@ -339,7 +340,7 @@ StepEstimate estimate_step(const Scenario& sc) {
 
   // Data parallelism and the optimizer, per stage.
   const int zero = layout.zero_stage();
-  const double grad_bytes = layout.grad_reduce_in_fp32() ? 4.0 : static_cast<double>(d.e);
+  const double grad_bytes = model::gradient_bytes_per_parameter(layout, d);
   const netmodel::GroupShape dp = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
   const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
   const model::ParameterShard layer_params = model::layer_parameters(d);
@@ -411,8 +412,9 @@ StepEstimate estimate_step(const Scenario& sc) {
     if (zero >= 1) params /= static_cast<double>(d.d);
     Task optimizer;
     optimizer.kind = MEMORY_BOUND;
-    optimizer.bytes = static_cast<std::uint64_t>(params * (28.0 + static_cast<double>(d.e)));
-    optimizer.flops = params * 12.0;
+    const model::OptimizerCost adam = model::optimizer_cost(layout, d);
+    optimizer.bytes = static_cast<std::uint64_t>(params * adam.step_bytes);
+    optimizer.flops = params * adam.step_flops;
     double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
     if ((zero == 1 || zero == 2) && d.d > 1) {
       const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s, partition.stage_layers(s)).local() * d.e);

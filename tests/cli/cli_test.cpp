@@ -173,6 +173,25 @@ TEST(Cli, ValidateModernRowsNotModelled) {
       << r.err;
 }
 
+// --scenarios-dir: each modelled row's scenario is written, and simulating it alone gives the row's
+// prediction.
+TEST(Cli, ValidateWritesTheScenarioOfEachRow) {
+  const testing::TempDir dir;
+  const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
+  auto r = run_command(cli() + " validate " + table + " --only MR22,MR02 --json --scenarios-dir " + (dir / "rows").string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "rows" / "MR02.pbtxt"));  // not modelled: nothing to write
+  ASSERT_TRUE(std::filesystem::exists(dir / "rows" / "MR22.pbtxt"));
+  const auto predicted = r.out.find("\"predicted_iter_s\": ");
+  ASSERT_NE(predicted, std::string::npos) << r.out;
+  const double row_s = std::stod(r.out.substr(predicted + 20));
+  r = run_command(cli() + " simulate " + (dir / "rows" / "MR22.pbtxt").string() + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto step = r.out.find("\"step_time_s\": ");
+  ASSERT_NE(step, std::string::npos) << r.out;
+  EXPECT_NEAR(std::stod(r.out.substr(step + 15)) / row_s, 1.0, 1e-6);
+}
+
 TEST(Cli, ValidateRejectsMalformedTables) {
   const testing::TempDir dir;
   const auto path = dir / "bad-table.tsv";

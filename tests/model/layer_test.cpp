@@ -368,6 +368,53 @@ TEST(Layer, TensorParallelOverlapNeedsSequenceParallelism) {
       modern_scenario("", "tp: 2 dp: 4 global_batch_size: 8 sequence_parallel: true tp_comm_overlap: true")));
 }
 
+// TE's userbuffer overlap as the builder shapes it (kTpOverlapCommSms): the column-parallel forward
+// GEMMs and the row-parallel dgrads run shard by shard (tp chunks, all SMs); the row-parallel forward
+// GEMMs in 4 chunks and the column-parallel backward GEMMs whole, both on the SMs the communication
+// kernels leave. Without the overlap every GEMM is one kernel on the whole GPU.
+TEST(Layer, TensorParallelOverlapShapesTheGemmsAsTransformerEngineRunsThem) {
+  auto build = [](bool overlap) {
+    return build_job_graph(scenario_from_text(modern_scenario(
+        "attention_kernel: FLASH", std::string("tp: 4 dp: 2 sequence_parallel: true global_batch_size: 8 tp_comm_overlap: ") +
+                                       (overlap ? "true" : "false"))));
+  };
+  const JobGraph g = build(true);
+  const float share = static_cast<float>(108 - kTpOverlapCommSms) / 108.0f;  // the A100 of modern_scenario
+  std::map<std::string, std::pair<int, float>> shaped;
+  for (const Task& t : g.tasks()) {
+    if (t.kind != GEMM || t.layer != 0 || t.microbatch != 0) continue;
+    const std::string role = t.role == GemmRole::InputGrad ? ".dgrad" : t.role == GemmRole::WeightGrad ? ".wgrad" : "";
+    shaped[std::string(op_name(t.op)) + role] = {t.gemm_splits, t.sm_share};
+  }
+  const std::map<std::string, std::pair<int, float>> expected{
+      {"qkv", {4, 1.0f}},          {"fc1", {4, 1.0f}},             // ring_exchange
+      {"attn_proj", {4, share}},   {"fc2", {4, share}},            // pipeline
+      {"attn_proj.dgrad", {4, 1.0f}}, {"fc2.dgrad", {4, 1.0f}},    // ring_exchange
+      {"attn_proj.wgrad", {1, 1.0f}}, {"fc2.wgrad", {1, 1.0f}},
+      {"qkv.dgrad", {1, share}},   {"qkv.wgrad", {1, share}},      // bulk
+      {"fc1.dgrad", {1, share}},   {"fc1.wgrad", {1, share}},
+      {"flash_attention", {1, 1.0f}}, {"flash_attention.dgrad", {1, 1.0f}}};
+  EXPECT_EQ(shaped, expected);
+  const JobGraph blocking = build(false);
+  for (const Task& t : blocking.tasks()) {
+    EXPECT_EQ(t.gemm_splits, 1);
+    EXPECT_EQ(t.sm_share, 1.0f);
+  }
+  // A plan file keeps the shape.
+  const JobGraph back = JobGraph::from_proto(g.to_proto());
+  for (std::uint32_t i = 0; i < g.num_tasks(); ++i) {
+    EXPECT_EQ(back.tasks()[i].gemm_splits, g.tasks()[i].gemm_splits);
+    EXPECT_EQ(back.tasks()[i].sm_share, g.tasks()[i].sm_share);
+  }
+}
+
+TEST(Layer, TensorParallelOverlapNeedsTheSmCount) {
+  std::string text = modern_scenario("", "tp: 2 dp: 4 global_batch_size: 8 sequence_parallel: true tp_comm_overlap: true");
+  text.replace(text.find("num_nodes: 1"), 12, "num_nodes: 1 gpu { sm_count: 0 }");
+  EXPECT_THAT(input_error([&] { scenario_from_text(text); }),
+              HasSubstr("cluster.gpu.sm_count: missing: layout.tp_comm_overlap keeps 16 SMs"));
+}
+
 TEST(Layer, FlashNeedsTheGpusTable) {
   const std::string text = R"(
 model { num_layers: 2 hidden_size: 256 num_heads: 4 seq_length: 128 vocab_size: 512 precision: FP16 attention_kernel: FLASH }

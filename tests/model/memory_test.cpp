@@ -1,10 +1,12 @@
 // Memory model: per-layer activations built tensor by tensor must equal Korthikanti et al.'s closed
 // forms; per-stage totals follow the ZeRO stage and the schedule.
 #include "parallax/model/formulas.h"
+#include "parallax/model/job_graph.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "test_support.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace parallax::model {
@@ -108,6 +110,47 @@ TEST(Memory, ZeroStagesShardStatesOverDataParallelRanks) {
   EXPECT_DOUBLE_EQ(z2.weights, 2 * params);
   EXPECT_DOUBLE_EQ(z3.weights, 2 * params / 8);
   EXPECT_GT(z3.transient, z2.transient);  // gathered layers
+}
+
+// What Adam keeps per parameter: fp32 master + m + v (12 B), Apex's 16-bit remainders of the master
+// + m + v (10 B), or m and v in bf16 without a master (4 B); the optimizer step moves accordingly.
+TEST(Memory, OptimizerStateFollowsTheFramework) {
+  auto state = [](const std::string& layout) {
+    const Scenario sc = scenario_from_text(
+        small_scenario_text("dp: 8 tp: 1 pp: 1 micro_batch_size: 1 global_batch_size: 64 zero_stage: 1 " + layout));
+    return std::pair{estimate_memory(sc).stages[0], optimizer_cost(sc.layout(), dims(sc))};
+  };
+  const auto [master, master_step] = state("");
+  const auto [remainders, remainders_step] = state("optimizer_state: FP32_REMAINDERS");
+  const auto [bf16, bf16_step] = state("optimizer_state: MODEL_PRECISION");
+  const double params = master.parameters;
+  EXPECT_DOUBLE_EQ(master.optimizer, 12 * params / 8);
+  EXPECT_DOUBLE_EQ(remainders.optimizer, 10 * params / 8);
+  EXPECT_DOUBLE_EQ(bf16.optimizer, 4 * params / 8);
+  EXPECT_EQ(remainders.weights, master.weights);
+  // Read master, grad, m, v and write them with the bf16 copy: 30 B; with remainders 28 B; in bf16 14 B.
+  EXPECT_DOUBLE_EQ(master_step.step_bytes, 30);
+  EXPECT_DOUBLE_EQ(remainders_step.step_bytes, 28);
+  EXPECT_DOUBLE_EQ(bf16_step.step_bytes, 14);
+  // The graph's optimizer step reads the same table.
+  const Scenario sc = scenario_from_text(small_scenario_text(
+      "dp: 8 tp: 1 pp: 1 micro_batch_size: 1 global_batch_size: 64 zero_stage: 1 optimizer_state: MODEL_PRECISION"));
+  const JobGraph g = build_job_graph(sc);
+  int steps = 0;
+  for (const Task& t : g.tasks()) {
+    if (t.op != Op::OptimizerStep) continue;
+    ++steps;
+    EXPECT_NEAR(static_cast<double>(t.bytes), 14 * params / 8, 1.0);
+  }
+  EXPECT_EQ(steps, 1);
+}
+
+TEST(Memory, RemaindersNeedABf16Model) {
+  const std::string text = small_scenario_text("dp: 8 global_batch_size: 64 optimizer_state: FP32_REMAINDERS");
+  std::string fp16 = text;
+  fp16.replace(fp16.find("precision: BF16"), 15, "precision: FP16");
+  EXPECT_THAT(parallax::testing::input_error([&] { scenario_from_text(fp16); }),
+              ::testing::HasSubstr("layout.optimizer_state: FP32_REMAINDERS stores the low 16 bits"));
 }
 
 TEST(Memory, Gpt3On8GpusDoesNotFit) {

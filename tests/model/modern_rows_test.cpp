@@ -129,6 +129,14 @@ TEST(ModernRows, NemoNemotronAndGpt3) {
   EXPECT_EQ(gpt3.model().attention_kernel(), ModelSpec::FLASH);
   EXPECT_EQ(gpt3.model().vocab_size(), 50257);
   EXPECT_EQ(gpt3.model().make_vocab_size_divisible_by(), 128);
+
+  // The optimizer column, as each run's config has it: 340B's optim.dtype bf16, GPT-3's
+  // distributed_fused_adam (fp32 state, master kept as remainders), 15B's mcore distributed optimizer.
+  EXPECT_EQ(nemotron.layout().optimizer_state(), Layout::MODEL_PRECISION);
+  EXPECT_EQ(gpt3.layout().optimizer_state(), Layout::FP32_REMAINDERS);
+  EXPECT_EQ(text_of("MR26").layout().optimizer_state(), Layout::FP32_MASTER);
+  EXPECT_FALSE(text_of("MR26").layout().has_optimizer_state());
+  EXPECT_EQ(modern().at("MR21").optimizer, "fp32");  // '?'
 }
 
 TEST(ModernRows, PublicRowsAreTheGptEraScenarioAsBefore) {
@@ -152,6 +160,11 @@ TEST(ModernRows, MalformedColumnsAreRefused) {
   std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgeglu\tnone\tnemo\n";
   EXPECT_NE(input_error([&] { read_validation_table(path); })
                 .find(":2: column \"activation\" must be one of gelu, swiglu, relu2 (got \"geglu\")"),
+            std::string::npos);
+  std::ofstream(path) << header.substr(0, header.size() - 1) << "\toptimizer\n"
+                      << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\tnone\tnemo\tfp16\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find("column \"optimizer\" must be one of fp32, fp32-remainders, bf16, ? (got \"fp16\")"),
             std::string::npos);
   std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\t?\tmegatron-lm\n";
   EXPECT_NE(input_error([&] { read_validation_table(path); })

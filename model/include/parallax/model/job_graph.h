@@ -67,10 +67,29 @@ std::string_view op_name(Op op);
 // Which GEMM of a backward pass a task is: the input gradient or the weight gradient.
 enum class GemmRole : std::uint8_t { Forward, InputGrad, WeightGrad };
 
+// Transformer Engine's userbuffer overlap of the sequence-parallel collectives with their GEMMs
+// (layout.tp_comm_overlap), with the defaults TE's initialize_ub gives each GEMM
+// (transformer_engine/pytorch/module/base.py, get_default_config), which NeMo uses unless a model's
+// config overrides them:
+//  - ring_exchange (qkv and fc1 forward, attention projection and fc2 dgrad): the all-gathered input
+//    arrives one TP shard at a time over the copy engines, and the GEMM runs as tp chunks of m / tp
+//    rows, each on the shard already there (num_splits = tp; 1 SM, no margin).
+//  - pipeline (attention projection and fc2 forward): the GEMM runs as 4 chunks and each chunk's
+//    reduce-scatter runs beside the next; the communication kernels keep 16 SMs (set_sm_margin)
+//    and the GEMM runs on the others.
+//  - bulk (qkv and fc1 dgrad, wgrad): the whole all-gather (reduce-scatter) beside the dgrad
+//    (wgrad), its kernels keeping 16 SMs from that GEMM.
+inline constexpr int kTpOverlapCommSms = 16;
+inline constexpr int kTpOverlapPipelineSplits = 4;
+
 struct Task {
   double flops = 0;          // GEMMs: 2 m n k batch; memory-bound ops: elementwise work
   std::uint64_t bytes = 0;   // compute: HBM traffic; communication: full tensor size S (nccl-tests)
   std::uint32_t gemm_m = 0, gemm_n = 0, gemm_k = 0, gemm_batch = 0;
+  // GEMMs overlapped with TP communication (kTpOverlapCommSms): run as gemm_splits chunks of
+  // gemm_m / gemm_splits rows, on the sm_share of the GPU's SMs the communication leaves.
+  std::uint16_t gemm_splits = 1;
+  float sm_share = 1.0f;
   std::uint32_t rank = 0;    // global rank of the (representative) rank running it
   std::int32_t peer = -1;    // send/recv: the other global rank
   std::int32_t microbatch = -1;

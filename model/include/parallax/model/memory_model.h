@@ -18,6 +18,19 @@ struct StoredActivation {
 std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute);
 double layer_activation_bytes(const Dims& d, Layout::Recompute recompute);
 
+// Bytes one parameter's gradient takes where it accumulates and is reduced (fp32 with
+// grad_reduce_in_fp32, else the training precision).
+double gradient_bytes_per_parameter(const Layout& layout, const Dims& d);
+
+// Adam, per local parameter: what it keeps between steps (layout.optimizer_state) and what its
+// update moves and computes. Memory, the graph's optimizer step and the planner all read it.
+struct OptimizerCost {
+  double state_bytes = 0;
+  double step_bytes = 0;
+  double step_flops = 0;
+};
+OptimizerCost optimizer_cost(const Layout& layout, const Dims& d);
+
 struct StageMemory {
   std::int64_t stage = 0;
   double parameters = 0;           // held by one rank of this stage

@@ -41,6 +41,9 @@ struct ValidationRow {
   int experts = 0, top_k = 0, moe_ffn_hidden = 0, shared_experts = 0, dense_layers = 0;
   int cp = 1, ep = 1;
   std::string framework;        // nemo-dgxc | megatron-bridge | nemo | nemo-automodel | torchtitan ("" for public.tsv)
+  // What Adam keeps per parameter (Layout.optimizer_state): fp32 (master, m, v), fp32-remainders
+  // (Apex DistributedFusedAdam, NeMo's default for a bf16 model), bf16 (optim.dtype bf16: no master).
+  std::string optimizer = "fp32";
   // What parallax assumed where the source says '?' (the framework's published default), one
   // sentence each, printed with the row.
   std::vector<std::string> assumed;
