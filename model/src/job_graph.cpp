@@ -476,7 +476,9 @@ class Builder {
   // ahead of this layer's gradient reduce-scatter. Issued after the reduce-scatter instead, every
   // gather would wait for the previous layer's backward and reduce-scatter: no overlap at all.
   void zero3_backward_gathers(Phase phase, std::int32_t layer, std::int32_t next_layer, std::int32_t mb) {
-    if (layout_.zero_stage() < 3 || d_.d == 1) return;
+    // reshard_after_forward False (FSDP2; ZeRO-2's traffic with ZeRO-3's sharded weights between
+    // steps): the forward's gathered parameters stay until the backward, which gathers nothing.
+    if (layout_.zero_stage() < 3 || d_.d == 1 || !layout_.reshard_after_forward()) return;
     if (prefetched_gather_ != kNone) {
       pending_.push_back(prefetched_gather_);
       prefetched_gather_ = kNone;

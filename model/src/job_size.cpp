@@ -135,7 +135,9 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   // reduce-scatter.
   const LayerTaskCounts counts = layer_task_counts(describe_layer(d), d, recompute);
   const std::uint64_t layer_fwd = counts.forward + z3;
-  const std::uint64_t layer_bwd = counts.backward + z3 + z2;
+  // Without resharding after forward (FSDP2 reshard_after_forward False) the backward uses the
+  // parameters the forward gathered: no second gather.
+  const std::uint64_t layer_bwd = counts.backward + (layout.reshard_after_forward() ? z3 : 0) + z2;
   const std::uint64_t embedding_fwd = 1 + tb;
   const std::uint64_t embedding_bwd = 1 + (z2 && embedding_parameters(d).local() > 0 ? 1 : 0);
   const std::uint64_t output_fwd = 3 + spt + tb;

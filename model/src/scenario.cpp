@@ -408,7 +408,6 @@ void validate(const Scenario& sc, const Sources& src) {
   refuse_unmodelled(src, {"layout", "cp"}, l.cp() != 1, "context parallelism (cp " + std::to_string(l.cp()) + ")");
   refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
   check_rank_order(src, l);
-  refuse_unmodelled(src, {"layout", "reshard_after_forward"}, !l.reshard_after_forward(), "ZeRO-3 without resharding after forward");
   // Megatron / Transformer Engine overlap the TP collectives with the GEMMs only under sequence
   // parallelism (the all-gather and reduce-scatter it splits into chunks).
   if (l.tp_comm_overlap() && l.tp() > 1 && !l.sequence_parallel())

@@ -2,6 +2,7 @@
 // rules of scenario validation), redundant ZeRO stages, and memory (model::estimate_memory).
 #include "parallax/planner/plan.h"
 
+#include "parallax/model/job_graph.h"
 #include "parallax/model/layout_rules.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/scenario.h"
@@ -55,6 +56,15 @@ std::string model_label(const ModelSpec& m) {
   return std::to_string(m.num_layers()) + "x" + std::to_string(m.hidden_size()) + " GPT";
 }
 
+// How the layers are split over the pp * v virtual stages.
+enum class Split {
+  Even,           // num_layers / (pp * v) each
+  EmbeddingLoss,  // Megatron's account_for_embedding/loss_in_pipeline_split: (num_layers + 2) / (pp * v)
+                  // slots each, the embedding and the loss one slot each (Llama 3.1 405B's 126 layers)
+  Balanced,       // the remainder of num_layers / (pp * v) as one more layer on the virtual stages after
+                  // the first (which holds the embedding), the last (the logits and loss) kept lean
+};
+
 // The searched fields of a layout; everything else comes from PlanRequest::fixed.
 struct Candidate {
   int tp, pp, dp, v;
@@ -63,7 +73,21 @@ struct Candidate {
   bool sp;
   Layout::Recompute recompute;
   int zero;
+  bool reshard;     // ZeRO-3: reshard_after_forward (FSDP2's two variants)
+  bool tp_overlap;  // TE's userbuffer overlap of the sequence-parallel collectives
+  Split split;
 };
+
+// The splits worth searching for pp * v virtual stages of num_layers layers: an even split when
+// there is one, Megatron's embedding/loss slots when they make it even, else the balanced remainder.
+std::vector<Split> splits_of(long long num_layers, int pp, int v) {
+  const long long vs = static_cast<long long>(pp) * v;
+  std::vector<Split> out;
+  if (num_layers % vs == 0) out.push_back(Split::Even);
+  if (vs > 1 && (num_layers + 2) % vs == 0 && num_layers + 2 >= 2 * vs) out.push_back(Split::EmbeddingLoss);
+  if (out.empty() && num_layers > vs) out.push_back(Split::Balanced);
+  return out;
+}
 
 // The layout rules of model validation (model::layout_rules, in PruneReason order), plus the layouts
 // that repeat another. Memory is judged separately.
@@ -73,9 +97,11 @@ struct Rules {
 
   std::optional<PruneReason> structural(const Candidate& c) const {
     const model::LayoutShape shape{c.tp, c.pp, c.dp, c.v, c.mbs, gbs, c.sp, c.schedule == Layout::INTERLEAVED_1F1B,
-                                    /*partitioned=*/false};
+                                    /*partitioned=*/c.split != Split::Even};
     if (const auto rule = model::first_broken_rule(facts, shape)) return static_cast<PruneReason>(*rule);
     if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
+    if (!c.reshard && c.zero < 3) return PruneReason::Redundant;
+    if (c.tp_overlap && !c.sp) return PruneReason::Redundant;
     if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
     return std::nullopt;
   }
@@ -85,7 +111,16 @@ static_assert(static_cast<int>(PruneReason::Redundant) == model::kLayoutRules,
 
 Rules rules_of(const PlanRequest& r) { return Rules{model::LayoutFacts::of(r.model), r.global_batch_size}; }
 
-void apply(const Candidate& c, Layout& l) {
+// Balanced: q = num_layers / (pp * v) each and the remainder r one more on the virtual stages 1..r
+// (the middle ones when r < pp * v - 1), in virtual-stage order.
+std::vector<int> balanced_stage_layers(long long num_layers, long long vs) {
+  std::vector<int> out(static_cast<std::size_t>(vs), static_cast<int>(num_layers / vs));
+  const long long r = num_layers % vs;
+  for (long long i = 0; i < r; ++i) ++out[static_cast<std::size_t>((1 + i) % vs)];
+  return out;
+}
+
+void apply(const Candidate& c, long long num_layers, Layout& l) {
   l.set_tp(c.tp);
   l.set_pp(c.pp);
   l.set_dp(c.dp);
@@ -95,12 +130,23 @@ void apply(const Candidate& c, Layout& l) {
   l.set_sequence_parallel(c.sp);
   l.set_recompute(c.recompute);
   l.set_zero_stage(c.zero);
+  l.set_reshard_after_forward(c.reshard);
+  l.set_tp_comm_overlap(c.tp_overlap);
+  l.clear_stage_layers();
+  l.set_embedding_in_pipeline_split(c.split == Split::EmbeddingLoss);
+  l.set_loss_in_pipeline_split(c.split == Split::EmbeddingLoss);
+  if (c.split == Split::Balanced)
+    for (int n : balanced_stage_layers(num_layers, static_cast<long long>(c.pp) * c.v)) l.add_stage_layers(n);
 }
 
 Candidate candidate_of(const Layout& l) {
   const int v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
-  return Candidate{l.tp(), l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), l.sequence_parallel() && l.tp() > 1,
-                   l.recompute(), l.zero_stage()};
+  const bool sp = l.sequence_parallel() && l.tp() > 1;
+  const Split split = l.stage_layers_size() > 0             ? Split::Balanced
+                      : l.embedding_in_pipeline_split()     ? Split::EmbeddingLoss
+                                                            : Split::Even;
+  return Candidate{l.tp(), l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
+                   l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split};
 }
 
 // The request's model and cluster with a placeholder layout, validated once by the scenario loader
@@ -117,12 +163,6 @@ Scenario base_scenario(const PlanRequest& r) {
     throw InputError("the cluster has " + std::to_string(r.cluster.num_nodes()) + " nodes of " +
                      std::to_string(r.cluster.gpus_per_node()) + " GPUs, not the " + std::to_string(r.gpus) +
                      " GPUs asked for (resize it with model::resize_cluster)");
-  // The search is over even partitions: a partition fits one pp * virtual_stages only.
-  if (model::has_partition_fields(r.fixed))
-    throw InputError(
-        "the planner searches layouts with the layers divided evenly; leave layout.stage_layers, "
-        "first_stage_layers, last_stage_layers, embedding_in_pipeline_split and loss_in_pipeline_split "
-        "at their defaults for `plan`");
   Scenario sc;
   sc.set_name(model_label(r.model));
   *sc.mutable_model() = r.model;
@@ -132,7 +172,11 @@ Scenario base_scenario(const PlanRequest& r) {
   sc.mutable_cluster()->mutable_gpu()->clear_preset();
   Layout& l = *sc.mutable_layout();
   l = r.fixed;
-  apply(Candidate{1, 1, r.gpus, 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0}, l);
+  // The planner chooses the partition (a given one fits one pp * virtual_stages only).
+  l.clear_first_stage_layers();
+  l.clear_last_stage_layers();
+  apply(Candidate{1, 1, r.gpus, 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0, true, false, Split::Even},
+        r.model.num_layers(), l);
   l.set_global_batch_size(r.gpus);  // placeholder, valid for dp = gpus
   *sc.mutable_options() = r.options;
   Scenario validated =
@@ -165,8 +209,10 @@ bool factorable(const PlanRequest& r, const Rules& rules, int gpus, int per_node
   for (int t : divisors(gpus)) {
     if (!r.allow_cross_node_tp && per_node % t != 0) continue;
     for (int p : divisors(gpus / t)) {
-      const Candidate c{t, p, gpus / (t * p), 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0};
-      if (!rules.structural(c)) return true;
+      for (Split split : splits_of(rules.facts.num_layers, p, 1)) {
+        const Candidate c{t, p, gpus / (t * p), 1, Layout::ONE_F_ONE_B, 1, false, Layout::NO_RECOMPUTE, 0, true, false, split};
+        if (!rules.structural(c)) return true;
+      }
     }
   }
   return false;
@@ -193,7 +239,7 @@ std::string stats_line(const PruneStats& stats) {
   std::set<int> pps;
   for (int t : tp_ok)
     for (int p : divisors(r.gpus / t))
-      if (rules.facts.num_layers % p == 0) {
+      if (!splits_of(rules.facts.num_layers, p, 1).empty()) {
         pps.insert(p);
         dps.insert(r.gpus / (t * p));
       }
@@ -202,8 +248,8 @@ std::string stats_line(const PruneStats& stats) {
     << " heads, FFN " << rules.facts.ffn_size << ") over " << r.gpus << " GPUs with global batch " << r.global_batch_size
     << ": tp*pp*dp = " << r.gpus << ", tp must divide the " << r.model.num_heads() << " heads and the FFN size "
     << rules.facts.ffn_size << " (tp " << join(tp_ok) << " of " << join(all_tp)
-    << (r.allow_cross_node_tp ? "" : ", tp dividing the " + std::to_string(per_node) + " GPUs of a node") << "), pp must divide the "
-    << r.model.num_layers() << " layers (pp " << join(std::vector<int>(pps.begin(), pps.end())) << "), which leaves dp "
+    << (r.allow_cross_node_tp ? "" : ", tp dividing the " + std::to_string(per_node) + " GPUs of a node") << "), pp must leave each stage a layer of the "
+    << r.model.num_layers() << " (pp " << join(std::vector<int>(pps.begin(), pps.end())) << "), which leaves dp "
     << join(std::vector<int>(dps.begin(), dps.end())) << ", and micro_batch_size*dp must divide the global batch "
     << r.global_batch_size << "; none does (" << stats_line(stats) << "). Change ";
   if (!dps.empty()) {
@@ -251,13 +297,14 @@ int gpus_that_fit(const PlanRequest& r, const Rules& rules, Scenario scratch, lo
     for (int tp : divisors(gpus)) {
       if (!r.allow_cross_node_tp && per_node % tp != 0) continue;
       for (int pp : divisors(gpus / tp))
-        for (int zero = 0; zero <= 3; ++zero) {
-          const bool sp = tp > 1 && rules.facts.seq_length % tp == 0;
-          const Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero};
-          if (rules.structural(c)) continue;
-          apply(c, layout);
-          if (model::estimate_memory(scratch).fits()) return gpus;
-        }
+        for (int zero = 0; zero <= 3; ++zero)
+          for (Split split : splits_of(rules.facts.num_layers, pp, 1)) {
+            const bool sp = tp > 1 && rules.facts.seq_length % tp == 0;
+            const Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero, true, false, split};
+            if (rules.structural(c)) continue;
+            apply(c, rules.facts.num_layers, layout);
+            if (model::estimate_memory(scratch).fits()) return gpus;
+          }
     }
   }
   return 0;
@@ -317,13 +364,21 @@ std::string layout_summary(const Layout& l) {
   s << "tp" << l.tp() << " pp" << l.pp() << " dp" << l.dp() << " v" << (interleaved ? l.virtual_stages() : 1) << " "
     << schedule << " mbs" << l.micro_batch_size() << " sp" << (l.sequence_parallel() && l.tp() > 1 ? 1 : 0)
     << " recompute " << recompute << " zero" << l.zero_stage();
+  if (l.zero_stage() >= 3 && !l.reshard_after_forward()) s << " keep-gathered";
+  if (l.tp_comm_overlap() && l.sequence_parallel() && l.tp() > 1) s << " tp-overlap";
+  if (l.stage_layers_size() > 0) {
+    s << " layers";
+    for (int i = 0; i < l.stage_layers_size(); ++i) s << (i ? "," : " ") << l.stage_layers(i);
+  } else if (l.embedding_in_pipeline_split()) {
+    s << " emb+loss-as-layers";
+  }
   return s.str();
 }
 
 Scenario layout_scenario(const PlanRequest& request, const Layout& layout) {
   Scenario sc = base_scenario(request);
   Layout& l = *sc.mutable_layout();
-  apply(candidate_of(layout), l);
+  apply(candidate_of(layout), request.model.num_layers(), l);
   sc.set_name(model_label(request.model) + " " + layout_summary(l));
   return sc;
 }
@@ -352,21 +407,29 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
   std::vector<Scenario> survivors;
   Layout& layout = *scratch.mutable_layout();
   constexpr Layout::Recompute kRecompute[] = {Layout::NO_RECOMPUTE, Layout::SELECTIVE, Layout::FULL};
+  // ZeRO 0-3; ZeRO-3 with and without resharding after forward (FSDP2's reshard_after_forward).
+  constexpr std::pair<int, bool> kSharding[] = {{0, true}, {1, true}, {2, true}, {3, true}, {3, false}};
+  // TE's overlap keeps kTpOverlapCommSms SMs for its kernels: only on a GPU with more.
+  const bool overlap_possible = scratch.cluster().gpu().sm_count() > model::kTpOverlapCommSms;
   for (int tp : space.tps) {
     for (int pp : divisors(request.gpus / tp)) {
       const int dp = request.gpus / (tp * pp);
       for (const auto& [schedule, v] : space.schedules) {
+        std::vector<Split> splits = splits_of(request.model.num_layers(), pp, v);
+        if (splits.empty()) splits.push_back(Split::Even);  // at least as many stages as layers: pruned by rule
         for (int mbs : space.mbs) {
           for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp) {
             for (Layout::Recompute recompute : kRecompute) {
-              for (int zero = 0; zero <= 3; ++zero) {
-                const Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero};
+              for (const auto& [zero, reshard] : kSharding) {
+               for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap) {
+                for (Split split : splits) {
+                const Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1, split};
                 ++stats.enumerated;
                 if (auto reason = rules.structural(c)) {
                   ++stats.pruned[static_cast<std::size_t>(*reason)];
                   continue;
                 }
-                apply(c, layout);
+                apply(c, request.model.num_layers(), layout);
                 const model::MemoryEstimate memory = model::estimate_memory(scratch);
                 if (!memory.fits()) {
                   ++stats.pruned[static_cast<std::size_t>(PruneReason::Memory)];
@@ -380,6 +443,8 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
                 ++stats.survivors;
                 Scenario& s = survivors.emplace_back(scratch);
                 s.set_name(prefix + layout_summary(layout));
+                }
+               }
               }
             }
           }

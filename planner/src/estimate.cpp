@@ -185,7 +185,11 @@ StepEstimate estimate_step(const Scenario& sc) {
         auto& f = fwd[static_cast<std::size_t>(vs)];
         auto& b = bwd[static_cast<std::size_t>(vs)];
         f = std::max(f, chunk_layers(vs) * gather);
-        b = std::max(b, chunk_layers(vs) * (gather + reduce));
+        // Without gathers in the backward (ZeRO-2; ZeRO-3 keeping the forward's gathered
+        // parameters) the stream starts with the first layer's reduce-scatter, after that layer's
+        // backward compute.
+        const bool backward_gathers = zero_stage >= 3 && layout.reshard_after_forward();
+        b = std::max(b, backward_gathers ? chunk_layers(vs) * (gather + reduce) : lc.backward + chunk_layers(vs) * reduce);
       }
     }
   }

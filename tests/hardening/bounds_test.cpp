@@ -79,6 +79,7 @@ INSTANTIATE_TEST_SUITE_P(
         "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 2 overlap_param_gather: true grad_bucket_mb: "
         "1",
         "tp: 2 pp: 2 dp: 2 global_batch_size: 8 zero_stage: 3 recompute: FULL",
+        "pp: 2 dp: 4 global_batch_size: 8 zero_stage: 3 reshard_after_forward: false recompute: FULL",
         "pp: 4 dp: 2 global_batch_size: 8 zero_stage: 3 schedule: INTERLEAVED_1F1B virtual_stages: "
         "2",
         "dp: 8 global_batch_size: 8 grad_bucket_mb: 0.5 overlap_grad_reduce: false"));

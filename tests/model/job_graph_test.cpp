@@ -1,6 +1,7 @@
 // The job graph's structure: DAG, stream order, pipeline pairing, TP/DP collectives, GEMM shapes,
 // exact symmetry, and the plan file round trip.
 #include "parallax/model/job_graph.h"
+#include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
 #include "parallax/traces/io.h"
 #include "test_support.h"
@@ -245,6 +246,33 @@ TEST(JobGraph, ZeroThreePrefetchesTheNextLayerAheadOfTheReduceScatter) {
     previous_id = id;
   }
   EXPECT_EQ(checked, static_cast<int>((d.L - 1) * d.m));
+}
+
+// FSDP2's reshard_after_forward False: each layer's parameters are gathered once per micro-batch (in
+// its forward) and kept for its backward, which gathers nothing; memory holds the stage's gathered
+// layers meanwhile instead of two.
+TEST(JobGraph, ZeroThreeWithoutReshardingGathersOncePerLayer) {
+  auto make = [](bool reshard) {
+    return scenario_from_text(small_scenario_text(std::string("dp: 8 tp: 1 pp: 1 zero_stage: 3 micro_batch_size: 1 "
+                                                              "global_batch_size: 16 recompute: FULL reshard_after_forward: ") +
+                                                  (reshard ? "true" : "false")));
+  };
+  auto gathers = [](const JobGraph& g) {
+    std::map<Phase, int> n;
+    for (auto id : g.rank_tasks(0))
+      if (g.tasks()[id].op == Op::DpParamAllGather) ++n[g.tasks()[id].phase];
+    return n;
+  };
+  const Scenario resharded = make(true), kept = make(false);
+  const Dims d = dims(kept);
+  const auto with = gathers(build_job_graph(resharded)), without = gathers(build_job_graph(kept));
+  EXPECT_EQ(with.at(FORWARD), d.L * d.m);
+  EXPECT_EQ(with.at(RECOMPUTE_FORWARD), d.L * d.m);  // full recompute gathers again before the backward
+  EXPECT_EQ(without.at(FORWARD), d.L * d.m);
+  EXPECT_EQ(without.count(RECOMPUTE_FORWARD) + without.count(BACKWARD), 0u);
+  const double layer_bytes = layer_parameters(d).local() * d.e;
+  EXPECT_NEAR(estimate_memory(kept).stages[0].transient - estimate_memory(resharded).stages[0].transient,
+              (d.L - 2) * layer_bytes, 1.0);
 }
 
 TEST(JobGraph, ParameterGathersAtTheStartComeInForwardOrder) {

@@ -45,8 +45,11 @@ TEST(Estimator, ZeroStagesAgreeWithinFivePercent) {
   for (const char* layout : {"tp: 4 dp: 8 zero_stage: 2 micro_batch_size: 1 global_batch_size: 16",
                              "tp: 2 dp: 16 zero_stage: 3 recompute: FULL micro_batch_size: 1 global_batch_size: 16",
                              "tp: 1 dp: 32 zero_stage: 3 micro_batch_size: 1 global_batch_size: 32",
+                             "tp: 1 dp: 32 zero_stage: 3 reshard_after_forward: false micro_batch_size: 1 global_batch_size: 32",
                              "tp: 2 pp: 2 dp: 8 virtual_stages: 2 schedule: INTERLEAVED_1F1B zero_stage: 1 "
-                             "micro_batch_size: 1 global_batch_size: 16 grad_bucket_mb: 4"}) {
+                             "micro_batch_size: 1 global_batch_size: 16 grad_bucket_mb: 4",
+                             // TE's userbuffer overlap: chunked GEMMs on fewer SMs, collectives beside them.
+                             "tp: 8 dp: 4 sequence_parallel: true tp_comm_overlap: true micro_batch_size: 1 global_batch_size: 16"}) {
     const Scenario sc = scenario_from_text(std::string(R"(
       model { num_layers: 8 hidden_size: 1024 num_heads: 16 seq_length: 1024 vocab_size: 8192 }
       cluster { preset: "dgx-a100-80g" num_nodes: 4 }

@@ -41,10 +41,23 @@ struct Counts {
 };
 
 // Written from the rules: tp divides the GPUs and a node's GPUs (every TP group inside a node),
-// pp divides gpus/tp, dp is
-// what is left; schedules GPipe, 1F1B and interleaved with v = 2..8; micro-batch sizes are the divisors
-// of the global batch up to 16; sequence parallel only with tp > 1; 3 recompute modes; ZeRO 0-3. Each
-// layout counts under the first rule it breaks, in the planner's documented order.
+// pp divides gpus/tp, dp is what is left; schedules GPipe, 1F1B and interleaved with v = 2..8;
+// micro-batch sizes are the divisors of the global batch up to 16; sequence parallel only with tp > 1,
+// and with it TP overlap on or off (the A100 has more than 16 SMs); 3 recompute modes; ZeRO 0-3 and
+// ZeRO-3 without resharding after forward; the layer split over the pp * v virtual stages: even when
+// it divides, Megatron's embedding and loss slots when num_layers + 2 divides (at least 2 slots per
+// virtual stage), else the balanced remainder when there are more layers than virtual stages; with
+// none of these the layout counts once, under the layers rule. Each layout counts under the first
+// rule it breaks, in the planner's documented order.
+std::vector<int> split_kinds(int layers, int vs) {
+  std::vector<int> out;  // 0 even, 1 embedding + loss, 2 balanced, -1 none
+  if (layers % vs == 0) out.push_back(0);
+  if (vs > 1 && (layers + 2) % vs == 0 && layers + 2 >= 2 * vs) out.push_back(1);
+  if (out.empty() && layers > vs) out.push_back(2);
+  if (out.empty()) out.push_back(-1);
+  return out;
+}
+
 Counts count_by_rules(int gpus, int per_node, int heads, int ffn, int seq, int layers, int gbs) {
   Counts c;
   for (int tp = 1; tp <= gpus; ++tp) {
@@ -59,26 +72,28 @@ Counts count_by_rules(int gpus, int per_node, int heads, int ffn, int seq, int l
           if (gbs % mbs) continue;
           for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
             for (int recompute = 0; recompute < 3; ++recompute)
-              for (int zero = 0; zero < 4; ++zero) {
-                ++c.enumerated;
-                if (heads % tp) {
-                  ++c.heads;
-                } else if (ffn % tp) {
-                  ++c.ffn;
-                } else if (sp && seq % tp) {
-                  ++c.seq;
-                } else if (layers % (pp * v)) {
-                  ++c.layers;
-                } else if (gbs % (mbs * dp)) {
-                  ++c.batch;
-                } else if (const int m = gbs / (mbs * dp); interleaved && (pp < 2 || m % pp)) {
-                  ++c.interleaved;
-                } else if ((zero > 0 && dp == 1) || (schedule == 0 && m == 1)) {
-                  ++c.redundant;
-                } else {
-                  ++c.rest;
-                }
-              }
+              for (int zero = 0; zero < 5; ++zero)  // 4: ZeRO-3 keeping the gathered parameters
+                for (int overlap = 0; overlap <= sp; ++overlap)
+                  for (int split : split_kinds(layers, pp * v)) {
+                    ++c.enumerated;
+                    if (heads % tp) {
+                      ++c.heads;
+                    } else if (ffn % tp) {
+                      ++c.ffn;
+                    } else if (sp && seq % tp) {
+                      ++c.seq;
+                    } else if (split < 0) {
+                      ++c.layers;
+                    } else if (gbs % (mbs * dp)) {
+                      ++c.batch;
+                    } else if (const int m = gbs / (mbs * dp); interleaved && (pp < 2 || m % pp)) {
+                      ++c.interleaved;
+                    } else if ((zero > 0 && dp == 1) || (schedule == 0 && m == 1)) {
+                      ++c.redundant;
+                    } else {
+                      ++c.rest;
+                    }
+                  }
         }
       }
     }
@@ -102,35 +117,27 @@ void expect_stats(const PruneStats& s, const Counts& c, long memory) {
 TEST(Pruning, HandCheckedCountsOnASmallCase) {
   // 8 layers, 8 heads, 8 GPUs of one DGX A100 node, global batch 16. By hand:
   //  (tp, pp) pairs: tp 1: pp 1,2,4,8; tp 2: pp 1,2,4; tp 4: pp 1,2; tp 8: pp 1 -> 10 pairs.
-  //  Per pair: 9 schedules x 5 micro-batch sizes (1,2,4,8,16) x sp (1 option at tp 1, else 2) x 3 x 4.
-  //  enumerated = 4*540 + 3*1080 + 2*1080 + 1*1080 = 8640.
-  //  heads, FFN (2048), seq (256) are divisible by every tp: 0, 0, 0.
-  //  layers % (pp v): interleaved v must make pp*v divide 8; failing (pp: v's) 1: 3,5,6,7; 2: 3,5,6,7,8;
-  //   4: 3..8; 8: 2..8 -> 4, 5, 6, 7 schedules per pair. tp1: (4+5+6+7)*60 = 1320, tp2: (4+5+6)*120 = 1800,
-  //   tp4: (4+5)*120 = 1080, tp8: 4*120 = 480 -> 4680.
-  //  batch: mbs*dp must divide 16; failing micro-batch sizes by dp: dp 8: 3, dp 4: 2, dp 2: 1, dp 1: 0;
-  //   times the schedules left (pp 1: 5, pp 2: 4, pp 4: 3) and sp x 12:
-  //   tp1pp1 5*3*12 = 180, tp1pp2 4*2*12 = 96, tp1pp4 3*1*12 = 36, tp2pp1 5*2*24 = 240, tp2pp2 4*1*24 = 96,
-  //   tp4pp1 5*1*24 = 120 -> 768.
-  //  interleaved: every interleaved layout at pp 1 (3 v's x valid mbs: 2, 3, 4, 5 for tp 1, 2, 4, 8):
-  //   72 + 216 + 288 + 360; at pp 2 the mbs giving m = 1 (2 v's): tp1 24, tp2 48, tp4 48; at pp 4 (v 2) the
-  //   two mbs giving m = 2 or 1: tp1 24, tp2 48 -> 1128.
-  //  redundant: GPipe with m = 1 (one mbs per pair) and, at dp 1, ZeRO 1-3: dp > 1 pairs 12 or 24 each
-  //   (108); dp 1 pairs sp*3*(3C+1) with C schedule x mbs combinations left: tp1pp8 C 10 -> 93, tp2pp4
-  //   C 13 -> 240, tp4pp2 C 18 -> 330, tp8pp1 C 10 -> 186 -> 957.
-  //  memory: a 30M-parameter model fits everywhere: 0. survivors = 8640 - 4680 - 768 - 1128 - 957 = 1107.
+  //  Splits of 8 layers over vs = pp * v virtual stages: vs 2 has two (even; 8 + 2 = 10 slots of 5),
+  //  every other vs one (even at 1, 4, 8; embedding + loss at 5; balanced at 3, 6, 7; none from 9 up,
+  //  pruned by the layers rule). Schedule x split units per pp (GPipe, 1F1B, v = 2..8): pp 1: 1+1+2+6 =
+  //  10, pp 2: 2+2+7 = 11, pp 4: 9, pp 8: 9.
+  //  Per unit: 5 micro-batch sizes (1,2,4,8,16) x 3 recompute x 5 sharding (ZeRO 0-3, ZeRO-3 kept) x (1
+  //  at tp 1, else sp off + sp on with overlap off / on = 3) -> 75 or 225.
+  //  enumerated = 39 * 75 + 30 * 225 + 21 * 225 + 10 * 225 = 2925 + 6750 + 4725 + 2250 = 16650.
+  //  The other counts follow the same rules as before on this larger space (count_by_rules): layers
+  //  4425, batch 2370, interleaved 4995, redundant 2379, survivors 2481.
   const Counts rules = count_by_rules(8, 8, 8, 2048, 256, 8, 16);
-  EXPECT_EQ(rules.enumerated, 8640);
-  EXPECT_EQ(rules.layers, 4680);
-  EXPECT_EQ(rules.batch, 768);
-  EXPECT_EQ(rules.interleaved, 1128);
-  EXPECT_EQ(rules.redundant, 957);
-  EXPECT_EQ(rules.rest, 1107);
+  EXPECT_EQ(rules.enumerated, 16650);
+  EXPECT_EQ(rules.layers, 4425);
+  EXPECT_EQ(rules.batch, 2370);
+  EXPECT_EQ(rules.interleaved, 4995);
+  EXPECT_EQ(rules.redundant, 2379);
+  EXPECT_EQ(rules.rest, 2481);
 
   PruneStats stats;
   const auto layouts = enumerate_layouts(request(kSmall, 8, 16), &stats);
   expect_stats(stats, rules, 0);
-  ASSERT_EQ(layouts.size(), 1107u);
+  ASSERT_EQ(layouts.size(), 2481u);
 
   // Every survivor is a full scenario the loader accepts, and they are all different.
   std::set<std::string> names;
@@ -146,16 +153,16 @@ TEST(Pruning, HandCheckedCountsOnASmallCase) {
 
 TEST(Pruning, EveryTensorParallelRuleCountsWhereItBitesFirst) {
   // 12 heads (tp 8 fails), FFN 3074 = 2 * 1537 (tp 4 fails), odd sequence 129 (sequence parallel fails at
-  // tp 2). Whole tp slices by hand: tp 8 has 1080 layouts (9*5*2*12), tp 4 has 2*1080 = 2160, tp 2 with
-  // sp on is half of its 3*1080 = 1620.
+  // tp 2). Whole tp slices by hand (the units of the small case): tp 8 has 10 * 225 = 2250 layouts, tp 4
+  // 21 * 225 = 4725, tp 2 with sp on two thirds of its 30 * 225 = 6750: 4500.
   const auto r = request("num_layers: 8 hidden_size: 768 num_heads: 12 ffn_hidden_size: 3074 seq_length: 129 vocab_size: 1024",
                          8, 16);
   PruneStats stats;
   enumerate_layouts(r, &stats);
   const Counts rules = count_by_rules(8, 8, 12, 3074, 129, 8, 16);
-  EXPECT_EQ(rules.heads, 1080);
-  EXPECT_EQ(rules.ffn, 2160);
-  EXPECT_EQ(rules.seq, 1620);
+  EXPECT_EQ(rules.heads, 2250);
+  EXPECT_EQ(rules.ffn, 4725);
+  EXPECT_EQ(rules.seq, 4500);
   expect_stats(stats, rules, 0);
   EXPECT_EQ(check_layout(r, [] {
               Layout l;
@@ -188,9 +195,10 @@ TEST(Pruning, MemoryPrunesExactlyTheUnshardedLayoutsOfAWeightHeavyModel) {
 // ---- bad inputs ----
 
 TEST(BadInput, NoFactorisationSaysWhatToChange) {
-  // 7 heads and 7 layers on 8 GPUs: tp must divide 7 (tp 1), pp must divide 7 and 8 (pp 1), so dp = 8,
-  // which does not divide the global batch of 4.
-  const auto r = request("name: 'odd' num_layers: 7 hidden_size: 448 num_heads: 7 seq_length: 128 vocab_size: 1024", 8, 4);
+  // 7 heads and 7 layers on 8 GPUs: tp must divide 7 (tp 1), pp must divide 8 and leave each stage a
+  // layer (pp 1, 2, 4: 7 layers split unevenly), so dp = 8, 4 or 2, none of which divides the global
+  // batch of 3.
+  const auto r = request("name: 'odd' num_layers: 7 hidden_size: 448 num_heads: 7 seq_length: 128 vocab_size: 1024", 8, 3);
   PruneStats stats;
   try {
     enumerate_layouts(r, &stats);
@@ -202,9 +210,10 @@ TEST(BadInput, NoFactorisationSaysWhatToChange) {
     EXPECT_NE(m.find("no layout of odd (7 layers, 7 heads"), std::string::npos) << m;
     EXPECT_NE(m.find("over 8 GPUs"), std::string::npos) << m;
     EXPECT_NE(m.find("tp must divide the 7 heads"), std::string::npos) << m;
-    EXPECT_NE(m.find("leaves dp 8"), std::string::npos) << m;
-    EXPECT_NE(m.find("--global-batch 8"), std::string::npos) << m;  // the fix: a multiple of 8
-    EXPECT_NE(m.find("--gpus 4"), std::string::npos) << m;          // or 4 GPUs (dp 4 divides 4)
+    EXPECT_NE(m.find("(pp 1, 2, 4)"), std::string::npos) << m;
+    EXPECT_NE(m.find("leaves dp 2, 4, 8"), std::string::npos) << m;
+    EXPECT_NE(m.find("--global-batch 2 or 4"), std::string::npos) << m;  // the fix: a multiple of 2
+    EXPECT_NE(m.find("--gpus 4"), std::string::npos) << m;  // or 4 GPUs (pp 4 dp 1 divides 3)
   }
   EXPECT_EQ(stats.survivors, 0u);
   EXPECT_EQ(stats.pruned_by(PruneReason::BatchMbsDp) + stats.pruned_by(PruneReason::HeadsTp) +
@@ -225,9 +234,11 @@ TEST(BadInput, NothingFitsNamesTheSmallestLayoutAndTheFix) {
     EXPECT_NE(m.find("nothing fits in 80 GB"), std::string::npos) << m;
     EXPECT_NE(m.find("the smallest needs"), std::string::npos) << m;
     EXPECT_NE(m.find("GiB per GPU (tp"), std::string::npos) << m;  // and names it
-    // The fix, checked: 40 = 8 * 329 GiB / 74.5 GiB rounded up to nodes does not factor (96 layers,
-    // batch 8); 48 does (tp 8 pp 6 dp 1: 175e9 * 16 B / 48 = 58 GB + full-recompute activations).
-    EXPECT_NE(m.find("Add GPUs (from --gpus 48 some layout fits)"), std::string::npos) << m;
+    // The fix, checked: 40 = 8 * 329 GiB / 74.5 GiB rounded up to nodes, and it fits: tp 8 pp 5 dp 1
+    // with the 96 layers split 19-20 per stage (175e9 * 16 B / 40 = 70 GB = 65 GiB, plus the
+    // embedding, full-recompute activations and 3 GB reserved: under 74.5 GiB). With even splits only,
+    // 40 did not factor and the answer was 48.
+    EXPECT_NE(m.find("Add GPUs (from --gpus 40 some layout fits)"), std::string::npos) << m;
   }
   EXPECT_EQ(stats.survivors, 0u);
   EXPECT_GT(stats.pruned_by(PruneReason::Memory), 0u);
