@@ -1,5 +1,7 @@
-// Number formatting shared by the subcommands' text output.
+// Number formatting (and the model's label) shared by the subcommands' text output.
 #pragma once
+
+#include "parallax/parallax.pb.h"
 
 #include <cmath>
 #include <cstdint>
@@ -9,6 +11,15 @@
 namespace parallax::cli {
 
 // 3 significant digits with an SI prefix: "175 G", "4.51 EFLOP".
+// What to call a model in a report: its name, else what its layer is (GELU + LayerNorm + learned
+// positions: GPT; anything else: a transformer, e.g. a Llama-style one from --hf-config or a table row).
+inline std::string model_label(const ModelSpec& m) {
+  if (!m.name().empty()) return m.name();
+  const bool gpt = m.activation() == ModelSpec::GELU && m.normalization() == ModelSpec::LAYERNORM &&
+                   m.position_embedding() == ModelSpec::LEARNED;
+  return gpt ? "GPT" : "transformer";
+}
+
 inline std::string si(double v, const char* unit) {
   const char* prefixes[] = {"", "k", "M", "G", "T", "P", "E", "Z"};
   int i = 0;

@@ -133,7 +133,7 @@ int inspect(const std::vector<std::string>& args) {
     const Layout& l = sc.layout();
     std::printf("scenario    %s\n", sc.name().c_str());
     std::printf("model       %s: %lld layers, hidden %lld, %lld heads, seq %lld, vocab %lld, %s\n",
-                sc.model().name().empty() ? "GPT" : sc.model().name().c_str(), static_cast<long long>(d.L),
+                model_label(sc.model()).c_str(), static_cast<long long>(d.L),
                 static_cast<long long>(d.h), static_cast<long long>(d.a), static_cast<long long>(d.s),
                 static_cast<long long>(d.V), model::precision_name(sc.model().precision()).c_str());
     std::printf("parameters  %s\n", si(parameters, "").c_str());

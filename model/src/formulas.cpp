@@ -31,7 +31,7 @@ double layer_matmul_parameters(const Dims& d) {
 // causal (flash) kernel computes half of them.
 double attention_forward_flops_per_token(const Dims& d) {
   const double full = 4.0 * d.s * static_cast<double>(d.a) * head_dim(d);
-  return d.attention == ModelSpec::FLASH ? full / 2 : full;
+  return d.attention != ModelSpec::UNFUSED ? full / 2 : full;
 }
 
 }  // namespace

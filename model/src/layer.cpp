@@ -75,7 +75,7 @@ LayerDescription describe_layer(const Dims& d) {
   const double outside = d.sp ? t : 1.0;
   const double ffn = static_cast<double>(f) / static_cast<double>(h);
   const std::int64_t qkv_width = (a + 2 * g) * dh;  // Q, K and V columns over all ranks
-  const bool flash = d.attention == ModelSpec::FLASH;
+  const bool flash = d.attention != ModelSpec::UNFUSED;  // FLASH or FLASH2: the same fused kernel's work
   const bool swiglu = d.activation == ModelSpec::SWIGLU;
   const std::int64_t fc1_width = swiglu ? 2 * f : f;
   const NormKind norm = norm_kind(d);

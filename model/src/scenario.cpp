@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 #ifndef PARALLAX_DATA_DIR
@@ -301,9 +302,12 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
     for (double e : t.efficiency())
       if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
   }
-  if (g.has_flash_attention_efficiency()) {
-    const AttentionEfficiencyTable& t = g.flash_attention_efficiency();
-    const std::vector<std::string> base{"cluster", "gpu", "flash_attention_efficiency"};
+  for (const auto& [field, has, table] :
+       {std::tuple{"flash_attention_efficiency", g.has_flash_attention_efficiency(), &g.flash_attention_efficiency()},
+        std::tuple{"flash2_attention_efficiency", g.has_flash2_attention_efficiency(), &g.flash2_attention_efficiency()}}) {
+    if (!has) continue;
+    const AttentionEfficiencyTable& t = *table;
+    const std::vector<std::string> base{"cluster", "gpu", field};
     if (t.seq_size() == 0 || t.head_dim_size() == 0)
       fail(src, base, "empty: give the seq and head_dim axes and forward and backward values, or leave the table out");
     for (const auto* axis : {&t.seq(), &t.head_dim()})
@@ -385,10 +389,11 @@ void validate(const Scenario& sc, const Sources& src) {
 
   validate_cluster(sc, src, m.precision());
   const ClusterSpec& c = sc.cluster();
-  if (m.attention_kernel() == ModelSpec::FLASH && !c.gpu().has_flash_attention_efficiency())
+  if (m.attention_kernel() != ModelSpec::UNFUSED && !c.gpu().has_flash_attention_efficiency())
     fail(src, {"cluster", "gpu", "flash_attention_efficiency"},
          "missing: the GPU \"" + c.gpu().name() +
-             "\" has no flash attention efficiency table, which model.attention_kernel FLASH needs; "
+             "\" has no flash attention efficiency table, which model.attention_kernel " +
+             ModelSpec::AttentionKernel_Name(m.attention_kernel()) + " needs; "
              "add cluster.gpu.flash_attention_efficiency (seq and head_dim axes, forward and backward "
              "fractions of peak) or use attention_kernel: UNFUSED");
 
@@ -521,6 +526,12 @@ Scenario resolve(Scenario sc, const fs::path& base_dir, Sources& sources) {
     sources.gpu_preset.read<GpuSpec>(resolved.gpu_file);
     *sc.mutable_cluster() = std::move(resolved.cluster);
   }
+  // FlashAttention-2 where the GPU's flash table is of a faster kernel: the job's attention runs at
+  // FA2's efficiency, so its flash table is FA2's (the cost model, the estimator and calibration read
+  // only that one).
+  if (sc.model().attention_kernel() == ModelSpec::FLASH2 && sc.cluster().gpu().has_flash2_attention_efficiency())
+    *sc.mutable_cluster()->mutable_gpu()->mutable_flash_attention_efficiency() =
+        sc.cluster().gpu().flash2_attention_efficiency();
   validate(sc, sources);
   return sc;
 }

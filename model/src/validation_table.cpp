@@ -249,6 +249,12 @@ std::string validation_row_text(const ValidationRow& r) {
                      std::to_string(r.gpus_per_node));
 
   std::ostringstream model, layout;
+  // The row's model name, for the reports (a quote would end the text-format string).
+  if (!r.model.empty()) {
+    std::string name = r.model;
+    std::replace(name.begin(), name.end(), '"', '\'');
+    model << "name: \"" << name << "\" ";
+  }
   model << "num_layers: " << r.layers << " hidden_size: " << r.hidden << " num_heads: " << r.heads
         << " seq_length: " << r.seq << " vocab_size: " << r.vocab << " precision: " << (r.precision == "fp16" ? "FP16" : "BF16");
   layout << "dp: " << r.dp << " tp: " << r.tp << " pp: " << r.pp << " virtual_stages: " << r.vpp
@@ -272,7 +278,10 @@ std::string validation_row_text(const ValidationRow& r) {
     if (r.head_dim > 0) model << " head_dim: " << r.head_dim;
     model << " activation: " << (r.activation == "swiglu" ? "SWIGLU" : r.activation == "relu2" ? "SQUARED_RELU" : "GELU")
           << " normalization: " << (gpt || nemotron ? "LAYERNORM" : "RMSNORM")
-          << " attention_kernel: FLASH"  // cuDNN / flash-attention fused kernels (TE, SDPA) in every 2024+ stack
+          // A fused kernel in every 2024+ stack: Transformer Engine's cuDNN fused attention in the
+          // Megatron stacks; PyTorch SDPA's flash backend, FlashAttention-2, in torchtitan (SDPA
+          // tries cuDNN's kernel last since PyTorch 2.5.1).
+          << " attention_kernel: " << (r.framework == "torchtitan" ? "FLASH2" : "FLASH")
           << " position_embedding: " << (gpt ? "LEARNED" : "ROPE") << " add_bias_linear: " << (gpt ? "true" : "false")
           // GPT-3 in NeMo keeps hidden and attention dropout 0.1 (NeMo's defaults); Llama and
           // Nemotron-4 train without dropout.

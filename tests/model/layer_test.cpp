@@ -415,6 +415,40 @@ TEST(Layer, TensorParallelOverlapNeedsTheSmCount) {
               HasSubstr("cluster.gpu.sm_count: missing: layout.tp_comm_overlap keeps 16 SMs"));
 }
 
+// FLASH2 (FlashAttention-2): on a Hopper preset the job's flash table becomes the GPU's FA2 table
+// (slower than its FA3 / cuDNN one), on the A100 (FA2 is its flash table) nothing changes; the work
+// is FLASH's either way.
+TEST(Layer, FlashAttention2TakesTheGpusFa2Table) {
+  auto load = [](const char* kernel, const char* cluster) {
+    std::string text = modern_scenario(std::string("attention_kernel: ") + kernel + " seq_length: 4096", "tp: 4 dp: 2 global_batch_size: 2");
+    text.replace(text.find("dgx-a100-80g"), 12, cluster);
+    return scenario_from_text(text);
+  };
+  const Scenario h100 = load("FLASH", "dgx-h100"), h100_fa2 = load("FLASH2", "dgx-h100");
+  EXPECT_EQ(h100_fa2.cluster().gpu().flash_attention_efficiency().SerializeAsString(),
+            h100.cluster().gpu().flash2_attention_efficiency().SerializeAsString());
+  const CostModel fa3(h100.cluster().gpu(), BF16), fa2(h100_fa2.cluster().gpu(), BF16);
+  // Head dim 64 (512 / 8 heads) at seq 4096: FA2 0.29 and 0.19 of peak against FA3's 0.42 and 0.30.
+  EXPECT_DOUBLE_EQ(fa2.flash_attention_efficiency(4096, 64, false), 0.29);
+  EXPECT_DOUBLE_EQ(fa2.flash_attention_efficiency(4096, 64, true), 0.19);
+  EXPECT_DOUBLE_EQ(fa3.flash_attention_efficiency(4096, 64, false), 0.42);
+  const JobGraph a = build_job_graph(h100), b = build_job_graph(h100_fa2);
+  ASSERT_EQ(a.num_tasks(), b.num_tasks());
+  double attention_fa3 = 0, attention_fa2 = 0;
+  for (std::uint32_t i = 0; i < a.num_tasks(); ++i) {
+    EXPECT_EQ(a.tasks()[i].flops, b.tasks()[i].flops);
+    if (a.tasks()[i].op != Op::FlashAttention) continue;
+    attention_fa3 += fa3.duration(a.tasks()[i]);
+    attention_fa2 += fa2.duration(b.tasks()[i]);
+  }
+  EXPECT_GT(attention_fa2, 1.4 * attention_fa3);
+  const Scenario a100 = load("FLASH", "dgx-a100-80g"), a100_fa2 = load("FLASH2", "dgx-a100-80g");
+  EXPECT_EQ(a100_fa2.cluster().gpu().flash_attention_efficiency().SerializeAsString(),
+            a100.cluster().gpu().flash_attention_efficiency().SerializeAsString());
+  EXPECT_THAT(input_error([&] { load("FLASH2", "dgx1-v100"); }),
+              HasSubstr("which model.attention_kernel FLASH2 needs"));
+}
+
 TEST(Layer, FlashNeedsTheGpusTable) {
   const std::string text = R"(
 model { num_layers: 2 hidden_size: 256 num_heads: 4 seq_length: 128 vocab_size: 512 precision: FP16 attention_kernel: FLASH }

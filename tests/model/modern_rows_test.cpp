@@ -86,11 +86,12 @@ TEST(ModernRows, TorchtitanOnTheH100_96GB) {
   EXPECT_EQ(m.ffn_hidden_size(), 14336);
   EXPECT_EQ(m.activation(), ModelSpec::SWIGLU);
   EXPECT_EQ(m.normalization(), ModelSpec::RMSNORM);
-  EXPECT_EQ(m.attention_kernel(), ModelSpec::FLASH);
+  EXPECT_EQ(m.attention_kernel(), ModelSpec::FLASH2);  // PyTorch SDPA's flash backend
   EXPECT_EQ(m.position_embedding(), ModelSpec::ROPE);
   EXPECT_FALSE(m.add_bias_linear());
   EXPECT_FALSE(m.tied_embeddings());
   EXPECT_EQ(m.make_vocab_size_divisible_by(), 1);  // torchtitan: no Megatron padding
+  EXPECT_EQ(m.name(), "Llama 3.1 8B");
   const Layout& l = sc.layout();
   EXPECT_EQ(l.zero_stage(), 3);
   EXPECT_TRUE(l.reshard_after_forward());
@@ -120,6 +121,7 @@ TEST(ModernRows, NemoNemotronAndGpt3) {
   EXPECT_TRUE(nemotron.layout().overlap_p2p());
   EXPECT_EQ(nemotron.cluster().preset(), "dgx-h100");
 
+  EXPECT_EQ(nemotron.model().attention_kernel(), ModelSpec::FLASH);  // Transformer Engine's fused attention
   const Scenario gpt3 = text_of("MR27");
   EXPECT_EQ(gpt3.model().activation(), ModelSpec::GELU);
   EXPECT_EQ(gpt3.model().normalization(), ModelSpec::LAYERNORM);
