@@ -75,7 +75,7 @@ TEST(Cli, LayoutThatDoesNotFitExitsThree) {
   const auto r = run_command(cli() + " inspect --json " + path.string());
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.out.find("\"fits\": false"), std::string::npos);
-  EXPECT_NE(r.err.find("per GPU on pipeline stage 0 but the GPU has 74.5 GiB"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("per GPU on pipeline stage 0 but the GPU has 80.0 GiB"), std::string::npos) << r.err;
 }
 
 TEST(Cli, PlanFileHoldsTheGraph) {

@@ -364,7 +364,7 @@ TEST(LongRuns, SimulateExitsThreeBeforeSimulatingALayoutThatDoesNotFit) {
                          "layout { tp: 8 global_batch_size: 8 }\n";
   const auto r = run_command(cli() + " simulate " + path.string());
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  EXPECT_NE(r.err.find("but the GPU has 74.5 GiB; not simulated"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("but the GPU has 80.0 GiB; not simulated"), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
 }
 

@@ -40,16 +40,22 @@ TEST(CostModel, TableIsExactAtGridPointsAndInterpolatesInLogSpace) {
   EXPECT_DOUBLE_EQ(cost.gemm_efficiency(1 << 20, 1 << 20, 1 << 20), 0.6);
 }
 
-// A GEMM overlapped with TP communication: gemm_splits kernels of m / splits rows, each paying the
-// kernel overhead, on sm_share of the SMs.
-TEST(CostModel, OverlappedGemmRunsAsChunksOnTheSmsLeft) {
-  const CostModel cost(gpu_with_table(), BF16);
+// A 4096^3 GEMM in 16-bit: compute-bound on the table's GPU.
+Task square_gemm_4096() {
   Task gemm;
   gemm.kind = GEMM;
   gemm.gemm_m = gemm.gemm_n = gemm.gemm_k = 4096;
   gemm.gemm_batch = 1;
   gemm.flops = 2.0 * 4096 * 4096 * 4096;
   gemm.bytes = 3ull * 4096 * 4096 * 2;
+  return gemm;
+}
+
+// A GEMM overlapped with TP communication: gemm_splits kernels of m / splits rows, each paying the
+// kernel overhead, on sm_share of the SMs.
+TEST(CostModel, OverlappedGemmRunsAsChunksOnTheSmsLeft) {
+  const CostModel cost(gpu_with_table(), BF16);
+  Task gemm = square_gemm_4096();
   const double whole = cost.duration(gemm);
   gemm.gemm_splits = 16;  // chunks of m = 256: efficiency 0.1 + 0.2 + 0.1 = 0.4 instead of 0.6
   EXPECT_NEAR(cost.duration(gemm), gemm.flops / (100e12 * 0.4) + 16 * 2e-6, 1e-12);
@@ -61,12 +67,7 @@ TEST(CostModel, OverlappedGemmRunsAsChunksOnTheSmsLeft) {
 
 TEST(CostModel, RooflineTakesTheSlowerSide) {
   const CostModel cost(gpu_with_table(), BF16);
-  Task gemm;
-  gemm.kind = GEMM;
-  gemm.gemm_m = gemm.gemm_n = gemm.gemm_k = 4096;
-  gemm.gemm_batch = 1;
-  gemm.flops = 2.0 * 4096 * 4096 * 4096;
-  gemm.bytes = 3ull * 4096 * 4096 * 2;
+  Task gemm = square_gemm_4096();
   // Compute-bound: FLOPs / (100 TFLOP/s * 0.6) + 2 us.
   EXPECT_NEAR(cost.duration(gemm), gemm.flops / 60e12 + 2e-6, 1e-12);
   Task copy;

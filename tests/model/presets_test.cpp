@@ -139,7 +139,7 @@ TEST(Presets, GrandTetonH100_96GB) {
   EXPECT_DOUBLE_EQ(c.gpu().peak_bf16_tflops(), 912);
   // The same GEMM table shape as the H100 SXM5 (same silicon): equal values.
   const ClusterSpec dgx = resolve_cluster("dgx-h100");
-  EXPECT_DOUBLE_EQ(dgx.gpu().hbm_gb(), 80);
+  EXPECT_DOUBLE_EQ(dgx.gpu().hbm_gb(), 85.52);  // the driver's 81,559 MiB
   EXPECT_DOUBLE_EQ(dgx.gpu().peak_bf16_tflops(), 989);
   ASSERT_EQ(c.gpu().gemm_efficiency().efficiency_size(), dgx.gpu().gemm_efficiency().efficiency_size());
   for (int i = 0; i < c.gpu().gemm_efficiency().efficiency_size(); ++i)

@@ -176,7 +176,7 @@ TEST(Pruning, EveryTensorParallelRuleCountsWhereItBitesFirst) {
 TEST(Pruning, MemoryPrunesExactlyTheUnshardedLayoutsOfAWeightHeavyModel) {
   // 8 layers of hidden 8192 with a short sequence (64): 6.5e9 parameters and almost no activations
   // (under 0.5 GB in any layout). Weights, gradients and Adam take 16 B per parameter unsharded: 104 GB at
-  // tp = pp = 1 without ZeRO, over the 80 GB of an A100. Everything else fits: ZeRO 1 over dp 8 is 5.5
+  // tp = pp = 1 without ZeRO, over the 85.9 GB (80 GiB) of an A100. Everything else fits: ZeRO 1 over dp 8 is 5.5
   // B/param = 36 GB, and tp*pp >= 2 halves the 104 GB to 52 GB (+ embedding, + 3 GB reserved). So memory
   // prunes exactly the tp 1 pp 1 dp 8 ZeRO-0 layouts the rules leave: 1F1B mbs 1, 1F1B mbs 2, GPipe mbs 1
   // (GPipe mbs 2 is one micro-batch: redundant), times 3 recompute modes = 9. The divisibility counts are
@@ -231,12 +231,12 @@ TEST(BadInput, NothingFitsNamesTheSmallestLayoutAndTheFix) {
     FAIL() << "expected NothingFits";
   } catch (const NothingFits& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("nothing fits in 80 GB"), std::string::npos) << m;
+    EXPECT_NE(m.find("nothing fits in 85.9 GB (80.0 GiB)"), std::string::npos) << m;
     EXPECT_NE(m.find("the smallest needs"), std::string::npos) << m;
     EXPECT_NE(m.find("GiB per GPU (tp"), std::string::npos) << m;  // and names it
-    // The fix, checked: 40 = 8 * 329 GiB / 74.5 GiB rounded up to nodes, and it fits: tp 8 pp 5 dp 1
+    // The fix, checked: 40 = 8 * 329 GiB / 80 GiB rounded up to nodes, and it fits: tp 8 pp 5 dp 1
     // with the 96 layers split 19-20 per stage (175e9 * 16 B / 40 = 70 GB = 65 GiB, plus the
-    // embedding, full-recompute activations and 3 GB reserved: under 74.5 GiB). With even splits only,
+    // embedding, full-recompute activations and 3 GB reserved: under 80 GiB). With even splits only,
     // 40 did not factor and the answer was 48.
     EXPECT_NE(m.find("Add GPUs (from --gpus 40 some layout fits)"), std::string::npos) << m;
   }
