@@ -94,6 +94,9 @@ std::vector<Split> splits_of(long long num_layers, int pp, int v) {
 struct Rules {
   model::LayoutFacts facts;
   long long gbs;
+  // Selective recompute of the attention core re-runs nothing with a fused (flash) kernel: the same
+  // layout as no recompute.
+  bool selective_is_none = false;
 
   std::optional<PruneReason> structural(const Candidate& c) const {
     const model::LayoutShape shape{c.tp, c.pp, c.dp, c.v, c.mbs, gbs, c.sp, c.schedule == Layout::INTERLEAVED_1F1B,
@@ -102,6 +105,7 @@ struct Rules {
     if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
     if (!c.reshard && c.zero < 3) return PruneReason::Redundant;
     if (c.tp_overlap && !c.sp) return PruneReason::Redundant;
+    if (c.recompute == Layout::SELECTIVE && selective_is_none) return PruneReason::Redundant;
     if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
     return std::nullopt;
   }
@@ -109,7 +113,10 @@ struct Rules {
 static_assert(static_cast<int>(PruneReason::Redundant) == model::kLayoutRules,
               "PruneReason starts with the model::LayoutRule values");
 
-Rules rules_of(const PlanRequest& r) { return Rules{model::LayoutFacts::of(r.model), r.global_batch_size}; }
+Rules rules_of(const PlanRequest& r) {
+  return Rules{model::LayoutFacts::of(r.model), r.global_batch_size,
+               r.model.attention_kernel() != ModelSpec::UNFUSED && r.fixed.selective_policy() == Layout::CORE_ATTENTION};
+}
 
 // Balanced: q = num_layers / (pp * v) each and the remainder r one more on the virtual stages 1..r
 // (the middle ones when r < pp * v - 1), in virtual-stage order.
@@ -347,7 +354,9 @@ std::string_view prune_reason_key(PruneReason reason) {
 std::string_view prune_reason_text(PruneReason reason) {
   if (static_cast<int>(reason) < model::kLayoutRules) return model::layout_rules()[static_cast<std::size_t>(reason)].text;
   switch (reason) {
-    case PruneReason::Redundant: return "redundant: ZeRO > 0 with dp 1 (= ZeRO 0), GPipe with 1 micro-batch (= 1F1B)";
+    case PruneReason::Redundant:
+      return "redundant: ZeRO > 0 with dp 1 (= ZeRO 0), GPipe with 1 micro-batch (= 1F1B), selective recompute of "
+             "a flash attention core (= none)";
     case PruneReason::Memory: return "does not fit in GPU memory";
     default: break;
   }

@@ -192,6 +192,26 @@ TEST(Pruning, MemoryPrunesExactlyTheUnshardedLayoutsOfAWeightHeavyModel) {
   EXPECT_EQ(check_layout(r, unsharded), PruneReason::Memory);
 }
 
+// With a flash attention kernel, Megatron's selective recompute (the attention core) re-runs
+// nothing: those layouts repeat the ones without recompute and are pruned as redundant. torchtitan's
+// per-op policy re-runs the elementwise ops and the projection: searched.
+TEST(Pruning, SelectiveRecomputeOfAFlashCoreIsRedundant) {
+  const std::string flash = std::string(kSmall) + " attention_kernel: FLASH";
+  PruneStats core, unfused;
+  const auto with_flash = enumerate_layouts(request(flash, 8, 16), &core);
+  enumerate_layouts(request(kSmall, 8, 16), &unfused);
+  for (const auto& sc : with_flash) EXPECT_NE(sc.layout().recompute(), Layout::SELECTIVE) << sc.name();
+  EXPECT_EQ(core.enumerated, unfused.enumerated);
+  EXPECT_EQ(core.survivors, unfused.survivors / 3 * 2);  // none and full of none, selective, full
+  PlanRequest per_op = request(flash, 8, 16);
+  per_op.fixed.set_selective_policy(Layout::PER_OP);
+  PruneStats stats;
+  bool selective = false;
+  for (const auto& sc : enumerate_layouts(per_op, &stats)) selective |= sc.layout().recompute() == Layout::SELECTIVE;
+  EXPECT_TRUE(selective);
+  EXPECT_EQ(stats.survivors, unfused.survivors);
+}
+
 // ---- bad inputs ----
 
 TEST(BadInput, NoFactorisationSaysWhatToChange) {

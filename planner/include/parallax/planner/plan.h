@@ -49,7 +49,8 @@ enum class PruneReason : int {
   BatchMbsDp,     // global_batch_size % (micro_batch_size * dp) != 0
   Interleaved,    // interleaved 1F1B with pp < 2 or micro-batches % pp != 0
   Redundant,      // the same layout as another: ZeRO stage > 0 with dp 1 (nothing to shard: ZeRO 0),
-                  // GPipe with one micro-batch (1F1B)
+                  // GPipe with one micro-batch (1F1B), selective recompute of a flash attention core
+                  // (nothing to re-run: no recompute)
   Memory,         // does not fit in GPU memory (model::estimate_memory)
 };
 inline constexpr int kPruneReasons = 8;
