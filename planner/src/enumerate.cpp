@@ -149,9 +149,11 @@ void apply(const Candidate& c, long long num_layers, Layout& l) {
 Candidate candidate_of(const Layout& l) {
   const int v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
   const bool sp = l.sequence_parallel() && l.tp() > 1;
-  const Split split = l.stage_layers_size() > 0             ? Split::Balanced
-                      : l.embedding_in_pipeline_split()     ? Split::EmbeddingLoss
-                                                            : Split::Even;
+  // A given partition other than the searched ones counts as uneven (layout_scenario keeps it).
+  const bool only_slots = l.stage_layers_size() == 0 && l.first_stage_layers() == 0 && l.last_stage_layers() == 0;
+  const Split split = !model::has_partition_fields(l)                                            ? Split::Even
+                      : only_slots && l.embedding_in_pipeline_split() && l.loss_in_pipeline_split() ? Split::EmbeddingLoss
+                                                                                                   : Split::Balanced;
   return Candidate{l.tp(), l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
                    l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split};
 }
@@ -378,8 +380,11 @@ std::string layout_summary(const Layout& l) {
   if (l.stage_layers_size() > 0) {
     s << " layers";
     for (int i = 0; i < l.stage_layers_size(); ++i) s << (i ? "," : " ") << l.stage_layers(i);
-  } else if (l.embedding_in_pipeline_split()) {
-    s << " emb+loss-as-layers";
+  } else {
+    if (l.first_stage_layers() > 0) s << " first-stage " << l.first_stage_layers();
+    if (l.last_stage_layers() > 0) s << " last-stage " << l.last_stage_layers();
+    if (l.embedding_in_pipeline_split()) s << " emb-as-layer";
+    if (l.loss_in_pipeline_split()) s << " loss-as-layer";
   }
   return s.str();
 }
@@ -388,6 +393,14 @@ Scenario layout_scenario(const PlanRequest& request, const Layout& layout) {
   Scenario sc = base_scenario(request);
   Layout& l = *sc.mutable_layout();
   apply(candidate_of(layout), request.model.num_layers(), l);
+  // A layout given with its own partition (a scenario's) keeps it, whatever the search would split.
+  if (model::has_partition_fields(layout)) {
+    *l.mutable_stage_layers() = layout.stage_layers();
+    l.set_first_stage_layers(layout.first_stage_layers());
+    l.set_last_stage_layers(layout.last_stage_layers());
+    l.set_embedding_in_pipeline_split(layout.embedding_in_pipeline_split());
+    l.set_loss_in_pipeline_split(layout.loss_in_pipeline_split());
+  }
   sc.set_name(model_label(request.model) + " " + layout_summary(l));
   return sc;
 }

@@ -459,7 +459,14 @@ bool same_candidate(const Layout& a, const Layout& b) {
   return a.tp() == b.tp() && a.pp() == b.pp() && a.dp() == b.dp() && v(a) == v(b) && a.schedule() == b.schedule() &&
          a.micro_batch_size() == b.micro_batch_size() &&
          (a.sequence_parallel() && a.tp() > 1) == (b.sequence_parallel() && b.tp() > 1) &&
-         a.recompute() == b.recompute() && a.zero_stage() == b.zero_stage();
+         a.recompute() == b.recompute() && a.zero_stage() == b.zero_stage() &&
+         (a.zero_stage() < 3 || a.reshard_after_forward()) == (b.zero_stage() < 3 || b.reshard_after_forward()) &&
+         (a.tp_comm_overlap() && a.sequence_parallel() && a.tp() > 1) ==
+             (b.tp_comm_overlap() && b.sequence_parallel() && b.tp() > 1) &&
+         std::equal(a.stage_layers().begin(), a.stage_layers().end(), b.stage_layers().begin(), b.stage_layers().end()) &&
+         a.first_stage_layers() == b.first_stage_layers() && a.last_stage_layers() == b.last_stage_layers() &&
+         a.embedding_in_pipeline_split() == b.embedding_in_pipeline_split() &&
+         a.loss_in_pipeline_split() == b.loss_in_pipeline_split();
 }
 
 }  // namespace

@@ -212,6 +212,22 @@ TEST(Pruning, SelectiveRecomputeOfAFlashCoreIsRedundant) {
   EXPECT_EQ(stats.survivors, unfused.survivors);
 }
 
+// A layout given with its own partition (a scenario's, located in the ranking) keeps it: the
+// planner neither drops nor replaces it by one of the splits it searches.
+TEST(Pruning, AGivenPartitionIsKept) {
+  const auto r = request(kSmall, 8, 16);
+  Layout given;
+  given.set_pp(2);
+  given.set_dp(4);
+  given.set_first_stage_layers(3);  // 3 + 5 of the 8 layers
+  EXPECT_FALSE(check_layout(r, given).has_value());
+  const Scenario sc = layout_scenario(r, given);
+  EXPECT_EQ(sc.layout().first_stage_layers(), 3);
+  EXPECT_EQ(sc.layout().stage_layers_size(), 0);
+  EXPECT_NE(layout_summary(sc.layout()).find("first-stage 3"), std::string::npos) << layout_summary(sc.layout());
+  EXPECT_NO_THROW(model::parse_scenario(traces::to_text(sc), "given", false, parallax::testing::scenarios_dir()));
+}
+
 // ---- bad inputs ----
 
 TEST(BadInput, NoFactorisationSaysWhatToChange) {
