@@ -423,20 +423,17 @@ ClusterSpec calibrate(const Timeline& measured, const ClusterSpec& prior, Calibr
       const Task& task = graph.tasks()[t];
       if (task.kind != GEMM || dur[t] <= 0) continue;
       ++gemms;
-      // As CostModel::duration: a GEMM overlapped with TP communication is gemm_splits kernels of
-      // m / splits rows on sm_share of the SMs; the table holds the whole GPU's efficiency.
-      const double kernels = std::max<double>(1, task.gemm_splits);
-      const double d = dur[t], busy = d - kernels * overhead;
+      // As CostModel::duration (gemm_launch): the table holds the whole GPU's efficiency of one kernel.
+      const GemmLaunch g = gemm_launch(task);
+      const double d = dur[t], busy = d - g.kernels * overhead;
       if (busy < 0.5 * d) continue;                                                   // overhead-dominated
       if (static_cast<double>(task.bytes) / (bw * mem_eff) >= 0.9 * busy) continue;  // memory-limited
-      const double e = task.flops / (peak * busy * static_cast<double>(task.sm_share));
+      const double e = task.flops / (peak * busy * g.sm_share);
       if (e > 1.5) {
         ++too_fast;
         continue;
       }
-      // As CostModel::duration: a batched GEMM is looked up with the batch folded into m.
-      samples.push_back({gemm_table_weights(table, static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch) / kernels,
-                                            task.gemm_n, task.gemm_k),
+      samples.push_back({gemm_table_weights(table, g.m, task.gemm_n, task.gemm_k),
                          e});
     }
     if (too_fast > 0)

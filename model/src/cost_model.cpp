@@ -58,6 +58,14 @@ GemmTableWeights gemm_table_weights(const GemmEfficiencyTable& table, double m, 
   return out;
 }
 
+GemmLaunch gemm_launch(const Task& task) {
+  GemmLaunch g;
+  g.kernels = std::max<double>(1, task.gemm_splits);
+  g.m = static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch) / g.kernels;
+  g.sm_share = static_cast<double>(task.sm_share);
+  return g;
+}
+
 double CostModel::gemm_efficiency(double m, double n, double k) const {
   const GemmTableWeights w = gemm_table_weights(table_, m, n, k);
   double e = 0;
@@ -94,13 +102,11 @@ double CostModel::duration(const Task& task) const {
   double kernels = 1;
   if (task.kind == GEMM) {
     // A batched GEMM fills the GPU like one GEMM with the batch folded into m. Overlapped with TP
-    // communication (JobGraph's kTpOverlapCommSms) it runs as gemm_splits chunks of m / splits
-    // rows, each its own kernel, on the sm_share of the SMs the communication leaves.
-    kernels = std::max<double>(1, task.gemm_splits);
-    const double eff = gemm_efficiency(static_cast<double>(task.gemm_m) * std::max(1u, task.gemm_batch) / kernels,
-                                       task.gemm_n, task.gemm_k) *
-                       static_cast<double>(task.sm_share);
-    compute = task.flops / (peak_ * eff);
+    // communication (JobGraph's kTpOverlapCommSms) it runs as chunks, each its own kernel, on the
+    // share of the SMs the communication leaves (gemm_launch).
+    const GemmLaunch g = gemm_launch(task);
+    kernels = g.kernels;
+    compute = task.flops / (peak_ * gemm_efficiency(g.m, task.gemm_n, task.gemm_k) * g.sm_share);
   } else {
     // Elementwise work runs on the CUDA cores (FP32 peak), not the tensor cores.
     compute = task.flops / vector_peak_;

@@ -122,10 +122,10 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       m.transient = layer_activation_bytes(d, Layout::NO_RECOMPUTE) - per_layer;
     // ZeRO-3 gathers a layer's parameters, one in use and one prefetched; without resharding after
     // forward every layer of the stage stays gathered from its forward to its backward.
-    if (zero >= 3 && d.d > 1)
-      m.transient += layout.reshard_after_forward()
-                         ? 2.0 * layer_parameters(d).local() * d.e
-                         : static_cast<double>(partition.stage_layers(stage)) * layer_parameters(d).local() * d.e;
+    if (zero >= 3 && d.d > 1) {
+      const double gathered_layers = layout.reshard_after_forward() ? 2.0 : static_cast<double>(partition.stage_layers(stage));
+      m.transient += gathered_layers * layer_parameters(d).local() * d.e;
+    }
     est.stages.push_back(m);
   }
   return est;

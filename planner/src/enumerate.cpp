@@ -103,8 +103,6 @@ struct Rules {
                                     /*partitioned=*/c.split != Split::Even};
     if (const auto rule = model::first_broken_rule(facts, shape)) return static_cast<PruneReason>(*rule);
     if (c.zero > 0 && c.dp == 1) return PruneReason::Redundant;
-    if (!c.reshard && c.zero < 3) return PruneReason::Redundant;
-    if (c.tp_overlap && !c.sp) return PruneReason::Redundant;
     if (c.recompute == Layout::SELECTIVE && selective_is_none) return PruneReason::Redundant;
     if (c.schedule == Layout::GPIPE && gbs / (static_cast<long long>(c.mbs) * c.dp) == 1) return PruneReason::Redundant;
     return std::nullopt;
@@ -433,44 +431,41 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
   constexpr std::pair<int, bool> kSharding[] = {{0, true}, {1, true}, {2, true}, {3, true}, {3, false}};
   // TE's overlap keeps kTpOverlapCommSms SMs for its kernels: only on a GPU with more.
   const bool overlap_possible = scratch.cluster().gpu().sm_count() > model::kTpOverlapCommSms;
+  // One layout: pruned by a rule, by memory, or kept.
+  const auto consider = [&](const Candidate& c) {
+    ++stats.enumerated;
+    if (auto reason = rules.structural(c)) {
+      ++stats.pruned[static_cast<std::size_t>(*reason)];
+      return;
+    }
+    apply(c, request.model.num_layers(), layout);
+    const model::MemoryEstimate memory = model::estimate_memory(scratch);
+    if (!memory.fits()) {
+      ++stats.pruned[static_cast<std::size_t>(PruneReason::Memory)];
+      const double need = memory.peak().total();
+      if (need < stats.smallest_memory_bytes) {
+        stats.smallest_memory_bytes = need;
+        stats.smallest_memory_layout = layout_summary(layout);
+      }
+      return;
+    }
+    ++stats.survivors;
+    Scenario& s = survivors.emplace_back(scratch);
+    s.set_name(prefix + layout_summary(layout));
+  };
   for (int tp : space.tps) {
     for (int pp : divisors(request.gpus / tp)) {
       const int dp = request.gpus / (tp * pp);
       for (const auto& [schedule, v] : space.schedules) {
         std::vector<Split> splits = splits_of(request.model.num_layers(), pp, v);
         if (splits.empty()) splits.push_back(Split::Even);  // at least as many stages as layers: pruned by rule
-        for (int mbs : space.mbs) {
-          for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp) {
-            for (Layout::Recompute recompute : kRecompute) {
-              for (const auto& [zero, reshard] : kSharding) {
-               for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap) {
-                for (Split split : splits) {
-                const Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1, split};
-                ++stats.enumerated;
-                if (auto reason = rules.structural(c)) {
-                  ++stats.pruned[static_cast<std::size_t>(*reason)];
-                  continue;
-                }
-                apply(c, request.model.num_layers(), layout);
-                const model::MemoryEstimate memory = model::estimate_memory(scratch);
-                if (!memory.fits()) {
-                  ++stats.pruned[static_cast<std::size_t>(PruneReason::Memory)];
-                  const double need = memory.peak().total();
-                  if (need < stats.smallest_memory_bytes) {
-                    stats.smallest_memory_bytes = need;
-                    stats.smallest_memory_layout = layout_summary(layout);
-                  }
-                  continue;
-                }
-                ++stats.survivors;
-                Scenario& s = survivors.emplace_back(scratch);
-                s.set_name(prefix + layout_summary(layout));
-                }
-               }
-              }
-            }
-          }
-        }
+        for (int mbs : space.mbs)
+          for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
+            for (Layout::Recompute recompute : kRecompute)
+              for (const auto& [zero, reshard] : kSharding)
+                for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
+                  for (Split split : splits)
+                    consider(Candidate{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1, split});
       }
     }
   }

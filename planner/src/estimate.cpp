@@ -181,14 +181,13 @@ StepEstimate estimate_step(const Scenario& sc) {
       const double grad_b = model::gradient_bytes_per_parameter(layout, d);
       const double gather = zero_stage >= 3 ? tuned_time(ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
       const double reduce = tuned_time(REDUCE_SCATTER, dp_shape, layer_local * grad_b);
+      // Without gathers in the backward (ZeRO-2; ZeRO-3 keeping the forward's gathered parameters)
+      // the stream starts with the first layer's reduce-scatter, after that layer's backward compute.
+      const bool backward_gathers = zero_stage >= 3 && layout.reshard_after_forward();
       for (std::int64_t vs = 0; vs < VS; ++vs) {
         auto& f = fwd[static_cast<std::size_t>(vs)];
         auto& b = bwd[static_cast<std::size_t>(vs)];
         f = std::max(f, chunk_layers(vs) * gather);
-        // Without gathers in the backward (ZeRO-2; ZeRO-3 keeping the forward's gathered
-        // parameters) the stream starts with the first layer's reduce-scatter, after that layer's
-        // backward compute.
-        const bool backward_gathers = zero_stage >= 3 && layout.reshard_after_forward();
         b = std::max(b, backward_gathers ? chunk_layers(vs) * (gather + reduce) : lc.backward + chunk_layers(vs) * reduce);
       }
     }

@@ -21,6 +21,14 @@ struct GemmTableWeights {
 };
 GemmTableWeights gemm_table_weights(const GemmEfficiencyTable& table, double m, double n, double k);
 
+// How a GEMM task runs: `kernels` launches (its gemm_splits chunks when overlapped with TP
+// communication, else 1) of `m` rows each (the batch folded into m), on `sm_share` of the SMs. The
+// table lookup uses m, the kernel overhead counts once per kernel; duration and calibration agree.
+struct GemmLaunch {
+  double m = 0, kernels = 1, sm_share = 1;
+};
+GemmLaunch gemm_launch(const Task& task);
+
 class CostModel {
  public:
   CostModel(const GpuSpec& gpu, Precision precision);
