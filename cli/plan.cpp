@@ -7,6 +7,7 @@
 #include "parallax/model/presets.h"
 #include "parallax/model/scenario.h"
 #include "parallax/model/validation_table.h"
+#include "parallax/planner/launch_config.h"
 #include "parallax/planner/plan.h"
 #include "parallax/sim/simulate.h"
 #include "parallax/traces/io.h"
@@ -67,6 +68,10 @@ constexpr const char* kHelpOptions = R"(
                           (validation/public.tsv) with its model, GPUs, cluster and batch, and report
                           where the published layout ranks and the predicted speed-up of the pick
   --only IDS              with --table: only these rows (comma-separated ids)
+  --emit TARGET           print the winner as a launch configuration: megatron (Megatron-LM / NeMo
+                          pretrain_gpt.py arguments) or torchtitan (a job TOML); a winner the target
+                          cannot express (GPipe, ZeRO-2 in Megatron-LM, ...) is an error naming the
+                          layout field (exit 2, after the table)
 )";
 
 constexpr const char* kHelpEnd = R"(
@@ -370,7 +375,7 @@ int plan_table(const std::string& table_path, const std::optional<std::string>& 
 }  // namespace
 
 int plan(const std::vector<std::string>& args) {
-  std::string input, cluster_preset, cluster_file, csv_path, scratch, table_path;
+  std::string input, cluster_preset, cluster_file, csv_path, scratch, table_path, emit;
   std::optional<std::string> only;  // given, even empty: then it must name ids
   int gpus = 0, gbs = 0, top = 10, jobs = 1, max_mbs = 16, max_v = 8;
   double gather_timeout = 0;
@@ -402,8 +407,13 @@ int plan(const std::vector<std::string>& args) {
                "row ids, e.g. --only N1,K2")
            .number("--gather-timeout", gather_timeout, Options::Sign::kPositive,
                    "a number of seconds", "seconds")
+           .text("--emit", emit, "a launch target, e.g. --emit megatron")
            .positional(input, "scenario or model");
   if (!model_options.declare(parser).parse(args)) return kOk;
+  std::optional<planner::LaunchTarget> target;
+  if (!emit.empty()) target = planner::parse_launch_target(emit);
+  if (target && !table_path.empty())
+    throw InputError("--emit prints one plan's launch configuration; --table plans many: give one or the other");
   if (only && table_path.empty())
     throw InputError("--only needs --table: it picks rows of a table of published runs (e.g. --table "
                      "validation/public.tsv --only K1); without --table there are no rows to pick");
@@ -570,6 +580,10 @@ int plan(const std::vector<std::string>& args) {
       w.field("explanation", res.explanation);
       w.end_object();
     }
+    // The launch text last: a winner the target cannot express throws after the rest is written.
+    std::string launch;
+    if (target && !res.rows.empty()) launch = planner::launch_config(res.rows[0].scenario, *target);
+    if (!launch.empty()) w.key("launch").begin_object().field("target", emit).field("text", launch).end_object();
     if (res.has_reference) {
       w.key("reference").begin_object();
       w.field("layout", res.reference_layout);
@@ -622,6 +636,12 @@ int plan(const std::vector<std::string>& args) {
     }
   std::printf("\nwinner      %s\n", res.explanation.c_str());
   if (res.has_reference) std::printf("reference   %s%s\n", res.reference ? "(* in the table) " : "", reference_words(res).c_str());
+  if (target && !res.rows.empty()) {
+    std::fflush(stdout);
+    const std::string launch = planner::launch_config(res.rows[0].scenario, *target);
+    std::printf("\nlaunch      the winner as %s:\n%s", emit == "megatron" ? "Megatron-LM arguments" : "a torchtitan job TOML",
+                launch.c_str());
+  }
   return kOk;
 }
 

@@ -9,6 +9,7 @@
 #include "parallax/traces/io.h"
 #include "parallax/traces/json_writer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <cstdio>
@@ -19,7 +20,8 @@
 namespace parallax::cli {
 namespace {
 
-constexpr const char* kHelp = R"(usage: parallax validate TABLE.tsv [--json] [--only ID[,ID...]] [--max-mape PCT] [--scenarios-dir DIR]
+constexpr const char* kHelp = R"(usage: parallax validate TABLE.tsv [--json] [--only ID[,ID...]] [--max-mape PCT] [--max-pair-error PCT]
+                         [--scenarios-dir DIR]
 
 Builds the scenario of every row of TABLE.tsv (the format of validation/public.tsv or
 validation/modern.tsv: a header row naming the columns, '#' lines are comments) on the bundled
@@ -27,8 +29,11 @@ cluster presets, simulates one training step and prints predicted vs measured it
 error per row, then the mean absolute percentage error (MAPE). Every row uses the same physical
 constants (GPU efficiency tables, link bandwidths and latencies): nothing is fitted per row.
 
-A row whose run uses what parallax does not model yet (FP8, context parallelism, mixture of experts,
-a GPU without a preset, a feature the scenario loader refuses) is reported as "not modelled: <why>"
+FP8/BF16 pairs (two rows of one run but for the precision, as MR27/MR28) are listed after the MAPE
+with the measured and the predicted speed-up of FP8 and the error of that ratio.
+
+A row whose run uses what parallax does not model yet (mixture of experts, a GPU without a preset, a
+feature the scenario loader refuses) is reported as "not modelled: <why>"
 and left out of the MAPE. Where a row says '?' (the source does not say), the framework's default
 is used and printed under the row.
 
@@ -38,6 +43,8 @@ is used and printed under the row.
                     plan one row on its own: parallax simulate DIR/MR27.pbtxt)
   --max-mape PCT    exit 1 when the MAPE exceeds PCT percent or a selected row is not modelled (a CI
                     gate: it passes only on every selected row predicted)
+  --max-pair-error PCT  exit 1 when a predicted FP8/BF16 speed-up is off its measured one by more than
+                    PCT percent
 
 Exit codes: 0 ok, 1 MAPE over --max-mape or a row not modelled under --max-mape, 2 bad input (a
 malformed table, an --only id the table lacks, a row that gave no comparison for another reason than
@@ -59,7 +66,7 @@ int validate(const std::vector<std::string>& args) {
   std::string table_path;
   std::optional<std::string> only;  // given, even empty: then it must name ids
   bool json = false;
-  double max_mape = 0;
+  double max_mape = 0, max_pair_error = 0;
   std::string scenarios_dir;
   if (!Options("parallax validate", kHelp)
            .flag("--json", json)
@@ -71,6 +78,8 @@ int validate(const std::vector<std::string>& args) {
                "a directory, e.g. --scenarios-dir rows")
            .number("--max-mape", max_mape, Options::Sign::kNonNegative,
                    "a percentage, e.g. --max-mape 10")
+           .number("--max-pair-error", max_pair_error, Options::Sign::kNonNegative,
+                   "a percentage, e.g. --max-pair-error 5")
            .positional(table_path, "table",
                        "no table given; usage: parallax validate TABLE.tsv [--json]")
            .parse(args))
@@ -158,6 +167,24 @@ int validate(const std::vector<std::string>& args) {
     }
   }
   const double mape = n ? sum / n : 0;
+  // FP8/BF16 pairs, both predicted: the speed-up FP8 gives, measured and predicted.
+  struct Pair {
+    const RowResult *bf16, *fp8;
+    double measured, predicted, error_pct;
+  };
+  std::vector<Pair> pairs;
+  {
+    std::vector<model::ValidationRow> selected;
+    for (const auto& r : results) selected.push_back(r.row);
+    for (const auto& [i, j] : model::precision_pairs(selected)) {
+      const RowResult &a = results[i], &b = results[j];
+      if (!a.ok || !b.ok) continue;
+      const double measured = a.row.measured_iter_s / b.row.measured_iter_s, predicted = a.predicted_s / b.predicted_s;
+      pairs.push_back({&a, &b, measured, predicted, 100.0 * (predicted - measured) / measured});
+    }
+  }
+  double worst_pair = 0;
+  for (const Pair& p : pairs) worst_pair = std::max(worst_pair, std::fabs(p.error_pct));
   if (json) {
     traces::JsonWriter w;
     w.begin_object();
@@ -188,6 +215,14 @@ int validate(const std::vector<std::string>& args) {
     w.field("rows_compared", n);
     w.field("rows_not_modelled", not_modelled);
     w.field("mape_pct", mape);
+    w.key("precision_pairs").begin_array();
+    for (const Pair& p : pairs) {
+      w.begin_object();
+      w.field("bf16", p.bf16->row.id).field("fp8", p.fp8->row.id);
+      w.field("measured_speedup", p.measured).field("predicted_speedup", p.predicted).field("error_pct", p.error_pct);
+      w.end_object();
+    }
+    w.end_array();
     w.end_object();
     std::cout << w.str() << "\n";
   } else {
@@ -195,6 +230,12 @@ int validate(const std::vector<std::string>& args) {
     else std::printf("MAPE - (no row predicted) over 0 of %zu rows", results.size());
     if (not_modelled > 0) std::printf(" (%d not modelled: %s)", not_modelled, not_modelled_ids.c_str());
     std::printf("\n");
+    if (!pairs.empty()) {
+      std::printf("FP8/BF16 pairs   measured speed-up  predicted    error\n");
+      for (const Pair& p : pairs)
+        std::printf("  %s/%s %17.3fx %10.3fx %+7.1f%%\n", p.bf16->row.id.c_str(), p.fp8->row.id.c_str(), p.measured,
+                    p.predicted, p.error_pct);
+    }
   }
   // Rows that are not modelled are no bad input; a gate, though, holds only on every row predicted.
   if (not_modelled > 0 && max_mape > 0) {
@@ -210,6 +251,11 @@ int validate(const std::vector<std::string>& args) {
                      " selected, none gave a prediction and a measurement; see each row's message above)");
   if (max_mape > 0 && mape > max_mape) {
     std::cerr << "parallax validate: MAPE " << mape << "% exceeds --max-mape " << max_mape << "%\n";
+    return kGateFailed;
+  }
+  if (max_pair_error > 0 && worst_pair > max_pair_error) {
+    std::cerr << "parallax validate: an FP8/BF16 speed-up is off by " << worst_pair << "%, over --max-pair-error "
+              << max_pair_error << "%\n";
     return kGateFailed;
   }
   return n + not_modelled == static_cast<int>(results.size()) ? kOk : kBadInput;

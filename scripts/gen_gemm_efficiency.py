@@ -70,8 +70,8 @@ X_HALF_MN = 96.0
 X_HALF_K = 128.0
 NORM_AT = 8192
 
-BEGIN = "# BEGIN gemm_efficiency"
-END = "# END gemm_efficiency"
+# The generated blocks: (marker / field name, model tables, flat tables).
+BLOCKS = ["gemm_efficiency", "fp8_gemm_efficiency"]
 
 GUIDE = 'NVIDIA Deep Learning Performance Guide, "Matrix Multiplication Background"'
 
@@ -82,6 +82,29 @@ GPUS = {
     "gpus/h100-sxm5-80gb.pbtxt": (0.70, "~700 of 989 TFLOP/s for large plain-cuBLAS bf16 GEMMs on H100"),
     "gpus/h100-96gb.pbtxt": (0.70, "the H100 SXM table: same GH100 silicon and cuBLAS tiles; its 500 W clock cap is in the preset's peak (912 TFLOP/s), not here"),
     "gpus/h200-sxm-141gb.pbtxt": (0.72, "H100's ~0.70 plus a little for H200's higher HBM bandwidth (assumed)"),
+    # Blackwell: the MAMF (maximum achievable matmul FLOPS, stas00/ml-engineering compute/accelerator
+    # table: B200 1,745 of 2,250 TFLOP/s bf16, GB200 1,822 of 2,500) times the H100's ratio of
+    # training-run to MAMF efficiency (0.70 / 0.80, MAMF 794.5 of 989): 0.776 * 0.875, 0.729 * 0.875.
+    "gpus/b200-sxm-180gb.pbtxt": (0.68, "B200 bf16 MAMF 1,745 of 2,250 TFLOP/s (0.776), x0.875 as H100's training-run / MAMF ratio"),
+    "gpus/gb200-186gb.pbtxt": (0.64, "GB200 bf16 MAMF 1,822 of 2,500 TFLOP/s (0.729), x0.875 as H100's training-run / MAMF ratio"),
+}
+
+# FP8 tables (fp8_gemm_efficiency, fraction of the dense FP8 peak), the same shape model with their own
+# e_max. H100: fitted on the FP8/BF16 calibration pair of validation/modern.tsv, MR27/MR28 (NeMo GPT-3
+# 175B on 128 H100, one config with FP8 switched on; modern-sources.md names it the pair that isolates
+# the FP8 speed-up): with the BF16 table's 0.70 fixed, MR28's step comes out within 1% of its measured
+# 5.63 s at e_max 0.57, i.e. ~1,130 of 1,979 TFLOP/s for a large FP8 GEMM in a training run, 1.63x the
+# BF16 table. A single H100 at full clock runs an 8192^3 cuBLASLt E4M3 GEMM at ~1,600 TFLOP/s (0.81;
+# public cuBLASLt FP8 cross-check reports: 1,599-1,630 TFLOP/s on 16 GPUs): FP8 GEMMs lose more than
+# BF16 ones (0.80 -> 0.70) to the clock a GPU holds at its power cap under a training run, and TE's
+# FP8 GEMMs carry scaling-factor epilogues. The other FP8 rows (MR02, MR04, MR10, MR13) test it.
+FP8_GPUS = {
+    "gpus/h100-sxm5-80gb.pbtxt": (0.57, "fitted on the MR27/MR28 FP8-BF16 calibration pair of validation/modern.tsv: ~1,130 of 1,979 TFLOP/s in a training run (one H100 at full clock: ~1,600 for an 8192^3 cuBLASLt E4M3 GEMM)"),
+    "gpus/h100-96gb.pbtxt": (0.57, "the H100 SXM FP8 table: same silicon; the 500 W cap is in the preset's peak"),
+    "gpus/h200-sxm-141gb.pbtxt": (0.59, "the H100 FP8 value plus the 0.02 the bf16 table adds for H200's HBM (assumed)"),
+    # Blackwell: no FP8/BF16 pair measured on it yet; the H100's FP8-to-BF16 e_max ratio (0.57 / 0.70).
+    "gpus/b200-sxm-180gb.pbtxt": (0.55, "the B200 bf16 e_max 0.68 x the H100's FP8/BF16 e_max ratio 0.57/0.70 (assumed; no Blackwell FP8 pair measured)"),
+    "gpus/gb200-186gb.pbtxt": (0.52, "the GB200 bf16 e_max 0.64 x the H100's FP8/BF16 e_max ratio 0.57/0.70 (assumed)"),
 }
 
 # preset file -> constant value (placeholder tables)
@@ -114,12 +137,12 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def table_lines(values: list[float], source: str, indent: str) -> list[str]:
+def table_lines(values: list[float], source: str, indent: str, field: str = "gemm_efficiency") -> list[str]:
     assert len(values) == len(AXIS) ** 3
     assert all(0.0 < v <= 1.0 for v in values), "efficiency values must lie in (0, 1]"
     axis = ", ".join(str(a) for a in AXIS)
     out = [
-        "gemm_efficiency {",
+        field + " {",
         f"  source: {quote(source)}",
         f"  m: [{axis}]",
         f"  n: [{axis}]",
@@ -145,7 +168,10 @@ def model_source(e_max: float, why: str) -> str:
             f"{GUIDE}. Tile/wave effect only; memory-bound shapes are left to the roofline.")
 
 
-def block_for(rel: str, indent: str) -> list[str]:
+def block_for(rel: str, indent: str, field: str = "gemm_efficiency") -> list[str]:
+    if field == "fp8_gemm_efficiency":
+        e_max, why = FP8_GPUS[rel]
+        return table_lines(model_values(e_max), model_source(e_max, why), indent, field)
     if rel in GPUS:
         e_max, why = GPUS[rel]
         return table_lines(model_values(e_max), model_source(e_max, why), indent)
@@ -155,14 +181,18 @@ def block_for(rel: str, indent: str) -> list[str]:
 
 def render(path: pathlib.Path, rel: str) -> str:
     lines = path.read_text().splitlines()
-    begins = [i for i, l in enumerate(lines) if l.strip().startswith(BEGIN)]
-    ends = [i for i, l in enumerate(lines) if l.strip().startswith(END)]
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        raise SystemExit(f"{path}: need exactly one '{BEGIN}' line followed by one '{END}' line")
-    b, e = begins[0], ends[0]
-    indent = lines[b][: len(lines[b]) - len(lines[b].lstrip())]
-    new = lines[: b + 1] + block_for(rel, indent) + lines[e:]
-    return "\n".join(new) + "\n"
+    for field in BLOCKS:
+        if field == "fp8_gemm_efficiency" and rel not in FP8_GPUS:
+            continue
+        begin, end = f"# BEGIN {field}", f"# END {field}"
+        begins = [i for i, l in enumerate(lines) if l.strip() == begin or l.strip().startswith(begin + " ")]
+        ends = [i for i, l in enumerate(lines) if l.strip() == end or l.strip().startswith(end + " ")]
+        if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+            raise SystemExit(f"{path}: need exactly one '{begin}' line followed by one '{end}' line")
+        b, e = begins[0], ends[0]
+        indent = lines[b][: len(lines[b]) - len(lines[b].lstrip())]
+        lines = lines[: b + 1] + block_for(rel, indent, field) + lines[e:]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -181,7 +211,7 @@ def main() -> int:
         return 0
 
     stale = []
-    for rel in list(GPUS) + list(FLAT):
+    for rel in list(GPUS) + list(FLAT):  # FP8_GPUS are among GPUS
         path = SCENARIOS / rel
         text = render(path, rel)
         if path.read_text() != text:

@@ -291,6 +291,10 @@ class CudaBackend final : public Backend {
   // ---- prepare ----
 
   void choose_types(const Scenario& scenario) {
+    if (scenario.layout().cp() > 1)
+      throw InputError("layout.cp " + std::to_string(scenario.layout().cp()) +
+                       ": the cuda backend does not run context parallelism's K/V ring (RING_EXCHANGE) yet; run "
+                       "this layout on the host backend (--backend host) or simulate it, or set cp 1");
     switch (scenario.model().precision()) {
       case BF16: elem_ = Elem::BF16; compute_type_ = CUBLAS_COMPUTE_32F; break;
       case FP16: elem_ = Elem::F16; compute_type_ = CUBLAS_COMPUTE_32F; break;

@@ -468,6 +468,29 @@ class HostBackend final : public Backend {
             expect(what, me * shard + e, mine[e], verify_value(members[0], me * shard + e));
         return;
       }
+      case RING_EXCHANGE: {
+        // Context parallelism's K/V ring: this rank's block to the next member, the previous
+        // member's block in. --verify checks the block that arrived is the previous member's (an
+        // injected fault corrupts what this rank sends, which its next member must catch).
+        const int next = static_cast<int>((me + 1) % n), prev = static_cast<int>((me + n - 1) % n);
+        const std::size_t elements = std::max<std::size_t>(1, floats_for(bytes_of(t)));
+        std::vector<float> mine(elements), received(elements);
+        if (verify_) {
+          for (std::size_t e = 0; e < elements; ++e) mine[e] = verify_value(plan_.rank, e);
+          if (corrupt_sends_) mine[elements - 1] += 1;
+        }
+        MPI_Request requests[2];
+        check_mpi(MPI_Irecv(received.data(), static_cast<int>(elements), MPI_FLOAT, prev, 0, comm, &requests[0]),
+                  "MPI_Irecv for " + what);
+        check_mpi(MPI_Isend(mine.data(), static_cast<int>(elements), MPI_FLOAT, next, 0, comm, &requests[1]),
+                  "MPI_Isend for " + what);
+        wait_politely(requests[1], "MPI_Isend for " + what);
+        wait_politely(requests[0], "MPI_Irecv for " + what);
+        if (verify_)
+          for (std::size_t e = 0; e < elements; ++e)
+            expect(what, e, received[e], verify_value(members[static_cast<std::size_t>(prev)], e));
+        return;
+      }
       case ALL_TO_ALL: {
         std::vector<float> out(count);
         if (verify_)

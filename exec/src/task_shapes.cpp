@@ -58,14 +58,15 @@ FlashAttentionShape flash_attention_shape(const model::JobGraph& graph, std::uin
   if (!graph.scenario().has_model())
     throw InputError(which + ": flash attention needs the scenario's model (heads, head_dim) to run");
   const HeadCounts h = head_counts(graph.scenario(), which);
-  const std::int64_t seq = graph.scenario().model().seq_length();
+  // Context parallelism: each kernel of the ring attends this rank's s / cp queries to one s / cp block.
+  const std::int64_t seq = model::local_seq(model::dims(graph.scenario()));
   auto mismatch = [&](const std::string& field, std::int64_t got, std::int64_t want, const std::string& from) {
     throw InputError(which + ": " + field + " is " + std::to_string(got) + " but the scenario gives " +
                      std::to_string(want) + " (" + from + "); the plan's task and its scenario disagree: write the " +
                      "plan again with `parallax inspect -o`");
   };
-  if (t.gemm_m != seq) mismatch("gemm_m (query tokens)", t.gemm_m, seq, "model.seq_length");
-  if (t.gemm_n != seq) mismatch("gemm_n (key tokens)", t.gemm_n, seq, "model.seq_length");
+  if (t.gemm_m != seq) mismatch("gemm_m (query tokens)", t.gemm_m, seq, "model.seq_length / layout.cp");
+  if (t.gemm_n != seq) mismatch("gemm_n (key tokens)", t.gemm_n, seq, "model.seq_length / layout.cp");
   if (t.gemm_k != h.head_dim) mismatch("gemm_k (head_dim)", t.gemm_k, h.head_dim, "model.head_dim");
   if (t.gemm_batch == 0 || t.gemm_batch % h.heads != 0)
     mismatch("gemm_batch (micro-batch x query heads per rank)", t.gemm_batch, h.heads, "a multiple of num_heads / tp");
@@ -94,7 +95,7 @@ LayerOpShape layer_op_shape(const model::JobGraph& graph, std::uint32_t task, co
   const Scenario& scenario = graph.scenario();
   const model::Dims d = model::dims(scenario);
   const bool bwd = t.phase == BACKWARD;
-  const std::int64_t tokens = d.b * d.s;
+  const std::int64_t tokens = model::local_tokens(d);
   auto divide = [&](std::int64_t value, std::int64_t by, const std::string& what) {
     if (by <= 0 || value % by != 0)
       throw InputError(which + ": " + what + " " + std::to_string(value) + " is not a multiple of tp " +
@@ -125,7 +126,7 @@ LayerOpShape layer_op_shape(const model::JobGraph& graph, std::uint32_t task, co
         throw InputError(which + ": RoPE rotates pairs of values, but head_dim " + std::to_string(h.head_dim) +
                          " is odd");
       shape.cols = static_cast<std::uint64_t>((h.heads + h.kv_heads) * h.head_dim);
-      shape.seq = static_cast<std::uint32_t>(d.s);
+      shape.seq = static_cast<std::uint32_t>(model::local_seq(d));
       shape.head_dim = static_cast<std::uint32_t>(h.head_dim);
       shape.bytes_per_value = static_cast<std::uint32_t>(2 * d.e);
       break;

@@ -23,8 +23,11 @@ std::pair<int, double> locate(const google::protobuf::RepeatedField<std::int64_t
 
 CostModel::CostModel(const GpuSpec& gpu, Precision precision)
     : table_(gpu.gemm_efficiency()),
+      fp8_table_(gpu.fp8_gemm_efficiency()),
       attention_table_(gpu.flash_attention_efficiency()),
-      peak_(parallax::model::peak_flops(gpu, precision)),
+      // FP8 training: BF16 everywhere but the FP8 GEMMs.
+      peak_(parallax::model::peak_flops(gpu, precision == FP8 ? BF16 : precision)),
+      fp8_peak_(gpu.peak_fp8_tflops() * 1e12),
       bandwidth_(gpu.hbm_tb_per_s() * 1e12),
       memory_efficiency_(gpu.memory_bound_efficiency()),
       overhead_s_(gpu.kernel_overhead_us() * 1e-6) {
@@ -66,12 +69,20 @@ GemmLaunch gemm_launch(const Task& task) {
   return g;
 }
 
-double CostModel::gemm_efficiency(double m, double n, double k) const {
-  const GemmTableWeights w = gemm_table_weights(table_, m, n, k);
+namespace {
+double table_efficiency(const GemmEfficiencyTable& table, double m, double n, double k) {
+  const GemmTableWeights w = gemm_table_weights(table, m, n, k);
   double e = 0;
   for (int c = 0; c < w.count; ++c)
-    e += w.weight[static_cast<std::size_t>(c)] * table_.efficiency(w.index[static_cast<std::size_t>(c)]);
+    e += w.weight[static_cast<std::size_t>(c)] * table.efficiency(w.index[static_cast<std::size_t>(c)]);
   return e;
+}
+}  // namespace
+
+double CostModel::gemm_efficiency(double m, double n, double k) const { return table_efficiency(table_, m, n, k); }
+
+double CostModel::fp8_gemm_efficiency(double m, double n, double k) const {
+  return table_efficiency(fp8_table_, m, n, k);
 }
 
 double CostModel::flash_attention_efficiency(double seq, double head_dim, bool backward) const {
@@ -106,7 +117,9 @@ double CostModel::duration(const Task& task) const {
     // share of the SMs the communication leaves (gemm_launch).
     const GemmLaunch g = gemm_launch(task);
     kernels = g.kernels;
-    compute = task.flops / (peak_ * gemm_efficiency(g.m, task.gemm_n, task.gemm_k) * g.sm_share);
+    // Scenario validation refuses an FP8 model on a GPU without an FP8 peak and table.
+    compute = task.fp8 ? task.flops / (fp8_peak_ * fp8_gemm_efficiency(g.m, task.gemm_n, task.gemm_k) * g.sm_share)
+                       : task.flops / (peak_ * gemm_efficiency(g.m, task.gemm_n, task.gemm_k) * g.sm_share);
   } else {
     // Elementwise work runs on the CUDA cores (FP32 peak), not the tensor cores.
     compute = task.flops / vector_peak_;

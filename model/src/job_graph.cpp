@@ -33,7 +33,8 @@ std::string_view op_name(Op op) {
       "dp_grad_reduce_scatter", "dp_param_all_gather", "embedding_grad_all_reduce",
       "optimizer_step",     "rmsnorm",            "final_rmsnorm",
       "rope",               "flash_attention",    "swiglu",
-      "squared_relu",       "trace_compute",      "trace_memory",
+      "squared_relu",       "fp8_cast",           "cp_kv_exchange",
+      "trace_compute",      "trace_memory",
       "trace_bookkeeping",  "trace_collective",   "trace_send",
       "trace_recv"};
   return names[static_cast<std::size_t>(op)];
@@ -117,7 +118,7 @@ class Builder {
   }
 
   std::uint32_t gemm(Op op, GemmRole role, Phase phase, std::int32_t layer, std::int32_t mb,
-                     std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch = 1) {
+                     std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch = 1, bool fp8 = false) {
     Task t = base(op, phase, layer, mb);
     t.kind = GEMM;
     t.role = role;
@@ -126,9 +127,25 @@ class Builder {
     t.gemm_k = static_cast<std::uint32_t>(k);
     t.gemm_batch = static_cast<std::uint32_t>(batch);
     t.flops = 2.0 * m * n * k * batch;
-    // Each operand read once and the result written once: the roofline's memory side.
-    t.bytes = static_cast<std::uint64_t>((m * k + k * n + m * n) * batch * d_.e);
+    t.fp8 = fp8;
+    // Each operand read once and the result written once: the roofline's memory side (FP8 operands
+    // 1 B, the output in the training precision).
+    const std::int64_t operand_bytes = fp8 ? 1 : d_.e;
+    t.bytes = static_cast<std::uint64_t>(((m * k + k * n) * operand_bytes + m * n * d_.e) * batch);
     return add(t);
+  }
+
+  // FP8 training: the cast before an FP8 linear's GEMM (LayerOp::fp8_*_cast_bytes), the weight's
+  // with the first micro-batch's forward.
+  void fp8_cast(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (!op.fp8) return;
+    double bytes = phase == BACKWARD ? op.fp8_backward_cast_bytes : op.fp8_forward_cast_bytes;
+    if (phase == FORWARD && mb == 0) bytes += op.fp8_weight_cast_bytes;
+    Task t = base(Op::Fp8Cast, phase, layer, mb);
+    t.kind = MEMORY_BOUND;
+    t.bytes = static_cast<std::uint64_t>(bytes);
+    t.flops = bytes / 2;  // scale, saturate and convert: about one FLOP per BF16 value read
+    add(t);
   }
 
   // An elementwise op over `elements` values touching `bytes_per_element` bytes for each.
@@ -154,18 +171,24 @@ class Builder {
   }
 
   // A TP collective the compute stream waits for (forward all-reduce, SP gathers).
-  void tp_blocking(Op op, CollectiveKind kind, Phase phase, std::int32_t layer, std::int32_t mb) {
+  void tp_blocking(Op op, CollectiveKind kind, Phase phase, std::int32_t layer, std::int32_t mb,
+                   std::uint64_t bytes = 0) {
     if (d_.t == 1) return;
-    pending_.push_back(collective(op, kind, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(),
+    pending_.push_back(collective(op, kind, GROUP_TP, TP_COMM, phase, layer, mb, bytes ? bytes : act_bytes_full(),
                                   {last_compute()}));
   }
 
   // ---- sizes ----
 
-  std::int64_t tokens() const { return d_.b * d_.s; }
+  std::int64_t tokens() const { return local_tokens(d_); }  // this rank's: s / cp of each sequence
   // Elements of the hidden activation held by one TP rank outside the TP regions.
   std::int64_t hidden_elements() const { return tokens() * d_.h / (d_.sp ? d_.t : 1); }
   std::uint64_t act_bytes_full() const { return static_cast<std::uint64_t>(tokens() * d_.h * d_.e); }
+  // A sequence-parallel all-gather feeding an FP8 linear carries the FP8 cast (TE casts before it
+  // gathers, in forward the input and in backward the output gradient).
+  std::uint64_t gather_bytes(const LayerOp& op) const {
+    return op.fp8 ? act_bytes_full() / static_cast<std::uint64_t>(d_.e) : act_bytes_full();
+  }
 
   // ---- transformer layer ----
 
@@ -189,12 +212,17 @@ class Builder {
   // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
     const bool overlap = tp_overlapped() && op.is_gemm;
-    const std::uint32_t gathered = op.tp == TpPlacement::Column && d_.sp ? sp_gather(overlap, phase, layer, mb) : kNone;
+    fp8_cast(op, phase, layer, mb);
+    const std::uint32_t gathered =
+        op.tp == TpPlacement::Column && d_.sp ? sp_gather(overlap, phase, layer, mb, gather_bytes(op)) : kNone;
     const std::uint32_t before = last_compute();
-    if (op.fused_attention)
+    if (op.fused_attention && op.cp_steps > 1)
+      cp_ring_forward(op, phase, layer, mb);
+    else if (op.fused_attention)
       fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
     else if (op.is_gemm) {
-      const auto id = gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch);
+      const auto id =
+          gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.batch, op.fp8);
       // TE's ring_exchange for the column-parallel GEMMs, pipeline for the row-parallel ones.
       if (overlap && op.tp == TpPlacement::Column) overlap_shaped(id, d_.t, false);
       if (overlap && op.tp == TpPlacement::Row) overlap_shaped(id, kTpOverlapPipelineSplits, true);
@@ -208,6 +236,41 @@ class Builder {
       else
         tp_blocking(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE, phase, layer, mb);
     }
+  }
+
+  // Context parallelism's ring attention (Megatron's p2p cp_comm_type, Transformer Engine's
+  // AttnFuncWithCPAndKVP2P): cp steps on the compute stream, each the fused kernel on the K/V block
+  // in hand, while the next block moves on the CP stream (a send to the next cp rank and a receive
+  // from the previous): the exchange for step k + 1 starts with step k, so a step waits only for the
+  // part of its block's transfer that outlasts the kernel before it. The first exchange starts when
+  // this rank's K/V exist.
+  void cp_ring_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    const auto kv = static_cast<std::uint64_t>(op.cp_kv_bytes);
+    std::uint32_t arriving = kNone;
+    for (std::int64_t k = 0; k < op.cp_steps; ++k) {
+      if (arriving != kNone) pending_.push_back(arriving);
+      arriving = k + 1 < op.cp_steps ? collective(Op::CpKvExchange, RING_EXCHANGE, GROUP_CP, CP_COMM, phase, layer, mb,
+                                                  kv, {last_compute()})
+                                     : kNone;
+      fused_gemm(op.op, GemmRole::Forward, phase, layer, mb, op.gemm, op.fused_forward_flops, op.fused_forward_bytes);
+    }
+  }
+
+  // Its backward: the K/V blocks travel the ring again, and after each step the dK/dV it computed for
+  // the block in hand go on with it (accumulated by the next rank; the last exchange brings each
+  // rank's own dK/dV home, and the layer's backward continues when it is there).
+  void cp_ring_backward(const LayerOp& op, const BackwardStep& step, std::int32_t layer, std::int32_t mb) {
+    const auto kv = static_cast<std::uint64_t>(op.cp_kv_bytes);
+    std::uint32_t arriving = kNone, gradients = kNone;
+    for (std::int64_t k = 0; k < op.cp_steps; ++k) {
+      if (arriving != kNone) pending_.push_back(arriving);
+      arriving = k + 1 < op.cp_steps ? collective(Op::CpKvExchange, RING_EXCHANGE, GROUP_CP, CP_COMM, BACKWARD, layer,
+                                                  mb, kv, {last_compute()})
+                                     : kNone;
+      const auto kernel = fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
+      gradients = collective(Op::CpKvExchange, RING_EXCHANGE, GROUP_CP, CP_COMM, BACKWARD, layer, mb, kv, {kernel});
+    }
+    pending_.push_back(gradients);
   }
 
   // NeMo's tp_comm_overlap (Transformer Engine userbuffers, sequence parallel only): the all-gather
@@ -230,12 +293,12 @@ class Builder {
   // The sequence-parallel all-gather before a GEMM. Blocking: the next compute task (the GEMM) waits
   // for it and kNone is returned. Overlapped: it starts with the GEMM and is returned, for the caller
   // to make the task after the GEMM wait for it.
-  std::uint32_t sp_gather(bool overlapped, Phase phase, std::int32_t layer, std::int32_t mb) {
+  std::uint32_t sp_gather(bool overlapped, Phase phase, std::int32_t layer, std::int32_t mb, std::uint64_t bytes) {
     if (!overlapped) {
-      tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb);
+      tp_blocking(Op::SpAllGather, ALL_GATHER, phase, layer, mb, bytes);
       return kNone;
     }
-    return collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, phase, layer, mb, act_bytes_full(), {last_compute()});
+    return collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, phase, layer, mb, bytes, {last_compute()});
   }
 
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
@@ -246,14 +309,17 @@ class Builder {
   // Backward of Y = X W with X (m x k), W (k x n): dX = dY W^T is GEMM(m, k, n), dW = X^T dY is
   // GEMM(k, n, m). Megatron overlaps the TP reduction of dX with the dW GEMM; with sequence
   // parallelism it also re-gathers X (kept sharded) for dW while dX is computed.
-  void linear_backward_with_tp(Op op, std::int32_t layer, std::int32_t mb, const std::vector<BackwardStep>& steps) {
+  void linear_backward_with_tp(const LayerOp& lop, std::int32_t layer, std::int32_t mb,
+                               const std::vector<BackwardStep>& steps) {
+    const Op op = lop.op;
+    fp8_cast(lop, BACKWARD, layer, mb);
     std::uint32_t regather = kNone;
     if (d_.sp && d_.t > 1)
       regather = collective(Op::SpAllGather, ALL_GATHER, GROUP_TP, TP_COMM, BACKWARD, layer, mb,
-                            act_bytes_full(), {last_compute()});
+                            gather_bytes(lop), {last_compute()});
     const GemmShape& dx = steps.at(0).gemm;
     const GemmShape& dw = steps.at(1).gemm;
-    const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, dx.m, dx.n, dx.k, dx.batch);
+    const auto dgrad = gemm(op, GemmRole::InputGrad, BACKWARD, layer, mb, dx.m, dx.n, dx.k, dx.batch, lop.fp8);
     // TE's bulk overlap: the all-gather runs beside the dgrad, the reduce-scatter beside the wgrad.
     if (tp_overlapped()) overlap_shaped(dgrad, 1, true);
     std::uint32_t reduce = kNone;
@@ -261,7 +327,7 @@ class Builder {
       reduce = collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
                           GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(), {dgrad});
     if (regather != kNone) pending_.push_back(regather);
-    const auto wgrad = gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch);
+    const auto wgrad = gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch, lop.fp8);
     if (tp_overlapped() && reduce != kNone) overlap_shaped(wgrad, 1, true);
     if (reduce != kNone) pending_.push_back(reduce);
   }
@@ -274,17 +340,22 @@ class Builder {
       return;
     }
     if (op.tp == TpPlacement::Column) {
-      linear_backward_with_tp(op.op, layer, mb, steps);
+      linear_backward_with_tp(op, layer, mb, steps);
       return;
     }
+    fp8_cast(op, BACKWARD, layer, mb);
     // A row-parallel GEMM's output gradient is gathered (sequence parallel) before its dgrad; with TP
     // overlap the gather runs with the dgrad and the wgrad waits for it.
-    std::uint32_t gathered = op.tp == TpPlacement::Row && d_.sp ? sp_gather(tp_overlapped(), BACKWARD, layer, mb) : kNone;
+    std::uint32_t gathered =
+        op.tp == TpPlacement::Row && d_.sp ? sp_gather(tp_overlapped(), BACKWARD, layer, mb, gather_bytes(op)) : kNone;
     for (const BackwardStep& step : steps) {
-      if (op.fused_attention) {
+      if (op.fused_attention && op.cp_steps > 1) {
+        cp_ring_backward(op, step, layer, mb);
+      } else if (op.fused_attention) {
         fused_gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm, step.flops, step.bytes);
       } else {
-        const auto id = gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch);
+        const auto id =
+            gemm(op.op, step.role, BACKWARD, layer, mb, step.gemm.m, step.gemm.n, step.gemm.k, step.gemm.batch, op.fp8);
         // TE's ring_exchange: the dgrad runs shard by shard as the output gradient arrives.
         if (gathered != kNone) overlap_shaped(id, d_.t, false);
       }
@@ -428,6 +499,12 @@ class Builder {
 
   // ---- data parallelism ----
 
+  // Gradients are reduced, and ZeRO shards, over dp x cp: the cp ranks hold the same weights and each
+  // computed gradients from its part of the sequences (Megatron's data-parallel group with context
+  // parallelism, torchtitan's dp_shard_cp mesh).
+  CommGroup dp_group() const { return d_.c > 1 ? GROUP_DP_CP : GROUP_DP; }
+  std::int64_t dp_ways() const { return d_.d * d_.c; }
+
   std::vector<Bucket> make_buckets() const {
     // Per model chunk, parameters in the order backward finishes them (last layer first), cut into
     // buckets of grad_bucket_mb (Megatron's DDP, one bucket set per chunk).
@@ -463,9 +540,9 @@ class Builder {
 
   // ZeRO-3: parameters are gathered before each use, prefetched one layer ahead.
   void zero3_gather(Phase phase, std::int32_t layer, std::int32_t mb) {
-    if (layout_.zero_stage() < 3 || d_.d == 1) return;
+    if (layout_.zero_stage() < 3 || dp_ways() == 1) return;
     const auto bytes = static_cast<std::uint64_t>(layer_params_ * d_.e);
-    const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, layer, mb, bytes,
+    const auto id = collective(Op::DpParamAllGather, ALL_GATHER, dp_group(), DP_COMM, phase, layer, mb, bytes,
                                {prefetch_anchor_});
     prefetch_anchor_ = last_compute();
     pending_.push_back(id);
@@ -478,7 +555,7 @@ class Builder {
   void zero3_backward_gathers(Phase phase, std::int32_t layer, std::int32_t next_layer, std::int32_t mb) {
     // reshard_after_forward False (FSDP2; ZeRO-2's traffic with ZeRO-3's sharded weights between
     // steps): the forward's gathered parameters stay until the backward, which gathers nothing.
-    if (layout_.zero_stage() < 3 || d_.d == 1 || !layout_.reshard_after_forward()) return;
+    if (layout_.zero_stage() < 3 || dp_ways() == 1 || !layout_.reshard_after_forward()) return;
     if (prefetched_gather_ != kNone) {
       pending_.push_back(prefetched_gather_);
       prefetched_gather_ = kNone;
@@ -488,19 +565,19 @@ class Builder {
     if (next_layer < 0) return;
     const auto bytes = static_cast<std::uint64_t>(layer_params_ * d_.e);
     // One layer ahead at most: it waits for the compute before this layer's.
-    prefetched_gather_ = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, phase, next_layer, mb, bytes,
+    prefetched_gather_ = collective(Op::DpParamAllGather, ALL_GATHER, dp_group(), DP_COMM, phase, next_layer, mb, bytes,
                                     {last_compute()});
   }
 
   // ZeRO-2/3 keep only a shard of the gradients: each micro-batch's gradients are reduce-scattered
   // as soon as they are computed (DeepSpeed's behaviour).
   void zero2_reduce(std::int32_t layer, std::int32_t mb) {
-    if (layout_.zero_stage() < 2 || d_.d == 1) return;
+    if (layout_.zero_stage() < 2 || dp_ways() == 1) return;
     double params = layer >= 0 ? layer_params_
                                : (layer == -1 ? embedding_parameters(d_).local()
                                                : output_parameters(d_, sc_.model().tied_embeddings()).local());
     if (params <= 0) return;
-    grad_syncs_.push_back(collective(Op::DpGradReduceScatter, REDUCE_SCATTER, GROUP_DP, DP_COMM, GRADIENT_SYNC,
+    grad_syncs_.push_back(collective(Op::DpGradReduceScatter, REDUCE_SCATTER, dp_group(), DP_COMM, GRADIENT_SYNC,
                                      layer, mb, static_cast<std::uint64_t>(params * grad_bytes_),
                                      {last_compute()}));
   }
@@ -516,7 +593,7 @@ class Builder {
       for (auto it = buckets.rbegin(); it != buckets.rend(); ++it)
         if (it->chunk == c) order.push_back(&*it);
     for (const Bucket* it : order) {
-      const auto id = collective(Op::DpParamAllGather, ALL_GATHER, GROUP_DP, DP_COMM, at_start ? FORWARD : OPTIMIZER,
+      const auto id = collective(Op::DpParamAllGather, ALL_GATHER, dp_group(), DP_COMM, at_start ? FORWARD : OPTIMIZER,
                                  -1, -1, static_cast<std::uint64_t>(it->parameters * d_.e),
                                  {at_start ? kNone : last_compute()});
       if (at_start) {
@@ -536,7 +613,7 @@ class Builder {
 
   void gradient_sync(const std::vector<Bucket>& buckets) {
     const int zero = layout_.zero_stage();
-    if (d_.d > 1 && zero < 2) {
+    if (dp_ways() > 1 && zero < 2) {
       const auto overall_last = last_compute();
       // One DP stream: reduce buckets in the order their gradients become final.
       std::vector<const Bucket*> by_readiness;
@@ -550,7 +627,7 @@ class Builder {
         const auto ready = layout_.overlap_grad_reduce() ? done_task(bucket.layers.back()) : overall_last;
         const bool shard = zero >= 1;
         grad_syncs_.push_back(collective(shard ? Op::DpGradReduceScatter : Op::DpGradAllReduce,
-                                         shard ? REDUCE_SCATTER : ALL_REDUCE, GROUP_DP, DP_COMM, GRADIENT_SYNC, -1,
+                                         shard ? REDUCE_SCATTER : ALL_REDUCE, dp_group(), DP_COMM, GRADIENT_SYNC, -1,
                                          -1, static_cast<std::uint64_t>(bucket.parameters * grad_bytes_), {ready}));
       }
     }
@@ -566,7 +643,7 @@ class Builder {
   void optimizer_step() {
     // Adam over the local parameters (model::optimizer_cost); ZeRO >= 1 updates only a 1/d shard.
     double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_, partition_.stage_layers(stage_)).local();
-    if (layout_.zero_stage() >= 1) params /= static_cast<double>(d_.d);
+    if (layout_.zero_stage() >= 1) params /= static_cast<double>(dp_ways());
     Task t = base(Op::OptimizerStep, OPTIMIZER, -1, -1);
     t.kind = MEMORY_BOUND;
     const OptimizerCost adam = optimizer_cost(layout_, d_);
@@ -592,7 +669,7 @@ class Builder {
 
     const auto buckets = make_buckets();
     const int zero = layout_.zero_stage();
-    const bool gather_at_start = (zero == 1 || zero == 2) && d_.d > 1 && layout_.overlap_param_gather();
+    const bool gather_at_start = (zero == 1 || zero == 2) && dp_ways() > 1 && layout_.overlap_param_gather();
     if (gather_at_start) param_all_gathers(buckets, true);
 
     const std::int64_t last_vs = d_.p * d_.v - 1;
@@ -638,7 +715,7 @@ class Builder {
     }
     gradient_sync(buckets);
     optimizer_step();
-    if ((zero == 1 || zero == 2) && d_.d > 1 && !gather_at_start) param_all_gathers(buckets, false);
+    if ((zero == 1 || zero == 2) && dp_ways() > 1 && !gather_at_start) param_all_gathers(buckets, false);
   }
 
   const Scenario& sc_;
@@ -661,7 +738,7 @@ class Builder {
   std::size_t rank_index_ = 0;
   std::uint32_t current_rank_ = 0;
   std::int64_t stage_ = 0;
-  std::array<std::uint32_t, 4> last_on_stream_{};
+  std::array<std::uint32_t, 5> last_on_stream_{};  // by Stream
   std::vector<std::uint32_t> pending_;
   std::vector<std::uint32_t> grad_syncs_;
   std::unordered_map<std::int32_t, std::uint32_t> layer_done_, gather_for_layer_;
@@ -802,6 +879,7 @@ parallax::JobGraph JobGraph::to_proto() const {
       p->set_gemm_batch(t.gemm_batch);
       if (t.gemm_splits != 1) p->set_gemm_splits(t.gemm_splits);
       if (t.sm_share != 1.0f) p->set_sm_share(t.sm_share);
+      if (t.fp8) p->set_fp8(true);
     }
     if (t.kind == COLLECTIVE) p->set_collective(t.collective);
     if (t.group != GROUP_NONE) p->set_group(t.group);
@@ -979,6 +1057,7 @@ JobGraph JobGraph::from_proto(const parallax::JobGraph& in, const std::string& s
     t.gemm_batch = static_cast<std::uint32_t>(p.gemm_batch());
     t.gemm_splits = static_cast<std::uint16_t>(p.gemm_splits());
     t.sm_share = static_cast<float>(p.sm_share());
+    t.fp8 = p.fp8();
     t.collective = p.collective();
     t.group = p.group();
     t.peer = p.peer();

@@ -1,6 +1,7 @@
 #include "parallax/model/layer.h"
 
 #include <algorithm>
+#include <string_view>
 
 namespace parallax::model {
 
@@ -37,6 +38,39 @@ NormKind norm_kind(const Dims& d) {
           "layernorm 2 input"};
 }
 
+// FP8 training as Transformer Engine runs it (te.LayerNormLinear for qkv and fc1, te.Linear for the
+// projection and fc2; transformer_engine/pytorch/module/{layernorm_linear,linear}.py):
+//  - forward: a Linear casts its BF16 input to FP8 with its transpose for the weight gradient (read
+//    2 B, write 1 + 1 B per element); a LayerNormLinear's norm writes FP8 directly (nothing extra
+//    with delayed scaling; current scaling writes BF16, reads it for the amax and again to cast:
+//    2 + 2 + 2 + 1 - 1 = 6 B more per element of the norm's output). Current scaling adds one read
+//    (the amax) to every other cast.
+//  - backward: the output gradient is cast with its transpose (read 2, write 2 B per element, + 2
+//    with current scaling); a LayerNormLinear transposes its saved FP8 input for the wgrad (1 + 1 B).
+//  - the weight is cast and transposed once per step (read 2, write 2 B per parameter; with
+//    fp8_params only transposed, 1 + 1 B) and cached for the other micro-batches.
+//  - the saved GEMM inputs are the FP8 copies (1 B per element instead of 2).
+// The delayed-scaling amax history update and reduction are a few small kernels and one all-reduce
+// of a few kB per micro-batch: not modelled.
+void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_elements) {
+  const double amax = d.fp8_current ? 2.0 : 0.0;
+  for (LayerOp& op : out.ops) {
+    if (!op.is_gemm || op.tp == TpPlacement::None) continue;
+    op.fp8 = true;
+    const double in = static_cast<double>(op.gemm.m * op.gemm.k), grad = static_cast<double>(op.gemm.m * op.gemm.n);
+    if (op.tp == TpPlacement::Column) {
+      op.fp8_forward_cast_bytes = d.fp8_current ? 6.0 * static_cast<double>(hidden_elements) : 0.0;
+      op.fp8_backward_cast_bytes = (4.0 + amax) * grad + 2.0 * in;
+    } else {
+      op.fp8_forward_cast_bytes = (4.0 + amax) * in;
+      op.fp8_backward_cast_bytes = (4.0 + amax) * grad;
+    }
+    op.fp8_weight_cast_bytes = (d.fp8_params ? 2.0 : 4.0) * op.sharded_parameters;
+    for (SavedTensor& t : op.saved)
+      if (std::string_view(t.name).ends_with(" input")) t.bytes /= 2;  // the FP8 copy TE keeps
+  }
+}
+
 }  // namespace
 
 // Selective recompute, two policies.
@@ -64,7 +98,8 @@ NormKind norm_kind(const Dims& d) {
 LayerDescription describe_layer(const Dims& d) {
   LayerDescription out;
   const double e = static_cast<double>(d.e), t = static_cast<double>(d.t);
-  const std::int64_t b = d.b, s = d.s, h = d.h, f = d.f, a = d.a;
+  // Context parallelism: this rank's s / cp tokens of each sequence (the attention's ring is below).
+  const std::int64_t b = d.b, s = local_seq(d), h = d.h, f = d.f, a = d.a;
   const std::int64_t g = query_groups(d), dh = head_dim(d);
   const std::int64_t bs = b * s;
   const std::int64_t heads = a / d.t, batch = b * heads;  // attention heads on one TP rank
@@ -156,6 +191,8 @@ LayerDescription describe_layer(const Dims& d) {
     const double lse = 4.0 * static_cast<double>(batch * s);
     fa.fused_forward_bytes = (2 * q + 2 * kv) * e + lse;          // read q, k, v; write o, lse
     fa.fused_backward_bytes = (4 * q + 4 * kv) * e + lse;         // read q k v o do lse; write dq dk dv
+    fa.cp_steps = std::max<std::int64_t>(1, d.c);
+    fa.cp_kv_bytes = fa.cp_steps > 1 ? 2.0 * kv * e : 0.0;      // K and V of this rank's tokens
     fa.saved.push_back(kept("Q and K (attention input)", q_and_k, TensorSplit::Tp, true, true, true));
     fa.saved.push_back(kept("V (attention input)", v_bytes, TensorSplit::Tp, true, true, true));
     fa.saved.push_back(kept("softmax logsumexp", lse, TensorSplit::Tp, true, true, true));
@@ -234,6 +271,7 @@ LayerDescription describe_layer(const Dims& d) {
     out.ops.push_back(fc2);
   }
   out.ops.push_back(dropout_residual("MLP dropout mask"));
+  if (d.fp8) fp8_linears(out, d, hidden_elements);
   return out;
 }
 
@@ -293,7 +331,14 @@ LayerTaskCounts layer_task_counts(const LayerDescription& layer, const Dims& d, 
   const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
   LayerTaskCounts c;
   for (const LayerOp& op : layer.ops) {
-    c.forward += 1;
+    c.forward += 1 + (op.fp8 ? 1 : 0);  // an FP8 linear's input cast
+    if (op.fp8) c.backward += 1;       // and its output gradient's
+    if (op.cp_steps > 1) {
+      // The ring: cp kernels and cp - 1 K/V exchanges forward; backward cp kernels, cp - 1 K/V
+      // exchanges and cp dK/dV exchanges (backward_of counts one kernel).
+      c.forward += 2 * static_cast<std::uint64_t>(op.cp_steps - 1);
+      c.backward += 3 * static_cast<std::uint64_t>(op.cp_steps - 1) + 1;
+    }
     if (op.tp == TpPlacement::Column) c.forward += spt;
     if (op.tp == TpPlacement::Row) c.forward += tb;
     c.backward += backward_of(op).size();
@@ -304,7 +349,7 @@ LayerTaskCounts layer_task_counts(const LayerDescription& layer, const Dims& d, 
   if (recompute == Layout::SELECTIVE) {
     for (const LayerOp& op : layer.ops) {
       if (d.selective_policy == Layout::PER_OP) {
-        if (op.per_op_rerun) c.backward += 1 + (op.tp == TpPlacement::Row ? tb : 0);
+        if (op.per_op_rerun) c.backward += 1 + (op.fp8 ? 1 : 0) + (op.tp == TpPlacement::Row ? tb : 0);
       } else if (op.attention_core) {
         c.backward += 1;
       }

@@ -71,11 +71,11 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   const Layout& layout = sc.layout();
   const bool tied = sc.model().tied_embeddings();
   const int zero = layout.zero_stage();
-  const double dp = static_cast<double>(d.d);
+  const double dp = static_cast<double>(d.d * d.c);  // ZeRO shards over dp x cp
   const double grad_bytes = gradient_bytes_per_parameter(layout, d);
   const double optimizer_bytes = optimizer_cost(layout, d).state_bytes;
   const double per_layer = layer_activation_bytes(d, layout.recompute());
-  const double sbh = static_cast<double>(d.s) * d.b * d.h;
+  const double sbh = static_cast<double>(local_tokens(d)) * d.h;  // this rank's tokens (s / cp)
   const double outside = d.sp ? static_cast<double>(d.t) : 1.0;
   const StagePartition partition = stage_partition(sc);
   const std::int64_t last_vs = d.p * d.v - 1;
@@ -88,6 +88,11 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     const ParameterShard params = stage_parameters(d, tied, stage, partition.stage_layers(stage));
     m.parameters = params.local();
     m.weights = m.parameters * d.e / (zero >= 3 ? dp : 1.0);
+    // FP8 training: Transformer Engine caches each linear's FP8 weight and its transpose (1 + 1 B)
+    // for the step; with fp8_params they replace the BF16 copy instead of joining it.
+    if (d.fp8)
+      m.weights += static_cast<double>(partition.stage_layers(stage)) * describe_layer(d).sharded_parameters() *
+                   (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? dp : 1.0);
     m.gradients = m.parameters * grad_bytes / (zero >= 2 ? dp : 1.0);
     m.optimizer = m.parameters * optimizer_bytes / (zero >= 1 ? dp : 1.0);
     m.reserved = sc.cluster().gpu().reserved_memory_gb() * 1e9;
@@ -102,7 +107,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       chunk_layers[static_cast<std::size_t>(chunk)] = static_cast<double>(partition.layers(vs));
       double bytes = per_layer * static_cast<double>(partition.layers(vs));
       if (vs == 0 && d.dropout) bytes += sbh / outside;  // the embedding's dropout mask
-      if (vs == last_vs) bytes += 4.0 * d.s * d.b * (padded_vocab(d) / d.t) + 2 * sbh / outside;
+      if (vs == last_vs) bytes += 4.0 * static_cast<double>(local_tokens(d)) * (padded_vocab(d) / d.t) + 2 * sbh / outside;
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
     }
     const HeldPeak held = peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),
@@ -122,7 +127,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       m.transient = layer_activation_bytes(d, Layout::NO_RECOMPUTE) - per_layer;
     // ZeRO-3 gathers a layer's parameters, one in use and one prefetched; without resharding after
     // forward every layer of the stage stays gathered from its forward to its backward.
-    if (zero >= 3 && d.d > 1) {
+    if (zero >= 3 && d.d * d.c > 1) {
       const double gathered_layers = layout.reshard_after_forward() ? 2.0 : static_cast<double>(partition.stage_layers(stage));
       m.transient += gathered_layers * layer_parameters(d).local() * d.e;
     }

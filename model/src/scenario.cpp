@@ -269,24 +269,30 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
                      "the NIC speed in Gbit/s");
   }
   check_numbers(sc, src, "cluster");
-  const double peak = peak_flops(g, precision);
+  // FP8 training runs all but its linears' GEMMs in BF16: it needs both peaks and both tables.
+  const Precision base_precision = precision == FP8 ? BF16 : precision;
+  const double peak = peak_flops(g, base_precision);
   if (!(peak > 0))
     fail(src,
          {"cluster", "gpu",
           "peak_" +
               [&] {
-                std::string n = precision_name(precision);
+                std::string n = precision_name(base_precision);
                 for (auto& ch : n) ch = static_cast<char>(std::tolower(ch));
                 return n;
               }() +
               "_tflops"},
          "the GPU \"" + g.name() + "\" has no positive peak for the model's precision " +
-             precision_name(precision) + "; set it, or change model.precision");
-  {
-    const GemmEfficiencyTable& t = g.gemm_efficiency();
-    const std::vector<std::string> base{"cluster", "gpu", "gemm_efficiency"};
+             precision_name(base_precision) + "; set it, or change model.precision");
+  if (precision == FP8 && !(g.peak_fp8_tflops() > 0))
+    fail(src, {"cluster", "gpu", "peak_fp8_tflops"},
+         "the GPU \"" + g.name() +
+             "\" has no FP8 tensor cores (no peak_fp8_tflops): FP8 training needs a Hopper or newer GPU (H100, "
+             "H200, H800, B200, GB200); train this one in BF16 (model.precision BF16)");
+  auto check_gemm_table = [&](const GemmEfficiencyTable& t, const char* field, const std::string& what) {
+    const std::vector<std::string> base{"cluster", "gpu", field};
     if (t.m_size() == 0 || t.n_size() == 0 || t.k_size() == 0)
-      fail(src, base, "missing or empty: the GPU needs a GEMM efficiency table (axes m, n, k and efficiency values)");
+      fail(src, base, "missing or empty: " + what + " (axes m, n, k and efficiency values)");
     for (const auto* axis : {&t.m(), &t.n(), &t.k()}) {
       for (int i = 0; i < axis->size(); ++i) {
         if ((*axis)[i] <= 0 || (i > 0 && (*axis)[i] <= (*axis)[i - 1]))
@@ -301,7 +307,11 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
                " (len(m) * len(n) * len(k))");
     for (double e : t.efficiency())
       if (!(e > 0 && e <= 1)) fail(src, base, "efficiency values must be in (0, 1] (got " + pb::SimpleDtoa(e) + ")");
-  }
+  };
+  check_gemm_table(g.gemm_efficiency(), "gemm_efficiency", "the GPU needs a GEMM efficiency table");
+  if (precision == FP8 || g.has_fp8_gemm_efficiency())
+    check_gemm_table(g.fp8_gemm_efficiency(), "fp8_gemm_efficiency",
+                     "FP8 training needs the GPU's FP8 GEMM efficiency table");
   for (const auto& [field, has, table] :
        {std::tuple{"flash_attention_efficiency", g.has_flash_attention_efficiency(), &g.flash_attention_efficiency()},
         std::tuple{"flash2_attention_efficiency", g.has_flash2_attention_efficiency(), &g.flash2_attention_efficiency()}}) {
@@ -410,7 +420,25 @@ void validate(const Scenario& sc, const Sources& src) {
     if (value < 0)
       fail(src, {"layout", name}, "must not be negative (got " + std::to_string(value) + "); 0 means an even share");
   }
-  refuse_unmodelled(src, {"layout", "cp"}, l.cp() != 1, "context parallelism (cp " + std::to_string(l.cp()) + ")");
+  if (l.cp() > 1) {
+    // Megatron splits each sequence into 2 x cp chunks (rank i keeps chunks i and 2 cp - 1 - i, so
+    // the causal attention work is even) and runs the ring in Transformer Engine's fused attention.
+    const std::int64_t chunks = 2 * static_cast<std::int64_t>(l.cp());
+    if (m.seq_length() % chunks != 0)
+      fail(src, {"layout", "cp"},
+           "cp " + std::to_string(l.cp()) + " splits each sequence into 2 x cp = " + std::to_string(chunks) +
+               " chunks, but model.seq_length " + std::to_string(m.seq_length()) +
+               " does not divide by it; choose a cp for which seq_length / (2 cp) is whole");
+    if (m.attention_kernel() == ModelSpec::UNFUSED)
+      fail(src, {"layout", "cp"},
+           "context parallelism runs its K/V ring inside a fused attention kernel (Transformer Engine), and "
+           "model.attention_kernel is UNFUSED (the s x s scores materialised); set attention_kernel FLASH or "
+           "FLASH2, or cp 1");
+    if (l.sequence_parallel() && l.tp() > 1 && (m.seq_length() / l.cp()) % l.tp() != 0)
+      fail(src, {"layout", "cp"},
+           "with sequence parallelism each rank's s / cp = " + std::to_string(m.seq_length() / l.cp()) +
+               " tokens are split again over tp " + std::to_string(l.tp()) + ", which does not divide them");
+  }
   refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
   check_rank_order(src, l);
   // Megatron / Transformer Engine overlap the TP collectives with the GEMMs only under sequence
@@ -430,10 +458,11 @@ void validate(const Scenario& sc, const Sources& src) {
              " SMs for its communication kernels and runs the GEMMs on the rest, so the GPU needs more; set "
              "cluster.gpu.sm_count (H100 SXM5: 132, A100: 108) or drop tp_comm_overlap");
   // The remainders complete a bf16 weight to fp32: Apex refuses them for any other model dtype.
-  if (l.optimizer_state() == Layout::FP32_REMAINDERS && sc.model().precision() != BF16)
+  if (l.optimizer_state() == Layout::FP32_REMAINDERS && sc.model().precision() != BF16 &&
+      sc.model().precision() != FP8)
     fail(src, {"layout", "optimizer_state"},
          "FP32_REMAINDERS stores the low 16 bits of an fp32 master weight beside its bf16 copy, so it needs "
-         "model.precision BF16 (got " + Precision_Name(sc.model().precision()) +
+         "model.precision BF16 (or FP8, whose weights are BF16) (got " + Precision_Name(sc.model().precision()) +
              "); use FP32_MASTER or MODEL_PRECISION");
   if (!l.has_global_batch_size()) fail(src, {"layout", "global_batch_size"}, "missing: set the global batch size in sequences");
   if (l.global_batch_size() < 1)
@@ -650,11 +679,15 @@ int bytes_per_element(Precision precision) {
   switch (precision) {
     case FP32: return 4;
     case TF32: return 4;
-    case FP8: return 1;
+    case FP8: return 2;  // FP8 training keeps activations, weights and gradients in BF16
     case BF16:
     case FP16:
     default: return 2;
   }
+}
+
+double mfu_peak_flops(const GpuSpec& gpu, Precision precision) {
+  return peak_flops(gpu, precision == FP8 ? BF16 : precision);
 }
 
 double peak_flops(const GpuSpec& gpu, Precision precision) {
@@ -688,7 +721,8 @@ Dims dims(const Scenario& sc) {
   d.v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
   d.m = d.B / (d.b * d.d);
   d.e = bytes_per_element(m.precision());
-  d.gpus = d.t * d.p * d.d;
+  d.c = std::max<std::int64_t>(1, l.cp());
+  d.gpus = d.t * d.p * d.d * d.c;
   d.sp = l.sequence_parallel() && d.t > 1;
   set_layer_shape(d, m, l);
   return d;
@@ -708,6 +742,10 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.tied = m.tied_embeddings();
   d.dropout = m.dropout();
   d.selective_policy = l.selective_policy();
+  d.fp8 = m.precision() == FP8;
+  d.fp8_current = d.fp8 && m.fp8_recipe() == ModelSpec::CURRENT;
+  d.fp8_params = d.fp8 && m.fp8_params();
+  d.c = std::max<std::int64_t>(1, l.cp());
 }
 
 }  // namespace parallax::model

@@ -173,6 +173,17 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
     // Absent or '?': Megatron's distributed optimizer and FSDP2 keep fp32 master weights, m and v.
     r.optimizer = one_of("optimizer", {"fp32", "fp32-remainders", "bf16", "?"});
     if (r.optimizer.empty() || r.optimizer == "?") r.optimizer = "fp32";
+    {
+      const std::string fp8 =
+          one_of("fp8", {"-", "delayed", "delayed+params", "current", "current+params"});
+      if (!fp8.empty() && fp8 != "-") {
+        if (r.precision != "fp8")
+          throw InputError(at + "column \"fp8\" is \"" + fp8 + "\" but the row's precision is " + r.precision +
+                           "; write - for a run that does not train in FP8");
+        r.fp8_recipe = fp8.substr(0, fp8.find('+'));
+        r.fp8_params = fp8.ends_with("+params");
+      }
+    }
     if (r.recompute == "?") {
       // The framework's published default when the source does not say.
       static const std::map<std::string, std::pair<std::string, std::string>> defaults = {
@@ -222,27 +233,41 @@ std::vector<ValidationRow> select_validation_rows(const std::vector<ValidationRo
   return out;
 }
 
+std::vector<std::pair<std::size_t, std::size_t>> precision_pairs(const std::vector<ValidationRow>& rows) {
+  auto same_run = [](const ValidationRow& a, const ValidationRow& b) {
+    return a.model == b.model && a.layers == b.layers && a.hidden == b.hidden && a.seq == b.seq && a.gbs == b.gbs &&
+           a.mbs == b.mbs && a.tp == b.tp && a.pp == b.pp && a.vpp == b.vpp && a.cp == b.cp && a.ep == b.ep &&
+           a.dp == b.dp && a.sp == b.sp && a.recompute == b.recompute && a.zero == b.zero && a.gpu == b.gpu &&
+           a.framework == b.framework && a.experts == b.experts;
+  };
+  std::vector<std::pair<std::size_t, std::size_t>> pairs;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].precision != "bf16") continue;
+    for (std::size_t j = 0; j < rows.size(); ++j)
+      if (rows[j].precision == "fp8" && same_run(rows[i], rows[j])) {
+        pairs.emplace_back(i, j);
+        break;
+      }
+  }
+  return pairs;
+}
+
 std::string validation_row_text(const ValidationRow& r) {
   const std::string row = "row " + r.id + " (line " + std::to_string(r.line) + ")";
-  // GPU names of the tables -> cluster presets. A GPU parallax knows of but has no preset for yet
-  // is a run it cannot model; any other name is a mistake in the table.
+  // GPU names of the tables -> cluster presets; any other name is a mistake in the table.
   static const std::map<std::string, std::string> presets = {
       {"a100-80g", "dgx-a100-80g"}, {"h100-80g", "dgx-h100"},    {"h100-96g", "grand-teton-h100-96gb"},
-      {"h200-141g", "hgx-h200"},    {"v100-32g", "dgx1-v100"}};
-  static const std::vector<std::string> without_preset = {"b200-180g", "gb200-186g"};
+      {"h200-141g", "hgx-h200"},    {"v100-32g", "dgx1-v100"}, {"b200-180g", "dgx-b200"},
+      {"h800-80g", "hgx-h800"},     {"gb200-186g", "gb200-nvl72"}};
   const auto preset = presets.find(r.gpu);
   if (preset == presets.end()) {
-    if (std::find(without_preset.begin(), without_preset.end(), r.gpu) != without_preset.end())
-      throw RowNotModelled("no GPU preset for " + r.gpu + " yet (scenarios/gpus)");
     std::string known;
     for (const auto& [gpu, name] : presets) known += (known.empty() ? "" : ", ") + gpu;
     throw InputError(row + ": no cluster preset for gpu \"" + r.gpu + "\"; known: " + known);
   }
   // What no model computes yet, said before building a scenario (the schema cannot express most).
-  if (r.precision == "fp8") throw RowNotModelled("FP8 training (precision fp8)");
   if (r.experts > 0) throw RowNotModelled("mixture of experts (" + std::to_string(r.experts) + " experts)");
   if (r.attention == "mla") throw RowNotModelled("multi-head latent attention (attention mla)");
-  if (r.cp > 1) throw RowNotModelled("context parallelism (cp " + std::to_string(r.cp) + ")");
   const int gpus = r.gpus();
   if (r.gpus_per_node <= 0 || gpus % r.gpus_per_node != 0)
     throw InputError(row + ": tp*pp*cp*dp = " + std::to_string(gpus) + " GPUs is not a whole number of nodes of " +
@@ -256,7 +281,10 @@ std::string validation_row_text(const ValidationRow& r) {
     model << "name: \"" << name << "\" ";
   }
   model << "num_layers: " << r.layers << " hidden_size: " << r.hidden << " num_heads: " << r.heads
-        << " seq_length: " << r.seq << " vocab_size: " << r.vocab << " precision: " << (r.precision == "fp16" ? "FP16" : "BF16");
+        << " seq_length: " << r.seq << " vocab_size: " << r.vocab << " precision: " << (r.precision == "fp16" ? "FP16" : r.precision == "fp8" ? "FP8" : "BF16");
+  if (r.precision == "fp8")
+    model << " fp8_recipe: " << (r.fp8_recipe == "current" ? "CURRENT" : "DELAYED")
+          << " fp8_params: " << (r.fp8_params ? "true" : "false");
   layout << "dp: " << r.dp << " tp: " << r.tp << " pp: " << r.pp << " virtual_stages: " << r.vpp
          << " schedule: " << (r.vpp > 1 ? "INTERLEAVED_1F1B" : "ONE_F_ONE_B") << " sequence_parallel: " << (r.sp ? "true" : "false")
          << " micro_batch_size: " << r.mbs << " global_batch_size: " << r.gbs << " recompute: "
@@ -290,6 +318,12 @@ std::string validation_row_text(const ValidationRow& r) {
           // tokenizer's size as it is.
           << " make_vocab_size_divisible_by: " << (megatron ? 128 : 1);
     layout << " cp: " << r.cp << " ep: " << r.ep;
+    // Layers that do not divide over pp x vpp but do once the embedding and the loss count as one
+    // layer each: NeMo's Llama 3.1 405B recipe (126 layers on pp 8 x vpp 8) sets
+    // account_for_embedding_in_pipeline_split and account_for_loss_in_pipeline_split.
+    const int chunks = r.pp * std::max(1, r.vpp);
+    if (megatron && chunks > 1 && r.layers % chunks != 0 && (r.layers + 2) % chunks == 0)
+      layout << " embedding_in_pipeline_split: true loss_in_pipeline_split: true";
     if (r.optimizer != "fp32")
       layout << " optimizer_state: " << (r.optimizer == "bf16" ? "MODEL_PRECISION" : "FP32_REMAINDERS");
     // NeMo's performance configs overlap the TP all-gather / reduce-scatter with the GEMMs

@@ -74,6 +74,10 @@ double single_algorithm_time(const GroupShape& s, CollectiveKind kind, double S)
       // torch.distributed and nccl-tests post one group of ncclSend/ncclRecv. No bytes, no flows.
       if (!(S > 0)) return 0;
       return s.rooted_share * S / s.rooted_bandwidth + s.rooted_latency;
+    case RING_EXCHANGE:
+      // One step of the ring: every member sends S to the next at once, so the slowest ring edge
+      // carries S.
+      return S / s.ring_bandwidth + s.ring_latency;
     case ALL_TO_ALL:
     default:
       return (n - 1) / n * S / s.ring_bandwidth + s.ring_latency;
@@ -141,6 +145,27 @@ std::vector<std::pair<int, int>> reduce_chain_edges(int n) {
   return edges;
 }
 
+int ring_channels(const Topology& topology, const GroupShape& s) {
+  return s.nodes > 1 && s.per_node > 1 && s.per_node == topology.gpus_per_node() ? s.per_node : 1;
+}
+
+std::vector<std::vector<std::uint32_t>> channel_rings(const Topology& topology, const std::vector<std::uint32_t>& g,
+                                                      int channels) {
+  if (channels <= 1) return {g};
+  // Members by node in group order (a group that fills its nodes lists each node's GPUs together).
+  std::vector<std::vector<std::uint32_t>> nodes;
+  for (auto r : g) {
+    if (nodes.empty() || topology.node_of(nodes.back().front()) != topology.node_of(r)) nodes.emplace_back();
+    nodes.back().push_back(r);
+  }
+  std::vector<std::vector<std::uint32_t>> rings(static_cast<std::size_t>(channels));
+  for (int c = 0; c < channels; ++c)
+    for (const auto& node : nodes)
+      for (std::size_t j = 0; j < node.size(); ++j)
+        rings[static_cast<std::size_t>(c)].push_back(node[(j + static_cast<std::size_t>(c)) % node.size()]);
+  return rings;
+}
+
 GroupShape group_shape(const Topology& topology, const std::vector<std::uint32_t>& g, CollectiveKind kind) {
   GroupShape s;
   s.n = static_cast<int>(g.size());
@@ -179,6 +204,22 @@ GroupShape group_shape(const Topology& topology, const std::vector<std::uint32_t
   if (s.inter_bandwidth == kInf && s.nodes > 1) {
     s.inter_bandwidth = s.ring_bandwidth;
     s.inter_latency = s.ring_latency;
+  }
+  // A group that fills every node it spans (FSDP or dp x cp over whole nodes): NCCL runs one ring per
+  // member of a node (its channels), each rotated so it leaves the node from another GPU's NIC
+  // (ring_channels), so the nodes' NICs all carry 1/k of the data instead of one NIC carrying it all.
+  // Per GPU: (k - 1)/k of the data on its NVLink, 1/k on its NIC.
+  if (const int k = ring_channels(topology, s); k > 1) {
+    double intra = kInf, inter = kInf;
+    for (int i = 0; i < s.n; ++i) {
+      const auto a = g[static_cast<std::size_t>(i)], b = g[static_cast<std::size_t>((i + 1) % s.n)];
+      if (a == b) continue;
+      const Hop h = hop(topology, a, b, scratch);
+      (topology.node_of(a) == topology.node_of(b) ? intra : inter) =
+          std::min(topology.node_of(a) == topology.node_of(b) ? intra : inter, h.bandwidth);
+    }
+    // k rings leave over min(k, NICs) NICs (rings share a NIC when a node has fewer NICs than GPUs).
+    s.ring_bandwidth = std::min(intra * k / (k - 1.0), inter * std::min(k, topology.parameters().nics));
   }
   if (kind == ALL_REDUCE && s.n >= 3) {
     const Hop tree = slowest_edge(topology, g, double_tree_edges(s.n), scratch);
@@ -244,6 +285,12 @@ GroupShape strided_group_shape(const LinkParameters& net, std::int64_t n, std::i
   g.inter_latency = lat;
   // Every piece but the root's own crosses the root's link.
   g.rooted_share = (static_cast<double>(n) - 1) / static_cast<double>(n);
+  // A group that fills the nodes it spans runs NCCL's channels (ring_channels): one ring per GPU of a
+  // node, each leaving through another NIC.
+  if (inter && stride == 1 && g.per_node == net.gpus_per_node && g.per_node > 1) {
+    const double k = g.per_node;
+    g.ring_bandwidth = std::min(net.intra_bandwidth * k / (k - 1), net.nic_bandwidth * std::min<double>(net.nics, k));
+  }
   return g;
 }
 

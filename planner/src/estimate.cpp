@@ -61,18 +61,23 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   l->set_global_batch_size(l->micro_batch_size());
   l->set_zero_stage(0);
   one.mutable_cluster()->set_num_nodes(1);
-  one.mutable_cluster()->set_gpus_per_node(static_cast<int>(full.t));
+  one.mutable_cluster()->set_gpus_per_node(static_cast<int>(full.t * full.c));
   one.mutable_options()->set_use_symmetry(true);
   const model::JobGraph g = model::build_job_graph(one);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
-  const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, model::rank_grid(sc).stride(model::GridDim::Tp));
+  const model::RankGrid grid = model::rank_grid(sc);
+  const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, grid.stride(model::GridDim::Tp));
+  // Context parallelism's ring on the cp group where the full job places it.
+  const netmodel::GroupShape cp = netmodel::strided_group_shape(net, full.c, grid.stride(model::GridDim::Cp));
 
   const auto n = static_cast<std::uint32_t>(g.num_tasks());
   std::vector<double> duration(n), start(n), end(n);
   for (std::uint32_t v = 0; v < n; ++v) {
     const Task& t = g.tasks()[v];
-    duration[v] = t.is_compute() ? cost.duration(t)
-                                 : (t.group == GROUP_TP ? tuned_time(t.collective, tp, static_cast<double>(t.bytes)) : 0.0);
+    duration[v] = t.is_compute()         ? cost.duration(t)
+                  : t.group == GROUP_TP ? tuned_time(t.collective, tp, static_cast<double>(t.bytes))
+                  : t.group == GROUP_CP ? tuned_time(t.collective, cp, static_cast<double>(t.bytes))
+                                        : 0.0;
   }
   // The graph's tasks are numbered in emission order, predecessors first: one pass schedules them.
   for (std::uint32_t v = 0; v < n; ++v) {
@@ -123,8 +128,9 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   key_scenario.clear_name();
   key_scenario.clear_description();
   // The TP group's rank stride depends on the degrees ordered before tp (cleared above).
-  const std::string key =
-      key_scenario.SerializeAsString() + "|" + std::to_string(model::rank_grid(sc).stride(model::GridDim::Tp));
+  const model::RankGrid grid = model::rank_grid(sc);
+  const std::string key = key_scenario.SerializeAsString() + "|" + std::to_string(grid.stride(model::GridDim::Tp)) +
+                          "|" + std::to_string(grid.stride(model::GridDim::Cp));
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
@@ -139,6 +145,14 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
 // Micro-batches per pipeline up to which the schedule is timed step by step (every bundled
 // scenario, validation row and realistic layout); beyond, see the extrapolation in estimate_step.
 constexpr std::int64_t kExactMicrobatches = 16384;
+
+// The group gradients are reduced and ZeRO shards over: dp x cp ranks (model::Builder's dp_group),
+// summarised by its finest stride (with the default order, cp's: dp x cp is then evenly strided).
+netmodel::GroupShape dp_group_shape(const netmodel::LinkParameters& net, const Dims& d, const model::RankGrid& grid) {
+  const std::int64_t stride = d.c > 1 ? std::min(grid.stride(model::GridDim::Cp), grid.stride(model::GridDim::Dp))
+                                      : grid.stride(model::GridDim::Dp);
+  return netmodel::strided_group_shape(net, d.d * d.c, stride);
+}
 
 }  // namespace
 
@@ -175,8 +189,8 @@ StepEstimate estimate_step(const Scenario& sc) {
   // stream needs longer than the compute it hides behind, it sets the pace of the chunk.
   {
     const int zero_stage = layout.zero_stage();
-    if (zero_stage >= 2 && d.d > 1) {
-      const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
+    if (zero_stage >= 2 && d.d * d.c > 1) {
+      const netmodel::GroupShape dp_shape = dp_group_shape(net, d, grid);
       const double layer_local = model::layer_parameters(d).local();
       const double grad_b = model::gradient_bytes_per_parameter(layout, d);
       const double gather = zero_stage >= 3 ? tuned_time(ALL_GATHER, dp_shape, layer_local * d.e) : 0.0;
@@ -193,7 +207,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     }
   }
   // Pipeline transfers: adjacent stages are stride(pp) ranks apart (t*d in Megatron's order).
-  const double p2p_bytes = static_cast<double>(d.b * d.s * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
+  const double p2p_bytes = static_cast<double>(model::local_tokens(d) * d.h * d.e) / (d.sp ? static_cast<double>(d.t) : 1.0);
   const netmodel::GroupShape pp_pair = netmodel::strided_group_shape(net, 2, grid.stride(model::GridDim::Pp));
   const double p2p = P > 1 ? netmodel::transfer_time(pp_pair, p2p_bytes) : 0.0;
   const bool overlap_p2p = layout.overlap_p2p();
@@ -203,12 +217,12 @@ StepEstimate estimate_step(const Scenario& sc) {
   // its bucket's gather (the builder's param_all_gathers). Per virtual stage, for the items of its
   // chunk in forward order (embedding, layers, output layer): when their gather ends (0: none).
   const bool gathers_at_start =
-      (layout.zero_stage() == 1 || layout.zero_stage() == 2) && d.d > 1 && layout.overlap_param_gather();
+      (layout.zero_stage() == 1 || layout.zero_stage() == 2) && d.d * d.c > 1 && layout.overlap_param_gather();
   std::vector<std::vector<double>> gather_done(static_cast<std::size_t>(VS));
   if (gathers_at_start) {
     const double grad_b = model::gradient_bytes_per_parameter(layout, d);
     const double capacity = layout.grad_bucket_mb() * 1e6 / grad_b;
-    const netmodel::GroupShape dp_shape = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
+    const netmodel::GroupShape dp_shape = dp_group_shape(net, d, grid);
     for (std::int64_t s = 0; s < P; ++s) {
       double t = 0;  // the DP stream of stage s from the start of the step
       for (std::int64_t c = 0; c < V; ++c) {
@@ -344,7 +358,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   // Data parallelism and the optimizer, per stage.
   const int zero = layout.zero_stage();
   const double grad_bytes = model::gradient_bytes_per_parameter(layout, d);
-  const netmodel::GroupShape dp = netmodel::strided_group_shape(net, d.d, grid.stride(model::GridDim::Dp));
+  const netmodel::GroupShape dp = dp_group_shape(net, d, grid);
   const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
   const model::ParameterShard layer_params = model::layer_parameters(d);
   StepEstimate est;
@@ -354,7 +368,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   for (std::int64_t s = 0; s < P; ++s) {
     const double compute_end = free_at[static_cast<std::size_t>(s)];
     double dp_free = 0, dp_total = 0;
-    if (d.d > 1 && zero < 2) {
+    if (d.d * d.c > 1 && zero < 2) {
       // Buckets per chunk in backward order, as the builder makes them; each is ready when its last
       // layer's final backward ends.
       struct Bucket {
@@ -397,12 +411,19 @@ StepEstimate estimate_step(const Scenario& sc) {
         dp_total += t;
       }
     }
-    if (d.d > 1 && zero >= 2) {
+    if (d.d * d.c > 1 && zero >= 2) {
       // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
       // last layer's, and the embedding's, finish after it.
       const double last = tuned_time(REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
       dp_total = last * static_cast<double>(M) * static_cast<double>(partition.stage_layers(s));
       dp_free = compute_end + last;
+      // ZeRO-3: the first stage's embedding gradients are reduce-scattered after the first layer's.
+      if (s == 0 && zero >= 3) {
+        const double embedding =
+            tuned_time(REDUCE_SCATTER, dp, model::embedding_parameters(d).local() * grad_bytes);
+        dp_free += embedding;
+        dp_total += embedding * static_cast<double>(M);
+      }
     }
     if (tied && P > 1 && (s == 0 || s == P - 1)) {
       const double t = tuned_time(ALL_REDUCE, netmodel::strided_group_shape(net, 2, grid.stride(model::GridDim::Pp) * (P - 1)),
@@ -412,14 +433,18 @@ StepEstimate estimate_step(const Scenario& sc) {
     }
     // Adam over the local (ZeRO: sharded) parameters.
     double params = model::stage_parameters(d, tied, s, partition.stage_layers(s)).local();
-    if (zero >= 1) params /= static_cast<double>(d.d);
+    if (zero >= 1) params /= static_cast<double>(d.d * d.c);
     Task optimizer;
     optimizer.kind = MEMORY_BOUND;
     const model::OptimizerCost adam = model::optimizer_cost(layout, d);
     optimizer.bytes = static_cast<std::uint64_t>(params * adam.step_bytes);
     optimizer.flops = params * adam.step_flops;
     double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
-    if ((zero == 1 || zero == 2) && d.d > 1) {
+    // ZeRO-3: the first layer's gather starts the step with nothing before it to hide behind but the
+    // embedding, and every stage waits for the first one's activations: the whole step shifts.
+    if (zero >= 3 && d.d * d.c > 1)
+      end += std::max(0.0, tuned_time(ALL_GATHER, dp, model::layer_parameters(d).local() * d.e) - lc.embedding_fwd);
+    if ((zero == 1 || zero == 2) && d.d * d.c > 1) {
       const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s, partition.stage_layers(s)).local() * d.e);
       // Overlapped, they run at the start of the next step alongside the first forward; else after
       // the optimizer.

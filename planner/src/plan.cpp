@@ -270,7 +270,7 @@ void fill_from_estimate(PlanRow& row) {
   const bool full = row.scenario.layout().recompute() == Layout::FULL;
   const double hw = model::formulas::flops_per_iteration(d, full);
   const double mf = model::formulas::flops_per_iteration(d, false);
-  const double peak = model::peak_flops(row.scenario.cluster().gpu(), row.scenario.model().precision());
+  const double peak = model::mfu_peak_flops(row.scenario.cluster().gpu(), row.scenario.model().precision());
   if (e.step_s > 0) {
     row.tflops_per_gpu = hw / (static_cast<double>(d.gpus) * e.step_s) / 1e12;
     row.mfu = mf / (static_cast<double>(d.gpus) * e.step_s * peak);

@@ -98,6 +98,10 @@ CollectivePlan CollectivePlanner::build(CollectiveKind kind, const std::vector<s
     // SimGrid's solver, so no latency beyond the one the flows carry.
     plan.algorithm = "direct";
     plan.phases = {rooted_phase(kind, g, S)};
+  } else if (kind == RING_EXCHANGE) {
+    // One step of a ring: n concurrent flows of S, member i to member i + 1.
+    plan.algorithm = "ring";
+    plan.phases = {ring_phase(g, S)};
   } else if (kind == ALL_TO_ALL) {
     plan.algorithm = "direct";
     Phase phase;
@@ -114,7 +118,13 @@ CollectivePlan CollectivePlanner::build(CollectiveKind kind, const std::vector<s
     } else if (kind == REDUCE_SCATTER || kind == ALL_GATHER) {
       per_flow = (nd - 1) / nd * S;
     }
-    plan.phases = {ring_phase(g, per_flow)};
+    // Over whole nodes, NCCL's channels: one ring per GPU of a node, each leaving the node from another
+    // NIC (netmodel::channel_rings), each carrying its share.
+    const int channels = netmodel::ring_channels(platform_.topology(), s);
+    Phase phase;
+    for (const auto& ring : netmodel::channel_rings(platform_.topology(), g, channels))
+      for (const Flow& f : ring_phase(ring, per_flow / channels)) phase.push_back(f);
+    plan.phases = {std::move(phase)};
     steps_latency = steps * s.ring_latency;
     plan.extra_latency = std::max(0.0, steps_latency - s.ring_latency);
   }

@@ -154,23 +154,40 @@ TEST(Cli, ValidateSmallTable) {
 // (--max-mape) holds only on every selected row predicted.
 TEST(Cli, ValidateModernRowsNotModelled) {
   const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
-  auto r = run_command(cli() + " validate " + table + " --only MR02,MR39,MR13");
+  auto r = run_command(cli() + " validate " + table + " --only MR30,MR39,MR13");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("MR02      8 1 1 4 1 none cp2       not modelled: FP8 training (precision fp8)"), std::string::npos)
+  EXPECT_NE(r.out.find("MR30   1024 2 16 32 1 none+sp      not modelled: mixture of experts (256 experts)"), std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("not modelled: no GPU preset for b200-180g yet"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not modelled: mixture of experts (8 experts)"), std::string::npos) << r.out;
   // MR13's recompute is '?': the framework's default, said under the row.
   EXPECT_NE(r.out.find("      assumed: recompute none (the source does not say; Megatron-Bridge"), std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("(3 not modelled: MR02, MR13, MR39)"), std::string::npos) << r.out;
-  r = run_command(cli() + " validate " + table + " --only MR02 --json");
+  EXPECT_NE(r.out.find("(2 not modelled: MR30, MR39)"), std::string::npos) << r.out;
+  r = run_command(cli() + " validate " + table + " --only MR30 --json");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("\"not_modelled\": \"FP8 training (precision fp8)\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"not_modelled\": \"mixture of experts (256 experts)\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"rows_not_modelled\": 1"), std::string::npos) << r.out;
-  r = run_command(cli() + " validate " + table + " --only MR02 --max-mape 10");
+  r = run_command(cli() + " validate " + table + " --only MR30 --max-mape 10");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("--max-mape 10% needs every selected row predicted; not modelled: MR02"), std::string::npos)
+  EXPECT_NE(r.err.find("--max-mape 10% needs every selected row predicted; not modelled: MR30"), std::string::npos)
       << r.err;
+}
+
+// FP8/BF16 pairs: MR01 and MR02 are one NeMo run in BF16 and in FP8 (Llama 3.1 8B, cp 2); the report
+// gives both speed-ups and the gate holds the predicted one to the measured one.
+TEST(Cli, ValidateReportsFp8Bf16Pairs) {
+  const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
+  auto r = run_command(cli() + " validate " + table + " --only MR01,MR02,MR13");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("FP8/BF16 pairs   measured speed-up  predicted    error"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  MR01/MR02            1.354x"), std::string::npos) << r.out;  // 12.78 s / 9.44 s
+  r = run_command(cli() + " validate " + table + " --only MR01,MR02 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"bf16\": \"MR01\", \"fp8\": \"MR02\""), std::string::npos) << r.out;
+  // A gate tighter than the prediction fails with exit 1.
+  r = run_command(cli() + " validate " + table + " --only MR01,MR02 --max-pair-error 0.001");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.err.find("over --max-pair-error 0.001%"), std::string::npos) << r.err;
 }
 
 // --scenarios-dir: each modelled row's scenario is written, and simulating it alone gives the row's
@@ -178,9 +195,9 @@ TEST(Cli, ValidateModernRowsNotModelled) {
 TEST(Cli, ValidateWritesTheScenarioOfEachRow) {
   const testing::TempDir dir;
   const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
-  auto r = run_command(cli() + " validate " + table + " --only MR22,MR02 --json --scenarios-dir " + (dir / "rows").string());
+  auto r = run_command(cli() + " validate " + table + " --only MR22,MR30 --json --scenarios-dir " + (dir / "rows").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(dir / "rows" / "MR02.pbtxt"));  // not modelled: nothing to write
+  EXPECT_FALSE(std::filesystem::exists(dir / "rows" / "MR30.pbtxt"));  // not modelled: nothing to write
   ASSERT_TRUE(std::filesystem::exists(dir / "rows" / "MR22.pbtxt"));
   const auto predicted = r.out.find("\"predicted_iter_s\": ");
   ASSERT_NE(predicted, std::string::npos) << r.out;

@@ -104,6 +104,38 @@ TEST(ExecHost, RankOrderAndUnevenStagesVerified) {
 }
 TEST(ExecHost, TensorParallelOnTwoRanksVerified) { check_measured_timeline("tiny-gpt-cpu-tp2", 2); }
 
+// Context parallelism on the host backend: cp 2 on two ranks, each holding half of every sequence,
+// the attention's K/V ring as MPI send/recv pairs on the cp communicator. --verify checks every block
+// a rank receives is its previous cp rank's; a corrupted send is caught by the rank receiving it.
+std::string tiny_cp2_text() {
+  return R"(name: "tiny-cp2"
+model { num_layers: 2 hidden_size: 256 num_heads: 4 num_query_groups: 2 ffn_hidden_size: 512 seq_length: 256
+        vocab_size: 1024 activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH
+        position_embedding: ROPE add_bias_linear: false dropout: false tied_embeddings: false precision: FP32 }
+cluster { preset: "cpu-laptop" num_nodes: 1 gpus_per_node: 2
+          gpu { flash_attention_efficiency { seq: [128] head_dim: [64] forward: [0.5] backward: [0.5] } } }
+layout { cp: 2 micro_batch_size: 1 global_batch_size: 2 })";
+}
+
+TEST(ExecHost, ContextParallelRingOnTwoRanksVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-cp2.pbtxt";
+  std::ofstream(path) << tiny_cp2_text();
+  check_measured_timeline_of(path.string(), 2);
+}
+
+TEST(ExecHostFaults, VerifyCatchesACorruptedKvBlock) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-cp2.pbtxt";
+  std::ofstream(path) << tiny_cp2_text();
+  const auto run = timed(mpirun(2, "PARALLAX_EXEC_FAULT=corrupt:0") + path.string() + " --verify -o " +
+                         (dir / "never.pb").string());
+  EXPECT_NE(run.result.exit_code, 0);
+  EXPECT_NE(run.result.err.find("cp_kv_exchange"), std::string::npos) << run.result.err;
+  EXPECT_NE(run.result.err.find("expected"), std::string::npos) << run.result.err;
+  EXPECT_LT(run.seconds, 60);
+}
+
 // One lane table for the executors and the simulator (parallax/traces/lanes.h): the host backend runs
 // every task of the tiny scenarios on the lane the simulator records for it, and that is the lane the
 // table gives its task.

@@ -70,10 +70,8 @@ TEST(ModernRows, QuestionMarksTakeTheFrameworksDefaultAndSaySo) {
 }
 
 TEST(ModernRows, UnmodelledFeaturesAreNamed) {
-  EXPECT_EQ(not_modelled("MR02"), "FP8 training (precision fp8)");
-  EXPECT_EQ(not_modelled("MR01"), "context parallelism (cp 2)");
   EXPECT_EQ(not_modelled("MR30"), "mixture of experts (256 experts)");
-  EXPECT_EQ(not_modelled("MR39"), "no GPU preset for b200-180g yet (scenarios/gpus)");
+  EXPECT_EQ(not_modelled("MR39"), "mixture of experts (8 experts)");  // on DGX B200, which has a preset
 }
 
 TEST(ModernRows, TorchtitanOnTheH100_96GB) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -97,10 +98,13 @@ TEST(CollectiveCost, ClosedFormsAcrossNodes) {
   EXPECT_EQ(s.nodes, 2);
   EXPECT_EQ(s.per_node, 8);
   // The ring crosses to the other node (7 -> 8 changes rail: through the spine), so its slowest hop
-  // is a NIC with the spine's latency.
+  // is a NIC with the spine's latency. The group fills both nodes, so NCCL runs 8 channels, each
+  // ring leaving a node through another GPU's NIC: the NICs carry 1/8 of the data each, the NVLinks
+  // 7/8 (ring_channels): the ring runs at min(NVLink x 8/7, 8 NICs).
+  EXPECT_EQ(ring_channels(t, s), 8);
   const double n = 16, ring_latency = kNicLatency + kSpineLatency;
   expect_relative(collective_time(s, ALL_REDUCE, CollectiveAlgorithm::Ring, S),
-                  2 * (n - 1) / n * S / kNic + 2 * (n - 1) * ring_latency);
+                  2 * (n - 1) / n * S / std::min(kNvlink * 8 / 7, 8 * kNic) + 2 * (n - 1) * ring_latency);
   // Reduce-scatter inside each node, all-reduce of each node's eighth across the two, all-gather.
   expect_relative(collective_time(s, ALL_REDUCE, CollectiveAlgorithm::Hierarchical, S),
                   2 * 7.0 / 8 * S / kNvlink + 2 * 7 * kNvlinkLatency + 2 * 1.0 / 2 * (S / 8) / kNic + 2 * 1 * ring_latency);
@@ -122,10 +126,12 @@ TEST(CollectiveCost, TunerPicksTheFastestAndFallsBackToRing) {
   EXPECT_EQ(choose_algorithm(both, ALL_REDUCE, 4096).algorithm, CollectiveAlgorithm::Hierarchical);
   // Bandwidth-bound inside a node: the ring moves 2(n-1)/n S, the tree 2 S.
   EXPECT_EQ(choose_algorithm(node, ALL_REDUCE, S).algorithm, CollectiveAlgorithm::Ring);
-  // Bandwidth-bound across nodes: hierarchical sends an eighth over the NICs.
+  // Bandwidth-bound across nodes: the channelled ring keeps every NVLink and NIC busy at once, where
+  // the hierarchical all-reduce runs its NVLink and NIC phases one after the other.
   const AlgorithmChoice big = choose_algorithm(both, ALL_REDUCE, S);
-  EXPECT_EQ(big.algorithm, CollectiveAlgorithm::Hierarchical);
-  EXPECT_EQ(big.seconds, collective_time(both, ALL_REDUCE, CollectiveAlgorithm::Hierarchical, S));
+  EXPECT_EQ(big.algorithm, CollectiveAlgorithm::Ring);
+  EXPECT_EQ(big.seconds, collective_time(both, ALL_REDUCE, CollectiveAlgorithm::Ring, S));
+  EXPECT_LT(big.seconds, collective_time(both, ALL_REDUCE, CollectiveAlgorithm::Hierarchical, S));
   EXPECT_EQ(collective_time(both, ALL_REDUCE, CollectiveAlgorithm::Auto, S), big.seconds);
   // Forced: used where it applies, else ring (as NCCL does).
   EXPECT_EQ(choose_algorithm(node, ALL_REDUCE, S, CollectiveAlgorithm::Tree).algorithm, CollectiveAlgorithm::Tree);

@@ -138,10 +138,46 @@ TEST(Simulate, UncontendedRingAllReduceMatchesClosedForm) {
   }
 }
 
+// GB200 NVL72: the 72 GPUs of a rack are one NVLink domain, so an all-reduce among them is a ring at
+// NVLink bandwidth (closed form); among 144 (two racks) it crosses the fabric: NCCL's channels leave
+// each rack from all 72 NICs (netmodel::channel_rings), so it is no faster than the NVLink ring and
+// its flows load the NICs.
+TEST(Simulate, Nvl72AllReduceRunsAtNvlinkBandwidthInsideTheRack) {
+  const double S = 256e6;
+  auto scenario = [](int racks) {
+    return scenario_from_text(R"(
+      model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 }
+      cluster { preset: "gb200-nvl72" num_nodes: )" + std::to_string(racks) + R"( }
+      layout { dp: )" + std::to_string(72 * racks) + " global_batch_size: " + std::to_string(72 * racks) + R"( }
+      options { use_symmetry: false })");
+  };
+  auto all_reduce = [&](int racks) {
+    GraphBuilder b{scenario(racks), {}, {}, {}};
+    for (int r = 0; r < 72 * racks; ++r) b.collective(static_cast<std::uint32_t>(r), ALL_REDUCE, GROUP_DP, static_cast<std::uint64_t>(S));
+    return b.graph();
+  };
+  const auto& c = scenario(1).cluster();
+  const double nvlink = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
+  const double n = 72, alpha = c.intra_node().latency_us() * 1e-6;
+  const double expected = 2 * (n - 1) / n * S / nvlink + 2 * (n - 1) * alpha;
+  const double one_rack = step_time(all_reduce(1), CollectiveAlgorithm::Ring);
+  EXPECT_NEAR(one_rack / expected, 1.0, 0.02);
+  SimulationOptions every_link;
+  every_link.algorithm = CollectiveAlgorithm::Ring;
+  every_link.top_links = 100000;
+  const auto two = simulate_in_subprocess(all_reduce(2), every_link);
+  EXPECT_GE(two.report.step_time_s(), one_rack * (1 - 1e-9));
+  bool nic_loaded = false;
+  for (const auto& link : two.report.links()) nic_loaded |= link.name().find("nic") != std::string::npos && link.bytes() > 0;
+  EXPECT_TRUE(nic_loaded);
+}
+
 TEST(Simulate, HierarchicalAllReduceAndNcclStyleChoice) {
-  // 16 ranks on 2 nodes (8 per node): intra-node reduce-scatter, inter-node all-reduce of S/8 per
-  // local rank, intra-node all-gather. For 1 GB this beats a flat ring, whose two node-crossing hops
-  // carry 2(n-1)/n S each through one NIC; the NCCL-style tuner must pick it.
+  // 16 ranks on 2 nodes (8 per node). Hierarchical: intra-node reduce-scatter, inter-node all-reduce
+  // of S/8 per local rank, intra-node all-gather, one phase after the other. Ring: the group fills
+  // both nodes, so NCCL's 8 channels each leave a node through another NIC (netmodel::channel_rings),
+  // NVLink and NICs busy at once: 2(n-1)/n S over min(NVLink x 8/7, 8 NICs). For 1 GB the ring wins
+  // and the NCCL-style tuner picks it; a single ring through one NIC would be far slower than both.
   const double S = 1e9;
   const Scenario sc = cluster_scenario(2, "dp: 16 global_batch_size: 16");
   GraphBuilder b{sc, {}, {}, {}};
@@ -152,10 +188,15 @@ TEST(Simulate, HierarchicalAllReduceAndNcclStyleChoice) {
   const double a_intra = c.intra_node().latency_us() * 1e-6, a_inter = c.nic_latency_us() * 1e-6;
   const double hierarchical = 2 * 7.0 / 8 * S / intra + 2 * 7 * a_intra + 2 * 0.5 * (S / 8) / inter + 2 * a_inter;
   EXPECT_NEAR(step_time(b.graph(), CollectiveAlgorithm::Hierarchical) / hierarchical, 1.0, 0.02);
+  // The ring's slowest hop leaves the node (NIC latency, and the spine's when it changes rail).
+  const double a_ring = a_inter + 2.0 * (c.inter_node().levels() - 1) * c.inter_node().switch_latency_us() * 1e-6;
+  const double ring = 2 * 15.0 / 16 * S / std::min(intra * 8 / 7, 8 * inter) + 2 * 15 * a_ring;
+  EXPECT_NEAR(step_time(b.graph(), CollectiveAlgorithm::Ring) / ring, 1.0, 0.02);
+  ASSERT_LT(ring, hierarchical);
   const auto automatic = simulate_in_subprocess(b.graph());
-  EXPECT_EQ(automatic.report.collective_algorithms().at("hierarchical"), 1u);
-  EXPECT_NEAR(automatic.report.step_time_s() / hierarchical, 1.0, 0.02);
-  EXPECT_GT(step_time(b.graph(), CollectiveAlgorithm::Ring), 3 * hierarchical);
+  EXPECT_EQ(automatic.report.collective_algorithms().at("ring"), 1u);
+  EXPECT_NEAR(automatic.report.step_time_s() / ring, 1.0, 0.02);
+  EXPECT_LT(ring * 3, 2 * 15.0 / 16 * S / inter);  // what one ring through one NIC would take
 }
 
 TEST(Simulate, AllReducesSharingOneNicContend) {
@@ -359,6 +400,51 @@ TEST(Simulate, TensorParallelOverlapHidesCollectivesBehindTheirGemms) {
   const double t_blocking = step_time(blocking), t_overlapped = step_time(overlapped);
   EXPECT_LT(t_overlapped, t_blocking * 0.99);
   EXPECT_GE(t_overlapped, compute * (1 - 1e-9));
+}
+
+// Context parallelism's ring on 2 and 4 ranks. With free links (100 TB/s, no latency) the step is the
+// sum of one rank's kernels (every exchange hides behind the kernel before the step that needs it)
+// plus at most the gradient reduction over dp x cp at 100 TB/s (its last bucket is exposed).
+// With a slow link each forward exchange outlasts its kernel, so a layer's forward attention takes
+// at least (cp - 1) x (exchange - kernel) longer, and the exchanges show on the critical path.
+TEST(Simulate, ContextParallelRingClosedForms) {
+  for (int cp : {2, 4}) {
+    auto make = [cp](const std::string& link) {
+      return model::build_job_graph(scenario_from_text(
+          R"(model { num_layers: 2 hidden_size: 2048 num_heads: 16 num_query_groups: 4 ffn_hidden_size: 5632
+                     seq_length: 4096 vocab_size: 32000 activation: SWIGLU normalization: RMSNORM
+                     attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false
+                     tied_embeddings: false }
+             cluster { preset: "dgx-h100" num_nodes: 1 gpus_per_node: )" +
+          std::to_string(cp) + " intra_node { " + link + R"( latency_us: 0 bandwidth_efficiency: 1 } }
+             layout { cp: )" + std::to_string(cp) + " global_batch_size: 1 }"));
+    };
+    const JobGraph free = make("gb_per_s: 100000");
+    const model::CostModel cost(free.scenario().cluster().gpu(), BF16);
+    double compute = 0, kernel_fwd = 0;
+    double kv = 0, gradients = 0;
+    for (auto id : free.rank_tasks(0)) {
+      const Task& t = free.tasks()[id];
+      compute += cost.duration(t);
+      if (t.stream == DP_COMM) gradients += 2.0 * static_cast<double>(t.bytes) / 1e14;  // ring all-reduce, 2S
+      if (t.op == model::Op::FlashAttention && t.phase == FORWARD) kernel_fwd = cost.duration(t);
+      if (t.op == model::Op::CpKvExchange) kv = static_cast<double>(t.bytes);
+    }
+    ASSERT_GT(kv, 0);
+    const auto fast = simulate_in_subprocess(free);
+    EXPECT_GE(fast.report.step_time_s(), compute * (1 - 1e-9)) << "cp " << cp;
+    EXPECT_LE(fast.report.step_time_s(), compute + gradients) << "cp " << cp;
+    EXPECT_LT(gradients, 1e-2 * compute);  // the bound stays tight
+    // 10 GB/s: one exchange takes kv / 1e10 s, far longer than a forward kernel.
+    const double exchange = kv / 10e9;
+    ASSERT_GT(exchange, 4 * kernel_fwd);
+    const auto slow = simulate_in_subprocess(make("gb_per_s: 10"));
+    const double exposed_forward = 2 /* layers */ * (cp - 1) * (exchange - kernel_fwd);
+    EXPECT_GE(slow.report.step_time_s() - fast.report.step_time_s(), exposed_forward * (1 - 1e-6)) << "cp " << cp;
+    const auto& by_op = slow.report.critical_path().by_op();
+    ASSERT_TRUE(by_op.count("cp_kv_exchange")) << "cp " << cp;
+    EXPECT_GE(by_op.at("cp_kv_exchange"), exposed_forward * (1 - 1e-6)) << "cp " << cp;
+  }
 }
 
 TEST(Simulate, UnmatchedCollectiveIsReportedAsDeadlock) {

@@ -20,6 +20,7 @@ LaneId lane_of(Stream stream, TaskKind kind, bool on_host) {
         case TP_COMM: return LANE_TP_COMM;
         case DP_COMM: return LANE_DP_COMM;
         case PP_COMM: return LANE_PP_SEND;
+        case CP_COMM: return LANE_CP_COMM;
       }
       break;
   }
@@ -43,6 +44,7 @@ std::string_view lane_name(LaneId lane) {
     case LANE_PP_SEND: return "pp send";
     case LANE_PP_RECV: return "pp recv";
     case LANE_HOST: return "host (CPU)";
+    case LANE_CP_COMM: return "cp comm";
   }
   throw std::logic_error("lane_name: " + std::to_string(static_cast<int>(lane)) + " is not a LaneId");
 }

@@ -52,6 +52,14 @@ enum class Op : std::uint8_t {
   FlashAttention,
   Swiglu,
   SquaredRelu,
+  // FP8 training (Transformer Engine): the casts of a linear's input (forward) and output gradient
+  // (backward) to FP8 with their transposes, and of its weight once per step; the amax pass of
+  // current scaling.
+  Fp8Cast,
+  // Context parallelism: one step of the K/V ring (a send to the next cp rank and a receive from the
+  // previous, overlapped with the partial attention on the block already there), and in backward
+  // the K/V and dK/dV moving together.
+  CpKvExchange,
   // Tasks of an imported execution trace (Chakra), which says what kind of work a node is but not
   // which layer operation; the trace's own node name is kept in JobGraph::task_label.
   TraceCompute,
@@ -90,6 +98,7 @@ struct Task {
   // gemm_m / gemm_splits rows, on the sm_share of the GPU's SMs the communication leaves.
   std::uint16_t gemm_splits = 1;
   float sm_share = 1.0f;
+  bool fp8 = false;          // GEMMs: on the FP8 tensor cores (model precision FP8: the linears)
   std::uint32_t rank = 0;    // global rank of the (representative) rank running it
   std::int32_t peer = -1;    // send/recv: the other global rank
   std::int32_t microbatch = -1;

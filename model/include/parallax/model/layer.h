@@ -55,6 +55,12 @@ struct LayerOp {
   bool transposed_operand = false;  // B is a transposed tensor (K^T): its gradient is GEMM(n, k, m)
   // FlashAttention: one fused kernel both ways; FLOPs and bytes given, not derived from the shape.
   bool fused_attention = false;
+  // Context parallelism (Dims::c > 1): the fused kernel runs as cp_steps kernels of the fused FLOPs
+  // each (the causal work of s / cp tokens: with the load-balanced chunks every step of the ring does
+  // as much), with a ring exchange of cp_kv_bytes (this rank's K and V block) before each step but
+  // the first; in backward the K/V again and the dK/dV (as large) after each step.
+  std::int64_t cp_steps = 1;
+  double cp_kv_bytes = 0;
   double fused_forward_flops = 0, fused_backward_flops = 0;
   double fused_forward_bytes = 0, fused_backward_bytes = 0;
   std::int64_t elements = 0;      // elementwise ops, per TP rank
@@ -63,6 +69,11 @@ struct LayerOp {
   double sharded_parameters = 0;     // per TP rank
   double replicated_parameters = 0;  // on every TP rank
   std::vector<SavedTensor> saved;
+  // FP8 training (Dims::fp8), the linears: the GEMMs run in FP8, after a cast (Op::Fp8Cast) of the
+  // input in forward and of the output gradient in backward; bytes per micro-batch on one TP rank,
+  // and of the weight (cast and transposed once per step, with the first micro-batch's forward).
+  bool fp8 = false;
+  double fp8_forward_cast_bytes = 0, fp8_backward_cast_bytes = 0, fp8_weight_cast_bytes = 0;
   bool attention_core = false;   // re-run before its backward by SELECTIVE / CORE_ATTENTION
   bool per_op_rerun = false;     // re-run before the layer's backward by SELECTIVE / PER_OP
 };

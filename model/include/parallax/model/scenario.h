@@ -71,13 +71,28 @@ struct Dims {
   bool tied = true;  // tied input and output embeddings
   bool dropout = true;  // dropout (and its masks) on the embedding, residual branches and attention
   Layout::SelectivePolicy selective_policy = Layout::CORE_ATTENTION;
+  // FP8 training (model.precision FP8): the linears' GEMMs in FP8 with Transformer Engine's casts;
+  // e stays 2 (BF16 activations).
+  bool fp8 = false;
+  bool fp8_current = false;  // Float8CurrentScaling: an amax pass before each cast
+  bool fp8_params = false;   // weights kept only in FP8 (no BF16 copy)
+  // Context-parallel degree: each cp rank holds s / c tokens of every sequence (local_tokens).
+  std::int64_t c = 1;
 };
+// Tokens of one micro-batch held by one rank: b * s / c (context parallelism splits the sequence).
+inline std::int64_t local_tokens(const Dims& d) { return d.b * d.s / (d.c > 0 ? d.c : 1); }
+inline std::int64_t local_seq(const Dims& d) { return d.s / (d.c > 0 ? d.c : 1); }
 // Fills the fields above from the model (and tp, for the vocabulary padding).
 void set_layer_shape(Dims& d, const ModelSpec& model, const Layout& layout);
 Dims dims(const Scenario& scenario);
 
+// Bytes of one activation, weight or gradient element: 2 for FP8 training (Transformer Engine keeps
+// them in BF16 and casts to FP8 for the linears' GEMMs).
 int bytes_per_element(Precision precision);
 double peak_flops(const GpuSpec& gpu, Precision precision);  // FLOP/s
+// The peak MFU is counted against: the model precision's, and the BF16 peak for FP8 training (only its
+// linears run in FP8), so a BF16 run and its FP8 twin compare on one scale.
+double mfu_peak_flops(const GpuSpec& gpu, Precision precision);
 std::string precision_name(Precision precision);
 
 }  // namespace parallax::model

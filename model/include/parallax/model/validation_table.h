@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace parallax::model {
@@ -44,6 +45,10 @@ struct ValidationRow {
   // What Adam keeps per parameter (Layout.optimizer_state): fp32 (master, m, v), fp32-remainders
   // (Apex DistributedFusedAdam, NeMo's default for a bf16 model), bf16 (optim.dtype bf16: no master).
   std::string optimizer = "fp32";
+  // FP8 rows (precision fp8): Transformer Engine's scaling (delayed | current) and whether the
+  // weights are kept in FP8 only (column fp8: "delayed", "delayed+params", "current", "current+params").
+  std::string fp8_recipe = "delayed";
+  bool fp8_params = false;
   // What parallax assumed where the source says '?' (the framework's published default), one
   // sentence each, printed with the row.
   std::vector<std::string> assumed;
@@ -52,8 +57,7 @@ struct ValidationRow {
   int gpus() const { return tp * pp * cp * dp; }
 };
 
-// A row describing a run with a feature parallax does not model yet (FP8 training, context
-// parallelism, mixture of experts, multi-head latent attention, a GPU without a preset, or a field
+// A row describing a run with a feature parallax does not model yet (mixture of experts, multi-head latent attention, a GPU without a preset, or a field
 // the scenario loader refuses as "not modelled yet"). what() is the reason. Not bad input: the row
 // is reported and counted as not predicted.
 class RowNotModelled : public InputError {
@@ -70,6 +74,10 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
 // The rows whose ids `only` lists (comma-separated, as the --only option takes them), in table order.
 // Throws InputError when `only` names no id, or an id that no row has (the message lists the ids of
 // `table`, the file name for messages).
+// FP8/BF16 pairs: two rows of the same run (model, layout, GPUs, framework, batch) but for their
+// precision, bf16 and fp8 (MR27/MR28). Indices into `rows`: {bf16 row, fp8 row}, in table order.
+std::vector<std::pair<std::size_t, std::size_t>> precision_pairs(const std::vector<ValidationRow>& rows);
+
 std::vector<ValidationRow> select_validation_rows(const std::vector<ValidationRow>& rows, const std::string& only,
                                                   const std::string& table);
 

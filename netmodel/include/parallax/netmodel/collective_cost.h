@@ -47,6 +47,14 @@ struct GroupShape {
 // the hops `kind`'s algorithms need. Rooted collectives' root is the first member.
 GroupShape group_shape(const Topology& topology, const std::vector<std::uint32_t>& members, CollectiveKind kind);
 
+// NCCL's channels for a ring over a group that fills every node it spans (all of a node's GPUs are
+// members, on more than one node): one ring per member of a node, ring c visiting each node's
+// members rotated by c, so each ring leaves a node from a different GPU's NIC. 1 (the group's own
+// order) otherwise. channel_rings gives the rings; each carries 1/channels of the data.
+int ring_channels(const Topology& topology, const GroupShape& shape);
+std::vector<std::vector<std::uint32_t>> channel_rings(const Topology& topology, const std::vector<std::uint32_t>& members,
+                                                      int channels);
+
 // A group of `n` ranks `stride` apart, summarised by arithmetic (no routes): on a node of g GPUs it
 // holds g/stride members per node when stride < g, else one. Every GPU of a node is assumed to
 // communicate at once (data and pipeline parallelism), so a shared NIC is split (the estimator's view;

@@ -19,7 +19,7 @@ LaneId lane_of(Stream stream, TaskKind kind, bool on_host = false);
 // its graph when the reader has one.
 LaneId lane_of(const TimelineEvent& event, bool on_host = false);
 
-// "compute", "tp comm", "dp comm", "pp send", "pp recv", "host (CPU)".
+// "compute", "tp comm", "dp comm", "pp send", "pp recv", "host (CPU)", "cp comm".
 std::string_view lane_name(LaneId lane);
 
 }  // namespace parallax::traces
