@@ -76,6 +76,8 @@ struct Candidate {
   bool reshard;     // ZeRO-3: reshard_after_forward (FSDP2's two variants)
   bool tp_overlap;  // TE's userbuffer overlap of the sequence-parallel collectives
   Split split;
+  int cp = 1;        // context parallelism
+  bool fp8 = false;  // the linears in FP8 (model.precision FP8), where the GPU has FP8 tensor cores
 };
 
 // The splits worth searching for pp * v virtual stages of num_layers layers: an even split when
@@ -127,6 +129,7 @@ std::vector<int> balanced_stage_layers(long long num_layers, long long vs) {
 
 void apply(const Candidate& c, long long num_layers, Layout& l) {
   l.set_tp(c.tp);
+  l.set_cp(c.cp);
   l.set_pp(c.pp);
   l.set_dp(c.dp);
   l.set_virtual_stages(c.v);
@@ -152,8 +155,8 @@ Candidate candidate_of(const Layout& l) {
   const Split split = !model::has_partition_fields(l)                                            ? Split::Even
                       : only_slots && l.embedding_in_pipeline_split() && l.loss_in_pipeline_split() ? Split::EmbeddingLoss
                                                                                                    : Split::Balanced;
-  return Candidate{l.tp(), l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
-                   l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split};
+  return Candidate{l.tp(),         l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
+                   l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split, l.cp()};
 }
 
 // The request's model and cluster with a placeholder layout, validated once by the scenario loader
@@ -373,6 +376,7 @@ std::string layout_summary(const Layout& l) {
   s << "tp" << l.tp() << " pp" << l.pp() << " dp" << l.dp() << " v" << (interleaved ? l.virtual_stages() : 1) << " "
     << schedule << " mbs" << l.micro_batch_size() << " sp" << (l.sequence_parallel() && l.tp() > 1 ? 1 : 0)
     << " recompute " << recompute << " zero" << l.zero_stage();
+  if (l.cp() > 1) s << " cp" << l.cp();
   if (l.zero_stage() >= 3 && !l.reshard_after_forward()) s << " keep-gathered";
   if (l.tp_comm_overlap() && l.sequence_parallel() && l.tp() > 1) s << " tp-overlap";
   if (l.stage_layers_size() > 0) {
@@ -387,6 +391,10 @@ std::string layout_summary(const Layout& l) {
   return s.str();
 }
 
+std::string layout_summary(const Scenario& sc) {
+  return layout_summary(sc.layout()) + (sc.model().precision() == FP8 ? " fp8" : "");
+}
+
 Scenario layout_scenario(const PlanRequest& request, const Layout& layout) {
   Scenario sc = base_scenario(request);
   Layout& l = *sc.mutable_layout();
@@ -399,14 +407,14 @@ Scenario layout_scenario(const PlanRequest& request, const Layout& layout) {
     l.set_embedding_in_pipeline_split(layout.embedding_in_pipeline_split());
     l.set_loss_in_pipeline_split(layout.loss_in_pipeline_split());
   }
-  sc.set_name(model_label(request.model) + " " + layout_summary(l));
+  sc.set_name(model_label(request.model) + " " + layout_summary(sc));
   return sc;
 }
 
 std::optional<PruneReason> check_layout(const PlanRequest& request, const Layout& layout) {
   const Candidate c = candidate_of(layout);
-  if (static_cast<long long>(c.tp) * c.pp * c.dp != request.gpus)
-    throw InputError("layout " + layout_summary(layout) + ": tp*pp*dp is not " + std::to_string(request.gpus));
+  if (static_cast<long long>(c.tp) * c.cp * c.pp * c.dp != request.gpus)
+    throw InputError("layout " + layout_summary(layout) + ": tp*cp*pp*dp is not " + std::to_string(request.gpus));
   if (auto reason = rules_of(request).structural(c)) return reason;
   if (!model::estimate_memory(layout_scenario(request, layout)).fits()) return PruneReason::Memory;
   return std::nullopt;
@@ -431,6 +439,23 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
   constexpr std::pair<int, bool> kSharding[] = {{0, true}, {1, true}, {2, true}, {3, true}, {3, false}};
   // TE's overlap keeps kTpOverlapCommSms SMs for its kernels: only on a GPU with more.
   const bool overlap_possible = scratch.cluster().gpu().sm_count() > model::kTpOverlapCommSms;
+  // FP8 (Transformer Engine's recipe) beside BF16 where the GPU has FP8 tensor cores and a table for
+  // them; a model already in FP8 stays in FP8.
+  const Precision base_precision = request.model.precision();
+  const GpuSpec& gpu = scratch.cluster().gpu();
+  const bool fp8_possible = base_precision == BF16 && gpu.peak_fp8_tflops() > 0 && gpu.fp8_gemm_efficiency().efficiency_size() > 0;
+  std::vector<bool> precisions{base_precision == FP8};
+  if (fp8_possible) precisions.push_back(true);
+  // Context parallelism: powers of two up to 16 that split each sequence into 2 cp chunks of at
+  // least 512 tokens (shorter sequences gain nothing from it), with a fused attention kernel.
+  const auto cps_of = [&](int tp) {
+    std::vector<int> out{1};
+    const long long seq = request.model.seq_length();
+    if (request.model.attention_kernel() == ModelSpec::UNFUSED) return out;
+    for (int c = 2; c <= 16 && (request.gpus / tp) % c == 0; c *= 2)
+      if (seq % (2 * c) == 0 && seq / (2 * c) >= 512 && (seq / c) % tp == 0) out.push_back(c);
+    return out;
+  };
   // One layout: pruned by a rule, by memory, or kept.
   const auto consider = [&](const Candidate& c) {
     ++stats.enumerated;
@@ -439,33 +464,38 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
       return;
     }
     apply(c, request.model.num_layers(), layout);
+    scratch.mutable_model()->set_precision(c.fp8 ? FP8 : base_precision);
     const model::MemoryEstimate memory = model::estimate_memory(scratch);
     if (!memory.fits()) {
       ++stats.pruned[static_cast<std::size_t>(PruneReason::Memory)];
       const double need = memory.peak().total();
       if (need < stats.smallest_memory_bytes) {
         stats.smallest_memory_bytes = need;
-        stats.smallest_memory_layout = layout_summary(layout);
+        stats.smallest_memory_layout = layout_summary(scratch);
       }
       return;
     }
     ++stats.survivors;
     Scenario& s = survivors.emplace_back(scratch);
-    s.set_name(prefix + layout_summary(layout));
+    s.set_name(prefix + layout_summary(scratch));
   };
   for (int tp : space.tps) {
-    for (int pp : divisors(request.gpus / tp)) {
-      const int dp = request.gpus / (tp * pp);
-      for (const auto& [schedule, v] : space.schedules) {
-        std::vector<Split> splits = splits_of(request.model.num_layers(), pp, v);
-        if (splits.empty()) splits.push_back(Split::Even);  // at least as many stages as layers: pruned by rule
-        for (int mbs : space.mbs)
-          for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
-            for (Layout::Recompute recompute : kRecompute)
-              for (const auto& [zero, reshard] : kSharding)
-                for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
-                  for (Split split : splits)
-                    consider(Candidate{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1, split});
+    for (int cp : cps_of(tp)) {
+      for (int pp : divisors(request.gpus / (tp * cp))) {
+        const int dp = request.gpus / (tp * cp * pp);
+        for (const auto& [schedule, v] : space.schedules) {
+          std::vector<Split> splits = splits_of(request.model.num_layers(), pp, v);
+          if (splits.empty()) splits.push_back(Split::Even);  // at least as many stages as layers: pruned by rule
+          for (int mbs : space.mbs)
+            for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
+              for (Layout::Recompute recompute : kRecompute)
+                for (const auto& [zero, reshard] : kSharding)
+                  for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
+                    for (Split split : splits)
+                      for (const bool fp8 : precisions)
+                        consider(Candidate{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
+                                           split, cp, fp8});
+        }
       }
     }
   }

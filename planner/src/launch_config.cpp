@@ -20,11 +20,14 @@ namespace {
                    instead);
 }
 
-// Megatron's (and torchtitan's) grid order, fastest first, with ep: its default.
-void require_default_order(const char* framework, const Layout& l) {
+// What both targets need: Megatron's (and torchtitan's) grid order, fastest first, and no expert
+// parallelism (MoE layouts are not emitted yet).
+void require_common(const char* framework, const Layout& l) {
   if (l.rank_order() != "tp-cp-ep-dp-pp")
     cannot(framework, "rank_order", "\"" + l.rank_order() + "\"",
            "it places ranks tp fastest, then cp, ep, dp, pp (\"tp-cp-ep-dp-pp\"); plan with that order");
+  if (l.ep() != 1)
+    cannot(framework, "ep", std::to_string(l.ep()), "expert parallelism is for MoE models, which parallax does not emit yet");
 }
 
 // An explicit partition Megatron or torchtitan can say: the even one (the same layers in every chunk).
@@ -59,8 +62,7 @@ std::string megatron_arguments(const Scenario& sc) {
   const ModelSpec& m = sc.model();
   const Layout& l = sc.layout();
   const char* fw = "megatron";
-  require_default_order(fw, l);
-  if (l.ep() != 1) cannot(fw, "ep", std::to_string(l.ep()), "expert parallelism is for MoE models, which parallax does not emit yet");
+  require_common(fw, l);
   if (l.schedule() == Layout::GPIPE)
     cannot(fw, "schedule", "GPIPE", "Megatron-LM runs 1F1B or interleaved 1F1B; plan with ONE_F_ONE_B");
   if (l.zero_stage() == 2)
@@ -251,8 +253,7 @@ std::string torchtitan_toml(const Scenario& sc) {
   const ModelSpec& m = sc.model();
   const Layout& l = sc.layout();
   const char* fw = "torchtitan";
-  require_default_order(fw, l);
-  if (l.ep() != 1) cannot(fw, "ep", std::to_string(l.ep()), "expert parallelism is for MoE models, which parallax does not emit yet");
+  require_common(fw, l);
   if (l.zero_stage() == 1 || l.zero_stage() == 2)
     cannot(fw, "zero_stage", std::to_string(l.zero_stage()),
            "it shards with FSDP2 (zero_stage 3) or replicates with DDP (zero_stage 0)");

@@ -346,8 +346,11 @@ void fill_from_report(PlanRow& row) {
   row.note = s.str();
 }
 
-std::string differences(const Layout& a, const Layout& b) {
+std::string differences(const Scenario& sa, const Scenario& sb) {
+  const Layout &a = sa.layout(), &b = sb.layout();
   std::vector<std::string> out;
+  if (sa.model().precision() != sb.model().precision())
+    out.push_back("precision " + Precision_Name(sa.model().precision()) + " vs " + Precision_Name(sb.model().precision()));
   auto cmp = [&](const char* name, long long x, long long y) {
     if (x != y) out.push_back(std::string(name) + " " + std::to_string(x) + " vs " + std::to_string(y));
   };
@@ -369,6 +372,23 @@ std::string differences(const Layout& a, const Layout& b) {
   };
   if (a.recompute() != b.recompute()) out.push_back(std::string("recompute ") + rec(a) + " vs " + rec(b));
   cmp("ZeRO", a.zero_stage(), b.zero_stage());
+  cmp("cp", a.cp(), b.cp());
+  if (a.zero_stage() >= 3 && b.zero_stage() >= 3 && a.reshard_after_forward() != b.reshard_after_forward())
+    out.push_back(std::string("parameters ") + (a.reshard_after_forward() ? "resharded" : "kept gathered") + " vs " +
+                  (b.reshard_after_forward() ? "resharded" : "kept gathered") + " after forward");
+  if ((a.tp_comm_overlap() && a.tp() > 1) != (b.tp_comm_overlap() && b.tp() > 1))
+    out.push_back(std::string("TP overlap ") + (a.tp_comm_overlap() ? "on" : "off") + " vs " + (b.tp_comm_overlap() ? "on" : "off"));
+  if (a.selective_policy() != b.selective_policy() && a.recompute() == Layout::SELECTIVE && b.recompute() == Layout::SELECTIVE)
+    out.push_back(std::string("selective policy ") + Layout::SelectivePolicy_Name(a.selective_policy()) + " vs " +
+                  Layout::SelectivePolicy_Name(b.selective_policy()));
+  {
+    std::string pa, pb;
+    for (int x : a.stage_layers()) pa += (pa.empty() ? "" : ",") + std::to_string(x);
+    for (int x : b.stage_layers()) pb += (pb.empty() ? "" : ",") + std::to_string(x);
+    if (pa != pb || a.embedding_in_pipeline_split() != b.embedding_in_pipeline_split() ||
+        a.loss_in_pipeline_split() != b.loss_in_pipeline_split())
+      out.push_back("the layer split");
+  }
   std::string s;
   for (std::size_t i = 0; i < out.size(); ++i) s += (i ? ", " : "") + out[i];
   return s;
@@ -380,7 +400,7 @@ std::string explain(const PlanRow& w, const PlanRow& r) {
   const double rel = r.step_s > 0 ? gain / r.step_s : 0;
   const char* source = w.simulated && r.simulated ? "simulated" : "estimated";
   s << w.layout << " beats the runner-up " << r.layout << " by " << pct(rel) << " (" << duration(w.step_s) << " vs "
-    << duration(r.step_s) << " per step, " << source << "; they differ in " << differences(w.scenario.layout(), r.scenario.layout())
+    << duration(r.step_s) << " per step, " << source << "; they differ in " << differences(w.scenario, r.scenario)
     << "). ";
   const model::Dims dw = model::dims(w.scenario), dr = model::dims(r.scenario);
   struct Term {
@@ -456,7 +476,8 @@ std::string explain(const PlanRow& w, const PlanRow& r) {
 
 bool same_candidate(const Layout& a, const Layout& b) {
   const auto v = [](const Layout& l) { return l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1; };
-  return a.tp() == b.tp() && a.pp() == b.pp() && a.dp() == b.dp() && v(a) == v(b) && a.schedule() == b.schedule() &&
+  return a.tp() == b.tp() && a.pp() == b.pp() && a.dp() == b.dp() && a.cp() == b.cp() && v(a) == v(b) &&
+         a.schedule() == b.schedule() &&
          a.micro_batch_size() == b.micro_batch_size() &&
          (a.sequence_parallel() && a.tp() > 1) == (b.sequence_parallel() && b.tp() > 1) &&
          a.recompute() == b.recompute() && a.zero_stage() == b.zero_stage() &&
@@ -512,7 +533,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   // comes from a cluster or model number out of range (a zero bandwidth or efficiency, NaN, inf).
   for (std::size_t i = 0; i < layouts.size(); ++i)
     if (!std::isfinite(estimates[i].step_s) || !(estimates[i].step_s > 0))
-      throw InputError("the estimated step time of layout " + layout_summary(layouts[i].layout()) + " is " +
+      throw InputError("the estimated step time of layout " + layout_summary(layouts[i]) + " is " +
                        seconds_text(estimates[i].step_s) +
                        ", not a positive finite time: a number of the cluster or model is out of range (a zero "
                        "bandwidth or efficiency, NaN or inf); check them with `parallax simulate` on the scenario");
@@ -533,7 +554,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
     return peak_memory(a) < peak_memory(b);
   });
   result.ranking.reserve(order.size());
-  for (std::size_t i : order) result.ranking.push_back({layout_summary(layouts[i].layout()), estimates[i].step_s});
+  for (std::size_t i : order) result.ranking.push_back({layout_summary(layouts[i]), estimates[i].step_s});
 
   // The work: the top K, then the reference layout when it is not among them.
   const std::size_t k = std::min<std::size_t>(static_cast<std::size_t>(options.top_k), order.size());
@@ -546,9 +567,10 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   std::optional<std::size_t> reference_index;
   if (request.reference) {
     result.has_reference = true;
-    result.reference_layout = layout_summary(*request.reference);
+    result.reference_layout = layout_summary(*request.reference) + (request.model.precision() == FP8 ? " fp8" : "");
     for (std::size_t i = 0; i < order.size(); ++i)
-      if (same_candidate(layouts[order[i]].layout(), *request.reference)) {
+      if (layouts[order[i]].model().precision() == request.model.precision() &&
+          same_candidate(layouts[order[i]].layout(), *request.reference)) {
         result.reference_estimate_rank = static_cast<int>(i + 1);
         if (i < k) {
           reference_index = i;
@@ -580,7 +602,7 @@ PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
       }
     }
   }
-  for (auto& row : work) row.layout = layout_summary(row.scenario.layout());
+  for (auto& row : work) row.layout = layout_summary(row.scenario);
 
   // Simulate: this rank's share, in a pool of `jobs` processes.
   const auto t_simulate = Clock::now();

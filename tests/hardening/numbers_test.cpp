@@ -234,7 +234,9 @@ TEST(Numbers, BundledScenariosAndPresetsStillValidate) {
   }
   for (const auto& name : model::bundled_presets(model::PresetKind::Cluster)) {
     EXPECT_NO_THROW(model::resolve_cluster(name)) << name;
-    EXPECT_NO_THROW(model::resolve_cluster(name, 64)) << name;
+    // Eight of its nodes (64 GPUs of the 8-GPU presets, 576 of an NVL72's racks).
+    const int per_node = model::resolve_cluster(name).gpus_per_node();
+    EXPECT_NO_THROW(model::resolve_cluster(name, 8 * per_node)) << name;
   }
 }
 

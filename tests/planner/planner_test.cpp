@@ -212,6 +212,37 @@ TEST(Pruning, SelectiveRecomputeOfAFlashCoreIsRedundant) {
   EXPECT_EQ(stats.survivors, unfused.survivors);
 }
 
+// Context parallelism is searched for a fused attention over long sequences (cp a power of two up to
+// 16 with at least 512 tokens per chunk: 2, 4, 8 at seq 8192), FP8 beside BF16 where the GPU has FP8
+// tensor cores (the H100, not the A100): every layout twice on the H100.
+TEST(Pruning, ContextParallelAndFp8AreSearchedWhereTheyApply) {
+  const std::string llama =
+      "name: 'l' num_layers: 8 hidden_size: 1024 num_heads: 8 ffn_hidden_size: 4096 seq_length: 8192 "
+      "vocab_size: 32000 attention_kernel: FLASH activation: SWIGLU normalization: RMSNORM position_embedding: ROPE "
+      "add_bias_linear: false dropout: false tied_embeddings: false";
+  PruneStats h100, a100;
+  const auto on_h100 = enumerate_layouts(request(llama, 16, 16, "dgx-h100"), &h100);
+  const auto on_a100 = enumerate_layouts(request(llama, 16, 16, "dgx-a100-80g"), &a100);
+  std::set<int> cps;
+  bool fp8 = false, a100_fp8 = false;
+  for (const auto& sc : on_h100) {
+    cps.insert(sc.layout().cp());
+    fp8 |= sc.model().precision() == FP8;
+    EXPECT_EQ(sc.layout().tp() * sc.layout().cp() * sc.layout().pp() * sc.layout().dp(), 16) << sc.name();
+  }
+  for (const auto& sc : on_a100) a100_fp8 |= sc.model().precision() == FP8;
+  EXPECT_EQ(cps, (std::set<int>{1, 2, 4, 8}));
+  EXPECT_TRUE(fp8);
+  EXPECT_FALSE(a100_fp8);
+  EXPECT_EQ(h100.enumerated, 2 * a100.enumerated);
+  // A cp layout's name says so, and an FP8 one's.
+  bool named = false;
+  for (const auto& sc : on_h100)
+    named |= sc.layout().cp() == 4 && sc.model().precision() == FP8 && sc.name().find(" cp4") != std::string::npos &&
+             sc.name().find(" fp8") != std::string::npos;
+  EXPECT_TRUE(named);
+}
+
 // A layout given with its own partition (a scenario's, located in the ranking) keeps it: the
 // planner neither drops nor replaces it by one of the splits it searches.
 TEST(Pruning, AGivenPartitionIsKept) {

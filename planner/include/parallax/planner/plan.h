@@ -79,6 +79,8 @@ struct PruneStats {
 
 // "tp8 pp16 dp8 v1 1F1B mbs1 sp0 recompute full zero0" (schedules: GPipe, 1F1B, interleaved).
 std::string layout_summary(const Layout& layout);
+// The same with " fp8" for a model trained in FP8.
+std::string layout_summary(const Scenario& scenario);
 
 // Every layout of the search space that passes the constraints and fits, as full validated scenarios
 // (each passes model::parse_scenario's validation), in enumeration order: tp, pp, schedule and v,
