@@ -248,7 +248,12 @@ std::string bottleneck_words(const PlanRow& row) {
   } else if (loss >= 0.10) {
     s << "waiting " << pct(row.idle_fraction) << " of the step (stage imbalance, collective rendezvous)";
   } else if (cp_total > 0) {
-    s << "compute-bound:";
+    // Under 10% exposed, yet the critical path may run through communication that compute overlaps
+    // (ZeRO-3's gathers pacing each layer): say so rather than call it compute-bound.
+    if (is_comm_category(cats.front().first))
+      s << "paced by overlapped communication (" << pct(row.exposed_comm_fraction) << " of the step exposed):";
+    else
+      s << "compute-bound:";
     int shown = 0;
     for (const auto& [name, t] : cats) {
       if (shown == 2 || t < 0.05 * cp_total) break;
