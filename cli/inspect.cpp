@@ -140,9 +140,9 @@ int inspect(const std::vector<std::string>& args) {
     std::printf("cluster     %s: %d nodes x %d GPUs = %lld GPUs (%s)\n", sc.cluster().name().c_str(),
                 sc.cluster().num_nodes(), sc.cluster().gpus_per_node(), static_cast<long long>(d.gpus),
                 sc.cluster().gpu().name().c_str());
-    std::printf("layout      dp %lld x tp %lld x pp %lld%s, %s%s, micro-batch %lld, global batch %lld, recompute %s, ZeRO %d\n",
+    std::printf("layout      dp %lld x tp %lld x pp %lld%s%s, %s%s, micro-batch %lld, global batch %lld, recompute %s, ZeRO %d\n",
                 static_cast<long long>(d.d), static_cast<long long>(d.t), static_cast<long long>(d.p),
-                d.v > 1 ? (" x v " + std::to_string(d.v)).c_str() : "", schedule_name(l.schedule()),
+                d.v > 1 ? (" x v " + std::to_string(d.v)).c_str() : "", d.c > 1 ? (" x cp " + std::to_string(d.c)).c_str() : "", schedule_name(l.schedule()),
                 d.sp ? ", sequence parallel" : "", static_cast<long long>(d.b), static_cast<long long>(d.B),
                 recompute_name(l.recompute()), l.zero_stage());
     std::printf("pipeline    %lld micro-batches per step, bubble %.2f%% of compute\n", static_cast<long long>(d.m),

@@ -66,9 +66,9 @@ Exit codes: 0 ok, 1 step time over --max-step-time, 2 bad input, 3 does not fit 
 void print_summary(const Scenario& sc, const model::Dims& d, const Report& r) {
   std::printf("scenario    %s: %s on %d GPUs (%s)\n", sc.name().c_str(),
               model_label(sc.model()).c_str(), r.gpus(), sc.cluster().name().c_str());
-  std::printf("layout      dp %lld x tp %lld x pp %lld%s, %s, %lld micro-batches of %lld, recompute %s, ZeRO %d\n",
+  std::printf("layout      dp %lld x tp %lld x pp %lld%s%s, %s, %lld micro-batches of %lld, recompute %s, ZeRO %d\n",
               static_cast<long long>(d.d), static_cast<long long>(d.t), static_cast<long long>(d.p),
-              d.v > 1 ? (" x v " + std::to_string(d.v)).c_str() : "", schedule_name(sc.layout().schedule()),
+              d.v > 1 ? (" x v " + std::to_string(d.v)).c_str() : "", d.c > 1 ? (" x cp " + std::to_string(d.c)).c_str() : "", schedule_name(sc.layout().schedule()),
               static_cast<long long>(d.m), static_cast<long long>(d.b), recompute_name(sc.layout().recompute()),
               sc.layout().zero_stage());
   std::printf("step time   %s predicted\n", duration(r.step_time_s()).c_str());

@@ -138,7 +138,7 @@ const ChakraCollective& chakra_collective(CollectiveKind kind) {
   for (const auto& c : kChakraCollectives)
     if (c.kind == kind) return c;
   if (kind == RING_EXCHANGE)
-    throw InputError("export-chakra: the graph has context parallelism's K/V ring exchanges (RING_EXCHANGE: each "
+    throw InputError("the graph has context parallelism's K/V ring exchanges (RING_EXCHANGE: each "
                      "rank sends to the next cp rank and receives from the previous), which no Chakra collective "
                      "comm_type expresses; export a layout with cp 1");
   throw std::logic_error("export-chakra: collective kind " + std::to_string(static_cast<int>(kind)) +

@@ -156,7 +156,8 @@ TEST(Simulate, Nvl72AllReduceRunsAtNvlinkBandwidthInsideTheRack) {
     for (int r = 0; r < 72 * racks; ++r) b.collective(static_cast<std::uint32_t>(r), ALL_REDUCE, GROUP_DP, static_cast<std::uint64_t>(S));
     return b.graph();
   };
-  const auto& c = scenario(1).cluster();
+  const Scenario one = scenario(1);
+  const auto& c = one.cluster();
   const double nvlink = c.intra_node().gb_per_s() * 1e9 * c.intra_node().bandwidth_efficiency();
   const double n = 72, alpha = c.intra_node().latency_us() * 1e-6;
   const double expected = 2 * (n - 1) / n * S / nvlink + 2 * (n - 1) * alpha;
