@@ -503,7 +503,7 @@ class Builder {
   // computed gradients from its part of the sequences (Megatron's data-parallel group with context
   // parallelism, torchtitan's dp_shard_cp mesh).
   CommGroup dp_group() const { return d_.c > 1 ? GROUP_DP_CP : GROUP_DP; }
-  std::int64_t dp_ways() const { return d_.d * d_.c; }
+  std::int64_t dp_ways() const { return dp_cp(d_); }
 
   std::vector<Bucket> make_buckets() const {
     // Per model chunk, parameters in the order backward finishes them (last layer first), cut into

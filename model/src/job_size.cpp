@@ -49,10 +49,9 @@ Dims clamped_dims(const Scenario& sc) {
     std::int64_t out = 0;
     return __builtin_mul_overflow(a, b, &out) ? std::numeric_limits<std::int64_t>::max() : out;
   };
-  d.c = at_least_1(l.cp());
-  d.gpus = saturating_mul(saturating_mul(saturating_mul(d.t, d.p), d.d), d.c);
   d.sp = l.sequence_parallel() && d.t > 1;
-  set_layer_shape(d, m, l);
+  set_layer_shape(d, m, l);  // sets cp (at least 1)
+  d.gpus = saturating_mul(saturating_mul(saturating_mul(d.t, d.p), d.d), d.c);
   d.hd = std::max<std::int64_t>(1, d.hd);
   return d;
 }
@@ -126,7 +125,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const int zero = layout.zero_stage();
   const Layout::Recompute recompute = layout.recompute();
   const std::uint64_t tb = d.t > 1 ? 1 : 0, spt = d.sp ? 1 : 0;
-  const std::uint64_t z3 = zero >= 3 && d.d * d.c > 1 ? 1 : 0, z2 = zero >= 2 && d.d * d.c > 1 ? 1 : 0;
+  const std::uint64_t z3 = zero >= 3 && dp_cp(d) > 1 ? 1 : 0, z2 = zero >= 2 && dp_cp(d) > 1 ? 1 : 0;
 
   // One layer, one micro-batch (Builder::layer_forward and layer_backward, from the ops of
   // model::LayerDescription): GPT has 13 compute tasks forward plus the TP collectives (two, four with
@@ -149,7 +148,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const auto m = static_cast<std::uint64_t>(d.m);
   const std::int64_t last_vs = d.p * d.v - 1;
   const double capacity = layout.grad_bucket_mb() * 1e6 / gradient_bytes_per_parameter(layout, d);
-  const bool param_gathers = (zero == 1 || zero == 2) && d.d * d.c > 1;  // over dp x cp
+  const bool param_gathers = (zero == 1 || zero == 2) && dp_cp(d) > 1;  // over dp x cp
 
   // Stages between the first and the last emit the same tasks: count one for all of them.
   auto stage_tasks = [&](std::int64_t stage) {
@@ -163,10 +162,10 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
           (vs == last_vs ? output_bwd : 1) + layers * layer_bwd + (vs == 0 ? embedding_bwd : 1);
     }
     double once = 1;  // the optimizer step
-    if (param_gathers || (d.d * d.c > 1 && zero < 2)) {
+    if (param_gathers || (dp_cp(d) > 1 && zero < 2)) {
       const auto buckets = static_cast<double>(bucket_count(d, chunk_layers, tied, capacity, stage));
       if (param_gathers) once += buckets;        // parameter all-gathers, at the start or the end
-      if (d.d * d.c > 1 && zero < 2) once += buckets;  // gradient reductions
+      if (dp_cp(d) > 1 && zero < 2) once += buckets;  // gradient reductions
     }
     if (tied && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
     return static_cast<double>(m) * static_cast<double>(per_microbatch) + once;

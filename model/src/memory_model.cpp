@@ -71,7 +71,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   const Layout& layout = sc.layout();
   const bool tied = sc.model().tied_embeddings();
   const int zero = layout.zero_stage();
-  const double dp = static_cast<double>(d.d * d.c);  // ZeRO shards over dp x cp
+  const double dp = static_cast<double>(dp_cp(d));  // ZeRO shards over dp x cp
   const double grad_bytes = gradient_bytes_per_parameter(layout, d);
   const double optimizer_bytes = optimizer_cost(layout, d).state_bytes;
   const double per_layer = layer_activation_bytes(d, layout.recompute());
@@ -127,7 +127,7 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       m.transient = layer_activation_bytes(d, Layout::NO_RECOMPUTE) - per_layer;
     // ZeRO-3 gathers a layer's parameters, one in use and one prefetched; without resharding after
     // forward every layer of the stage stays gathered from its forward to its backward.
-    if (zero >= 3 && d.d * d.c > 1) {
+    if (zero >= 3 && dp_cp(d) > 1) {
       const double gathered_layers = layout.reshard_after_forward() ? 2.0 : static_cast<double>(partition.stage_layers(stage));
       m.transient += gathered_layers * layer_parameters(d).local() * d.e;
     }

@@ -721,10 +721,9 @@ Dims dims(const Scenario& sc) {
   d.v = l.schedule() == Layout::INTERLEAVED_1F1B ? l.virtual_stages() : 1;
   d.m = d.B / (d.b * d.d);
   d.e = bytes_per_element(m.precision());
-  d.c = std::max<std::int64_t>(1, l.cp());
-  d.gpus = d.t * d.p * d.d * d.c;
   d.sp = l.sequence_parallel() && d.t > 1;
-  set_layer_shape(d, m, l);
+  set_layer_shape(d, m, l);  // the layer's shape, the precision and cp
+  d.gpus = d.t * d.p * dp_cp(d);
   return d;
 }
 

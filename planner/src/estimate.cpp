@@ -151,7 +151,7 @@ constexpr std::int64_t kExactMicrobatches = 16384;
 netmodel::GroupShape dp_group_shape(const netmodel::LinkParameters& net, const Dims& d, const model::RankGrid& grid) {
   const std::int64_t stride = d.c > 1 ? std::min(grid.stride(model::GridDim::Cp), grid.stride(model::GridDim::Dp))
                                       : grid.stride(model::GridDim::Dp);
-  return netmodel::strided_group_shape(net, d.d * d.c, stride);
+  return netmodel::strided_group_shape(net, model::dp_cp(d), stride);
 }
 
 }  // namespace
@@ -189,7 +189,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   // stream needs longer than the compute it hides behind, it sets the pace of the chunk.
   {
     const int zero_stage = layout.zero_stage();
-    if (zero_stage >= 2 && d.d * d.c > 1) {
+    if (zero_stage >= 2 && model::dp_cp(d) > 1) {
       const netmodel::GroupShape dp_shape = dp_group_shape(net, d, grid);
       const double layer_local = model::layer_parameters(d).local();
       const double grad_b = model::gradient_bytes_per_parameter(layout, d);
@@ -217,7 +217,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   // its bucket's gather (the builder's param_all_gathers). Per virtual stage, for the items of its
   // chunk in forward order (embedding, layers, output layer): when their gather ends (0: none).
   const bool gathers_at_start =
-      (layout.zero_stage() == 1 || layout.zero_stage() == 2) && d.d * d.c > 1 && layout.overlap_param_gather();
+      (layout.zero_stage() == 1 || layout.zero_stage() == 2) && model::dp_cp(d) > 1 && layout.overlap_param_gather();
   std::vector<std::vector<double>> gather_done(static_cast<std::size_t>(VS));
   if (gathers_at_start) {
     const double grad_b = model::gradient_bytes_per_parameter(layout, d);
@@ -368,7 +368,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   for (std::int64_t s = 0; s < P; ++s) {
     const double compute_end = free_at[static_cast<std::size_t>(s)];
     double dp_free = 0, dp_total = 0;
-    if (d.d * d.c > 1 && zero < 2) {
+    if (model::dp_cp(d) > 1 && zero < 2) {
       // Buckets per chunk in backward order, as the builder makes them; each is ready when its last
       // layer's final backward ends.
       struct Bucket {
@@ -411,7 +411,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         dp_total += t;
       }
     }
-    if (d.d * d.c > 1 && zero >= 2) {
+    if (model::dp_cp(d) > 1 && zero >= 2) {
       // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
       // last layer's, and the embedding's, finish after it.
       const double last = tuned_time(REDUCE_SCATTER, dp, model::layer_parameters(d).local() * grad_bytes);
@@ -433,7 +433,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     }
     // Adam over the local (ZeRO: sharded) parameters.
     double params = model::stage_parameters(d, tied, s, partition.stage_layers(s)).local();
-    if (zero >= 1) params /= static_cast<double>(d.d * d.c);
+    if (zero >= 1) params /= static_cast<double>(model::dp_cp(d));
     Task optimizer;
     optimizer.kind = MEMORY_BOUND;
     const model::OptimizerCost adam = model::optimizer_cost(layout, d);
@@ -442,9 +442,9 @@ StepEstimate estimate_step(const Scenario& sc) {
     double end = std::max(compute_end, dp_free) + cost.duration(optimizer);
     // ZeRO-3: the first layer's gather starts the step with nothing before it to hide behind but the
     // embedding, and every stage waits for the first one's activations: the whole step shifts.
-    if (zero >= 3 && d.d * d.c > 1)
+    if (zero >= 3 && model::dp_cp(d) > 1)
       end += std::max(0.0, tuned_time(ALL_GATHER, dp, model::layer_parameters(d).local() * d.e) - lc.embedding_fwd);
-    if ((zero == 1 || zero == 2) && d.d * d.c > 1) {
+    if ((zero == 1 || zero == 2) && model::dp_cp(d) > 1) {
       const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s, partition.stage_layers(s)).local() * d.e);
       // Overlapped, they run at the start of the next step alongside the first forward; else after
       // the optimizer.

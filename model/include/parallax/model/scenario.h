@@ -82,6 +82,8 @@ struct Dims {
 // Tokens of one micro-batch held by one rank: b * s / c (context parallelism splits the sequence).
 inline std::int64_t local_tokens(const Dims& d) { return d.b * d.s / (d.c > 0 ? d.c : 1); }
 inline std::int64_t local_seq(const Dims& d) { return d.s / (d.c > 0 ? d.c : 1); }
+// The ranks that hold the same weights: gradients are reduced, and ZeRO shards, over dp x cp.
+inline std::int64_t dp_cp(const Dims& d) { return d.d * (d.c > 0 ? d.c : 1); }
 // Fills the fields above from the model (and tp, for the vocabulary padding).
 void set_layer_shape(Dims& d, const ModelSpec& model, const Layout& layout);
 Dims dims(const Scenario& scenario);
