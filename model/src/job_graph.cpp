@@ -429,7 +429,9 @@ class Builder {
     op_forward(logits_op(), FORWARD, -2, mb);
     // Vocabulary-parallel cross entropy: fp32 softmax over the shard, with max and sum all-reduced
     // over TP (two b*s fp32 vectors).
-    elementwise(Op::CrossEntropy, FORWARD, -2, mb, tokens() * vocab_shard, d_.e + 8.0, 6.0);
+    // Eager (torchtitan: F.cross_entropy(pred.float(), labels)): the fp32 copy (read e, write 4),
+    // then log_softmax (4, 4): e + 12 bytes per logit.
+    elementwise(Op::CrossEntropy, FORWARD, -2, mb, tokens() * vocab_shard, d_.e + (d_.eager ? 12.0 : 8.0), 6.0);
     if (d_.t > 1)
       pending_.push_back(collective(Op::TpAllReduce, ALL_REDUCE, GROUP_TP, TP_COMM, FORWARD, -2, mb,
                                     static_cast<std::uint64_t>(tokens() * 4 * 2), {last_compute()}));
@@ -437,7 +439,9 @@ class Builder {
 
   void output_backward(std::int32_t mb) {
     const std::int64_t vocab_shard = layer_.vocab / d_.t;
-    elementwise(Op::CrossEntropy, BACKWARD, -2, mb, tokens() * vocab_shard, d_.e + 4.0, 2.0);
+    // Eager: nll_loss's backward writes a dense fp32 gradient (4), log_softmax's reads it and its
+    // output and writes (12), the cast back (4, e): e + 20 bytes per logit.
+    elementwise(Op::CrossEntropy, BACKWARD, -2, mb, tokens() * vocab_shard, d_.e + (d_.eager ? 20.0 : 4.0), 2.0);
     op_backward(logits_op(), -2, mb);
     elementwise(layer_.final_norm_op, BACKWARD, -2, mb, hidden_elements(), layer_.norm_backward.bytes_per_element,
                 layer_.norm_backward.flops_per_element);

@@ -32,6 +32,16 @@ struct NormKind {
 };
 NormKind norm_kind(const Dims& d) {
   const double e = static_cast<double>(d.e);
+  // Eager RMSNorm (torchtitan's models/norms.py: self._norm(x.float()).type_as(x) * self.weight,
+  // _norm = x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)) is seven kernels over the tensor, per
+  // element: float (read e, write 4), pow (4, 4), mean (read 4), x * r (4, 4), type_as (4, e),
+  // * weight (e, e): 4e + 28 bytes. Autograd runs them back: the weight's mul (dx: e, e; dw: the
+  // product 2e, e and its sum e), the cast to fp32 (e, 4), x * r (g * r: 4, 4; g * x: 8, 4 and its
+  // sum 4), pow (4, 4), the two gradients of x added (8, 4), the cast back (4, e): 8e + 52 bytes.
+  // LayerNorm is one native kernel (aten::native_layer_norm) eager or not.
+  if (d.normalization == ModelSpec::RMSNORM && d.eager)
+    return {Op::RmsNorm, Op::FinalRmsNorm, {4.0 * e + 28.0, 5.0}, {8.0 * e + 52.0, 6.0}, 1.0, "rmsnorm 1 input",
+            "rmsnorm 2 input"};
   if (d.normalization == ModelSpec::RMSNORM)
     return {Op::RmsNorm, Op::FinalRmsNorm, {2.0 * e, 5.0}, {3.0 * e, 6.0}, 1.0, "rmsnorm 1 input", "rmsnorm 2 input"};
   return {Op::LayerNorm, Op::FinalLayerNorm, {2.0 * e, 8.0}, {3.0 * e, 8.0}, 2.0, "layernorm 1 input",
@@ -153,7 +163,9 @@ LayerDescription describe_layer(const Dims& d) {
   // reads x and the residual and writes y, backward passes dy on (read dy, write dx).
   auto dropout_residual = [&](const char* mask) {
     if (!d.dropout) return elementwise(Op::DropoutResidual, hidden_elements, {3.0 * e, 1.0}, {2.0 * e, 0.0});
-    LayerOp o = elementwise(Op::DropoutResidual, hidden_elements, {3.0 * e + 1.0, 3.0}, {2.0 * e + 1.0, 3.0});
+    // Eager: dropout (read e, write e and the mask) then the add (2e, e).
+    LayerOp o = elementwise(Op::DropoutResidual, hidden_elements, {(d.eager ? 5.0 : 3.0) * e + 1.0, 3.0},
+                            {2.0 * e + 1.0, 3.0});
     o.saved.push_back(kept(mask, sbh / outside, TensorSplit::TpWithSp, true, true, true));
     return o;
   };
@@ -174,7 +186,15 @@ LayerDescription describe_layer(const Dims& d) {
   if (d.positions == ModelSpec::ROPE) {
     // Rotates q and k (x cos + rotate(x) sin); its backward is the inverse rotation, so it keeps
     // nothing.
-    LayerOp rope = elementwise(Op::Rope, bs * (a + g) * dh / d.t, {2.0 * e, 3.0}, {2.0 * e, 3.0});
+    // Eager (torchtitan's apply_rotary_emb): x.float() viewed as complex64 (read e, write 4), the
+    // complex product with freqs_cis (4, 4), type_as (4, e): 2e + 16 bytes per element, and as many
+    // back. Counted here too, the copies eager attention makes around SDPA: repeat_kv materialises K
+    // and V at all a heads (read 2g, write 2a head vectors per token; backward sums them back) and
+    // the output's transpose(1, 2).contiguous() (read a, write a): e (4a + 2g) / (a + g) bytes per
+    // element of this op each way.
+    const double layout_copies = d.eager ? e * static_cast<double>(4 * a + 2 * g) / static_cast<double>(a + g) : 0.0;
+    const double rope_bytes = d.eager ? 2.0 * e + 16.0 + layout_copies : 2.0 * e;
+    LayerOp rope = elementwise(Op::Rope, bs * (a + g) * dh / d.t, {rope_bytes, 3.0}, {rope_bytes, 3.0});
     rope.per_op_rerun = true;
     out.ops.push_back(rope);
   }
@@ -250,10 +270,15 @@ LayerDescription describe_layer(const Dims& d) {
     if (swiglu) {
       // SiLU(gate) * up: reads gate and up, writes the product (3 values per output element);
       // backward reads gate, up and dy, writes dgate and dup.
-      act = elementwise(Op::Swiglu, bs * f / d.t, {3.0 * e, 6.0}, {5.0 * e, 10.0});
+      // Eager (torchtitan's w2(F.silu(w1(x)) * w3(x))): silu (e, e) then the product (2e, e): 5e
+      // forward; backward the product's two gradients (2e, e each, reading the saved SiLU output)
+      // and silu's (2e, e): 9e. Autograd keeps the SiLU output beside gate and up.
+      act = elementwise(Op::Swiglu, bs * f / d.t, {(d.eager ? 5.0 : 3.0) * e, 6.0}, {(d.eager ? 9.0 : 5.0) * e, 10.0});
       act.saved.push_back(kept("SwiGLU input", 2 * (2 * ffn) * sbh / t, TensorSplit::Tp, true, true, true));
+      if (d.eager) act.saved.push_back(kept("SiLU output (eager)", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
     } else if (d.activation == ModelSpec::SQUARED_RELU) {
-      act = elementwise(Op::SquaredRelu, bs * f / d.t, {2.0 * e, 2.0}, {3.0 * e, 3.0});
+      // Eager: relu (e, e) then square (e, e); backward square's (2e, e) and relu's (2e, e).
+      act = elementwise(Op::SquaredRelu, bs * f / d.t, {(d.eager ? 4.0 : 2.0) * e, 2.0}, {(d.eager ? 6.0 : 3.0) * e, 3.0});
       act.saved.push_back(kept("squared ReLU input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
     } else {
       act = elementwise(Op::Gelu, bs * f / d.t, {2.0 * e, 8.0}, {3.0 * e, 12.0});

@@ -745,6 +745,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.fp8_current = d.fp8 && m.fp8_recipe() == ModelSpec::CURRENT;
   d.fp8_params = d.fp8 && m.fp8_params();
   d.c = std::max<std::int64_t>(1, l.cp());
+  d.eager = m.elementwise_kernels() == ModelSpec::EAGER;
 }
 
 }  // namespace parallax::model

@@ -184,6 +184,18 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
         r.fp8_params = fp8.ends_with("+params");
       }
     }
+    {
+      // torch.compile fuses the elementwise ops; the Megatron stacks (Transformer Engine, Megatron's
+      // fusions) run fused kernels whatever the column says; torchtitan without compile runs eager.
+      const std::string compile = one_of("compile", {"yes", "no", "?"});
+      const bool pytorch_native = r.framework == "torchtitan";
+      if (compile == "no" && !pytorch_native && !r.framework.empty())
+        throw InputError(at + "column \"compile\" is \"no\" but the framework \"" + r.framework +
+                         "\" runs fused kernels without torch.compile; write ? or yes");
+      r.eager = pytorch_native && compile != "yes";
+      if (pytorch_native && (compile.empty() || compile == "?"))
+        r.assumed.push_back("elementwise ops eager (the source does not say; torchtitan's training.compile defaults to false)");
+    }
     if (r.recompute == "?") {
       // The framework's published default when the source does not say.
       static const std::map<std::string, std::pair<std::string, std::string>> defaults = {
@@ -317,6 +329,7 @@ std::string validation_row_text(const ValidationRow& r) {
           // Megatron's default padding (NeMo, Megatron-Bridge); torchtitan and AutoModel use the
           // tokenizer's size as it is.
           << " make_vocab_size_divisible_by: " << (megatron ? 128 : 1);
+    if (r.eager) model << " elementwise_kernels: EAGER";
     layout << " cp: " << r.cp << " ep: " << r.ep;
     // Layers that do not divide over pp x vpp but do once the embedding and the loss count as one
     // layer each: NeMo's Llama 3.1 405B recipe (126 layers on pp 8 x vpp 8) sets

@@ -73,6 +73,9 @@ std::string megatron_arguments(const Scenario& sc) {
   if (l.recompute() == Layout::SELECTIVE && l.selective_policy() == Layout::PER_OP)
     cannot(fw, "selective_policy", "PER_OP", "its selective recompute re-runs the attention core (CORE_ATTENTION); "
            "PER_OP is torchtitan's (--emit torchtitan)");
+  if (sc.model().elementwise_kernels() == ModelSpec::EAGER)
+    cannot(fw, "model.elementwise_kernels", "EAGER", "Megatron-LM runs its norms, RoPE and SwiGLU as fused kernels "
+           "(Transformer Engine, its fusions); use FUSED, or --emit torchtitan without compile");
   if (l.optimizer_state() == Layout::FP32_REMAINDERS)
     cannot(fw, "optimizer_state", "FP32_REMAINDERS", "the 16-bit remainders are Apex's DistributedFusedAdam (NeMo's "
            "distributed_fused_adam); Megatron-LM keeps FP32_MASTER or, with --use-precision-aware-optimizer, "
@@ -318,6 +321,11 @@ std::string torchtitan_toml(const Scenario& sc) {
   o << "mode = \"" << (l.recompute() == Layout::FULL ? "full" : l.recompute() == Layout::SELECTIVE ? "selective" : "none")
     << "\"\n";
   if (l.recompute() == Layout::SELECTIVE) o << "selective_ac_option = \"op\"\n";
+  // torch.compile fuses the elementwise ops (model.elementwise_kernels FUSED); without it they run
+  // eager.
+  o << "\n[compile]\n";
+  o << "enable = " << (m.elementwise_kernels() == ModelSpec::EAGER ? "false" : "true") << "\n";
+  o << "components = [\"model\", \"loss\"]\n";
   if (m.precision() == FP8) {
     o << "\n[float8]\n";
     o << "recipe_name = \"tensorwise\"\n";
@@ -367,6 +375,9 @@ Scenario parse_torchtitan_toml(const std::string& text, int num_layers, const st
   Layout& l = *out.mutable_layout();
   const bool fp8 = kv.count("model.converters") && kv["model.converters"].find("float8") != std::string::npos;
   m.set_precision(fp8 ? FP8 : kv["training.mixed_precision_param"] == "float32" ? FP32 : BF16);
+  // [compile] enable (torchtitan 2025+) or training.compile (2024); absent: torchtitan's default, off.
+  const bool compiled = boolean("compile.enable") || boolean("training.compile");
+  m.set_elementwise_kernels(compiled ? ModelSpec::FUSED : ModelSpec::EAGER);
   if (fp8) {
     m.set_fp8_recipe(ModelSpec::CURRENT);
     m.set_fp8_params(boolean("float8.enable_fsdp_float8_all_gather"));

@@ -324,6 +324,86 @@ TEST(Layer, PerOpRecomputeRerunsElementwiseOpsAndTheProjection) {
   EXPECT_EQ(rerun, expected);
 }
 
+// PyTorch eager (torchtitan without torch.compile) against fused kernels: each elementwise op moves
+// the bytes of its eager kernel sequence (layer.cpp gives the sequences), the GEMMs are the same,
+// and autograd keeps SiLU's output.
+TEST(Layer, EagerElementwiseOpsMoveTheBytesOfTheirKernels) {
+  Dims fused = preset_dims("llama3-8b");
+  Dims eager = fused;
+  eager.eager = true;
+  const LayerDescription f = describe_layer(fused), g = describe_layer(eager);
+  ASSERT_EQ(f.ops.size(), g.ops.size());
+  const double e = 2;
+  EXPECT_DOUBLE_EQ(f.norm_forward.bytes_per_element, 2 * e);
+  EXPECT_DOUBLE_EQ(f.norm_backward.bytes_per_element, 3 * e);
+  EXPECT_DOUBLE_EQ(g.norm_forward.bytes_per_element, 4 * e + 28);  // float, pow, mean, mul, type_as, * weight
+  EXPECT_DOUBLE_EQ(g.norm_backward.bytes_per_element, 8 * e + 52);
+  EXPECT_DOUBLE_EQ(find_op(f, Op::Swiglu).forward.bytes_per_element, 3 * e);
+  EXPECT_DOUBLE_EQ(find_op(g, Op::Swiglu).forward.bytes_per_element, 5 * e);
+  EXPECT_DOUBLE_EQ(find_op(g, Op::Swiglu).backward.bytes_per_element, 9 * e);
+  // RoPE through complex64 (2e + 16) and repeat_kv's and the output transpose's copies: 32 query and
+  // 8 key/value heads, e (4 * 32 + 2 * 8) / (32 + 8) per element.
+  EXPECT_DOUBLE_EQ(find_op(f, Op::Rope).forward.bytes_per_element, 2 * e);
+  EXPECT_DOUBLE_EQ(find_op(g, Op::Rope).forward.bytes_per_element, 2 * e + 16 + e * 144.0 / 40.0);
+  for (std::size_t i = 0; i < f.ops.size(); ++i) {
+    EXPECT_EQ(f.ops[i].op, g.ops[i].op);
+    if (f.ops[i].is_gemm) {
+      EXPECT_EQ(f.ops[i].gemm, g.ops[i].gemm) << op_name(f.ops[i].op);
+    }
+    EXPECT_EQ(f.ops[i].elements, g.ops[i].elements) << op_name(f.ops[i].op);
+  }
+  auto saved = [](const LayerDescription& l, const std::string& name) {
+    for (const LayerOp& op : l.ops)
+      for (const SavedTensor& t : op.saved)
+        if (name == t.name) return t.bytes;
+    return 0.0;
+  };
+  EXPECT_EQ(saved(f, "SiLU output (eager)"), 0.0);
+  // b s f bytes of the SiLU output: 1 x 8192 x 14336 x 2.
+  EXPECT_DOUBLE_EQ(saved(g, "SiLU output (eager)"), 8192.0 * 14336 * 2);
+}
+
+// The loss on an fp32 copy of the logits: e + 12 bytes per logit forward and e + 20 backward eager,
+// e + 8 and e + 4 fused; the step of one GPU slower by exactly the extra bytes over the HBM.
+TEST(Layer, EagerLossAndStepTimeFollowTheBytes) {
+  auto build = [&](bool eager) {
+    ModelSpec m = load_model("llama3-8b");
+    if (eager) m.set_elementwise_kernels(ModelSpec::EAGER);
+    Scenario sc = scenario_from_text("model { " + m.ShortDebugString() +
+                                     " } cluster { preset: \"dgx-h100\" num_nodes: 1 gpus_per_node: 1 } "
+                                     "layout { global_batch_size: 1 }");
+    return std::pair{sc, build_job_graph(sc)};
+  };
+  const auto [fs, fg] = build(false);
+  const auto [es, eg] = build(true);
+  ASSERT_EQ(fg.num_tasks(), eg.num_tasks());
+  const double logits = 8192.0 * 128256;
+  double extra_bytes = 0;
+  for (std::uint32_t i = 0; i < fg.num_tasks(); ++i) {
+    const Task &a = fg.tasks()[i], &b = eg.tasks()[i];
+    ASSERT_EQ(a.op, b.op);
+    EXPECT_DOUBLE_EQ(a.flops, b.flops) << op_name(a.op);
+    extra_bytes += static_cast<double>(b.bytes) - static_cast<double>(a.bytes);
+    if (a.op == Op::CrossEntropy) {
+      EXPECT_NEAR(static_cast<double>(a.bytes), logits * (a.phase == FORWARD ? 10 : 6), 1);
+      EXPECT_NEAR(static_cast<double>(b.bytes), logits * (b.phase == FORWARD ? 14 : 22), 1);
+    }
+  }
+  EXPECT_GT(extra_bytes, 0);
+  // Every elementwise op is memory-bound on the H100 (a few FLOPs per element): the extra time is
+  // the extra bytes at the preset's HBM bandwidth and memory efficiency.
+  const CostModel cost(fs.cluster().gpu(), BF16);
+  double fused_s = 0, eager_s = 0;
+  for (std::uint32_t i = 0; i < fg.num_tasks(); ++i) {
+    if (!fg.tasks()[i].is_compute()) continue;
+    fused_s += cost.duration(fg.tasks()[i]);
+    eager_s += cost.duration(eg.tasks()[i]);
+  }
+  const GpuSpec& gpu = fs.cluster().gpu();
+  EXPECT_NEAR(eager_s - fused_s, extra_bytes / (gpu.hbm_tb_per_s() * 1e12 * gpu.memory_bound_efficiency()),
+              1e-9 * eager_s);
+}
+
 TEST(Layer, FlashAttentionTimedFromTheGpuTable) {
   const Scenario sc = scenario_from_text(modern_scenario("attention_kernel: FLASH seq_length: 4096", "tp: 4 dp: 2 global_batch_size: 2"));
   const CostModel cost(sc.cluster().gpu(), BF16);

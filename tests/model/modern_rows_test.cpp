@@ -103,6 +103,12 @@ TEST(ModernRows, TorchtitanOnTheH100_96GB) {
   const Scenario a100 = text_of("MR22");
   EXPECT_EQ(a100.cluster().preset(), "dgx-a100-80g");
   EXPECT_DOUBLE_EQ(a100.cluster().nic_gbit_per_s(), 200);
+  // torch.compile: MR21's source names it (column compile yes: fused); MR22 leaves it unsaid, so
+  // torchtitan's default (training.compile false) runs its elementwise ops eager.
+  EXPECT_EQ(m.elementwise_kernels(), ModelSpec::FUSED);
+  EXPECT_EQ(a100.model().elementwise_kernels(), ModelSpec::EAGER);
+  // The Megatron stacks run fused kernels whatever the column says.
+  EXPECT_EQ(text_of("MR24").model().elementwise_kernels(), ModelSpec::FUSED);
 }
 
 TEST(ModernRows, NemoNemotronAndGpt3) {
@@ -169,6 +175,16 @@ TEST(ModernRows, MalformedColumnsAreRefused) {
   std::ofstream(path) << header << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\t?\tmegatron-lm\n";
   EXPECT_NE(input_error([&] { read_validation_table(path); })
                 .find("column \"recompute\" is '?' and the framework \"megatron-lm\" has no known default"),
+            std::string::npos);
+  std::ofstream(path) << header.substr(0, header.size() - 1) << "\tcompile\n"
+                      << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\tnone\tnemo\tno\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find("column \"compile\" is \"no\" but the framework \"nemo\" runs fused kernels"),
+            std::string::npos);
+  std::ofstream(path) << header.substr(0, header.size() - 1) << "\tcompile\n"
+                      << "X\t2\t64\t4\t128\t1000\t8\t1\t1\t1\t8\t1\t8\th100-80g\t1\tgelu\tnone\ttorchtitan\tmaybe\n";
+  EXPECT_NE(input_error([&] { read_validation_table(path); })
+                .find("column \"compile\" must be one of yes, no, ? (got \"maybe\")"),
             std::string::npos);
 }
 

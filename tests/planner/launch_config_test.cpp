@@ -42,7 +42,8 @@ const std::set<std::string> kTorchtitanKeys = {
     "parallelism.pipeline_parallel_degree", "parallelism.pipeline_parallel_schedule",
     "parallelism.pipeline_parallel_layers_per_stage", "parallelism.pipeline_parallel_first_stage_less_layers",
     "parallelism.pipeline_parallel_last_stage_less_layers", "parallelism.pipeline_parallel_microbatch_size",
-    "activation_checkpoint.mode", "activation_checkpoint.selective_ac_option", "float8.recipe_name",
+    "activation_checkpoint.mode", "activation_checkpoint.selective_ac_option", "compile.enable",
+    "compile.components", "float8.recipe_name",
     "float8.enable_fsdp_float8_all_gather"};
 
 Scenario llama(int gpus, const std::string& precision, const std::string& layout, const std::string& model_extra = "") {
@@ -152,7 +153,18 @@ TEST(LaunchConfig, TorchtitanTomlParsesBackIntoTheSameLayout) {
     if (sc.layout().recompute() == Layout::SELECTIVE) {
       EXPECT_EQ(back.layout().selective_policy(), Layout::PER_OP);
     }
+    EXPECT_EQ(back.model().elementwise_kernels(), sc.model().elementwise_kernels()) << name;
   }
+  // Eager elementwise ops are torchtitan without torch.compile; a TOML that leaves [compile] out
+  // gets torchtitan's default (off), the 2024 spelling training.compile is read too.
+  const Scenario eager = llama(64, "BF16", "dp: 64 zero_stage: 3 global_batch_size: 64", "elementwise_kernels: EAGER");
+  const std::string eager_toml = torchtitan_toml(eager);
+  EXPECT_NE(eager_toml.find("[compile]\nenable = false"), std::string::npos) << eager_toml;
+  EXPECT_EQ(parse_torchtitan_toml(eager_toml, 80, "eager").model().elementwise_kernels(), ModelSpec::EAGER);
+  EXPECT_EQ(parse_torchtitan_toml("[parallelism]\ndata_parallel_shard_degree = 8\n", 80, "bare").model().elementwise_kernels(),
+            ModelSpec::EAGER);
+  EXPECT_EQ(parse_torchtitan_toml("[training]\ncompile = true\n", 80, "2024").model().elementwise_kernels(),
+            ModelSpec::FUSED);
   const std::string three_d = torchtitan_toml(cases[1].second);
   for (const char* expected : {"tensor_parallel_degree = 8", "pipeline_parallel_schedule = \"Interleaved1F1B\"",
                                "pipeline_parallel_layers_per_stage = 20", "data_parallel_shard_degree = 4",
@@ -175,6 +187,8 @@ TEST(LaunchConfig, WhatATargetCannotSayIsRefusedByField) {
           {"layout.zero_stage 2", "zero_stage 1 or 3"});
   refused(llama(64, "BF16", "dp: 64 recompute: SELECTIVE selective_policy: PER_OP global_batch_size: 64"),
           LaunchTarget::Megatron, {"layout.selective_policy PER_OP"});
+  refused(llama(64, "BF16", "dp: 64 zero_stage: 3 global_batch_size: 64", "elementwise_kernels: EAGER"),
+          LaunchTarget::Megatron, {"--emit megatron", "model.elementwise_kernels EAGER", "FUSED"});
   refused(llama(64, "BF16", "dp: 64 zero_stage: 1 global_batch_size: 64"), LaunchTarget::Torchtitan,
           {"--emit torchtitan", "layout.zero_stage 1", "FSDP2"});
   refused(llama(64, "BF16", "tp: 8 dp: 8 global_batch_size: 64 zero_stage: 3"), LaunchTarget::Torchtitan,

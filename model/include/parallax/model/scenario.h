@@ -78,6 +78,8 @@ struct Dims {
   bool fp8_params = false;   // weights kept only in FP8 (no BF16 copy)
   // Context-parallel degree: each cp rank holds s / c tokens of every sequence (local_tokens).
   std::int64_t c = 1;
+  // model.elementwise_kernels EAGER: the elementwise ops as PyTorch eager runs them (layer.cpp).
+  bool eager = false;
 };
 // Tokens of one micro-batch held by one rank: b * s / c (context parallelism splits the sequence).
 inline std::int64_t local_tokens(const Dims& d) { return d.b * d.s / (d.c > 0 ? d.c : 1); }

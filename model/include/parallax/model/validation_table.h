@@ -49,6 +49,9 @@ struct ValidationRow {
   // weights are kept in FP8 only (column fp8: "delayed", "delayed+params", "current", "current+params").
   std::string fp8_recipe = "delayed";
   bool fp8_params = false;
+  // The elementwise ops eager (PyTorch without torch.compile) rather than fused: column "compile"
+  // (yes | no | ?; '?' or absent: the framework's default, eager for torchtitan, fused elsewhere).
+  bool eager = false;
   // What parallax assumed where the source says '?' (the framework's published default), one
   // sentence each, printed with the row.
   std::vector<std::string> assumed;
