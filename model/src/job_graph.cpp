@@ -376,8 +376,14 @@ class Builder {
     if (recompute == Layout::FULL) layer_forward(RECOMPUTE_FORWARD, layer, mb);
     // Per-op selective recompute re-runs the ops whose outputs it did not keep (describe_layer).
     if (per_op)
-      for (const LayerOp& op : layer_.ops)
+      for (const LayerOp& op : layer_.ops) {
         if (op.per_op_rerun) op_forward(op, RECOMPUTE_FORWARD, layer, mb);
+        if (op.per_op_rerun_columns > 0) {
+          LayerOp part = op;  // torchtitan's wk / w3: the same input, fewer output columns
+          part.gemm.n = op.per_op_rerun_columns;
+          op_forward(part, RECOMPUTE_FORWARD, layer, mb);
+        }
+      }
     for (auto it = layer_.ops.rbegin(); it != layer_.ops.rend(); ++it) {
       // Selective recompute re-runs the attention core just before its backward needs it.
       if (core_attention && it->attention_core && (it == layer_.ops.rbegin() || !std::prev(it)->attention_core))

@@ -96,15 +96,17 @@ void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_eleme
 // the outputs of ops in the save list are kept - aten.mm (except every second mm call of the layer),
 // the fused scaled-dot-product attention (flash/efficient/cuDNN: its output and logsumexp) and, with
 // sequence parallelism, the reduce-scatter outputs - and every other op is re-run from the layer
-// input before the backward. On the fused ops modelled here the layer's matmuls in forward order are
-// QKV (kept), projection (re-run), FC1 (kept), FC2 (re-run but not needed: torch's checkpoint stops
-// re-running once every tensor the backward needs exists). So what is kept: the layer input, Q, K,
-// V (the QKV output; with RoPE the unrotated copy, the same size), the flash output and logsumexp,
-// the FC1 output, with sequence parallelism the two reduce-scatter outputs, and the dropout masks
-// (1 byte per element; re-drawing them would need the GEMM before each). What is re-run: both
-// norms, RoPE, the unfused attention core (its batched matmuls are aten.bmm, not in the save list),
-// the projection and its TP reduction (not with sequence parallelism: its reduce-scatter output is
-// kept), the first dropout-residual, and the activation.
+// input before the backward. torchtitan's Llama runs seven matmuls per layer, in forward order wq
+// (kept), wk (re-run), wv (kept), wo (re-run), w1 (kept), w3 (re-run), w2 (kept); parallax fuses
+// wq/wk/wv into QKV and w1/w3 into FC1, so the K columns of QKV and the up half of FC1 are re-run
+// as GEMMs of their own (per_op_rerun_columns). So what is kept: the layer input, Q and V (with RoPE
+// the unrotated copies, the same size), the flash output and logsumexp, the gate half of the FC1
+// output, the FC2 output (SAC caches every saved op's output until the re-run consumes it, needed
+// or not), with sequence parallelism the two reduce-scatter outputs, and the dropout masks (1 byte
+// per element; re-drawing them would need the GEMM before each). What is re-run: both norms, the K
+// columns of QKV, RoPE, the unfused attention core (its batched matmuls are aten.bmm, not in the
+// save list), the projection and its TP reduction (not with sequence parallelism: its
+// reduce-scatter output is kept), the first dropout-residual, the up half of FC1 and the activation.
 LayerDescription describe_layer(const Dims& d) {
   LayerDescription out;
   const double e = static_cast<double>(d.e), t = static_cast<double>(d.t);
@@ -181,6 +183,7 @@ LayerDescription describe_layer(const Dims& d) {
     LayerOp qkv = gemm(Op::Qkv, {bs, qkv_width / d.t, h, 1}, TpPlacement::Column);
     qkv.sharded_parameters = static_cast<double>(h * qkv_width + bias(qkv_width)) / t;
     qkv.saved.push_back(kept("QKV input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    qkv.per_op_rerun_columns = std::max<std::int64_t>(1, g * dh / d.t);  // wk
     out.ops.push_back(qkv);
   }
   if (d.positions == ModelSpec::ROPE) {
@@ -198,7 +201,8 @@ LayerDescription describe_layer(const Dims& d) {
     rope.per_op_rerun = true;
     out.ops.push_back(rope);
   }
-  const double q_and_k = 2.0 * static_cast<double>(bs * (a + g) * dh) / t;
+  const double q_bytes = 2.0 * static_cast<double>(bs * a * dh) / t;  // per-op SAC keeps wq's output
+  const double k_bytes = 2.0 * static_cast<double>(bs * g * dh) / t;  // and re-runs wk
   const double v_bytes = 2.0 * static_cast<double>(bs * g * dh) / t;
   if (flash) {
     // Causal: half of the 4 b s^2 d heads of full attention forward (two matmuls); backward five
@@ -213,14 +217,16 @@ LayerDescription describe_layer(const Dims& d) {
     fa.fused_backward_bytes = (4 * q + 4 * kv) * e + lse;         // read q k v o do lse; write dq dk dv
     fa.cp_steps = std::max<std::int64_t>(1, d.c);
     fa.cp_kv_bytes = fa.cp_steps > 1 ? 2.0 * kv * e : 0.0;      // K and V of this rank's tokens
-    fa.saved.push_back(kept("Q and K (attention input)", q_and_k, TensorSplit::Tp, true, true, true));
+    fa.saved.push_back(kept("Q (attention input)", q_bytes, TensorSplit::Tp, true, true, true));
+    fa.saved.push_back(kept("K (attention input)", k_bytes, TensorSplit::Tp, true, true, false));
     fa.saved.push_back(kept("V (attention input)", v_bytes, TensorSplit::Tp, true, true, true));
     fa.saved.push_back(kept("softmax logsumexp", lse, TensorSplit::Tp, true, true, true));
     out.ops.push_back(fa);
   } else {
     LayerOp sc = gemm(Op::AttnScores, {s, s, dh, batch}, TpPlacement::None);
     sc.transposed_operand = true;
-    sc.saved.push_back(kept("Q and K (scores input)", q_and_k, TensorSplit::Tp, true, true, true));
+    sc.saved.push_back(kept("Q (scores input)", q_bytes, TensorSplit::Tp, true, true, true));
+    sc.saved.push_back(kept("K (scores input)", k_bytes, TensorSplit::Tp, true, true, false));
     LayerOp softmax = elementwise(Op::Softmax, scores, {2.0 * e, 5.0}, {3.0 * e, 4.0});
     softmax.saved.push_back(kept("softmax output", 2 * as2b / t, TensorSplit::Tp, true, false, false));
     LayerOp dropout = elementwise(Op::AttnDropout, scores, {2.0 * e + 1.0, 1.0}, {2.0 * e + 1.0, 1.0});
@@ -263,6 +269,7 @@ LayerDescription describe_layer(const Dims& d) {
     LayerOp fc1 = gemm(Op::Fc1, {bs, fc1_width / d.t, h, 1}, TpPlacement::Column);
     fc1.sharded_parameters = static_cast<double>(h * fc1_width + bias(fc1_width)) / t;
     fc1.saved.push_back(kept("FC1 input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    if (swiglu) fc1.per_op_rerun_columns = f / d.t;  // w3
     out.ops.push_back(fc1);
   }
   {
@@ -274,8 +281,10 @@ LayerDescription describe_layer(const Dims& d) {
       // forward; backward the product's two gradients (2e, e each, reading the saved SiLU output)
       // and silu's (2e, e): 9e. Autograd keeps the SiLU output beside gate and up.
       act = elementwise(Op::Swiglu, bs * f / d.t, {(d.eager ? 5.0 : 3.0) * e, 6.0}, {(d.eager ? 9.0 : 5.0) * e, 10.0});
-      act.saved.push_back(kept("SwiGLU input", 2 * (2 * ffn) * sbh / t, TensorSplit::Tp, true, true, true));
-      if (d.eager) act.saved.push_back(kept("SiLU output (eager)", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+      act.saved.push_back(kept("SwiGLU gate input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+      act.saved.push_back(kept("SwiGLU up input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
+      // Under per-op SAC SiLU is re-run, its output not kept.
+      if (d.eager) act.saved.push_back(kept("SiLU output (eager)", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
     } else if (d.activation == ModelSpec::SQUARED_RELU) {
       // Eager: relu (e, e) then square (e, e); backward square's (2e, e) and relu's (2e, e).
       act = elementwise(Op::SquaredRelu, bs * f / d.t, {(d.eager ? 4.0 : 2.0) * e, 2.0}, {(d.eager ? 6.0 : 3.0) * e, 3.0});
@@ -293,6 +302,8 @@ LayerDescription describe_layer(const Dims& d) {
     fc2.replicated_parameters = static_cast<double>(bias(h));
     fc2.saved.push_back(kept("FC2 input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
     if (d.sp) fc2.saved.push_back(kept("MLP reduce-scatter output", 2 * sbh / t, TensorSplit::TpWithSp, false, false, true));
+    // Per-op SAC caches w2's output (the 7th matmul, kept): b s h partial sums on every TP rank.
+    fc2.saved.push_back(kept("FC2 output (per-op SAC cache)", 2 * sbh, TensorSplit::Tp, false, false, true));
     out.ops.push_back(fc2);
   }
   out.ops.push_back(dropout_residual("MLP dropout mask"));
@@ -375,6 +386,7 @@ LayerTaskCounts layer_task_counts(const LayerDescription& layer, const Dims& d, 
     for (const LayerOp& op : layer.ops) {
       if (d.selective_policy == Layout::PER_OP) {
         if (op.per_op_rerun) c.backward += 1 + (op.fp8 ? 1 : 0) + (op.tp == TpPlacement::Row ? tb : 0);
+        if (op.per_op_rerun_columns > 0) c.backward += 1 + (op.fp8 ? 1 : 0) + spt;  // its input re-gathered
       } else if (op.attention_core) {
         c.backward += 1;
       }

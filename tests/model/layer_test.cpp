@@ -173,10 +173,12 @@ TEST(Layer, ModelFlopsPerTokenOfLlama3EightB) {
   EXPECT_NEAR(g.model_flops() / tokens / formulas::model_flops_per_token(sd), 1.0, 0.01);
   EXPECT_NEAR(g.model_flops() / formulas::flops_per_iteration(sd, false), 1.0, 0.01);
   // Hardware FLOPs add the flash kernel's recompute of the scores (half a forward) and the per-op
-  // selective recompute's re-run GEMMs (none with sequence parallelism: the projection's
-  // reduce-scatter output is kept).
+  // selective recompute's re-run GEMMs: torchtitan's wk (h x 8 kv heads x 128) and w3 (h x f) on
+  // every token of every layer; not the projection with sequence parallelism (its reduce-scatter
+  // output is kept).
   const double flash_recompute = 0.5 * 4.0 * 8192 * 8192 * 128 * 32 / 2 * 32 * sd.B;
-  EXPECT_NEAR((g.hardware_flops() - g.model_flops()) / flash_recompute, 1.0, 1e-9);
+  const double rerun = 2.0 * 4096 * (8 * 128 + 14336) * 32 * 8192 * sd.B;
+  EXPECT_NEAR((g.hardware_flops() - g.model_flops()) / (flash_recompute + rerun), 1.0, 1e-9);
 }
 
 TEST(Layer, GptClosedFormsUnchanged) {
@@ -219,13 +221,15 @@ TEST_P(FlashActivations, LlamaLayerMatchesHandDerivedFormula) {
     // With flash attention there is no s x s tensor: selective (core attention) recompute keeps the same.
     EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::SELECTIVE), layer_activation_bytes(d, Layout::NO_RECOMPUTE));
     EXPECT_DOUBLE_EQ(layer_activation_bytes(d, Layout::FULL), 2 * sbh / o);
-    // Per-op selective recompute (torchtitan): the layer input, Q/K/V, the attention output and
-    // logsumexp, the FC1 output (SwiGLU input), the dropout masks; with SP the two reduce-scatter outputs.
+    // Per-op selective recompute (torchtitan): the layer input, Q and V (wq's and wv's outputs; wk's
+    // is re-run), the attention output and logsumexp, the gate half of the FC1 output (w1's; w3's is
+    // re-run), the FC2 output on every TP rank (w2's, cached by SAC), the dropout masks; with SP the
+    // two reduce-scatter outputs.
     d.selective_policy = Layout::PER_OP;
     const double per_op = 2 * sbh / o + masks +
-                          (2 * s * b * (a + g) * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
-                           2 * s * b * 2 * f) / t +
-                          (sp ? 4 * sbh / t : 0.0);
+                          (2 * s * b * a * dh + 2 * s * b * g * dh + 2 * s * b * a * dh + 4 * b * a * s +
+                           2 * s * b * f) / t +
+                          2 * sbh + (sp ? 4 * sbh / t : 0.0);
     EXPECT_NEAR(layer_activation_bytes(d, Layout::SELECTIVE) / per_op, 1.0, 1e-12) << dropout;
   }
 }
@@ -317,10 +321,18 @@ TEST(Layer, PerOpRecomputeRerunsElementwiseOpsAndTheProjection) {
   std::map<std::string, int> rerun;
   for (std::uint32_t i = 0; i < g.num_tasks(); ++i) {
     const Task& t = g.tasks()[i];
-    if (t.phase == RECOMPUTE_FORWARD && t.layer == 0 && t.microbatch == 0) ++rerun[std::string(op_name(t.op))];
+    if (t.phase != RECOMPUTE_FORWARD || t.layer != 0 || t.microbatch != 0) continue;
+    ++rerun[std::string(op_name(t.op))];
+    // hidden 512, 8 heads of 64, 4 kv heads, ffn 1536, tp 2: wk is 4 x 64 / 2 columns of the QKV
+    // GEMM's (8 + 2 x 4) x 64 / 2, w3 1536 / 2 of FC1's 2 x 1536 / 2; the same input (all tokens).
+    if (t.op == Op::Qkv || t.op == Op::Fc1) {
+      EXPECT_EQ(t.gemm_n, t.op == Op::Qkv ? 128u : 768u);
+      EXPECT_EQ(t.gemm_k, 512u);
+    }
   }
-  const std::map<std::string, int> expected{{"rmsnorm", 2}, {"rope", 1}, {"attn_proj", 1}, {"tp_all_reduce", 1},
-                                            {"dropout_residual", 1}, {"swiglu", 1}};
+  // torchtitan's re-run matmuls: wk (the K columns of QKV), wo (the projection), w3 (the up half of FC1).
+  const std::map<std::string, int> expected{{"rmsnorm", 2}, {"qkv", 1}, {"rope", 1}, {"attn_proj", 1},
+                                            {"tp_all_reduce", 1}, {"dropout_residual", 1}, {"fc1", 1}, {"swiglu", 1}};
   EXPECT_EQ(rerun, expected);
 }
 

@@ -76,6 +76,9 @@ struct LayerOp {
   double fp8_forward_cast_bytes = 0, fp8_backward_cast_bytes = 0, fp8_weight_cast_bytes = 0;
   bool attention_core = false;   // re-run before its backward by SELECTIVE / CORE_ATTENTION
   bool per_op_rerun = false;     // re-run before the layer's backward by SELECTIVE / PER_OP
+  // SELECTIVE / PER_OP on a fused GEMM of which torchtitan runs a part as its own matmul and
+  // re-runs it (wk within QKV, w3 within FC1): the output columns (per TP rank) re-run.
+  std::int64_t per_op_rerun_columns = 0;
 };
 
 // One step of an op's backward pass.
