@@ -76,6 +76,7 @@ const char* group_name(CommGroup g) {
     case GROUP_CP: return "CP";
     case GROUP_EP: return "EP";
     case GROUP_DP_CP: return "DP x CP";
+    case GROUP_EXPERT_DP: return "expert DP";
     default: return "none";
   }
 }

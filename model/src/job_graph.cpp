@@ -36,7 +36,10 @@ std::string_view op_name(Op op) {
       "squared_relu",       "fp8_cast",           "cp_kv_exchange",
       "trace_compute",      "trace_memory",
       "trace_bookkeeping",  "trace_collective",   "trace_send",
-      "trace_recv"};
+      "trace_recv",         "moe_router",         "moe_topk",
+      "moe_permute",        "moe_dispatch",       "expert_fc1",
+      "expert_fc2",         "moe_combine",        "moe_unpermute",
+      "shared_expert_fc1",  "shared_expert_fc2"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -56,9 +59,11 @@ class Builder {
  public:
   explicit Builder(const Scenario& sc)
       : sc_(sc), d_(dims(sc)), grid_(rank_grid(sc)), partition_(stage_partition(sc)), layout_(sc.layout()),
-        layer_(describe_layer(d_)) {
+        layer_(describe_layer(d_)),
+        moe_layer_(d_.experts > 0 ? describe_layer(d_, true) : LayerDescription{}) {
     grad_bytes_ = static_cast<std::int64_t>(gradient_bytes_per_parameter(layout_, d_));
     layer_params_ = layer_parameters(d_).local();
+    if (d_.experts > 0) moe_params_ = layer_parameters(d_, true);
   }
 
   JobGraph build() {
@@ -210,7 +215,18 @@ class Builder {
   // One forward op of model::LayerDescription with its TP collectives: with sequence parallelism a
   // column-parallel GEMM waits for the all-gather of its input; a row-parallel GEMM's output is
   // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
+  // MoE dispatch / combine: an all-to-all over the ep group, on the compute stream: Megatron's
+  // dispatcher holds the layer's compute until the tokens have arrived (no overlap).
+  void ep_all_to_all(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    collective(op.op, ALL_TO_ALL, GROUP_EP, COMPUTE, phase, layer, mb, static_cast<std::uint64_t>(op.all_to_all_bytes),
+               {last_compute()});
+  }
+
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    if (op.ep_all_to_all) {
+      ep_all_to_all(op, phase, layer, mb);
+      return;
+    }
     const bool overlap = tp_overlapped() && op.is_gemm;
     fp8_cast(op, phase, layer, mb);
     const std::uint32_t gathered =
@@ -303,7 +319,7 @@ class Builder {
 
   void layer_forward(Phase phase, std::int32_t layer, std::int32_t mb) {
     if (phase == FORWARD) zero3_gather(phase, layer, mb);  // recompute: gathered by layer_backward
-    for (const LayerOp& op : layer_.ops) op_forward(op, phase, layer, mb);
+    for (const LayerOp& op : layer_of(layer).ops) op_forward(op, phase, layer, mb);
   }
 
   // Backward of Y = X W with X (m x k), W (k x n): dX = dY W^T is GEMM(m, k, n), dW = X^T dY is
@@ -334,6 +350,10 @@ class Builder {
 
   // The backward of one forward op (model::backward_of) with its TP collectives.
   void op_backward(const LayerOp& op, std::int32_t layer, std::int32_t mb) {
+    if (op.ep_all_to_all) {
+      ep_all_to_all(op, BACKWARD, layer, mb);  // the gradients of the tokens, the other way
+      return;
+    }
     const std::vector<BackwardStep> steps = backward_of(op);
     if (!op.is_gemm) {
       elementwise(op.op, BACKWARD, layer, mb, op.elements, op.backward.bytes_per_element, op.backward.flops_per_element);
@@ -375,8 +395,9 @@ class Builder {
     zero3_backward_gathers(recompute == Layout::FULL ? RECOMPUTE_FORWARD : BACKWARD, layer, next_layer, mb);
     if (recompute == Layout::FULL) layer_forward(RECOMPUTE_FORWARD, layer, mb);
     // Per-op selective recompute re-runs the ops whose outputs it did not keep (describe_layer).
+    const LayerDescription& desc = layer_of(layer);
     if (per_op)
-      for (const LayerOp& op : layer_.ops) {
+      for (const LayerOp& op : desc.ops) {
         if (op.per_op_rerun) op_forward(op, RECOMPUTE_FORWARD, layer, mb);
         if (op.per_op_rerun_columns > 0) {
           LayerOp part = op;  // torchtitan's wk / w3: the same input, fewer output columns
@@ -384,10 +405,10 @@ class Builder {
           op_forward(part, RECOMPUTE_FORWARD, layer, mb);
         }
       }
-    for (auto it = layer_.ops.rbegin(); it != layer_.ops.rend(); ++it) {
+    for (auto it = desc.ops.rbegin(); it != desc.ops.rend(); ++it) {
       // Selective recompute re-runs the attention core just before its backward needs it.
-      if (core_attention && it->attention_core && (it == layer_.ops.rbegin() || !std::prev(it)->attention_core))
-        for (const LayerOp& op : layer_.ops)
+      if (core_attention && it->attention_core && (it == desc.ops.rbegin() || !std::prev(it)->attention_core))
+        for (const LayerOp& op : desc.ops)
           if (op.attention_core) op_forward(op, RECOMPUTE_FORWARD, layer, mb);
       op_backward(*it, layer, mb);
     }
@@ -525,7 +546,7 @@ class Builder {
       std::vector<std::pair<std::int32_t, double>> order;
       if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).local());
       for (std::int64_t l = partition_.first_layer(vs + 1) - 1; l >= partition_.first_layer(vs); --l)
-        order.emplace_back(static_cast<std::int32_t>(l), layer_params_);
+        order.emplace_back(static_cast<std::int32_t>(l), dense_params(static_cast<std::int32_t>(l)));
       if (vs == 0) order.emplace_back(-1, embedding_parameters(d_).local());
       Bucket current{static_cast<std::int32_t>(c), {}, 0};
       for (const auto& [layer, params] : order) {
@@ -641,6 +662,22 @@ class Builder {
                                          -1, static_cast<std::uint64_t>(bucket.parameters * grad_bytes_), {ready}));
       }
     }
+    // Routed experts: their gradients are reduced over the ranks holding the same experts (expert
+    // dp), from Megatron's separate expert buffers, as each bucket's layers finish.
+    const std::int64_t edp = grid_.expert_data_parallel();
+    if (d_.experts > 0 && edp > 1 && zero < 2) {
+      const bool shard = zero >= 1;
+      for (const Bucket& bucket : buckets) {
+        double experts = 0;
+        for (auto layer : bucket.layers)
+          if (layer >= 0 && is_moe_layer(d_, layer)) experts += moe_params_.expert;
+        if (experts <= 0) continue;
+        const auto ready = layout_.overlap_grad_reduce() ? done_task(bucket.layers.back()) : last_compute();
+        grad_syncs_.push_back(collective(shard ? Op::DpGradReduceScatter : Op::DpGradAllReduce,
+                                         shard ? REDUCE_SCATTER : ALL_REDUCE, GROUP_EXPERT_DP, DP_COMM, GRADIENT_SYNC, -1,
+                                         -1, static_cast<std::uint64_t>(experts * grad_bytes_), {ready}));
+      }
+    }
     // Tied embeddings: the first and last stage each hold a copy; their gradients are summed.
     if (sc_.model().tied_embeddings() && d_.p > 1 && (stage_ == 0 || stage_ == d_.p - 1)) {
       const auto bytes = static_cast<std::uint64_t>(embedding_parameters(d_).word * grad_bytes_);
@@ -652,8 +689,13 @@ class Builder {
 
   void optimizer_step() {
     // Adam over the local parameters (model::optimizer_cost); ZeRO >= 1 updates only a 1/d shard.
-    double params = stage_parameters(d_, sc_.model().tied_embeddings(), stage_, partition_.stage_layers(stage_)).local();
-    if (layout_.zero_stage() >= 1) params /= static_cast<double>(dp_ways());
+    const ParameterShard held = stage_parameters(d_, sc_.model().tied_embeddings(), stage_, partition_.stage_layers(stage_),
+                                                 stage_moe_layers(d_, partition_, stage_));
+    double params = held.local();
+    // ZeRO-1: dense parameters sharded over dp x cp, routed experts over expert dp.
+    if (layout_.zero_stage() >= 1)
+      params = held.dense() / static_cast<double>(dp_ways()) +
+               held.expert / static_cast<double>(grid_.expert_data_parallel());
     Task t = base(Op::OptimizerStep, OPTIMIZER, -1, -1);
     t.kind = MEMORY_BOUND;
     const OptimizerCost adam = optimizer_cost(layout_, d_);
@@ -733,8 +775,13 @@ class Builder {
   RankGrid grid_;
   StagePartition partition_;
   const Layout& layout_;
-  LayerDescription layer_;
-  double layer_params_ = 0;  // one layer's parameters on one rank
+  LayerDescription layer_, moe_layer_;  // a dense layer; a Mixture-of-Experts layer (experts > 0)
+  double layer_params_ = 0;  // one dense layer's parameters on one rank
+  ParameterShard moe_params_;  // one MoE layer's on one rank
+  const LayerDescription& layer_of(std::int32_t layer) const { return is_moe_layer(d_, layer) ? moe_layer_ : layer_; }
+  // The parameters of `layer` reduced (and ZeRO-sharded) over dp x cp: all of a dense layer's, a MoE
+  // layer's but its routed experts.
+  double dense_params(std::int32_t layer) const { return is_moe_layer(d_, layer) ? moe_params_.dense() : layer_params_; }
   std::int64_t grad_bytes_;
   std::int32_t sm_count_ = sc_.cluster().gpu().sm_count();  // validated > kTpOverlapCommSms with TP overlap
 

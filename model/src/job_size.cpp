@@ -133,7 +133,13 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   // selective recompute, + a whole forward under full), the TP collectives (two reductions, with
   // sequence parallelism two gathers and two re-gathers), the ZeRO-3 gather and the ZeRO-2/3
   // reduce-scatter.
-  const LayerTaskCounts counts = layer_task_counts(describe_layer(d), d, recompute);
+  // A Mixture-of-Experts model is counted as if every layer were a MoE layer (more tasks than a
+  // dense one: an upper bound where the first layers are dense), its expert gradient reductions
+  // as one more per bucket.
+  // (Only for MoE fields validation would accept: this runs on unvalidated scenarios.)
+  const bool moe = d.experts > 0 && d.top_k >= 1 && d.top_k <= d.experts && d.moe_f >= 1 && d.experts % d.ep == 0 &&
+                   d.skew >= 1 && d.skew <= static_cast<double>(d.experts);
+  const LayerTaskCounts counts = layer_task_counts(describe_layer(d, moe), d, recompute);
   const std::uint64_t layer_fwd = counts.forward + z3;
   // Without resharding after forward (FSDP2 reshard_after_forward False) the backward uses the
   // parameters the forward gathered: no second gather.
@@ -165,7 +171,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
     if (param_gathers || (dp_cp(d) > 1 && zero < 2)) {
       const auto buckets = static_cast<double>(bucket_count(d, chunk_layers, tied, capacity, stage));
       if (param_gathers) once += buckets;        // parameter all-gathers, at the start or the end
-      if (dp_cp(d) > 1 && zero < 2) once += buckets;  // gradient reductions
+      if (dp_cp(d) > 1 && zero < 2) once += buckets * (moe ? 2 : 1);  // gradient reductions
     }
     if (tied && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
     return static_cast<double>(m) * static_cast<double>(per_microbatch) + once;

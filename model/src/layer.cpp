@@ -65,7 +65,7 @@ NormKind norm_kind(const Dims& d) {
 void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_elements) {
   const double amax = d.fp8_current ? 2.0 : 0.0;
   for (LayerOp& op : out.ops) {
-    if (!op.is_gemm || op.tp == TpPlacement::None) continue;
+    if (!op.is_gemm || (op.tp == TpPlacement::None && !op.expert)) continue;
     op.fp8 = true;
     const double in = static_cast<double>(op.gemm.m * op.gemm.k), grad = static_cast<double>(op.gemm.m * op.gemm.n);
     if (op.tp == TpPlacement::Column) {
@@ -107,7 +107,7 @@ void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_eleme
 // columns of QKV, RoPE, the unfused attention core (its batched matmuls are aten.bmm, not in the
 // save list), the projection and its TP reduction (not with sequence parallelism: its
 // reduce-scatter output is kept), the first dropout-residual, the up half of FC1 and the activation.
-LayerDescription describe_layer(const Dims& d) {
+LayerDescription describe_layer(const Dims& d, bool moe) {
   LayerDescription out;
   const double e = static_cast<double>(d.e), t = static_cast<double>(d.t);
   // Context parallelism: this rank's s / cp tokens of each sequence (the attention's ring is below).
@@ -120,11 +120,9 @@ LayerDescription describe_layer(const Dims& d) {
   const double sbh = static_cast<double>(s) * b * h;
   const double as2b = static_cast<double>(a) * s * s * b;
   const double outside = d.sp ? t : 1.0;
-  const double ffn = static_cast<double>(f) / static_cast<double>(h);
   const std::int64_t qkv_width = (a + 2 * g) * dh;  // Q, K and V columns over all ranks
   const bool flash = d.attention != ModelSpec::UNFUSED;  // FLASH or FLASH2: the same fused kernel's work
   const bool swiglu = d.activation == ModelSpec::SWIGLU;
-  const std::int64_t fc1_width = swiglu ? 2 * f : f;
   const NormKind norm = norm_kind(d);
   const auto bias = [&](std::int64_t n) { return d.bias ? n : 0; };
 
@@ -265,14 +263,9 @@ LayerDescription describe_layer(const Dims& d) {
     n2.per_op_rerun = true;
     out.ops.push_back(n2);
   }
-  {
-    LayerOp fc1 = gemm(Op::Fc1, {bs, fc1_width / d.t, h, 1}, TpPlacement::Column);
-    fc1.sharded_parameters = static_cast<double>(h * fc1_width + bias(fc1_width)) / t;
-    fc1.saved.push_back(kept("FC1 input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
-    if (swiglu) fc1.per_op_rerun_columns = f / d.t;  // w3
-    out.ops.push_back(fc1);
-  }
-  {
+  // The activation between FC1 and FC2 over `elements` of its output on this rank (the FFN width).
+  auto activation = [&](std::int64_t elements) {
+    const double x = static_cast<double>(elements);
     LayerOp act;
     if (swiglu) {
       // SiLU(gate) * up: reads gate and up, writes the product (3 values per output element);
@@ -280,31 +273,116 @@ LayerDescription describe_layer(const Dims& d) {
       // Eager (torchtitan's w2(F.silu(w1(x)) * w3(x))): silu (e, e) then the product (2e, e): 5e
       // forward; backward the product's two gradients (2e, e each, reading the saved SiLU output)
       // and silu's (2e, e): 9e. Autograd keeps the SiLU output beside gate and up.
-      act = elementwise(Op::Swiglu, bs * f / d.t, {(d.eager ? 5.0 : 3.0) * e, 6.0}, {(d.eager ? 9.0 : 5.0) * e, 10.0});
-      act.saved.push_back(kept("SwiGLU gate input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
-      act.saved.push_back(kept("SwiGLU up input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
+      act = elementwise(Op::Swiglu, elements, {(d.eager ? 5.0 : 3.0) * e, 6.0}, {(d.eager ? 9.0 : 5.0) * e, 10.0});
+      act.saved.push_back(kept("SwiGLU gate input", 2 * x, TensorSplit::Tp, true, true, true));
+      act.saved.push_back(kept("SwiGLU up input", 2 * x, TensorSplit::Tp, true, true, false));
       // Under per-op SAC SiLU is re-run, its output not kept.
-      if (d.eager) act.saved.push_back(kept("SiLU output (eager)", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
+      if (d.eager) act.saved.push_back(kept("SiLU output (eager)", 2 * x, TensorSplit::Tp, true, true, false));
     } else if (d.activation == ModelSpec::SQUARED_RELU) {
       // Eager: relu (e, e) then square (e, e); backward square's (2e, e) and relu's (2e, e).
-      act = elementwise(Op::SquaredRelu, bs * f / d.t, {(d.eager ? 4.0 : 2.0) * e, 2.0}, {(d.eager ? 6.0 : 3.0) * e, 3.0});
-      act.saved.push_back(kept("squared ReLU input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+      act = elementwise(Op::SquaredRelu, elements, {(d.eager ? 4.0 : 2.0) * e, 2.0}, {(d.eager ? 6.0 : 3.0) * e, 3.0});
+      act.saved.push_back(kept("squared ReLU input", 2 * x, TensorSplit::Tp, true, true, true));
     } else {
-      act = elementwise(Op::Gelu, bs * f / d.t, {2.0 * e, 8.0}, {3.0 * e, 12.0});
-      act.saved.push_back(kept("GeLU input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, true));
+      act = elementwise(Op::Gelu, elements, {2.0 * e, 8.0}, {3.0 * e, 12.0});
+      act.saved.push_back(kept("GeLU input", 2 * x, TensorSplit::Tp, true, true, true));
     }
     act.per_op_rerun = true;
-    out.ops.push_back(act);
-  }
-  {
-    LayerOp fc2 = gemm(Op::Fc2, {bs, h, f / d.t, 1}, TpPlacement::Row);
-    fc2.sharded_parameters = static_cast<double>(f * h) / t;
+    return act;
+  };
+  // A tensor-parallel FFN of width ff (the dense MLP, or DeepSeek's shared experts beside the routed
+  // ones): FC1 column-parallel, the activation, FC2 row-parallel.
+  auto dense_mlp = [&](std::int64_t ff, Op fc1_op, Op fc2_op) {
+    const std::int64_t width = swiglu ? 2 * ff : ff;
+    const double ff_h = static_cast<double>(ff) / static_cast<double>(h);
+    LayerOp fc1 = gemm(fc1_op, {bs, width / d.t, h, 1}, TpPlacement::Column);
+    fc1.sharded_parameters = static_cast<double>(h * width + bias(width)) / t;
+    fc1.saved.push_back(kept("FC1 input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
+    if (swiglu) fc1.per_op_rerun_columns = ff / d.t;  // w3
+    out.ops.push_back(fc1);
+    out.ops.push_back(activation(bs * ff / d.t));
+    LayerOp fc2 = gemm(fc2_op, {bs, h, ff / d.t, 1}, TpPlacement::Row);
+    fc2.sharded_parameters = static_cast<double>(ff * h) / t;
     fc2.replicated_parameters = static_cast<double>(bias(h));
-    fc2.saved.push_back(kept("FC2 input", 2 * ffn * sbh / t, TensorSplit::Tp, true, true, false));
+    fc2.saved.push_back(kept("FC2 input", 2 * ff_h * sbh / t, TensorSplit::Tp, true, true, false));
     if (d.sp) fc2.saved.push_back(kept("MLP reduce-scatter output", 2 * sbh / t, TensorSplit::TpWithSp, false, false, true));
     // Per-op SAC caches w2's output (the 7th matmul, kept): b s h partial sums on every TP rank.
     fc2.saved.push_back(kept("FC2 output (per-op SAC cache)", 2 * sbh, TensorSplit::Tp, false, false, true));
     out.ops.push_back(fc2);
+  };
+  if (!moe) {
+    dense_mlp(f, Op::Fc1, Op::Fc2);
+  } else {
+    // Megatron-Core's MoELayer (megatron/core/transformer/moe) with the all-to-all token dispatcher
+    // and expert tensor parallelism 1. Each rank routes its own T tokens (b s / cp, split over tp by
+    // sequence parallelism, which Megatron requires with MoE): the router GEMM (h x experts) and
+    // its softmax / top-k in fp32, the permutation of every token's top_k copies into expert order
+    // (memory-bound), the dispatch all-to-all over the ep group, the local experts' FFNs as grouped
+    // GEMMs, the combine all-to-all back, and the un-permutation (the top_k outputs weighted by
+    // their router probabilities and summed). Balanced routing sends each expert T top_k ep /
+    // experts tokens; with moe_routing_skew s the busiest expert gets s times that, and this rank,
+    // the one holding it, runs it as a GEMM of its own after the others' grouped GEMM.
+    const std::int64_t T = bs / (d.sp ? d.t : 1);
+    const std::int64_t E = d.experts, k = d.top_k, local = E / d.ep;
+    const double copies = static_cast<double>(T * k);  // the token copies this rank dispatches
+    const double mean = copies * static_cast<double>(d.ep) / static_cast<double>(E);
+    const std::int64_t m_mean = std::max<std::int64_t>(1, std::llround(mean));
+    const std::int64_t m_busy = std::max<std::int64_t>(1, std::llround(mean * d.skew));
+    const bool skewed = m_busy != m_mean;
+    const double rows = static_cast<double>(m_mean * (skewed ? local - 1 : local) + (skewed ? m_busy : 0));
+    const std::int64_t expert_width = swiglu ? 2 * d.moe_f : d.moe_f;
+    {
+      LayerOp router = gemm(Op::MoeRouter, {T, E, h, 1}, TpPlacement::None);
+      router.has_weight = true;
+      router.replicated_parameters = static_cast<double>(E * h);  // on every TP rank, reduced over dp
+      router.saved.push_back(kept("router input", 2.0 * static_cast<double>(T * h), TensorSplit::TpWithSp, true, true, false));
+      out.ops.push_back(router);
+      // Softmax and top-k over the fp32 logits (read the logits, write fp32 probabilities); backward
+      // reads the kept probabilities and the gradient.
+      LayerOp topk = elementwise(Op::MoeTopK, T * E, {e + 8.0, 8.0}, {e + 8.0, 4.0});
+      topk.saved.push_back(kept("router probabilities", 4.0 * static_cast<double>(T * E), TensorSplit::TpWithSp, true, true, true));
+      out.ops.push_back(topk);
+      // Gather every token's top_k copies in expert order (read and write one copy each); backward
+      // sums the copies' gradients back into the token (read top_k copies, write one).
+      out.ops.push_back(elementwise(Op::MoePermute, T * k * h, {2.0 * e, 0.0}, {e + e / static_cast<double>(k), 1.0}));
+    }
+    auto all_to_all = [&](Op op) {
+      LayerOp a2a;
+      a2a.op = op;
+      a2a.ep_all_to_all = true;
+      a2a.all_to_all_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
+      return a2a;
+    };
+    if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeDispatch));
+    auto experts = [&](Op op, std::int64_t n, std::int64_t kk, double parameters_per_expert, const char* input,
+                       double input_width) {
+      if (!skewed || local > 1) {
+        LayerOp g = gemm(op, {m_mean, n, kk, skewed ? local - 1 : local}, TpPlacement::None);
+        g.expert = true;
+        out.ops.push_back(g);
+      }
+      if (skewed) {
+        LayerOp busiest = gemm(op, {m_busy, n, kk, 1}, TpPlacement::None);
+        busiest.expert = true;
+        out.ops.push_back(busiest);
+      }
+      LayerOp& first = out.ops[out.ops.size() - ((skewed && local > 1) ? 2 : 1)];
+      first.has_weight = true;
+      first.expert_parameters = parameters_per_expert * static_cast<double>(local);
+      first.saved.push_back(kept(input, 2.0 * rows * input_width, TensorSplit::Tp, true, true, false));
+    };
+    experts(Op::ExpertFc1, expert_width, h, static_cast<double>(h * expert_width), "expert FC1 input (permuted tokens)",
+            static_cast<double>(h));
+    out.ops.push_back(activation(static_cast<std::int64_t>(rows) * d.moe_f));
+    experts(Op::ExpertFc2, h, d.moe_f, static_cast<double>(d.moe_f * h), "expert FC2 input", static_cast<double>(d.moe_f));
+    if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeCombine));
+    // Un-permute: each token's top_k expert outputs weighted by their probabilities and summed (read
+    // the copies, write the token); backward writes each copy's gradient and reads the kept outputs
+    // for the probabilities' gradient.
+    LayerOp unpermute = elementwise(Op::MoeUnpermute, T * k * h, {e + e / static_cast<double>(k), 2.0}, {2.0 * e, 2.0});
+    unpermute.saved.push_back(kept("expert outputs (unpermute input)", 2.0 * copies * static_cast<double>(h),
+                                   TensorSplit::Tp, true, true, true));
+    out.ops.push_back(unpermute);
+    if (d.shared > 0) dense_mlp(d.shared * d.moe_f, Op::SharedExpertFc1, Op::SharedExpertFc2);
   }
   out.ops.push_back(dropout_residual("MLP dropout mask"));
   if (d.fp8) fp8_linears(out, d, hidden_elements);
@@ -314,6 +392,12 @@ LayerDescription describe_layer(const Dims& d) {
 double LayerDescription::sharded_parameters() const {
   double total = 0;
   for (const LayerOp& op : ops) total += op.sharded_parameters;
+  return total;
+}
+
+double LayerDescription::expert_parameters() const {
+  double total = 0;
+  for (const LayerOp& op : ops) total += op.expert_parameters;
   return total;
 }
 

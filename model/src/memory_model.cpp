@@ -2,6 +2,7 @@
 
 #include "parallax/model/layer.h"
 #include "parallax/model/parameters.h"
+#include "parallax/model/rank_grid.h"
 #include "parallax/model/schedule.h"
 #include "parallax/model/stage_partition.h"
 
@@ -9,19 +10,19 @@
 
 namespace parallax::model {
 
-std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute) {
+std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute, bool moe) {
   // Korthikanti et al. 2022, §4.1, for 16-bit training, generalised by model::LayerDescription:
   // bytes per micro-batch of one layer. Tensors inside the TP regions are split over t; the rest are
   // split over t only with sequence parallelism.
-  const LayerDescription layer = describe_layer(d);
+  const LayerDescription layer = describe_layer(d, moe);
   std::vector<StoredActivation> a;
   for (const SavedTensor* s : layer.saved(recompute, d.selective_policy)) a.push_back({s->name, s->bytes});
   return a;
 }
 
-double layer_activation_bytes(const Dims& d, Layout::Recompute recompute) {
+double layer_activation_bytes(const Dims& d, Layout::Recompute recompute, bool moe) {
   double total = 0;
-  for (const auto& a : layer_activations(d, recompute)) total += a.bytes;
+  for (const auto& a : layer_activations(d, recompute, moe)) total += a.bytes;
   return total;
 }
 
@@ -75,6 +76,9 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   const double grad_bytes = gradient_bytes_per_parameter(layout, d);
   const double optimizer_bytes = optimizer_cost(layout, d).state_bytes;
   const double per_layer = layer_activation_bytes(d, layout.recompute());
+  // A Mixture-of-Experts layer's (its routed tokens, router probabilities, expert inputs).
+  const double per_moe_layer = d.experts > 0 ? layer_activation_bytes(d, layout.recompute(), true) : 0.0;
+  const double edp = static_cast<double>(rank_grid(sc).expert_data_parallel());  // expert ZeRO shards
   const double sbh = static_cast<double>(local_tokens(d)) * d.h;  // this rank's tokens (s / cp)
   const double outside = d.sp ? static_cast<double>(d.t) : 1.0;
   const StagePartition partition = stage_partition(sc);
@@ -85,16 +89,26 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
   for (std::int64_t stage = 0; stage < d.p; ++stage) {
     StageMemory m;
     m.stage = stage;
-    const ParameterShard params = stage_parameters(d, tied, stage, partition.stage_layers(stage));
+    const ParameterShard params =
+        stage_parameters(d, tied, stage, partition.stage_layers(stage), stage_moe_layers(d, partition, stage));
     m.parameters = params.local();
-    m.weights = m.parameters * d.e / (zero >= 3 ? dp : 1.0);
+    // Routed experts shard over expert dp (ZeRO), the rest over dp x cp.
+    auto sharded = [&](double bytes_per_parameter, bool shard) {
+      return params.dense() * bytes_per_parameter / (shard ? dp : 1.0) +
+             params.expert * bytes_per_parameter / (shard ? edp : 1.0);
+    };
+    m.weights = sharded(static_cast<double>(d.e), zero >= 3);
     // FP8 training: Transformer Engine caches each linear's FP8 weight and its transpose (1 + 1 B)
     // for the step; with fp8_params they replace the BF16 copy instead of joining it.
-    if (d.fp8)
-      m.weights += static_cast<double>(partition.stage_layers(stage)) * describe_layer(d).sharded_parameters() *
-                   (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? dp : 1.0);
-    m.gradients = m.parameters * grad_bytes / (zero >= 2 ? dp : 1.0);
-    m.optimizer = m.parameters * optimizer_bytes / (zero >= 1 ? dp : 1.0);
+    if (d.fp8) {
+      const std::int64_t moe_layers = stage_moe_layers(d, partition, stage);
+      const double linears = static_cast<double>(partition.stage_layers(stage) - moe_layers) * describe_layer(d).sharded_parameters() +
+                             (moe_layers > 0 ? static_cast<double>(moe_layers) * (describe_layer(d, true).sharded_parameters()) : 0.0);
+      m.weights += linears * (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? dp : 1.0) +
+                   params.expert * (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? edp : 1.0);
+    }
+    m.gradients = sharded(grad_bytes, zero >= 2);
+    m.optimizer = sharded(optimizer_bytes, zero >= 1);
     m.reserved = sc.cluster().gpu().reserved_memory_gb() * 1e9;
 
     // Each chunk forward adds its stored activations, its backward frees them; the peak over this
@@ -105,7 +119,8 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     for (std::int64_t chunk = 0; chunk < d.v; ++chunk) {
       const std::int64_t vs = chunk * d.p + stage;
       chunk_layers[static_cast<std::size_t>(chunk)] = static_cast<double>(partition.layers(vs));
-      double bytes = per_layer * static_cast<double>(partition.layers(vs));
+      const auto moe_layers = static_cast<double>(chunk_moe_layers(d, partition, vs));
+      double bytes = per_layer * (static_cast<double>(partition.layers(vs)) - moe_layers) + per_moe_layer * moe_layers;
       if (vs == 0 && d.dropout) bytes += sbh / outside;  // the embedding's dropout mask
       if (vs == last_vs) bytes += 4.0 * static_cast<double>(local_tokens(d)) * (padded_vocab(d) / d.t) + 2 * sbh / outside;
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
@@ -123,8 +138,11 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     m.activations = peak;
     m.layers_in_flight = peak_layers;
     // Recompute rebuilds one layer's full activations at a time during backward.
-    if (layout.recompute() != Layout::NO_RECOMPUTE)
+    if (layout.recompute() != Layout::NO_RECOMPUTE) {
       m.transient = layer_activation_bytes(d, Layout::NO_RECOMPUTE) - per_layer;
+      if (stage_moe_layers(d, partition, stage) > 0)
+        m.transient = std::max(m.transient, layer_activation_bytes(d, Layout::NO_RECOMPUTE, true) - per_moe_layer);
+    }
     // ZeRO-3 gathers a layer's parameters, one in use and one prefetched; without resharding after
     // forward every layer of the stage stays gathered from its forward to its backward.
     if (zero >= 3 && dp_cp(d) > 1) {

@@ -2,16 +2,31 @@
 
 #include "parallax/model/layer.h"
 
+#include <algorithm>
+
 namespace parallax::model {
 
-ParameterShard layer_parameters(const Dims& d) {
+ParameterShard layer_parameters(const Dims& d, bool moe) {
   // Column-parallel QKV and FC1 split weights and biases; row-parallel projection and FC2 split
   // weights, their biases are added after the reduction and replicated, as are the norms.
-  const LayerDescription layer = describe_layer(d);
+  const LayerDescription layer = describe_layer(d, moe);
   ParameterShard p;
   p.sharded = layer.sharded_parameters();
   p.replicated = layer.replicated_parameters();
+  p.expert = layer.expert_parameters();
   return p;
+}
+
+std::int64_t chunk_moe_layers(const Dims& d, const StagePartition& partition, std::int64_t vs) {
+  if (d.experts == 0) return 0;
+  const std::int64_t first = partition.first_layer(vs), end = first + partition.layers(vs);
+  return end - std::clamp(d.dense_layers, first, end);
+}
+
+std::int64_t stage_moe_layers(const Dims& d, const StagePartition& partition, std::int64_t stage) {
+  std::int64_t n = 0;
+  for (std::int64_t c = 0; c < d.v; ++c) n += chunk_moe_layers(d, partition, c * d.p + stage);
+  return n;
 }
 
 EmbeddingShard embedding_parameters(const Dims& d) {
@@ -29,10 +44,18 @@ ParameterShard output_parameters(const Dims& d, bool tied_embeddings) {
   return p;
 }
 
-ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers) {
+ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers,
+                                std::int64_t moe_layers) {
   const ParameterShard layer = layer_parameters(d);
-  const double layers = static_cast<double>(stage_layers);
-  ParameterShard p{layer.sharded * layers, layer.replicated * layers};
+  const double layers = static_cast<double>(stage_layers - moe_layers);
+  ParameterShard p{layer.sharded * layers, layer.replicated * layers, 0};
+  if (moe_layers > 0) {
+    const ParameterShard moe = layer_parameters(d, true);
+    const double n = static_cast<double>(moe_layers);
+    p.sharded += moe.sharded * n;
+    p.replicated += moe.replicated * n;
+    p.expert += moe.expert * n;
+  }
   if (stage == 0) {
     const auto e = embedding_parameters(d);
     p.sharded += e.sharded;
@@ -46,7 +69,35 @@ ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_
   return p;
 }
 
+namespace {
+// Embedding and output layer, counted once (a tied word embedding's copy on the last stage is not a
+// parameter of its own).
+double embedding_and_output(const Dims& d, bool tied_embeddings) {
+  const EmbeddingShard e = embedding_parameters(d);
+  const ParameterShard o = output_parameters(d, tied_embeddings);
+  double total = e.unique(d.t) + o.unique(d.t);
+  if (tied_embeddings && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
+  return total;
+}
+}  // namespace
+
+double activated_parameters(const Dims& d, bool tied_embeddings) {
+  if (d.experts == 0) return total_parameters(d, tied_embeddings);
+  const ParameterShard dense = layer_parameters(d), moe = layer_parameters(d, true);
+  // A token uses top_k of the experts / ep experts a rank holds, times ep ranks: top_k / experts of
+  // them all.
+  const double routed = moe.expert * static_cast<double>(d.ep) * static_cast<double>(d.top_k) / static_cast<double>(d.experts);
+  return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
+         static_cast<double>(d.L - d.dense_layers) * (moe.sharded * static_cast<double>(d.t) + moe.replicated + routed) +
+         embedding_and_output(d, tied_embeddings);
+}
+
 double total_parameters(const Dims& d, bool tied_embeddings) {
+  if (d.experts > 0) {
+    const ParameterShard dense = layer_parameters(d), moe = layer_parameters(d, true);
+    return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
+           static_cast<double>(d.L - d.dense_layers) * moe.unique(d.t, d.ep) + embedding_and_output(d, tied_embeddings);
+  }
   double total = 0;
   // Any split of the layers gives the same count: the even one (the first L % p stages one more).
   for (std::int64_t stage = 0; stage < d.p; ++stage)

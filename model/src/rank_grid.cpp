@@ -40,7 +40,8 @@ std::string rank_order_text(const GridOrder& order) {
 RankGrid::RankGrid(std::int64_t tp, std::int64_t dp, std::int64_t pp)
     : RankGrid(GridCoords{tp, 1, 1, dp, pp}, kDefaultRankOrder) {}
 
-RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order) : extent_(extent), order_(order) {
+RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order, std::int64_t expert_parallel)
+    : extent_(extent), order_(order), expert_parallel_(expert_parallel) {
   std::int64_t stride = 1;
   for (GridDim dim : order_) {
     if (extent_[index(dim)] < 1) throw std::invalid_argument("rank grid: a dimension's extent is below 1");
@@ -48,6 +49,21 @@ RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order) : extent_(e
     stride *= extent_[index(dim)];
   }
   size_ = stride;
+  if (expert_parallel_ < 1 || (size_ / extent_[index(GridDim::Pp)]) % expert_parallel_ != 0)
+    throw std::invalid_argument("rank grid: ep does not divide the ranks of a pipeline stage");
+  if (expert_parallel_ > 1 && extent_[index(GridDim::Ep)] > 1)
+    throw std::invalid_argument("rank grid: ep is folded into tp x cp x dp; the Ep extent must be 1");
+}
+
+std::uint32_t RankGrid::stage_rank(std::int64_t stage, std::int64_t q) const {
+  GridCoords c{};
+  c[index(GridDim::Pp)] = stage;
+  for (GridDim dim : order_) {
+    if (dim == GridDim::Pp) continue;
+    c[index(dim)] = q % extent(dim);
+    q /= extent(dim);
+  }
+  return rank(c);
 }
 
 GridCoords RankGrid::coords(std::uint32_t r) const {
@@ -80,7 +96,8 @@ bool RankGrid::has_group(CommGroup group) const {
   switch (group) {
     case GROUP_TP: return extent(GridDim::Tp) > 1;
     case GROUP_CP: return extent(GridDim::Cp) > 1;
-    case GROUP_EP: return extent(GridDim::Ep) > 1;
+    case GROUP_EP: return extent(GridDim::Ep) > 1 || expert_parallel_ > 1;
+    case GROUP_EXPERT_DP: return expert_parallel_ > 1 && expert_data_parallel() > 1;
     case GROUP_DP: return extent(GridDim::Dp) > 1;
     case GROUP_DP_CP: return extent(GridDim::Cp) > 1;
     case GROUP_PP:
@@ -106,7 +123,18 @@ std::vector<std::uint32_t> RankGrid::members(CommGroup group, std::uint32_t r) c
   switch (group) {
     case GROUP_TP: return vary(r, {GridDim::Tp});
     case GROUP_CP: return vary(r, {GridDim::Cp});
-    case GROUP_EP: return vary(r, {GridDim::Ep});
+    case GROUP_EP:
+    case GROUP_EXPERT_DP: {
+      if (expert_parallel_ == 1) return group == GROUP_EP ? vary(r, {GridDim::Ep}) : std::vector<std::uint32_t>{r};
+      const std::int64_t q = pipeline(r), s = stage(r), ep = expert_parallel_;
+      std::vector<std::uint32_t> m;
+      if (group == GROUP_EP)
+        for (std::int64_t i = 0; i < ep; ++i) m.push_back(stage_rank(s, q / ep * ep + i));
+      else
+        for (std::int64_t i = 0; i < expert_data_parallel(); ++i) m.push_back(stage_rank(s, q % ep + i * ep));
+      std::sort(m.begin(), m.end());
+      return m;
+    }
     case GROUP_DP: return vary(r, {GridDim::Dp});
     case GROUP_DP_CP: return vary(r, {GridDim::Dp, GridDim::Cp});
     case GROUP_PP: return vary(r, {GridDim::Pp});
@@ -124,6 +152,7 @@ std::string rank_label(const RankGrid& grid, std::uint32_t r) {
                     " pp" + std::to_string(grid.stage(r));
   if (grid.extent(GridDim::Cp) > 1) out += " cp" + std::to_string(grid.cp(r));
   if (grid.extent(GridDim::Ep) > 1) out += " ep" + std::to_string(grid.ep(r));
+  if (grid.expert_parallel() > 1) out += " ep" + std::to_string(grid.pipeline(r) % grid.expert_parallel());
   return out + ")";
 }
 
@@ -132,6 +161,7 @@ std::string grid_shape_text(const RankGrid& grid) {
                     " x pp " + std::to_string(grid.extent(GridDim::Pp));
   if (grid.extent(GridDim::Cp) > 1) out += " x cp " + std::to_string(grid.extent(GridDim::Cp));
   if (grid.extent(GridDim::Ep) > 1) out += " x ep " + std::to_string(grid.extent(GridDim::Ep));
+  if (grid.expert_parallel() > 1) out += " (ep " + std::to_string(grid.expert_parallel()) + " within)";
   return out;
 }
 
@@ -141,7 +171,9 @@ RankGrid rank_grid(const Scenario& sc) {
   if (!order)
     throw std::invalid_argument("layout.rank_order \"" + l.rank_order() +
                                 "\" is not a permutation of tp, cp, ep, dp, pp joined by '-'");
-  return RankGrid(GridCoords{l.tp(), l.cp(), l.ep(), l.dp(), l.pp()}, *order);
+  // Megatron's ep folds into tp x cp x dp (the expert grid of each stage), so the dense grid's Ep
+  // extent is 1.
+  return RankGrid(GridCoords{l.tp(), l.cp(), 1, l.dp(), l.pp()}, *order, std::max(1, l.ep()));
 }
 
 }  // namespace parallax::model

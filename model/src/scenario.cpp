@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iomanip>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -339,6 +340,13 @@ void validate_cluster(const Scenario& sc, const Sources& src, Precision precisio
 
 // What the schema can say but the models do not compute yet: refused by name rather than silently
 // modelled as something else (a wrong number is worse than an error).
+// A double as its shortest round-trip text ("2", "0.5", "32").
+std::string shortest(double v) {
+  std::ostringstream o;
+  o << std::setprecision(15) << v;
+  return o.str();
+}
+
 void refuse_unmodelled(const Sources& src, const std::vector<std::string>& field, bool set, const std::string& what) {
   if (set) fail(src, field, what + " is not modelled yet; leave the field at its default");
 }
@@ -388,6 +396,39 @@ void validate(const Scenario& sc, const Sources& src) {
          "num_heads " + std::to_string(m.num_heads()) + " is not a multiple of num_query_groups " +
              std::to_string(m.num_query_groups()) + "; valid num_query_groups: " +
              divisors_text(m.num_heads(), m.num_heads()));
+  // Mixture of Experts.
+  if (m.num_experts() < 0)
+    fail(src, {"model", "num_experts"}, "must not be negative (got " + std::to_string(m.num_experts()) + "); 0 is a dense model");
+  if (m.num_experts() > 0) {
+    const std::int64_t experts = m.num_experts();
+    if (m.moe_top_k() < 1 || m.moe_top_k() > experts)
+      fail(src, {"model", "moe_top_k"},
+           "must be 1 to num_experts " + std::to_string(experts) + " (got " + std::to_string(m.moe_top_k()) +
+               "): the experts each token is routed to");
+    if (m.moe_ffn_hidden_size() < 1)
+      fail(src, {"model", "moe_ffn_hidden_size"},
+           "must be >= 1 (got " + std::to_string(m.moe_ffn_hidden_size()) + "): the FFN size of one expert");
+    if (m.num_shared_experts() < 0)
+      fail(src, {"model", "num_shared_experts"}, "must not be negative (got " + std::to_string(m.num_shared_experts()) + ")");
+    if (m.moe_dense_layers() < 0 || m.moe_dense_layers() >= m.num_layers())
+      fail(src, {"model", "moe_dense_layers"},
+           "must be 0 to num_layers - 1 = " + std::to_string(m.num_layers() - 1) + " (got " +
+               std::to_string(m.moe_dense_layers()) + "): the leading layers with a dense FFN");
+    // The busiest expert can get at most every token once: skew x tokens x top_k / experts <= tokens.
+    const double max_skew = static_cast<double>(experts) / m.moe_top_k();
+    if (!(m.moe_routing_skew() >= 1.0 && m.moe_routing_skew() <= max_skew))
+      fail(src, {"model", "moe_routing_skew"},
+           "must be 1 (balanced) to num_experts / moe_top_k = " + shortest(max_skew) + " (got " +
+               shortest(m.moe_routing_skew()) + "): the busiest expert's tokens as a multiple of the mean");
+  } else {
+    for (const auto& [name, set] : {std::pair{"moe_top_k", m.moe_top_k() != 0},
+                                    {"moe_ffn_hidden_size", m.moe_ffn_hidden_size() != 0},
+                                    {"num_shared_experts", m.num_shared_experts() != 0},
+                                    {"moe_dense_layers", m.moe_dense_layers() != 0},
+                                    {"moe_routing_skew", m.moe_routing_skew() != 1.0}})
+      if (set)
+        fail(src, {"model", name}, "is set but model.num_experts is 0 (a dense model); set num_experts or drop it");
+  }
   // With head_dim set, the attention width (num_heads * head_dim) need not be hidden_size
   // (Nemotron-4 340B: 96 heads of 192 on a hidden size of 18432).
   if (m.head_dim() == 0 && m.hidden_size() % m.num_heads() != 0)
@@ -439,7 +480,30 @@ void validate(const Scenario& sc, const Sources& src) {
            "with sequence parallelism each rank's s / cp = " + std::to_string(m.seq_length() / l.cp()) +
                " tokens are split again over tp " + std::to_string(l.tp()) + ", which does not divide them");
   }
-  refuse_unmodelled(src, {"layout", "ep"}, l.ep() != 1, "expert parallelism (ep " + std::to_string(l.ep()) + ")");
+  if (l.ep() > 1) {
+    // Megatron's expert grid folds into tp x cp x dp (model::RankGrid): ep divides the stage's ranks.
+    const std::int64_t stage_ranks = static_cast<std::int64_t>(l.tp()) * l.cp() * l.dp();
+    if (m.num_experts() == 0)
+      fail(src, {"layout", "ep"}, "expert parallelism needs a Mixture-of-Experts model (model.num_experts > 0); use ep 1");
+    if (m.num_experts() % l.ep() != 0)
+      fail(src, {"layout", "ep"},
+           "ep " + std::to_string(l.ep()) + " does not divide model.num_experts " + std::to_string(m.num_experts()) +
+               "; valid ep: " + divisors_text(m.num_experts(), std::min<std::int64_t>(m.num_experts(), stage_ranks)));
+    if (stage_ranks % l.ep() != 0)
+      fail(src, {"layout", "ep"},
+           "ep " + std::to_string(l.ep()) + " does not divide tp x cp x dp = " + std::to_string(stage_ranks) +
+               " (the ranks of a pipeline stage, which Megatron regroups as ep x expert dp); valid ep: " +
+               divisors_text(stage_ranks, std::min<std::int64_t>(m.num_experts(), stage_ranks)));
+  }
+  refuse_unmodelled(src, {"layout", "zero_stage"}, m.num_experts() > 0 && l.zero_stage() >= 2,
+                    "ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model (zero_stage " +
+                        std::to_string(l.zero_stage()) + "; MoE layouts take zero_stage 0 or 1)");
+  // Megatron routes each rank's own tokens: with tp > 1 they must be split over tp (sequence
+  // parallelism), else every TP rank would dispatch the same tokens.
+  if (m.num_experts() > 0 && l.tp() > 1 && !l.sequence_parallel())
+    fail(src, {"layout", "sequence_parallel"},
+         "a Mixture-of-Experts model with tp " + std::to_string(l.tp()) +
+             " needs sequence_parallel: true (Megatron requires it: each TP rank routes its own s / tp tokens)");
   check_rank_order(src, l);
   // Megatron / Transformer Engine overlap the TP collectives with the GEMMs only under sequence
   // parallelism (the all-gather and reduce-scatter it splits into chunks).
@@ -475,7 +539,8 @@ void validate(const Scenario& sc, const Sources& src) {
                                             std::to_string(c.num_nodes()) + " nodes * " +
                                             std::to_string(c.gpus_per_node()) + "); at most " +
                                             std::to_string(kMaxGpus) + " are supported");
-  const std::optional<std::int64_t> product = checked_product({l.dp(), l.tp(), l.pp(), l.cp(), l.ep()});
+  // ep is folded into tp x cp x dp (Megatron's expert grid), so it does not multiply the GPU count.
+  const std::optional<std::int64_t> product = checked_product({l.dp(), l.tp(), l.pp(), l.cp()});
   if (product != gpus) {
     const std::int64_t tp_pp = static_cast<std::int64_t>(l.tp()) * l.pp();
     std::string fix = gpus % tp_pp == 0 ? "; with tp " + std::to_string(l.tp()) + " and pp " + std::to_string(l.pp()) +
@@ -746,6 +811,13 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.fp8_params = d.fp8 && m.fp8_params();
   d.c = std::max<std::int64_t>(1, l.cp());
   d.eager = m.elementwise_kernels() == ModelSpec::EAGER;
+  d.experts = m.num_experts();
+  d.top_k = m.moe_top_k();
+  d.moe_f = m.moe_ffn_hidden_size();
+  d.shared = m.num_shared_experts();
+  d.dense_layers = m.moe_dense_layers();
+  d.skew = m.moe_routing_skew();
+  d.ep = std::max<std::int64_t>(1, l.ep());
 }
 
 }  // namespace parallax::model

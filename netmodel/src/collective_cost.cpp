@@ -79,6 +79,15 @@ double single_algorithm_time(const GroupShape& s, CollectiveKind kind, double S)
       // carries S.
       return S / s.ring_bandwidth + s.ring_latency;
     case ALL_TO_ALL:
+      // n (n - 1) concurrent flows of S / n (the simulator's pairwise exchange). Over nodes, a
+      // member's NVLink carries its pieces for the other members of its node while its NIC carries
+      // those bound for other nodes, (n - per_node) / n of S, shared by the members behind one NIC.
+      if (s.nodes > 1 && s.per_node > 0) {
+        const double intra = s.per_node > 1 ? (s.per_node - 1) / n * S / s.intra_bandwidth : 0.0;
+        const double inter = (n - s.per_node) / n * S * s.members_per_nic / s.inter_bandwidth;
+        return std::max(intra, inter) + s.inter_latency;
+      }
+      return (n - 1) / n * S / s.ring_bandwidth + s.ring_latency;
     default:
       return (n - 1) / n * S / s.ring_bandwidth + s.ring_latency;
   }
@@ -221,6 +230,8 @@ GroupShape group_shape(const Topology& topology, const std::vector<std::uint32_t
     // k rings leave over min(k, NICs) NICs (rings share a NIC when a node has fewer NICs than GPUs).
     s.ring_bandwidth = std::min(intra * k / (k - 1.0), inter * std::min(k, topology.parameters().nics));
   }
+  if (kind == ALL_TO_ALL && s.per_node > 1)
+    s.members_per_nic = std::max(1.0, static_cast<double>(s.per_node) / std::max(1, topology.parameters().nics));
   if (kind == ALL_REDUCE && s.n >= 3) {
     const Hop tree = slowest_edge(topology, g, double_tree_edges(s.n), scratch);
     s.tree_bandwidth = tree.bandwidth;

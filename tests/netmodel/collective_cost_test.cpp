@@ -110,6 +110,15 @@ TEST(CollectiveCost, ClosedFormsAcrossNodes) {
                   2 * 7.0 / 8 * S / kNvlink + 2 * 7 * kNvlinkLatency + 2 * 1.0 / 2 * (S / 8) / kNic + 2 * 1 * ring_latency);
   expect_relative(collective_time(s, ALL_REDUCE, CollectiveAlgorithm::Tree, S),
                   2 * S / kNic + 2 * 4 * ring_latency);
+  // All-to-all (MoE dispatch): each GPU's NIC carries the half of S bound for the other node while
+  // its NVLink carries 7/16 of S; the simulator's pairwise flows give the same
+  // (Simulate.AllToAllMatchesClosedFormAndContends). With one NIC per node its 8 GPUs share it.
+  const GroupShape a2a = group_shape(t, both, ALL_TO_ALL);
+  EXPECT_NEAR(collective_time(a2a, ALL_TO_ALL, CollectiveAlgorithm::Ring, S) / (S / 2 / kNic), 1.0, 0.01);
+  ClusterSpec one_nic = preset("dgx-h100", 2);
+  one_nic.set_nics_per_node(1);
+  const GroupShape shared = group_shape(Topology(one_nic), both, ALL_TO_ALL);
+  EXPECT_NEAR(collective_time(shared, ALL_TO_ALL, CollectiveAlgorithm::Ring, S) / (8 * S / 2 / kNic), 1.0, 0.01);
   // One GPU per node on the same rail: NIC to NIC.
   const GroupShape rail = group_shape(t, {2, 10}, ALL_REDUCE);
   expect_relative(collective_time(rail, ALL_REDUCE, CollectiveAlgorithm::Ring, S), S / kNic + 2 * kNicLatency);

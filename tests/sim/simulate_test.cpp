@@ -448,6 +448,45 @@ TEST(Simulate, ContextParallelRingClosedForms) {
   }
 }
 
+// The MoE dispatch / combine: an all-to-all of S bytes per member among n ranks is n (n - 1)
+// concurrent flows of S / n. Inside one node each GPU's NVLink carries (n - 1) / n S; over two nodes
+// each GPU's NIC carries the half of S bound for the other node (its share of the NVLink traffic is
+// smaller and in parallel). Two all-to-alls at once through the same NICs take twice as long.
+TEST(Simulate, AllToAllMatchesClosedFormAndContends) {
+  const double S = 256e6;
+  auto run = [&](int nodes, int concurrent, const std::string& extra = "") {
+    const int n = 8 * nodes;
+    const Scenario sc = scenario_from_text(R"(
+        model { num_layers: 8 hidden_size: 512 num_heads: 8 seq_length: 256 vocab_size: 1024 num_experts: 16
+                moe_top_k: 2 moe_ffn_hidden_size: 512 }
+        cluster { preset: "dgx-a100-80g" num_nodes: )" + std::to_string(nodes) + " " + extra + R"( }
+        layout { dp: )" + std::to_string(n) + " ep: " + std::to_string(n) + " global_batch_size: " +
+                                           std::to_string(n) + R"( }
+        options { use_symmetry: false })");
+    GraphBuilder b{sc, {}, {}, {}};
+    for (int k = 0; k < concurrent; ++k)
+      for (int r = 0; r < n; ++r) {
+        const auto id = b.collective(static_cast<std::uint32_t>(r), ALL_TO_ALL, GROUP_EP, static_cast<std::uint64_t>(S));
+        b.tasks[id].stream = k == 0 ? DP_COMM : TP_COMM;  // two streams: the exchanges overlap
+      }
+    return std::pair{step_time(b.graph()), sc};
+  };
+  {
+    const auto [t, sc] = run(1, 1);
+    const auto& link = sc.cluster().intra_node();
+    const double expected = 7.0 / 8 * S / (link.gb_per_s() * 1e9 * link.bandwidth_efficiency()) + link.latency_us() * 1e-6;
+    EXPECT_NEAR(t / expected, 1.0, 0.02);
+  }
+  {
+    const auto [t, sc] = run(2, 1);
+    const auto& c = sc.cluster();
+    const double nic = c.nic_gbit_per_s() / 8 * 1e9 * c.nic_bandwidth_efficiency();
+    const double expected = S / 2 / nic + c.nic_latency_us() * 1e-6;
+    EXPECT_NEAR(t / expected, 1.0, 0.02);
+    EXPECT_NEAR(run(2, 2).first / t, 2.0, 0.05);
+  }
+}
+
 TEST(Simulate, UnmatchedCollectiveIsReportedAsDeadlock) {
   const Scenario sc = cluster_scenario(2, "tp: 8 dp: 2 global_batch_size: 2");
   GraphBuilder b{sc, {}, {}, {}};

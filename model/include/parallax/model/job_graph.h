@@ -68,6 +68,19 @@ enum class Op : std::uint8_t {
   TraceCollective,
   TraceSend,
   TraceRecv,
+  // Mixture of Experts (model::describe_layer with moe): the router GEMM, its softmax / top-k, the
+  // permutation into expert order, the dispatch all-to-all, the routed experts' grouped GEMMs, the
+  // combine all-to-all, the un-permutation, and the shared experts' FFN.
+  MoeRouter,
+  MoeTopK,
+  MoePermute,
+  MoeDispatch,
+  ExpertFc1,
+  ExpertFc2,
+  MoeCombine,
+  MoeUnpermute,
+  SharedExpertFc1,
+  SharedExpertFc2,
   kCount
 };
 std::string_view op_name(Op op);

@@ -79,6 +79,14 @@ struct LayerOp {
   // SELECTIVE / PER_OP on a fused GEMM of which torchtitan runs a part as its own matmul and
   // re-runs it (wk within QKV, w3 within FC1): the output columns (per TP rank) re-run.
   std::int64_t per_op_rerun_columns = 0;
+  // Mixture of Experts: a routed expert's GEMM (its weights sharded over ep, not tp; FP8 like the
+  // linears), and the expert parameters this op holds on this rank (reduced over expert dp).
+  bool expert = false;
+  double expert_parameters = 0;
+  // The dispatch or combine all-to-all over the ep group: no compute, each rank sends (and receives)
+  // all_to_all_bytes in forward, and the same for the gradients in backward.
+  bool ep_all_to_all = false;
+  double all_to_all_bytes = 0;
 };
 
 // One step of an op's backward pass.
@@ -109,12 +117,16 @@ struct LayerDescription {
   // Parameters of one layer on one TP rank.
   double sharded_parameters() const;
   double replicated_parameters() const;
+  // Routed experts' parameters on this rank (experts / ep of them; 0 for a dense layer).
+  double expert_parameters() const;
   // The tensors kept under a recompute choice, in Korthikanti's order (those selective recompute
   // keeps first, then the attention core's).
   std::vector<const SavedTensor*> saved(Layout::Recompute recompute, Layout::SelectivePolicy policy) const;
 };
 
-LayerDescription describe_layer(const Dims& d);
+// A dense layer, or with `moe` a Mixture-of-Experts layer (the FFN replaced by the router, the
+// dispatch, the routed experts, the shared experts and the combine).
+LayerDescription describe_layer(const Dims& d, bool moe = false);
 
 // Tasks one layer emits for one micro-batch, without ZeRO tasks (Builder::layer_forward and
 // layer_backward).

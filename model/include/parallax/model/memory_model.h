@@ -15,8 +15,9 @@ struct StoredActivation {
   double bytes;  // per micro-batch, on one TP rank
 };
 // The tensors one layer stores for one micro-batch under the scenario's recompute and TP/SP setting.
-std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute);
-double layer_activation_bytes(const Dims& d, Layout::Recompute recompute);
+// With `moe`, of a Mixture-of-Experts layer.
+std::vector<StoredActivation> layer_activations(const Dims& d, Layout::Recompute recompute, bool moe = false);
+double layer_activation_bytes(const Dims& d, Layout::Recompute recompute, bool moe = false);
 
 // Bytes one parameter's gradient takes where it accumulates and is reduced (fp32 with
 // grad_reduce_in_fp32, else the training precision).

@@ -2,20 +2,34 @@
 #pragma once
 
 #include "parallax/model/scenario.h"
+#include "parallax/model/stage_partition.h"
 
 namespace parallax::model {
 
 // Parameters held by one TP rank: `sharded` ones are split over the t ranks of its TP group,
 // `replicated` ones (biases after row-parallel GEMMs, LayerNorms, position embeddings) are copied.
+// `expert` ones (a MoE layer's routed experts) are split over the ep ranks of an expert group and
+// replicated over expert dp.
 struct ParameterShard {
   double sharded = 0;
   double replicated = 0;
-  double local() const { return sharded + replicated; }
-  double unique(std::int64_t tp) const { return sharded * static_cast<double>(tp) + replicated; }
+  double expert = 0;
+  double local() const { return sharded + replicated + expert; }
+  // Parameters other than the routed experts (reduced, and ZeRO-sharded, over dp x cp).
+  double dense() const { return sharded + replicated; }
+  double unique(std::int64_t tp, std::int64_t ep = 1) const {
+    return sharded * static_cast<double>(tp) + replicated + expert * static_cast<double>(ep);
+  }
 };
 
-// One transformer layer (GPT: QKV 3h^2 + 3h, projection h^2 + h, FFN 2hf + f + h, two LayerNorms 4h).
-ParameterShard layer_parameters(const Dims& d);
+// One transformer layer (GPT: QKV 3h^2 + 3h, projection h^2 + h, FFN 2hf + f + h, two LayerNorms 4h);
+// with `moe` a Mixture-of-Experts layer.
+ParameterShard layer_parameters(const Dims& d, bool moe = false);
+
+// MoE layers among virtual stage vs's layers, and among all of pipeline stage `stage`'s (the first
+// d.dense_layers layers are dense).
+std::int64_t chunk_moe_layers(const Dims& d, const StagePartition& partition, std::int64_t vs);
+std::int64_t stage_moe_layers(const Dims& d, const StagePartition& partition, std::int64_t stage);
 
 struct EmbeddingShard : ParameterShard {
   double word = 0;  // the vocabulary-parallel word embedding part (V h / t)
@@ -29,9 +43,14 @@ ParameterShard output_parameters(const Dims& d, bool tied_embeddings);
 
 // Everything held by one rank of pipeline stage `stage`, which has `stage_layers` transformer layers
 // (StagePartition::stage_layers).
-ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers);
+// (StagePartition::stage_layers), `moe_layers` of them Mixture-of-Experts layers.
+ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers,
+                                std::int64_t moe_layers = 0);
 
 // The model's parameter count (tied copies counted once).
 double total_parameters(const Dims& d, bool tied_embeddings);
+// The parameters one token uses: a MoE layer counts its router, shared experts and top_k routed
+// experts, not all of them (DeepSeek-V3: 37B of 671B). The total for a dense model.
+double activated_parameters(const Dims& d, bool tied_embeddings);
 
 }  // namespace parallax::model

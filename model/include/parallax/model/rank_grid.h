@@ -21,8 +21,8 @@ using GridCoords = std::array<std::int64_t, kGridDims>;  // indexed by GridDim
 
 // The groups collectives run on, in the order executors create their communicators (PP transfers are
 // point-to-point).
-inline constexpr std::array<CommGroup, 6> kCollectiveGroups{GROUP_TP, GROUP_CP, GROUP_EP, GROUP_DP, GROUP_DP_CP,
-                                                            GROUP_EMBEDDING};
+inline constexpr std::array<CommGroup, 7> kCollectiveGroups{GROUP_TP,    GROUP_CP,        GROUP_EP,       GROUP_DP,
+                                                            GROUP_DP_CP, GROUP_EXPERT_DP, GROUP_EMBEDDING};
 
 inline constexpr GridOrder kDefaultRankOrder{GridDim::Tp, GridDim::Cp, GridDim::Ep, GridDim::Dp, GridDim::Pp};
 
@@ -36,8 +36,9 @@ class RankGrid {
   RankGrid() : RankGrid(1, 1, 1) {}
   // Megatron's default order with cp = ep = 1.
   RankGrid(std::int64_t tp, std::int64_t dp, std::int64_t pp);
-  // `extent` indexed by GridDim; each at least 1.
-  RankGrid(const GridCoords& extent, const GridOrder& order);
+  // `extent` indexed by GridDim; each at least 1. `expert_parallel`: Megatron's ep, folded into the
+  // tp x cp x dp ranks of each stage (it must divide their count; the Ep extent is then 1).
+  RankGrid(const GridCoords& extent, const GridOrder& order, std::int64_t expert_parallel = 1);
 
   std::int64_t extent(GridDim dim) const { return extent_[index(dim)]; }
   // Rank distance between neighbours along `dim`: the product of the extents of faster dimensions.
@@ -67,16 +68,23 @@ class RankGrid {
   std::int64_t pipeline(std::uint32_t r) const;
   std::int64_t pipelines() const { return size_ / extent(GridDim::Pp); }
   // Whether the layout has `group` as a communicator of more than one rank (DP_CP only when cp > 1:
-  // with cp = 1 it is the DP group).
+  // with cp = 1 it is the DP group; EP and EXPERT_DP only with ep > 1).
   bool has_group(CommGroup group) const;
+  // Megatron's expert grid: within a stage the ranks in pipeline() order regrouped as ep (fastest) x
+  // expert dp. ep 1: no expert grid.
+  std::int64_t expert_parallel() const { return expert_parallel_; }
+  std::int64_t expert_data_parallel() const { return size_ / extent(GridDim::Pp) / expert_parallel_; }
 
   // The global ranks of `group` that `r` belongs to, in rank order (the communicator's rank order):
-  // TP, CP, EP, DP, PP vary one coordinate; DP_CP varies dp and cp; EMBEDDING is the first and the
-  // last stage; any other group is r alone.
+  // TP, CP, DP, PP vary one coordinate; DP_CP varies dp and cp; EP is the ep consecutive ranks of
+  // r's stage (in pipeline() order) around r, EXPERT_DP the stage's ranks at r's position in every
+  // EP group; EMBEDDING is the first and the last stage; any other group is r alone.
   std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const;
 
  private:
   static std::size_t index(GridDim dim) { return static_cast<std::size_t>(dim); }
+  // The rank of `stage` whose index within its stage (pipeline()) is q.
+  std::uint32_t stage_rank(std::int64_t stage, std::int64_t q) const;
   // The ranks reached from r by varying the dimensions in `dims` over their extents, sorted.
   std::vector<std::uint32_t> vary(std::uint32_t r, std::initializer_list<GridDim> dims) const;
 
@@ -84,6 +92,7 @@ class RankGrid {
   GridCoords stride_{1, 1, 1, 1, 1};
   GridOrder order_ = kDefaultRankOrder;
   std::int64_t size_ = 1;
+  std::int64_t expert_parallel_ = 1;
 };
 
 // "rank 5 (dp1 tp1 pp0)", with cp / ep coordinates where those dimensions exist: timeline lane labels.

@@ -80,7 +80,15 @@ struct Dims {
   std::int64_t c = 1;
   // model.elementwise_kernels EAGER: the elementwise ops as PyTorch eager runs them (layer.cpp).
   bool eager = false;
+  // Mixture of Experts (model.num_experts > 0): experts, top-k, one expert's FFN size, shared
+  // experts, the leading dense layers, the routing skew, and the expert-parallel degree (folded into
+  // t x c x d, Megatron's expert grid).
+  std::int64_t experts = 0, top_k = 0, moe_f = 0, shared = 0, dense_layers = 0;
+  double skew = 1.0;
+  std::int64_t ep = 1;
 };
+// Whether layer `layer` (0-based) is a MoE layer.
+inline bool is_moe_layer(const Dims& d, std::int64_t layer) { return d.experts > 0 && layer >= d.dense_layers; }
 // Tokens of one micro-batch held by one rank: b * s / c (context parallelism splits the sequence).
 inline std::int64_t local_tokens(const Dims& d) { return d.b * d.s / (d.c > 0 ? d.c : 1); }
 inline std::int64_t local_seq(const Dims& d) { return d.s / (d.c > 0 ? d.c : 1); }

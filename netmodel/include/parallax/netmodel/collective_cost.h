@@ -41,6 +41,9 @@ struct GroupShape {
   // GATHER and SCATTER: the busiest link carries rooted_share of the S bytes at rooted_bandwidth; the
   // slowest route's latency.
   double rooted_share = 0, rooted_bandwidth = 0, rooted_latency = 0;
+  // ALL_TO_ALL over nodes: members of a node that share one NIC (a node with fewer NICs than
+  // members); the routes' inter_bandwidth sees each NIC alone.
+  double members_per_nic = 1;
 };
 
 // The shape of a group of global ranks on `topology`, from the routes between its members. Computes

@@ -1,0 +1,252 @@
+// Mixture of Experts in the model: the published parameter counts (total and activated), Megatron's
+// expert grid folded into tp x cp x dp, the MoE layer's tasks (router, permutation, dispatch and
+// combine all-to-alls on the ep group, grouped expert GEMMs with balanced or skewed routing),
+// expert gradients over expert dp, the memory of expert shards, and the refusals.
+#include "parallax/model/cost_model.h"
+#include "parallax/model/job_graph.h"
+#include "parallax/model/layer.h"
+#include "parallax/model/memory_model.h"
+#include "parallax/model/parameters.h"
+#include "parallax/model/presets.h"
+#include "parallax/model/rank_grid.h"
+#include "test_support.h"
+
+#include <gmock/gmock.h>
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace parallax::model {
+namespace {
+
+using ::testing::HasSubstr;
+using parallax::testing::input_error;
+using parallax::testing::scenario_from_text;
+
+Dims preset_dims(const std::string& preset, const std::string& layout = "global_batch_size: 1") {
+  Scenario sc;
+  *sc.mutable_model() = load_model(preset);
+  google::protobuf::TextFormat::ParseFromString(layout, sc.mutable_layout());
+  return dims(sc);
+}
+
+struct PublishedMoe {
+  const char* preset;
+  double total, activated, tolerance, activated_tolerance;
+};
+
+class PublishedMoeParameters : public ::testing::TestWithParam<PublishedMoe> {};
+
+TEST_P(PublishedMoeParameters, TotalAndActivated) {
+  const auto p = GetParam();
+  const Dims d = preset_dims(p.preset);
+  const bool tied = load_model(p.preset).tied_embeddings();
+  EXPECT_NEAR(total_parameters(d, tied) / p.total, 1.0, p.tolerance) << total_parameters(d, tied);
+  EXPECT_NEAR(activated_parameters(d, tied) / p.activated, 1.0, p.activated_tolerance) << activated_parameters(d, tied);
+  // The count does not depend on how the experts are split.
+  const Dims split = preset_dims(p.preset, "ep: 8 dp: 8 global_batch_size: 8");
+  EXPECT_NEAR(total_parameters(split, tied) / total_parameters(d, tied), 1.0, 1e-12);
+}
+
+// Mixtral: Jiang et al. 2024 (46.7B / 12.9B); Mistral AI (141B / 39B). Qwen3 technical report
+// (235B / 22B, 30.5B / 3.3B): the activated counts are given to two digits (22.2B and 3.35B by the
+// configs), so within half their last digit (3.35B rounds to 3.3B: 2% there). Grok-1: xAI's 314B, within 1% (the released config
+// gives 315.7B), "25% of the weights active" within 10%.
+INSTANTIATE_TEST_SUITE_P(Models, PublishedMoeParameters,
+                         ::testing::Values(PublishedMoe{"mixtral-8x7b", 46.7e9, 12.9e9, 0.005, 0.005},
+                                           PublishedMoe{"mixtral-8x22b", 141e9, 39e9, 0.005, 0.005},
+                                           PublishedMoe{"qwen3-235b-a22b", 235e9, 22e9, 0.005, 0.5 / 22},
+                                           PublishedMoe{"qwen3-30b-a3b", 30.5e9, 3.3e9, 0.005, 0.02},
+                                           PublishedMoe{"grok-1", 314e9, 314e9 * 0.25, 0.01, 0.1}),
+                         [](const auto& info) {
+                           std::string name = info.param.preset;
+                           for (char& c : name)
+                             if (c == '-' || c == '.') c = '_';
+                           return name;
+                         });
+
+// Megatron's expert grid: within a stage the tp x cp x dp ranks in rank order regrouped as ep
+// (fastest) x expert dp; ep does not multiply the GPU count.
+TEST(MoeGrid, ExpertGroupsFoldIntoTheStage) {
+  const RankGrid grid(GridCoords{2, 1, 1, 4, 2}, kDefaultRankOrder, 4);  // tp 2, dp 4, pp 2, ep 4
+  EXPECT_EQ(grid.size(), 16u);
+  EXPECT_EQ(grid.expert_parallel(), 4);
+  EXPECT_EQ(grid.expert_data_parallel(), 2);
+  EXPECT_EQ(grid.members(GROUP_EP, 5), (std::vector<std::uint32_t>{4, 5, 6, 7}));
+  EXPECT_EQ(grid.members(GROUP_EP, 9), (std::vector<std::uint32_t>{8, 9, 10, 11}));  // stage 1
+  EXPECT_EQ(grid.members(GROUP_EXPERT_DP, 5), (std::vector<std::uint32_t>{1, 5}));
+  EXPECT_EQ(grid.members(GROUP_EXPERT_DP, 14), (std::vector<std::uint32_t>{10, 14}));
+  EXPECT_TRUE(grid.has_group(GROUP_EP));
+  EXPECT_TRUE(grid.has_group(GROUP_EXPERT_DP));
+  // With pp fastest the stage's ranks are strided, and the groups follow them.
+  const RankGrid pp_first(GridCoords{1, 1, 1, 4, 2}, *parse_rank_order("pp-tp-cp-ep-dp"), 2);
+  EXPECT_EQ(pp_first.members(GROUP_EP, 0), (std::vector<std::uint32_t>{0, 2}));
+  EXPECT_EQ(pp_first.members(GROUP_EP, 5), (std::vector<std::uint32_t>{5, 7}));
+  EXPECT_EQ(pp_first.members(GROUP_EXPERT_DP, 1), (std::vector<std::uint32_t>{1, 5}));
+  // The scenario's grid: ep 8 inside dp 8 of 8 GPUs.
+  const Scenario sc = scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512
+      vocab_size: 1000 num_experts: 8 moe_top_k: 2 moe_ffn_hidden_size: 1024 activation: SWIGLU
+      attention_kernel: FLASH normalization: RMSNORM position_embedding: ROPE add_bias_linear: false dropout: false }
+      cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 ep: 8 global_batch_size: 8 })");
+  EXPECT_EQ(rank_grid(sc).members(GROUP_EP, 3).size(), 8u);
+  EXPECT_FALSE(rank_grid(sc).has_group(GROUP_EXPERT_DP));
+}
+
+// A small Mixtral-like model on two DGX H100 nodes: 8 experts, top 2, FFN 1024 per expert.
+// `model_extra` fields replace the defaults of the same name.
+std::string moe_scenario(const std::string& layout, const std::string& model_extra = "", int nodes = 2) {
+  std::string model = R"(num_layers: 4 hidden_size: 1024 num_heads: 8 num_query_groups: 4 seq_length: 2048
+      vocab_size: 4096 activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH
+      position_embedding: ROPE add_bias_linear: false dropout: false tied_embeddings: false )" + model_extra;
+  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+           {"num_experts", "8"}, {"moe_top_k", "2"}, {"moe_ffn_hidden_size", "1024"}})
+    if (model_extra.find(field + ":") == std::string::npos) model += " " + field + ": " + value;
+  return "model { " + model + " }\ncluster { preset: \"dgx-h100\" num_nodes: " + std::to_string(nodes) +
+         " }\nlayout { " + layout + " }";
+}
+
+std::vector<const Task*> tasks_of(const JobGraph& g, Op op, Phase phase, std::int32_t layer) {
+  std::vector<const Task*> out;
+  for (const Task& t : g.tasks())
+    if (t.op == op && t.phase == phase && t.layer == layer && t.microbatch == 0 && t.rank == g.tasks()[0].rank)
+      out.push_back(&t);
+  return out;
+}
+
+TEST(MoeLayer, BalancedRoutingGivesEachExpertTokensTimesTopKOverExperts) {
+  // 16 GPUs, dp 16, ep 8: each rank routes 2048 tokens, 2 copies each, 8 experts over 8 ranks.
+  const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 16"));
+  const JobGraph g = build_job_graph(sc);
+  const auto fc1 = tasks_of(g, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(fc1.size(), 1u);
+  // tokens x top_k x ep / experts = 2048 x 2 x 8 / 8 per expert, one local expert.
+  EXPECT_EQ(fc1[0]->gemm_m, 4096u);
+  EXPECT_EQ(fc1[0]->gemm_batch, 1u);
+  EXPECT_EQ(fc1[0]->gemm_n, 2048u);  // gate and up of one expert
+  EXPECT_EQ(fc1[0]->gemm_k, 1024u);
+  // ep 2: four local experts, each 2048 x 2 x 2 / 8 tokens.
+  const JobGraph g2 = build_job_graph(scenario_from_text(moe_scenario("dp: 16 ep: 2 global_batch_size: 16")));
+  const auto fc1_2 = tasks_of(g2, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(fc1_2.size(), 1u);
+  EXPECT_EQ(fc1_2[0]->gemm_m, 1024u);
+  EXPECT_EQ(fc1_2[0]->gemm_batch, 4u);
+  // Dispatch and combine: all-to-alls of every copy's hidden vector (2048 x 2 x 1024 x 2 B) over the
+  // ep group, on the compute stream, twice forward and twice backward.
+  for (const Phase phase : {FORWARD, BACKWARD})
+    for (const Op op : {Op::MoeDispatch, Op::MoeCombine}) {
+      const auto a2a = tasks_of(g, op, phase, 0);
+      ASSERT_EQ(a2a.size(), 1u) << op_name(op);
+      EXPECT_EQ(a2a[0]->kind, COLLECTIVE);
+      EXPECT_EQ(a2a[0]->collective, ALL_TO_ALL);
+      EXPECT_EQ(a2a[0]->group, GROUP_EP);
+      EXPECT_EQ(a2a[0]->stream, COMPUTE);
+      EXPECT_EQ(a2a[0]->bytes, 2048u * 2 * 1024 * 2);
+    }
+  // ep 1: the experts are all local, nothing to exchange.
+  const JobGraph local = build_job_graph(scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16")));
+  EXPECT_TRUE(tasks_of(local, Op::MoeDispatch, FORWARD, 0).empty());
+  EXPECT_EQ(tasks_of(local, Op::ExpertFc1, FORWARD, 0)[0]->gemm_batch, 8u);
+}
+
+TEST(MoeLayer, SkewedRoutingDoublesTheBusiestExpertAndTheLayerWaitsForIt) {
+  auto run = [](const std::string& skew) {
+    const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", skew));
+    return build_job_graph(sc);
+  };
+  const JobGraph balanced = run(""), skewed = run("moe_routing_skew: 2");
+  const auto b = tasks_of(balanced, Op::ExpertFc2, FORWARD, 0), s = tasks_of(skewed, Op::ExpertFc2, FORWARD, 0);
+  ASSERT_EQ(b.size(), 1u);
+  ASSERT_EQ(s.size(), 2u);  // the other local expert, then the busiest
+  EXPECT_EQ(b[0]->gemm_batch, 2u);
+  EXPECT_EQ(s[0]->gemm_batch, 1u);
+  EXPECT_EQ(s[1]->gemm_m, 2 * b[0]->gemm_m);
+  // Twice the work; a little less than twice the time, the bigger GEMM running nearer its peak.
+  EXPECT_DOUBLE_EQ(s[1]->flops, b[0]->flops);  // the balanced grouped GEMM held two experts
+  const CostModel cost(balanced.scenario().cluster().gpu(), BF16);
+  Task one = *b[0];
+  one.gemm_batch = 1;
+  one.flops /= 2;
+  EXPECT_GT(cost.duration(*s[1]) / cost.duration(one), 1.5);
+  EXPECT_LE(cost.duration(*s[1]) / cost.duration(one), 2.0);
+  // The combine all-to-all comes after the busiest expert's FC2 on the compute stream.
+  const auto combine = tasks_of(skewed, Op::MoeCombine, FORWARD, 0);
+  ASSERT_EQ(combine.size(), 1u);
+  EXPECT_GT(combine[0] - skewed.tasks().data(), s[1] - skewed.tasks().data());
+  bool waits = false;
+  const auto busiest = static_cast<std::uint32_t>(s[1] - skewed.tasks().data());
+  for (auto pred : skewed.predecessors(static_cast<std::uint32_t>(combine[0] - skewed.tasks().data())))
+    waits |= pred == busiest;
+  EXPECT_TRUE(waits);
+}
+
+TEST(MoeLayer, DenseLayersComeFirstAndSharedExpertsBesideTheRouted) {
+  const Scenario sc =
+      scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 16", "moe_dense_layers: 1 num_shared_experts: 2 ffn_hidden_size: 4096"));
+  const JobGraph g = build_job_graph(sc);
+  EXPECT_TRUE(tasks_of(g, Op::MoeRouter, FORWARD, 0).empty());
+  EXPECT_EQ(tasks_of(g, Op::Fc1, FORWARD, 0).size(), 1u);
+  EXPECT_EQ(tasks_of(g, Op::MoeRouter, FORWARD, 1).size(), 1u);
+  const auto shared = tasks_of(g, Op::SharedExpertFc1, FORWARD, 1);
+  ASSERT_EQ(shared.size(), 1u);
+  EXPECT_EQ(shared[0]->gemm_n, 2u * 2 * 1024);  // two shared experts of 1024, gate and up
+  // Parameters: the dense layer's FFN is 3 x 1024 x 4096; a MoE layer's router 8 x 1024, 8 experts
+  // and the shared FFN of 2048, 3 x 1024 x (8 x 1024 + 2048).
+  const Dims d = dims(sc);
+  const double attention = 1024.0 * (1024 + 2 * 512) + 1024.0 * 1024 + 2 * 1024;
+  EXPECT_NEAR(layer_parameters(d).local(), attention + 3.0 * 1024 * 4096, 1);
+  EXPECT_NEAR(layer_parameters(d, true).unique(1, 8), attention + 8 * 1024 + 3.0 * 1024 * (8 * 1024 + 2048), 1);
+}
+
+TEST(MoeLayer, ExpertGradientsReduceOverExpertDataParallelRanks) {
+  // 16 GPUs, ep 4: expert dp 4. Dense gradients over dp 16, experts' over 4 ranks.
+  const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16 zero_stage: 1"));
+  const JobGraph g = build_job_graph(sc);
+  const Dims d = dims(sc);
+  double expert_bytes = 0, dense_bytes = 0;
+  for (const Task& t : g.tasks()) {
+    if (t.phase != GRADIENT_SYNC || t.rank != g.tasks()[0].rank) continue;
+    (t.group == GROUP_EXPERT_DP ? expert_bytes : dense_bytes) += static_cast<double>(t.bytes);
+    if (t.group == GROUP_EXPERT_DP) {
+      EXPECT_EQ(rank_grid(sc).members(t.group, t.rank).size(), 4u);
+    }
+  }
+  // 4 MoE layers, 2 local experts each of 3 x 1024 x 1024, bf16 gradients (2 B).
+  EXPECT_NEAR(expert_bytes, 4 * 2 * 3.0 * 1024 * 1024 * 2, 1);
+  EXPECT_GT(dense_bytes, 0);
+  // ZeRO-1: the optimizer state of the experts is sharded over expert dp, the rest over dp.
+  const MemoryEstimate m = estimate_memory(sc);
+  const ParameterShard p = stage_parameters(d, false, 0, 4, 4);
+  EXPECT_NEAR(m.stages[0].optimizer, p.dense() * 12 / 16 + p.expert * 12 / 4, 1);
+}
+
+TEST(MoeLayer, BadInputNamesTheFieldAndTheValidValues) {
+  auto error = [](const std::string& layout, const std::string& model = "") {
+    return input_error([&] { scenario_from_text(moe_scenario(layout, model)); });
+  };
+  EXPECT_THAT(error("dp: 16 ep: 3 global_batch_size: 16"), HasSubstr("layout.ep: ep 3 does not divide model.num_experts 8"));
+  EXPECT_NO_THROW(scenario_from_text(moe_scenario("tp: 2 dp: 8 sequence_parallel: true ep: 16 global_batch_size: 8",
+                                                   "num_experts: 32")));
+  EXPECT_THAT(error("dp: 4 pp: 4 ep: 8 global_batch_size: 16"), HasSubstr("does not divide tp x cp x dp = 4"));
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16", "moe_top_k: 9"), HasSubstr("model.moe_top_k: must be 1 to num_experts 8"));
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16", "moe_routing_skew: 0.5"), HasSubstr("model.moe_routing_skew"));
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16", "moe_routing_skew: 5"), HasSubstr("num_experts / moe_top_k = 4"));
+  EXPECT_THAT(error("tp: 2 dp: 8 global_batch_size: 8"), HasSubstr("layout.sequence_parallel"));
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16 zero_stage: 3"), HasSubstr("is not modelled yet"));
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16", "moe_dense_layers: 4"), HasSubstr("model.moe_dense_layers"));
+  const std::string dense = input_error([] {
+    scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512 vocab_size: 1000 }
+        cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 ep: 2 global_batch_size: 8 })");
+  });
+  EXPECT_THAT(dense, HasSubstr("layout.ep: expert parallelism needs a Mixture-of-Experts model"));
+  const std::string stray = input_error([] {
+    scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512 vocab_size: 1000 moe_top_k: 2 }
+        cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 global_batch_size: 8 })");
+  });
+  EXPECT_THAT(stray, HasSubstr("model.moe_top_k: is set but model.num_experts is 0"));
+}
+
+}  // namespace
+}  // namespace parallax::model
