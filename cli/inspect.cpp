@@ -153,9 +153,9 @@ int inspect(const std::vector<std::string>& args) {
                 count(graph.expanded_edges()).c_str());
     if (graph.uses_symmetry()) {
       std::printf("; stored: %s tasks, %s edges on %zu representative rank(s) (one per pipeline stage,\n"
-                  "            each standing for its %lld tp x dp peers: exact, their task lists are identical)\n",
+                  "            each standing for its %lld %s peers: exact, their task lists are identical)\n",
                   count(graph.num_tasks()).c_str(), count(graph.num_edges()).c_str(), graph.ranks().size(),
-                  static_cast<long long>(d.t * d.d));
+                  static_cast<long long>(d.t * model::dp_cp(d)), d.c > 1 ? "tp x cp x dp" : "tp x dp");
     } else {
       std::printf(" (every rank stored)\n");
     }

@@ -91,7 +91,7 @@ class HostBackend final : public Backend {
     gemm_cap_ = options.trace_gemm_side_cap;
     bytes_cap_ = plan.imported ? options.trace_bytes_cap : std::numeric_limits<std::uint64_t>::max();
     // PARALLAX_EXEC_FAULT=corrupt:R makes rank R send one wrong element (in a send, or its part of
-    // a reduce, gather or scatter): --verify must catch it.
+    // a reduce, gather, scatter or all-to-all): --verify must catch it.
     // PARALLAX_EXEC_FAULT=corrupt-kernel:R[:OP] makes rank R corrupt the output of its first layer
     // kernel (of op OP, e.g. flash_attention, when given) each time it runs: --verify must catch it.
     std::string kernel_fault_op;
@@ -495,6 +495,7 @@ class HostBackend final : public Backend {
         std::vector<float> out(count);
         if (verify_)
           for (std::size_t e = 0; e < count; ++e) buffer[e] = verify_value(plan_.rank, e);
+        if (corrupt_sends_ && count > 0) buffer[count - 1] += 1;  // injected fault (tests): the last member's block
         check_mpi(MPI_Ialltoall(buffer.data(), static_cast<int>(shard), MPI_FLOAT, out.data(), static_cast<int>(shard),
                                 MPI_FLOAT, comm, &request),
                   "MPI_Ialltoall for " + what);

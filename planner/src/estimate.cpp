@@ -157,6 +157,12 @@ netmodel::GroupShape dp_group_shape(const netmodel::LinkParameters& net, const D
 }  // namespace
 
 StepEstimate estimate_step(const Scenario& sc) {
+  // The estimator times dense layers only: a MoE layer's router, all-to-alls and experts are the
+  // simulator's (issue: the planner searches ep with the MoE estimate).
+  if (sc.model().num_experts() > 0)
+    throw InputError("model.num_experts " + std::to_string(sc.model().num_experts()) +
+                     ": the fast estimator and the layout search do not model Mixture-of-Experts layers yet; "
+                     "simulate the layout with parallax simulate");
   const Dims d = model::dims(sc);
   const Layout& layout = sc.layout();
   const netmodel::LinkParameters net(sc.cluster());

@@ -516,6 +516,10 @@ Distribution detect_distribution(const std::string& scratch_dir) {
 PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   if (options.top_k < 1) throw InputError("--top must be at least 1 (got " + std::to_string(options.top_k) + ")");
   if (options.jobs < 1) throw InputError("--jobs must be at least 1 (got " + std::to_string(options.jobs) + ")");
+  if (request.model.num_experts() > 0)
+    throw InputError("model.num_experts " + std::to_string(request.model.num_experts()) +
+                     ": the layout search does not cover Mixture-of-Experts models yet (ep, the dispatcher, the "
+                     "MoE estimate); simulate a layout with parallax simulate");
   const Distribution& dist = options.distribution;
   PlanResult result;
   result.jobs = options.jobs;

@@ -148,8 +148,8 @@ class Simulator {
     skip_tp_images_ = symmetric_ && tp_in_node && others_cross_nodes;
     if (symmetric_)
       notes_.push_back("symmetry: one representative rank per pipeline stage is simulated for its " +
-                       std::to_string(grid_.pipelines()) +
-                       " tp x dp peers (their task lists are identical); the data-parallel, pipeline and "
+                       std::to_string(grid_.pipelines()) + (dims_.c > 1 ? " tp x cp x dp" : " tp x dp") +
+                       " peers (their task lists are identical); the data-parallel, pipeline and "
                        "embedding flows of every peer are simulated, so shared links contend");
     if (skip_tp_images_ && dims_.t > 1)
       notes_.push_back("symmetry: tensor-parallel collectives are simulated for the representative's group only: each "

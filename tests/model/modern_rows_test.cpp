@@ -61,17 +61,26 @@ TEST(ModernRows, ColumnsAreRead) {
 }
 
 TEST(ModernRows, QuestionMarksTakeTheFrameworksDefaultAndSaySo) {
-  const ValidationRow& r = modern().at("MR36");  // megatron-bridge, recompute '?'
+  const ValidationRow& r = modern().at("MR36");  // megatron-bridge, recompute '?', a MoE row
   EXPECT_EQ(r.recompute, "none");
-  ASSERT_EQ(r.assumed.size(), 1u);
-  EXPECT_NE(r.assumed[0].find("recompute none (the source does not say; Megatron-Bridge"), std::string::npos)
+  ASSERT_EQ(r.assumed.size(), 2u);
+  EXPECT_NE(r.assumed[0].find("routing balanced: every expert gets tokens x top_k / experts"), std::string::npos)
       << r.assumed[0];
+  EXPECT_NE(r.assumed[1].find("recompute none (the source does not say; Megatron-Bridge"), std::string::npos)
+      << r.assumed[1];
   EXPECT_TRUE(modern().at("MR21").assumed.empty());  // the source says selective
 }
 
 TEST(ModernRows, UnmodelledFeaturesAreNamed) {
-  EXPECT_EQ(not_modelled("MR30"), "mixture of experts (256 experts)");
-  EXPECT_EQ(not_modelled("MR39"), "mixture of experts (8 experts)");  // on DGX B200, which has a preset
+  EXPECT_EQ(not_modelled("MR30"), "multi-head latent attention (attention mla)");  // DeepSeek-V3
+  EXPECT_EQ(not_modelled("MR36"), "sliding-window and sink attention (GPT-OSS)");
+  // The grouped-query MoE rows are modelled: Qwen3, Grok-1, Mixtral (on DGX B200, which has a preset).
+  for (const char* id : {"MR34", "MR37", "MR39"}) EXPECT_NO_THROW(validation_scenario(modern().at(id))) << id;
+  const Scenario mixtral = text_of("MR39");
+  EXPECT_EQ(mixtral.model().num_experts(), 8);
+  EXPECT_EQ(mixtral.model().moe_top_k(), 2);
+  EXPECT_EQ(mixtral.model().moe_ffn_hidden_size(), 14336);
+  EXPECT_EQ(mixtral.layout().ep(), 8);
 }
 
 TEST(ModernRows, TorchtitanOnTheH100_96GB) {

@@ -261,6 +261,20 @@ TEST(Pruning, AGivenPartitionIsKept) {
 
 // ---- bad inputs ----
 
+// The search and the estimator time dense layers only: a MoE model is refused by name, not
+// estimated as if its experts were one FFN.
+TEST(BadInput, MixtureOfExpertsIsRefusedNotMisestimated) {
+  const auto r = request(std::string(kSmall) + " num_experts: 8 moe_top_k: 2 moe_ffn_hidden_size: 512", 8, 8);
+  try {
+    plan(r);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("model.num_experts 8: the layout search does not cover Mixture-of-Experts"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(BadInput, NoFactorisationSaysWhatToChange) {
   // 7 heads and 7 layers on 8 GPUs: tp must divide 7 (tp 1), pp must divide 8 and leave each stage a
   // layer (pp 1, 2, 4: 7 layers split unevenly), so dp = 8, 4 or 2, none of which divides the global
