@@ -67,7 +67,9 @@ void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_eleme
   for (LayerOp& op : out.ops) {
     if (!op.is_gemm || (op.tp == TpPlacement::None && !op.expert)) continue;
     op.fp8 = true;
-    const double in = static_cast<double>(op.gemm.m * op.gemm.k), grad = static_cast<double>(op.gemm.m * op.gemm.n);
+    // (A grouped expert GEMM casts every expert's input and gradient: times its batch.)
+    const double groups = static_cast<double>(std::max<std::int64_t>(1, op.gemm.batch));
+    const double in = static_cast<double>(op.gemm.m * op.gemm.k) * groups, grad = static_cast<double>(op.gemm.m * op.gemm.n) * groups;
     if (op.tp == TpPlacement::Column) {
       op.fp8_forward_cast_bytes = d.fp8_current ? 6.0 * static_cast<double>(hidden_elements) : 0.0;
       op.fp8_backward_cast_bytes = (4.0 + amax) * grad + 2.0 * in;
@@ -75,7 +77,7 @@ void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_eleme
       op.fp8_forward_cast_bytes = (4.0 + amax) * in;
       op.fp8_backward_cast_bytes = (4.0 + amax) * grad;
     }
-    op.fp8_weight_cast_bytes = (d.fp8_params ? 2.0 : 4.0) * op.sharded_parameters;
+    op.fp8_weight_cast_bytes = (d.fp8_params ? 2.0 : 4.0) * (op.sharded_parameters + op.expert_parameters);
     for (SavedTensor& t : op.saved)
       if (std::string_view(t.name).ends_with(" input")) t.bytes /= 2;  // the FP8 copy TE keeps
   }
@@ -370,7 +372,7 @@ LayerDescription describe_layer(const Dims& d, bool moe) {
       first.expert_parameters = parameters_per_expert * static_cast<double>(local);
       first.saved.push_back(kept(input, 2.0 * rows * input_width, TensorSplit::Tp, true, true, false));
     };
-    experts(Op::ExpertFc1, expert_width, h, static_cast<double>(h * expert_width), "expert FC1 input (permuted tokens)",
+    experts(Op::ExpertFc1, expert_width, h, static_cast<double>(h * expert_width), "permuted tokens, the expert FC1 input",
             static_cast<double>(h));
     out.ops.push_back(activation(static_cast<std::int64_t>(rows) * d.moe_f));
     experts(Op::ExpertFc2, h, d.moe_f, static_cast<double>(d.moe_f * h), "expert FC2 input", static_cast<double>(d.moe_f));

@@ -151,6 +151,23 @@ TEST(MoeLayer, BalancedRoutingGivesEachExpertTokensTimesTopKOverExperts) {
   EXPECT_EQ(tasks_of(local, Op::ExpertFc1, FORWARD, 0)[0]->gemm_batch, 8u);
 }
 
+// FP8 (Transformer Engine's grouped linear): the experts' GEMMs in FP8 with a cast of every expert's
+// input, the router in BF16.
+TEST(MoeLayer, Fp8ExpertsAndABf16Router) {
+  const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 2 global_batch_size: 16", "precision: FP8"));
+  const JobGraph g = build_job_graph(sc);
+  const auto fc1 = tasks_of(g, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(fc1.size(), 1u);
+  EXPECT_TRUE(fc1[0]->fp8);
+  EXPECT_FALSE(tasks_of(g, Op::MoeRouter, FORWARD, 0)[0]->fp8);
+  // The cast just before the grouped FC1: the four local experts' inputs (4 x 1024 tokens x 1024)
+  // read 2 B and written 1 + 1 B each, and on the first micro-batch their weights (4 x 1024 x 2048)
+  // cast and transposed, 4 B each.
+  const Task& cast = g.tasks()[static_cast<std::size_t>(fc1[0] - g.tasks().data()) - 1];
+  ASSERT_EQ(cast.op, Op::Fp8Cast);
+  EXPECT_EQ(cast.bytes, 4u * 4 * 1024 * 1024 + 4u * 4 * 1024 * 2048);
+}
+
 TEST(MoeLayer, SkewedRoutingDoublesTheBusiestExpertAndTheLayerWaitsForIt) {
   auto run = [](const std::string& skew) {
     const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", skew));
