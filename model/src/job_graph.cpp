@@ -39,7 +39,8 @@ std::string_view op_name(Op op) {
       "trace_recv",         "moe_router",         "moe_topk",
       "moe_permute",        "moe_dispatch",       "expert_fc1",
       "expert_fc2",         "moe_combine",        "moe_unpermute",
-      "shared_expert_fc1",  "shared_expert_fc2"};
+      "shared_expert_fc1",  "shared_expert_fc2",  "mla_down_proj",
+      "mla_latent_norm",    "mla_q_up_proj",      "mla_kv_up_proj"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -60,7 +61,9 @@ class Builder {
   explicit Builder(const Scenario& sc)
       : sc_(sc), d_(dims(sc)), grid_(rank_grid(sc)), partition_(stage_partition(sc)), layout_(sc.layout()),
         layer_(describe_layer(d_)),
-        moe_layer_(d_.experts > 0 ? describe_layer(d_, true) : LayerDescription{}) {
+        moe_layer_(d_.experts > 0 ? describe_layer(d_, true) : LayerDescription{}),
+        windowed_layer_(d_.window > 0 ? describe_layer(d_, false, true) : LayerDescription{}),
+        windowed_moe_layer_(d_.window > 0 && d_.experts > 0 ? describe_layer(d_, true, true) : LayerDescription{}) {
     grad_bytes_ = static_cast<std::int64_t>(gradient_bytes_per_parameter(layout_, d_));
     layer_params_ = layer_parameters(d_).local();
     if (d_.experts > 0) moe_params_ = layer_parameters(d_, true);
@@ -192,7 +195,12 @@ class Builder {
   // A sequence-parallel all-gather feeding an FP8 linear carries the FP8 cast (TE casts before it
   // gathers, in forward the input and in backward the output gradient).
   std::uint64_t gather_bytes(const LayerOp& op) const {
-    return op.fp8 ? act_bytes_full() / static_cast<std::uint64_t>(d_.e) : act_bytes_full();
+    const std::uint64_t full = input_bytes_full(op);
+    return op.fp8 ? full / static_cast<std::uint64_t>(d_.e) : full;
+  }
+  // The whole input of a column-parallel GEMM (hidden_size wide, or a latent: LayerOp::gathered_width).
+  std::uint64_t input_bytes_full(const LayerOp& op) const {
+    return op.gathered_width > 0 ? static_cast<std::uint64_t>(tokens() * op.gathered_width * d_.e) : act_bytes_full();
   }
 
   // ---- transformer layer ----
@@ -218,6 +226,13 @@ class Builder {
   // MoE dispatch / combine: an all-to-all over the ep group, on the compute stream: Megatron's
   // dispatcher holds the layer's compute until the tokens have arrived (no overlap).
   void ep_all_to_all(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    // Overlapped (merged steps of layout.moe_a2a_overlap): on the EP_COMM stream after this chain's
+    // last compute task, and this chain's next compute task waits for it.
+    if (overlapped_a2a_) {
+      pending_.push_back(collective(op.op, ALL_TO_ALL, GROUP_EP, EP_COMM, phase, layer, mb,
+                                    static_cast<std::uint64_t>(op.all_to_all_bytes), {chains_[active_chain_].last}));
+      return;
+    }
     collective(op.op, ALL_TO_ALL, GROUP_EP, COMPUTE, phase, layer, mb, static_cast<std::uint64_t>(op.all_to_all_bytes),
                {last_compute()});
   }
@@ -341,7 +356,7 @@ class Builder {
     std::uint32_t reduce = kNone;
     if (d_.t > 1)
       reduce = collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
-                          GROUP_TP, TP_COMM, BACKWARD, layer, mb, act_bytes_full(), {dgrad});
+                          GROUP_TP, TP_COMM, BACKWARD, layer, mb, input_bytes_full(lop), {dgrad});
     if (regather != kNone) pending_.push_back(regather);
     const auto wgrad = gemm(op, GemmRole::WeightGrad, BACKWARD, layer, mb, dw.m, dw.n, dw.k, dw.batch, lop.fp8);
     if (tp_overlapped() && reduce != kNone) overlap_shaped(wgrad, 1, true);
@@ -515,7 +530,8 @@ class Builder {
 
   // `received`: the recv of a chunk without layers, which the send passes on (kNone otherwise: the
   // chunk's compute orders them).
-  void send(std::int64_t to_vs, std::int32_t mb, bool forward, std::uint32_t received = kNone) {
+  void send(std::int64_t to_vs, std::int32_t mb, bool forward, std::uint32_t received = kNone,
+            std::uint32_t after = kNone) {
     const std::int64_t my_vs = forward ? to_vs - 1 : to_vs + 1;
     Task t = base(Op::PpSend, forward ? FORWARD : BACKWARD, boundary_layer(std::max(to_vs, my_vs)), mb);
     t.kind = SEND;
@@ -523,7 +539,7 @@ class Builder {
     t.group = GROUP_PP;
     t.bytes = p2p_bytes();
     t.peer = static_cast<std::int32_t>(peer_of(to_vs));
-    const auto id = add(t, {last_compute(), received});
+    const auto id = add(t, {after != kNone ? after : last_compute(), received});
     sends_.emplace(transfer_key(static_cast<std::uint32_t>(t.peer), mb, to_vs, forward), id);
     if (!layout_.overlap_p2p()) pending_.push_back(id);
   }
@@ -724,50 +740,251 @@ class Builder {
     const bool gather_at_start = (zero == 1 || zero == 2) && dp_ways() > 1 && layout_.overlap_param_gather();
     if (gather_at_start) param_all_gathers(buckets, true);
 
-    const std::int64_t last_vs = d_.p * d_.v - 1;
-    for (const PipelineStep& step : stage_order(layout_.schedule(), static_cast<int>(d_.p), static_cast<int>(d_.v),
-                                                static_cast<int>(d_.m), static_cast<int>(stage_))) {
-      const std::int64_t vs = step.chunk * d_.p + stage_;
-      const std::int32_t mb = step.microbatch;
-      const auto first_layer = static_cast<std::int32_t>(partition_.first_layer(vs));
-      const auto end_layer = static_cast<std::int32_t>(partition_.first_layer(vs + 1));
-      // A chunk without layers (Megatron's embedding-only first chunk, say) passes its input on.
-      const bool pass_through = first_layer == end_layer;
-      std::uint32_t received = kNone;
+    const auto steps = stage_order(layout_.schedule(), static_cast<int>(d_.p), static_cast<int>(d_.v),
+                                   static_cast<int>(d_.m), static_cast<int>(stage_), layout_.moe_a2a_overlap() ? 1 : 0);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      // layout.moe_a2a_overlap: a forward step and the backward step after it (the steady state of
+      // the 1F1B schedules), both over MoE layers, run merged.
+      if (layout_.moe_a2a_overlap() && steps[i].forward && i + 1 < steps.size() && !steps[i + 1].forward &&
+          chunk_has_moe(steps[i]) && chunk_has_moe(steps[i + 1])) {
+        merged_steps(steps[i], steps[i + 1]);
+        ++i;
+        continue;
+      }
+      const PipelineStep& step = steps[i];
       if (step.forward) {
-        if (vs == 0) {
-          wait_param_gather(-1);
-          embedding_forward(mb);
-        } else {
-          received = recv(vs - 1, vs, mb, true);
-        }
+        const std::uint32_t received = forward_prologue(step);
+        const auto [first_layer, end_layer] = chunk_layers(step);
         for (std::int32_t l = first_layer; l < end_layer; ++l) {
           wait_param_gather(l);
-          layer_forward(FORWARD, l, mb);
+          layer_forward(FORWARD, l, step.microbatch);
         }
-        if (vs == last_vs) {
-          wait_param_gather(-2);
-          output_forward(mb);
-        } else {
-          send(vs + 1, mb, true, pass_through ? received : kNone);
-        }
+        forward_epilogue(step, received, last_compute());
       } else {
-        if (vs == last_vs) {
-          output_backward(mb);
-        } else {
-          received = recv(vs + 1, vs, mb, false);
-        }
-        for (std::int32_t l = end_layer - 1; l >= first_layer; --l) layer_backward(l, l > first_layer ? l - 1 : -1, mb);
-        if (vs == 0) {
-          embedding_backward(mb);
-        } else {
-          send(vs - 1, mb, false, pass_through ? received : kNone);
-        }
+        const std::uint32_t received = backward_prologue(step);
+        const auto [first_layer, end_layer] = chunk_layers(step);
+        for (std::int32_t l = end_layer - 1; l >= first_layer; --l)
+          layer_backward(l, l > first_layer ? l - 1 : -1, step.microbatch);
+        backward_epilogue(step, received, last_compute());
       }
     }
     gradient_sync(buckets);
     optimizer_step();
     if ((zero == 1 || zero == 2) && dp_ways() > 1 && !gather_at_start) param_all_gathers(buckets, false);
+  }
+
+  // ---- pipeline steps ----
+
+  std::int64_t virtual_stage(const PipelineStep& step) const { return step.chunk * d_.p + stage_; }
+  std::pair<std::int32_t, std::int32_t> chunk_layers(const PipelineStep& step) const {
+    const std::int64_t vs = virtual_stage(step);
+    return {static_cast<std::int32_t>(partition_.first_layer(vs)), static_cast<std::int32_t>(partition_.first_layer(vs + 1))};
+  }
+  bool chunk_has_moe(const PipelineStep& step) const {
+    const auto [first, end] = chunk_layers(step);
+    for (std::int32_t l = first; l < end; ++l)
+      if (is_moe_layer(d_, l)) return true;
+    return false;
+  }
+  // A chunk without layers (Megatron's embedding-only first chunk, say) passes its input on.
+  bool pass_through(const PipelineStep& step) const {
+    const auto [first, end] = chunk_layers(step);
+    return first == end;
+  }
+
+  // What a forward step does before its layers (the embedding, or the activation's receive) and
+  // after them (the output layer, or the send, after `last`: the step's own last compute task).
+  std::uint32_t forward_prologue(const PipelineStep& step) {
+    if (virtual_stage(step) == 0) {
+      wait_param_gather(-1);
+      embedding_forward(step.microbatch);
+      return kNone;
+    }
+    return recv(virtual_stage(step) - 1, virtual_stage(step), step.microbatch, true);
+  }
+  void forward_epilogue(const PipelineStep& step, std::uint32_t received, std::uint32_t last) {
+    const std::int64_t vs = virtual_stage(step);
+    if (vs == d_.p * d_.v - 1) {
+      wait_param_gather(-2);
+      output_forward(step.microbatch);
+    } else {
+      send(vs + 1, step.microbatch, true, pass_through(step) ? received : kNone, last);
+    }
+  }
+  std::uint32_t backward_prologue(const PipelineStep& step) {
+    const std::int64_t vs = virtual_stage(step);
+    if (vs == d_.p * d_.v - 1) {
+      output_backward(step.microbatch);
+      return kNone;
+    }
+    return recv(vs + 1, vs, step.microbatch, false);
+  }
+  void backward_epilogue(const PipelineStep& step, std::uint32_t received, std::uint32_t last) {
+    const std::int64_t vs = virtual_stage(step);
+    if (vs == 0)
+      embedding_backward(step.microbatch);
+    else
+      send(vs - 1, step.microbatch, false, pass_through(step) ? received : kNone, last);
+  }
+
+  // ---- the MoE all-to-all overlap (layout.moe_a2a_overlap) ----
+  //
+  // Megatron-Core's combined 1F1B (overlap_moe_expert_parallel_comm): forward step F and backward
+  // step B run as two chains whose work alternates on the compute stream, layer by layer, while
+  // their all-to-alls run on the EP_COMM stream:
+  //   B: post-combine backward (un-permute, shared experts)  | then B's combine gradient moves
+  //   F: attention, router, permutation                      | while B's combine gradient moves
+  //   B: experts backward                                    | while F's tokens are dispatched
+  //   F: experts                                             | while B's dispatch gradient moves
+  //   B: router and attention backward                       | while F's combine moves
+  //   F: un-permute, shared experts                          |
+  // Each chain keeps its own pending dependencies (a chain's compute waits for its own all-to-all,
+  // not the other's) and its own last compute task.
+  struct Chain {
+    std::vector<std::uint32_t> pending;
+    std::uint32_t last = kNone;
+  };
+  Chain chains_[2];
+  int active_chain_ = -1;
+  bool overlapped_a2a_ = false;  // the all-to-alls go to EP_COMM (inside merged steps)
+
+  void enter_chain(int c) {
+    if (active_chain_ == c) return;
+    if (active_chain_ >= 0) {
+      chains_[active_chain_].pending = std::move(pending_);
+      pending_.clear();
+    }
+    pending_ = std::move(chains_[c].pending);
+    chains_[c].pending.clear();
+    active_chain_ = c;
+  }
+  // Remember the chain's last compute task if it emitted one since `before` was the stream's last.
+  void mark_chain(std::uint32_t before) {
+    if (last_compute() != before) chains_[active_chain_].last = last_compute();
+  }
+
+  // The ops of `layer`'s description in [lo, hi): forward in order, backward in reverse.
+  void forward_ops(std::int32_t layer, std::int32_t mb, std::size_t lo, std::size_t hi) {
+    const LayerDescription& desc = layer_of(layer);
+    for (std::size_t i = lo; i < hi; ++i) op_forward(desc.ops[i], FORWARD, layer, mb);
+  }
+  void backward_ops(std::int32_t layer, std::int32_t mb, std::size_t lo, std::size_t hi) {
+    const LayerDescription& desc = layer_of(layer);
+    const bool core_attention = layout_.recompute() == Layout::SELECTIVE && layout_.selective_policy() != Layout::PER_OP;
+    for (std::size_t i = hi; i-- > lo;) {
+      const LayerOp& op = desc.ops[i];
+      if (core_attention && op.attention_core && (i + 1 == desc.ops.size() || !desc.ops[i + 1].attention_core))
+        for (const LayerOp& o : desc.ops)
+          if (o.attention_core) op_forward(o, RECOMPUTE_FORWARD, layer, mb);
+      op_backward(op, layer, mb);
+    }
+  }
+  // The indices of a MoE layer's dispatch and combine.
+  std::pair<std::size_t, std::size_t> a2a_indices(std::int32_t layer) const {
+    const LayerDescription& desc = layer_of(layer);
+    std::size_t dispatch = desc.ops.size(), combine = desc.ops.size();
+    for (std::size_t i = 0; i < desc.ops.size(); ++i)
+      if (desc.ops[i].ep_all_to_all) (dispatch == desc.ops.size() ? dispatch : combine) = i;
+    return {dispatch, combine};
+  }
+
+  void merged_steps(const PipelineStep& f, const PipelineStep& b) {
+    const std::int32_t fmb = f.microbatch, bmb = b.microbatch;
+    chains_[0] = {pending_, last_compute()};  // both chains start after what came before
+    chains_[1] = {pending_, last_compute()};
+    pending_.clear();
+    active_chain_ = -1;
+    enter_chain(0);
+    std::uint32_t before = last_compute();
+    const std::uint32_t f_received = forward_prologue(f);
+    mark_chain(before);
+    enter_chain(1);
+    before = last_compute();
+    const std::uint32_t b_received = backward_prologue(b);
+    mark_chain(before);
+    overlapped_a2a_ = true;
+    const auto [f_first, f_end] = chunk_layers(f);
+    const auto [b_first, b_end] = chunk_layers(b);
+    std::int32_t fl = f_first, bl = b_end - 1;
+    // A part that runs beside the other chain's all-to-all (`beside`) has its GEMMs on the SMs the
+    // all-to-all's kernels leave (kEpOverlapCommSms).
+    auto share_sms = [&](std::size_t first_task) {
+      const float share = static_cast<float>(sm_count_ - kEpOverlapCommSms) / static_cast<float>(sm_count_);
+      for (std::size_t id = first_task; id < tasks_.size(); ++id)
+        if (tasks_[id].kind == GEMM) tasks_[id].sm_share = std::min(tasks_[id].sm_share, share);
+    };
+    auto f_part = [&](std::size_t lo, std::size_t hi, bool beside = false) {
+      enter_chain(0);
+      const std::uint32_t start = last_compute();
+      const std::size_t first_task = tasks_.size();
+      forward_ops(fl, fmb, lo, hi);
+      if (beside) share_sms(first_task);
+      mark_chain(start);
+    };
+    auto b_part = [&](std::size_t lo, std::size_t hi, bool beside = false) {
+      enter_chain(1);
+      const std::uint32_t start = last_compute();
+      const std::size_t first_task = tasks_.size();
+      backward_ops(bl, bmb, lo, hi);
+      if (beside) share_sms(first_task);
+      mark_chain(start);
+    };
+    auto b_layer_done = [&] {
+      layer_done_[bl] = chains_[1].last;
+      zero2_reduce(bl, bmb);
+    };
+    while (fl < f_end || bl >= b_first) {
+      const bool f_moe = fl < f_end && is_moe_layer(d_, fl), b_moe = bl >= b_first && is_moe_layer(d_, bl);
+      if (fl < f_end) {
+        enter_chain(0);
+        wait_param_gather(fl);
+      }
+      if (f_moe && b_moe) {
+        const auto [fd, fc] = a2a_indices(fl);
+        const auto [bd, bc] = a2a_indices(bl);
+        const std::size_t fn = layer_of(fl).ops.size(), bn = layer_of(bl).ops.size();
+        enter_chain(1);
+        zero3_backward_gathers(BACKWARD, bl, bl > b_first ? bl - 1 : -1, bmb);
+        b_part(bc + 1, bn);      // un-permute and shared experts backward
+        b_part(bc, bc + 1);      // the combine's gradient (EP_COMM)
+        f_part(0, fd, true);     // attention, router, permutation
+        f_part(fd, fd + 1);      // dispatch (EP_COMM)
+        b_part(bd + 1, bc, true);  // experts backward
+        b_part(bd, bd + 1);      // the dispatch's gradient (EP_COMM)
+        f_part(fd + 1, fc, true);  // experts
+        f_part(fc, fc + 1);      // combine (EP_COMM)
+        b_part(0, bd, true);     // router and attention backward
+        b_layer_done();
+        f_part(fc + 1, fn);      // un-permute, shared experts
+        ++fl;
+        --bl;
+        continue;
+      }
+      // A dense layer (or one chain out of layers): the layer as a whole, in its chain.
+      if (fl < f_end) {
+        f_part(0, layer_of(fl).ops.size());
+        ++fl;
+      }
+      if (bl >= b_first) {
+        enter_chain(1);
+        zero3_backward_gathers(BACKWARD, bl, bl > b_first ? bl - 1 : -1, bmb);
+        b_part(0, layer_of(bl).ops.size());
+        b_layer_done();
+        --bl;
+      }
+    }
+    overlapped_a2a_ = false;
+    // The backward finishes first (its attention backward comes before the forward's last
+    // un-permute): its gradient leaves first.
+    enter_chain(1);
+    backward_epilogue(b, b_received, chains_[1].last);
+    enter_chain(0);
+    forward_epilogue(f, f_received, chains_[0].last);
+    // What either chain left pending waits for the next step.
+    enter_chain(0);
+    pending_.insert(pending_.end(), chains_[1].pending.begin(), chains_[1].pending.end());
+    chains_[1].pending.clear();
+    active_chain_ = -1;
   }
 
   const Scenario& sc_;
@@ -776,9 +993,13 @@ class Builder {
   StagePartition partition_;
   const Layout& layout_;
   LayerDescription layer_, moe_layer_;  // a dense layer; a Mixture-of-Experts layer (experts > 0)
+  LayerDescription windowed_layer_, windowed_moe_layer_;  // the same with sliding-window attention
   double layer_params_ = 0;  // one dense layer's parameters on one rank
   ParameterShard moe_params_;  // one MoE layer's on one rank
-  const LayerDescription& layer_of(std::int32_t layer) const { return is_moe_layer(d_, layer) ? moe_layer_ : layer_; }
+  const LayerDescription& layer_of(std::int32_t layer) const {
+    if (is_windowed_layer(d_, layer)) return is_moe_layer(d_, layer) ? windowed_moe_layer_ : windowed_layer_;
+    return is_moe_layer(d_, layer) ? moe_layer_ : layer_;
+  }
   // The parameters of `layer` reduced (and ZeRO-sharded) over dp x cp: all of a dense layer's, a MoE
   // layer's but its routed experts.
   double dense_params(std::int32_t layer) const { return is_moe_layer(d_, layer) ? moe_params_.dense() : layer_params_; }
@@ -795,7 +1016,7 @@ class Builder {
   std::size_t rank_index_ = 0;
   std::uint32_t current_rank_ = 0;
   std::int64_t stage_ = 0;
-  std::array<std::uint32_t, 5> last_on_stream_{};  // by Stream
+  std::array<std::uint32_t, Stream_ARRAYSIZE> last_on_stream_{};  // by Stream
   std::vector<std::uint32_t> pending_;
   std::vector<std::uint32_t> grad_syncs_;
   std::unordered_map<std::int32_t, std::uint32_t> layer_done_, gather_for_layer_;

@@ -109,7 +109,7 @@ void fp8_linears(LayerDescription& out, const Dims& d, std::int64_t hidden_eleme
 // columns of QKV, RoPE, the unfused attention core (its batched matmuls are aten.bmm, not in the
 // save list), the projection and its TP reduction (not with sequence parallelism: its
 // reduce-scatter output is kept), the first dropout-residual, the up half of FC1 and the activation.
-LayerDescription describe_layer(const Dims& d, bool moe) {
+LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
   LayerDescription out;
   const double e = static_cast<double>(d.e), t = static_cast<double>(d.t);
   // Context parallelism: this rank's s / cp tokens of each sequence (the attention's ring is below).
@@ -179,14 +179,59 @@ LayerDescription describe_layer(const Dims& d, bool moe) {
     n1.per_op_rerun = true;
     out.ops.push_back(n1);
   }
-  {
+  // Multi-head latent attention (DeepSeek-V2/V3) as Megatron-Core's MLASelfAttention runs it
+  // (megatron/core/transformer/multi_latent_attention.py): the down-projections are duplicated
+  // linears (the same weights on every TP rank) over this rank's tokens, into the q latent, the kv
+  // latent and the one RoPE key all heads share; with sequence parallelism the latents are
+  // all-gathered over TP (gather_from_sequence_parallel_region), normalised, and projected up by
+  // column-parallel linears to this rank's heads: queries of qk_nope + qk_rope, keys of qk_nope
+  // (the shared RoPE key appended to each), values of v_head_dim. Without a q latent (q_lora_rank 0)
+  // the queries come from a column-parallel projection of the hidden state.
+  const bool mla = d.kv_lora > 0;
+  const std::int64_t qk_hd = mla ? d.qk_nope + d.qk_rope : dh, v_hd = mla ? d.v_hd : dh;
+  if (mla) {
+    const std::int64_t tokens_here = bs / (d.sp ? d.t : 1);
+    const std::int64_t latents = d.q_lora + d.kv_lora + d.qk_rope;
+    LayerOp down = gemm(Op::MlaDownProj, {tokens_here, latents, h, 1}, TpPlacement::None);
+    down.has_weight = true;
+    down.replicated_parameters = static_cast<double>(h * latents);
+    down.saved.push_back(kept("MLA down-projection input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, true));
+    out.ops.push_back(down);
+    // RMSNorm of the q and kv latents (the RoPE key is not normalised).
+    LayerOp latent_norm = elementwise(Op::MlaLatentNorm, tokens_here * (d.q_lora + d.kv_lora), norm.forward, norm.backward);
+    latent_norm.replicated_parameters = static_cast<double>(d.q_lora + d.kv_lora);
+    latent_norm.saved.push_back(kept("MLA latents (norm input)", 2.0 * static_cast<double>(tokens_here * (d.q_lora + d.kv_lora)),
+                                     TensorSplit::TpWithSp, true, true, false));
+    latent_norm.per_op_rerun = true;
+    out.ops.push_back(latent_norm);
+    const std::int64_t q_in = d.q_lora > 0 ? d.q_lora : h;
+    LayerOp q_up = gemm(d.q_lora > 0 ? Op::MlaQUpProj : Op::Qkv, {bs, heads * qk_hd, q_in, 1}, TpPlacement::Column);
+    q_up.sharded_parameters = static_cast<double>(q_in * a * qk_hd) / t;
+    q_up.gathered_width = q_in;
+    q_up.saved.push_back(kept("MLA q up-projection input", 2.0 * static_cast<double>(bs * q_in) / outside,
+                              TensorSplit::TpWithSp, true, true, false));
+    out.ops.push_back(q_up);
+    LayerOp kv_up = gemm(Op::MlaKvUpProj, {bs, heads * (d.qk_nope + v_hd), d.kv_lora, 1}, TpPlacement::Column);
+    kv_up.sharded_parameters = static_cast<double>(d.kv_lora * a * (d.qk_nope + v_hd)) / t;
+    kv_up.gathered_width = d.kv_lora + d.qk_rope;  // the RoPE key travels with the kv latent
+    kv_up.saved.push_back(kept("MLA kv up-projection input", 2.0 * static_cast<double>(bs * d.kv_lora) / outside,
+                               TensorSplit::TpWithSp, true, true, false));
+    out.ops.push_back(kv_up);
+    // RoPE on the queries' and the shared key's RoPE parts, and the concatenations that give every
+    // head its full query and key (torch.cat: read and write each element): counted as one
+    // elementwise op over the queries and keys of this rank's heads.
+    LayerOp rope = elementwise(Op::Rope, 2 * bs * heads * qk_hd, {2.0 * e, 1.0}, {2.0 * e, 1.0});
+    rope.per_op_rerun = true;
+    out.ops.push_back(rope);
+  }
+  if (!mla) {
     LayerOp qkv = gemm(Op::Qkv, {bs, qkv_width / d.t, h, 1}, TpPlacement::Column);
     qkv.sharded_parameters = static_cast<double>(h * qkv_width + bias(qkv_width)) / t;
     qkv.saved.push_back(kept("QKV input", 2 * sbh / outside, TensorSplit::TpWithSp, true, true, false));
     qkv.per_op_rerun_columns = std::max<std::int64_t>(1, g * dh / d.t);  // wk
     out.ops.push_back(qkv);
   }
-  if (d.positions == ModelSpec::ROPE) {
+  if (!mla && d.positions == ModelSpec::ROPE) {
     // Rotates q and k (x cos + rotate(x) sin); its backward is the inverse rotation, so it keeps
     // nothing.
     // Eager (torchtitan's apply_rotary_emb): x.float() viewed as complex64 (read e, write 4), the
@@ -201,20 +246,39 @@ LayerDescription describe_layer(const Dims& d, bool moe) {
     rope.per_op_rerun = true;
     out.ops.push_back(rope);
   }
-  const double q_bytes = 2.0 * static_cast<double>(bs * a * dh) / t;  // per-op SAC keeps wq's output
-  const double k_bytes = 2.0 * static_cast<double>(bs * g * dh) / t;  // and re-runs wk
-  const double v_bytes = 2.0 * static_cast<double>(bs * g * dh) / t;
+  // Keys and values per rank: the query groups' (GQA), or with MLA every head's own.
+  const std::int64_t kv_heads = mla ? a : g;
+  const double q_bytes = 2.0 * static_cast<double>(bs * a * qk_hd) / t;  // per-op SAC keeps wq's output
+  const double k_bytes = 2.0 * static_cast<double>(bs * kv_heads * qk_hd) / t;  // and re-runs wk
+  const double v_bytes = 2.0 * static_cast<double>(bs * kv_heads * v_hd) / t;
   if (flash) {
-    // Causal: half of the 4 b s^2 d heads of full attention forward (two matmuls); backward five
-    // matmuls (the scores recomputed inside the kernel): 2.5 times the forward.
-    LayerOp fa = gemm(Op::FlashAttention, {s, s, dh, batch}, TpPlacement::None);
+    // Causal: half of the 4 b s^2 d heads of full attention forward (two matmuls, QK^T over the
+    // query/key head dimension and PV over the value's: 2 b s^2 heads (d_qk + d_v) / 2); backward
+    // five matmuls (the scores recomputed inside the kernel): 2.5 times the forward.
+    //
+    // A sliding window of w tokens: each query attends to the w keys ending at itself. The kernel
+    // (FlashAttention's local attention, cuDNN's sliding window) computes whole 128 x 128 tiles, so
+    // a query block touches the key tiles its window spans, kw = 128 ceil((w + 127) / 128) keys per
+    // query instead of s / 2; that is causal attention over sequences of 2 kw tokens, s / 2 kw times
+    // as many, and the kernel is timed as that (its efficiency at sequence 2 kw: the short, many
+    // blocks of a windowed kernel).
+    const std::int64_t dh_mean = (qk_hd + v_hd) / 2;
+    const std::int64_t tile = 128;
+    const std::int64_t kw = windowed && d.window > 0 ? std::min<std::int64_t>(s / 2, tile * ((d.window + tile - 1) / tile + 1)) : s / 2;
+    const std::int64_t s_eff = windowed && d.window > 0 && 2 * kw < s ? 2 * kw : s;
+    LayerOp fa = gemm(Op::FlashAttention, {s_eff, s_eff, dh_mean, batch * std::max<std::int64_t>(1, s / s_eff)}, TpPlacement::None);
     fa.fused_attention = true;
-    fa.fused_forward_flops = fa.gemm.flops();
+    fa.fused_forward_flops = s_eff < s ? 4.0 * static_cast<double>(s) * kw * static_cast<double>(batch) * 0.5 * static_cast<double>(qk_hd + v_hd)
+                                       : static_cast<double>(s) * s * static_cast<double>(batch) * static_cast<double>(qk_hd + v_hd);
     fa.fused_backward_flops = 2.5 * fa.fused_forward_flops;
-    const double q = static_cast<double>(bs * heads * dh), kv = static_cast<double>(bs * (g / d.t) * dh);
+    const double q = static_cast<double>(bs * heads * qk_hd), k = static_cast<double>(bs * (kv_heads / d.t) * qk_hd),
+                 v = static_cast<double>(bs * (kv_heads / d.t) * v_hd), o = static_cast<double>(bs * heads * v_hd);
+    const double kv = (k + v) / 2;
     const double lse = 4.0 * static_cast<double>(batch * s);
-    fa.fused_forward_bytes = (2 * q + 2 * kv) * e + lse;          // read q, k, v; write o, lse
-    fa.fused_backward_bytes = (4 * q + 4 * kv) * e + lse;         // read q k v o do lse; write dq dk dv
+    fa.fused_forward_bytes = (q + k + v + o) * e + lse;                  // read q, k, v; write o, lse
+    fa.fused_backward_bytes = (2 * q + 2 * k + 2 * v + 2 * o) * e + lse;  // read q k v o do lse; write dq dk dv
+    // Attention sinks: one learned logit per head.
+    if (d.sinks) fa.sharded_parameters = static_cast<double>(a) / t;
     fa.cp_steps = std::max<std::int64_t>(1, d.c);
     fa.cp_kv_bytes = fa.cp_steps > 1 ? 2.0 * kv * e : 0.0;      // K and V of this rank's tokens
     fa.saved.push_back(kept("Q (attention input)", q_bytes, TensorSplit::Tp, true, true, true));
@@ -244,11 +308,11 @@ LayerDescription describe_layer(const Dims& d, bool moe) {
     }
   }
   {
-    LayerOp proj = gemm(Op::AttnProj, {bs, h, a * dh / d.t, 1}, TpPlacement::Row);
-    proj.sharded_parameters = static_cast<double>(a * dh * h) / t;
+    LayerOp proj = gemm(Op::AttnProj, {bs, h, a * v_hd / d.t, 1}, TpPlacement::Row);
+    proj.sharded_parameters = static_cast<double>(a * v_hd * h) / t;
     proj.replicated_parameters = static_cast<double>(bias(h));
     // The attention output; under PER_OP kept only as the fused attention's output.
-    proj.saved.push_back(kept("projection input", 2.0 * static_cast<double>(bs * a * dh) / t, TensorSplit::Tp, true,
+    proj.saved.push_back(kept("projection input", 2.0 * static_cast<double>(bs * a * v_hd) / t, TensorSplit::Tp, true,
                               true, flash));
     if (d.sp) proj.saved.push_back(kept("attention reduce-scatter output", 2 * sbh / t, TensorSplit::TpWithSp, false, false, true));
     proj.per_op_rerun = !d.sp;

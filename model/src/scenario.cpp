@@ -429,6 +429,49 @@ void validate(const Scenario& sc, const Sources& src) {
       if (set)
         fail(src, {"model", name}, "is set but model.num_experts is 0 (a dense model); set num_experts or drop it");
   }
+  // Multi-head latent attention.
+  for (const auto& [name, value] : {std::pair{"q_lora_rank", m.q_lora_rank()}, {"kv_lora_rank", m.kv_lora_rank()},
+                                    {"qk_nope_head_dim", m.qk_nope_head_dim()}, {"qk_rope_head_dim", m.qk_rope_head_dim()},
+                                    {"v_head_dim", m.v_head_dim()}, {"sliding_window", m.sliding_window()},
+                                    {"sliding_window_pattern", m.sliding_window_pattern()}})
+    if (value < 0) fail(src, {"model", name}, "must not be negative (got " + std::to_string(value) + ")");
+  if (m.kv_lora_rank() > 0) {
+    // The latents compress the hidden state: a rank above hidden_size compresses nothing and is a
+    // typo (DeepSeek-V3: 1536 and 512 on 7168).
+    for (const auto& [name, value] : {std::pair{"q_lora_rank", m.q_lora_rank()}, {"kv_lora_rank", m.kv_lora_rank()}})
+      if (value > m.hidden_size())
+        fail(src, {"model", name},
+             std::to_string(value) + " is larger than hidden_size " + std::to_string(m.hidden_size()) +
+                 ": a latent rank must be 1 to hidden_size (DeepSeek-V3: q_lora_rank 1536, kv_lora_rank 512 on 7168; "
+                 "q_lora_rank 0 projects queries without compression)");
+    if (m.qk_nope_head_dim() + m.qk_rope_head_dim() < 1)
+      fail(src, {"model", "qk_nope_head_dim"},
+           "multi-head latent attention needs a query/key head dimension: qk_nope_head_dim + qk_rope_head_dim "
+           "must be >= 1 (DeepSeek-V3: 128 + 64)");
+    if (m.v_head_dim() < 1)
+      fail(src, {"model", "v_head_dim"}, "must be >= 1 with multi-head latent attention (got " +
+                                             std::to_string(m.v_head_dim()) + "; DeepSeek-V3: 128)");
+    if (m.num_query_groups() != 0 && m.num_query_groups() != m.num_heads())
+      fail(src, {"model", "num_query_groups"},
+           "does not apply to multi-head latent attention (every head has its own keys and values from the "
+           "latent); leave it 0");
+    if (m.attention_kernel() == ModelSpec::UNFUSED)
+      fail(src, {"model", "attention_kernel"},
+           "multi-head latent attention is modelled with a fused attention kernel; use attention_kernel: FLASH");
+  } else {
+    for (const auto& [name, set] : {std::pair{"q_lora_rank", m.q_lora_rank() != 0},
+                                    {"qk_nope_head_dim", m.qk_nope_head_dim() != 0},
+                                    {"qk_rope_head_dim", m.qk_rope_head_dim() != 0},
+                                    {"v_head_dim", m.v_head_dim() != 0}})
+      if (set)
+        fail(src, {"model", name},
+             "is set but model.kv_lora_rank is 0 (no multi-head latent attention); set kv_lora_rank or drop it");
+  }
+  if (m.sliding_window() == 0 && m.sliding_window_pattern() != 0)
+    fail(src, {"model", "sliding_window_pattern"}, "is set but model.sliding_window is 0; set the window or drop it");
+  if (m.sliding_window() > 0 && m.attention_kernel() == ModelSpec::UNFUSED)
+    fail(src, {"model", "attention_kernel"},
+         "sliding-window attention is modelled with a fused attention kernel; use attention_kernel: FLASH");
   // With head_dim set, the attention width (num_heads * head_dim) need not be hidden_size
   // (Nemotron-4 340B: 96 heads of 192 on a hidden size of 18432).
   if (m.head_dim() == 0 && m.hidden_size() % m.num_heads() != 0)
@@ -495,9 +538,27 @@ void validate(const Scenario& sc, const Sources& src) {
                " (the ranks of a pipeline stage, which Megatron regroups as ep x expert dp); valid ep: " +
                divisors_text(stage_ranks, std::min<std::int64_t>(m.num_experts(), stage_ranks)));
   }
+  refuse_unmodelled(src, {"layout", "cp"}, l.cp() > 1 && (m.kv_lora_rank() > 0 || m.sliding_window() > 0),
+                    "context parallelism with " +
+                        std::string(m.kv_lora_rank() > 0 ? "multi-head latent" : "sliding-window") +
+                        " attention (cp " + std::to_string(l.cp()) + ")");
   refuse_unmodelled(src, {"layout", "zero_stage"}, m.num_experts() > 0 && l.zero_stage() >= 2,
                     "ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model (zero_stage " +
                         std::to_string(l.zero_stage()) + "; MoE layouts take zero_stage 0 or 1)");
+  if (l.moe_a2a_overlap() && (m.num_experts() == 0 || l.ep() < 2))
+    fail(src, {"layout", "moe_a2a_overlap"},
+         "overlaps the expert-parallel all-to-alls, so it needs a Mixture-of-Experts model with ep > 1 (got " +
+             std::string(m.num_experts() == 0 ? "a dense model" : "ep 1") + "); set ep or drop it");
+  if (l.moe_a2a_overlap() && l.pp() > 1 && (l.schedule() != Layout::INTERLEAVED_1F1B || l.virtual_stages() < 2))
+    fail(src, {"layout", "moe_a2a_overlap"},
+         "with pp " + std::to_string(l.pp()) +
+             " needs the interleaved schedule (schedule: INTERLEAVED_1F1B, virtual_stages >= 2), as Megatron's combined "
+             "1F1B does: with one chunk per stage each stage's merged forward and backward wait for its neighbours' "
+             "whole merged steps");
+  refuse_unmodelled(src, {"layout", "moe_a2a_overlap"},
+                    l.moe_a2a_overlap() && (l.recompute() == Layout::FULL ||
+                                            (l.recompute() == Layout::SELECTIVE && l.selective_policy() == Layout::PER_OP)),
+                    "the all-to-all overlap with full or per-op recompute (Megatron's combined 1F1B runs without them)");
   // Megatron routes each rank's own tokens: with tp > 1 they must be split over tp (sequence
   // parallelism), else every TP rank would dispatch the same tokens.
   if (m.num_experts() > 0 && l.tp() > 1 && !l.sequence_parallel())
@@ -818,6 +879,14 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.dense_layers = m.moe_dense_layers();
   d.skew = m.moe_routing_skew();
   d.ep = std::max<std::int64_t>(1, l.ep());
+  d.kv_lora = m.kv_lora_rank();
+  d.q_lora = m.q_lora_rank();
+  d.qk_nope = m.qk_nope_head_dim();
+  d.qk_rope = m.qk_rope_head_dim();
+  d.v_hd = m.v_head_dim();
+  d.window = m.sliding_window();
+  d.window_pattern = m.sliding_window_pattern();
+  d.sinks = m.attention_sinks();
 }
 
 }  // namespace parallax::model

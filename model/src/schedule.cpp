@@ -19,7 +19,7 @@ struct StageOrder {
   Layout::Schedule schedule;
   std::int64_t p, v, total, warmup, remaining;
 
-  StageOrder(Layout::Schedule s, int p_in, int v_in, int m, int stage)
+  StageOrder(Layout::Schedule s, int p_in, int v_in, int m, int stage, int extra_warmup = 0)
       : schedule(s), p(p_in), v(v_in) {
     if (schedule != Layout::INTERLEAVED_1F1B) v = 1;
     total = static_cast<std::int64_t>(m) * v;
@@ -31,7 +31,7 @@ struct StageOrder {
       // (and the non-interleaved 1F1B as its v = 1 case).
       warmup = v == 1 ? p - stage - 1 : (p - stage - 1) * 2 + (v - 1) * p;
       if (v > 1 && m == p) warmup = total;  // Megatron runs all forwards first in that case
-      warmup = std::min(warmup, total);
+      warmup = std::min(warmup + extra_warmup, total);
     }
     remaining = total - warmup;
   }
@@ -64,8 +64,8 @@ struct StageOrder {
 
 }  // namespace
 
-std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage) {
-  const StageOrder order(schedule, p, v, m, stage);
+std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage, int extra_warmup) {
+  const StageOrder order(schedule, p, v, m, stage, extra_warmup);
   std::vector<PipelineStep> steps;
   steps.reserve(static_cast<std::size_t>(order.size()));
   for (std::int64_t i = 0; i < order.size(); ++i) steps.push_back(order[i]);

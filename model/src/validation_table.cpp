@@ -199,6 +199,9 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
     if (r.experts > 0)
       r.assumed.push_back("routing balanced: every expert gets tokens x top_k / experts (NVIDIA's benchmark "
                           "recipes force it; dropless)");
+    if (r.framework == "megatron-bridge" && r.model.rfind("Qwen3-235B", 0) == 0 && r.gpu == "h100-80g")
+      r.assumed.push_back("all-to-alls overlapped with the other micro-batch's compute (Megatron-Bridge's H100 "
+                          "recipe sets moe_a2a_overlap)");
     if (r.recompute == "?") {
       // The framework's published default when the source does not say.
       static const std::map<std::string, std::pair<std::string, std::string>> defaults = {
@@ -208,12 +211,23 @@ std::vector<ValidationRow> read_validation_table(const std::filesystem::path& pa
           {"nemo-automodel", {"none", "NeMo AutoModel checkpoints activations only when asked"}},
           {"torchtitan", {"selective", "torchtitan's default activation checkpointing is selective (per-op)"}},
       };
+      // NeMo 25.04's DeepSeek-V3 recipe recomputes the MLA up-projections, the dense MLP and the MoE
+      // layer (recompute_modules mla_up_proj, mlp, moe; validation/README.md): every op of a layer
+      // but the attention core and the down-projections is re-run, which full recompute stands for.
+      if (r.framework == "nemo-dgxc" && r.model.rfind("DeepSeek-V3", 0) == 0) {
+        r.recompute = "full";
+        r.assumed.push_back("recompute full (the source does not say; NeMo 25.04's DeepSeek-V3 recipe recomputes "
+                            "mla_up_proj, mlp and moe, which re-runs all of a layer but the attention core and the "
+                            "MLA down-projections)");
+      }
       const auto d = defaults.find(r.framework);
-      if (d == defaults.end())
-        throw InputError(at + "column \"recompute\" is '?' and the framework \"" + r.framework +
-                         "\" has no known default; write none, selective or full");
-      r.recompute = d->second.first;
-      r.assumed.push_back("recompute " + r.recompute + " (the source does not say; " + d->second.second + ")");
+      if (r.recompute == "?") {
+        if (d == defaults.end())
+          throw InputError(at + "column \"recompute\" is '?' and the framework \"" + r.framework +
+                           "\" has no known default; write none, selective or full");
+        r.recompute = d->second.first;
+        r.assumed.push_back("recompute " + r.recompute + " (the source does not say; " + d->second.second + ")");
+      }
     }
     if (r.recompute != "none" && r.recompute != "selective" && r.recompute != "full")
       throw InputError(path.string() + ":" + std::to_string(number) + ": column \"recompute\" must be none, selective or full (got \"" +
@@ -280,11 +294,6 @@ std::string validation_row_text(const ValidationRow& r) {
     for (const auto& [gpu, name] : presets) known += (known.empty() ? "" : ", ") + gpu;
     throw InputError(row + ": no cluster preset for gpu \"" + r.gpu + "\"; known: " + known);
   }
-  // What no model computes yet, said before building a scenario (the schema cannot express most).
-  if (r.attention == "mla") throw RowNotModelled("multi-head latent attention (attention mla)");
-  // GPT-OSS alternates sliding-window (128 tokens) and full attention layers with attention sinks
-  // (modern-sources.md); the table has no column for it.
-  if (r.model.rfind("GPT-OSS", 0) == 0) throw RowNotModelled("sliding-window and sink attention (GPT-OSS)");
   const int gpus = r.gpus();
   if (r.gpus_per_node <= 0 || gpus % r.gpus_per_node != 0)
     throw InputError(row + ": tp*pp*cp*dp = " + std::to_string(gpus) + " GPUs is not a whole number of nodes of " +
@@ -321,13 +330,20 @@ std::string validation_row_text(const ValidationRow& r) {
     model << " ffn_hidden_size: " << r.ffn_hidden << " tied_embeddings: " << (r.tied_embeddings ? "true" : "false");
     if (r.kv_heads > 0) model << " num_query_groups: " << r.kv_heads;
     if (r.head_dim > 0) model << " head_dim: " << r.head_dim;
+    // GPT-OSS alternates sliding-window (128 tokens, first) and full attention layers, with attention
+    // sinks and biases on the linears (validation/README.md; the table has no columns for them).
+    const bool gpt_oss = r.model.rfind("GPT-OSS", 0) == 0;
+    if (gpt_oss) model << " sliding_window: 128 sliding_window_pattern: 2 attention_sinks: true";
+    // Multi-head latent attention with DeepSeek-V3's ranks (the table's header).
+    if (r.attention == "mla")
+      model << " q_lora_rank: 1536 kv_lora_rank: 512 qk_nope_head_dim: 128 qk_rope_head_dim: 64 v_head_dim: 128";
     model << " activation: " << (r.activation == "swiglu" ? "SWIGLU" : r.activation == "relu2" ? "SQUARED_RELU" : "GELU")
           << " normalization: " << (gpt || nemotron ? "LAYERNORM" : "RMSNORM")
           // A fused kernel in every 2024+ stack: Transformer Engine's cuDNN fused attention in the
           // Megatron stacks; PyTorch SDPA's flash backend, FlashAttention-2, in torchtitan (SDPA
           // tries cuDNN's kernel last since PyTorch 2.5.1).
           << " attention_kernel: " << (r.framework == "torchtitan" ? "FLASH2" : "FLASH")
-          << " position_embedding: " << (gpt ? "LEARNED" : "ROPE") << " add_bias_linear: " << (gpt ? "true" : "false")
+          << " position_embedding: " << (gpt ? "LEARNED" : "ROPE") << " add_bias_linear: " << (gpt || gpt_oss ? "true" : "false")
           // GPT-3 in NeMo keeps hidden and attention dropout 0.1 (NeMo's defaults); Llama and
           // Nemotron-4 train without dropout.
           << " dropout: " << (gpt ? "true" : "false")
@@ -345,11 +361,22 @@ std::string validation_row_text(const ValidationRow& r) {
     const int chunks = r.pp * std::max(1, r.vpp);
     if (megatron && chunks > 1 && r.layers % chunks != 0 && (r.layers + 2) % chunks == 0)
       layout << " embedding_in_pipeline_split: true loss_in_pipeline_split: true";
+    else if (megatron && chunks > 1 && r.layers % chunks != 0 && r.model.rfind("DeepSeek-V3", 0) == 0) {
+      // NeMo's DeepSeek-V3 recipe gives each virtual stage ceil(61 / chunks) layers and the last the
+      // rest (its map_pp_vp_to_layout: pp 16 is 4 layers on each of 15 stages and 1 on the last).
+      const int each = (r.layers + chunks - 1) / chunks;
+      for (int c = 0; c < chunks; ++c) layout << " stage_layers: " << (c + 1 < chunks ? each : r.layers - each * (chunks - 1));
+    }
     if (r.optimizer != "fp32")
       layout << " optimizer_state: " << (r.optimizer == "bf16" ? "MODEL_PRECISION" : "FP32_REMAINDERS");
     // NeMo's performance configs overlap the TP all-gather / reduce-scatter with the GEMMs
     // (ub_tp_comm_overlap) wherever sequence parallelism runs.
     if (megatron && r.tp > 1 && r.sp) layout << " tp_comm_overlap: true";
+    // Megatron-Bridge's Qwen3-235B-A22B recipe on H100 (scripts/performance/configs/qwen,
+    // QWEN3_235B_A22B_PRETRAIN_CONFIG_H100_*: moe_a2a_overlap True) overlaps the all-to-alls with
+    // the other micro-batch's compute; the table has no column for it.
+    if (r.framework == "megatron-bridge" && r.model.rfind("Qwen3-235B", 0) == 0 && r.gpu == "h100-80g")
+      layout << " moe_a2a_overlap: true";
     if (r.framework == "torchtitan") {
       // FSDP2: reshard_after_forward True and reduce_dtype float32 are torchtitan's defaults; its
       // selective activation checkpointing is the per-op policy.

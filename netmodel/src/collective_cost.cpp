@@ -79,11 +79,16 @@ double single_algorithm_time(const GroupShape& s, CollectiveKind kind, double S)
       // carries S.
       return S / s.ring_bandwidth + s.ring_latency;
     case ALL_TO_ALL:
-      // n (n - 1) concurrent flows of S / n (the simulator's pairwise exchange). Over nodes, a
-      // member's NVLink carries its pieces for the other members of its node while its NIC carries
-      // those bound for other nodes, (n - per_node) / n of S, shared by the members behind one NIC.
+      // Pieces of S / n to every other member at once (NCCL's send/recv with PXN, as the simulator
+      // runs it). Over nodes, a member's NIC carries the pieces bound for other nodes that sit on its
+      // rail, relayed to it over NVLink by the other members behind other NICs: (n - per_node) / n of
+      // S in all, shared by the members behind one NIC. Its NVLink carries its pieces for the other
+      // members of its node and, to their relays, those of its pieces for other nodes that are on
+      // other rails ((rails - 1) / rails of them), in parallel.
       if (s.nodes > 1 && s.per_node > 0) {
-        const double intra = s.per_node > 1 ? (s.per_node - 1) / n * S / s.intra_bandwidth : 0.0;
+        const double rails = s.per_node / s.members_per_nic;
+        const double nvlink_pieces = (s.per_node - 1) + (n - s.per_node) * (rails - 1) / rails;
+        const double intra = s.per_node > 1 ? nvlink_pieces / n * S / s.intra_bandwidth : 0.0;
         const double inter = (n - s.per_node) / n * S * s.members_per_nic / s.inter_bandwidth;
         return std::max(intra, inter) + s.inter_latency;
       }

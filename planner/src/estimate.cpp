@@ -163,6 +163,11 @@ StepEstimate estimate_step(const Scenario& sc) {
     throw InputError("model.num_experts " + std::to_string(sc.model().num_experts()) +
                      ": the fast estimator and the layout search do not model Mixture-of-Experts layers yet; "
                      "simulate the layout with parallax simulate");
+  if (sc.model().kv_lora_rank() > 0 || sc.model().sliding_window() > 0)
+    throw InputError(std::string(sc.model().kv_lora_rank() > 0 ? "model.kv_lora_rank" : "model.sliding_window") +
+                     ": the fast estimator and the layout search do not model " +
+                     (sc.model().kv_lora_rank() > 0 ? "multi-head latent" : "sliding-window") +
+                     " attention yet; simulate the layout with parallax simulate");
   const Dims d = model::dims(sc);
   const Layout& layout = sc.layout();
   const netmodel::LinkParameters net(sc.cluster());

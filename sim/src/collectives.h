@@ -48,6 +48,7 @@ class CollectivePlanner {
                        double bytes, CollectiveAlgorithm algorithm) const;
   // REDUCE's chain ("ring"), GATHER's or SCATTER's flows ("direct"); the root is the first member.
   Phase rooted_phase(CollectiveKind kind, const std::vector<std::uint32_t>& group, double bytes) const;
+  Phase all_to_all_phase(const std::vector<std::uint32_t>& group, double bytes) const;
 
   const Platform& platform_;
   CollectiveAlgorithm forced_;

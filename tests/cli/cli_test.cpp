@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -152,25 +153,58 @@ TEST(Cli, ValidateSmallTable) {
 
 // validation/modern.tsv: a row parallax does not model is reported, not bad input; the gate
 // (--max-mape) holds only on every selected row predicted.
+// modern.tsv's comments, header and the rows `ids`, and MX37: MR37 (Grok-1) with ZeRO-3, which the
+// scenario loader refuses for a MoE model as not modelled yet.
+std::string table_with_unmodelled_row(const fs::path& dir, const std::vector<std::string>& ids) {
+  std::ifstream in(testing::source_dir() / "validation" / "modern.tsv");
+  std::ostringstream out;
+  std::vector<std::string> header;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#' || line.rfind("id\t", 0) == 0) {
+      out << line << "\n";
+      if (line.rfind("id\t", 0) == 0) {
+        std::istringstream cells(line);
+        for (std::string cell; std::getline(cells, cell, '\t');) header.push_back(cell);
+      }
+      continue;
+    }
+    const std::string id = line.substr(0, line.find('\t'));
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) out << line << "\n";
+    if (id != "MR37") continue;
+    std::vector<std::string> cells;
+    std::istringstream row(line);
+    for (std::string cell; std::getline(row, cell, '\t');) cells.push_back(cell);
+    for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) {
+      if (header[i] == "id") cells[i] = "MX37";
+      if (header[i] == "zero") cells[i] = "3";
+    }
+    for (std::size_t i = 0; i < cells.size(); ++i) out << (i ? "\t" : "") << cells[i];
+    out << "\n";
+  }
+  const fs::path path = dir / "rows.tsv";
+  std::ofstream(path) << out.str();
+  return path.string();
+}
+
 TEST(Cli, ValidateModernRowsNotModelled) {
-  const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
-  auto r = run_command(cli() + " validate " + table + " --only MR30,MR36,MR13");
+  const testing::TempDir dir;
+  const std::string table = table_with_unmodelled_row(dir.path(), {"MR13"});
+  auto r = run_command(cli() + " validate " + table + " --only MX37,MR13");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("MR30   1024 2 16 32 1 none+sp      not modelled: multi-head latent attention (attention mla)"),
+  EXPECT_NE(r.out.find("MX37    512 4 8 8 8 none+sp cp2    not modelled: ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model"),
             std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("not modelled: sliding-window and sink attention (GPT-OSS)"), std::string::npos) << r.out;
   // MR13's recompute is '?': the framework's default, said under the row.
   EXPECT_NE(r.out.find("      assumed: recompute none (the source does not say; Megatron-Bridge"), std::string::npos)
       << r.out;
-  EXPECT_NE(r.out.find("(2 not modelled: MR30, MR36)"), std::string::npos) << r.out;
-  r = run_command(cli() + " validate " + table + " --only MR30 --json");
+  EXPECT_NE(r.out.find("(1 not modelled: MX37)"), std::string::npos) << r.out;
+  r = run_command(cli() + " validate " + table + " --only MX37 --json");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("\"not_modelled\": \"multi-head latent attention (attention mla)\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"not_modelled\": \"ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"rows_not_modelled\": 1"), std::string::npos) << r.out;
-  r = run_command(cli() + " validate " + table + " --only MR30 --max-mape 10");
+  r = run_command(cli() + " validate " + table + " --only MX37 --max-mape 10");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.err.find("--max-mape 10% needs every selected row predicted; not modelled: MR30"), std::string::npos)
+  EXPECT_NE(r.err.find("--max-mape 10% needs every selected row predicted; not modelled: MX37"), std::string::npos)
       << r.err;
 }
 
@@ -197,10 +231,10 @@ TEST(Cli, ValidateReportsFp8Bf16Pairs) {
 // prediction.
 TEST(Cli, ValidateWritesTheScenarioOfEachRow) {
   const testing::TempDir dir;
-  const std::string table = (testing::source_dir() / "validation" / "modern.tsv").string();
-  auto r = run_command(cli() + " validate " + table + " --only MR22,MR30 --json --scenarios-dir " + (dir / "rows").string());
+  const std::string table = table_with_unmodelled_row(dir.path(), {"MR22"});
+  auto r = run_command(cli() + " validate " + table + " --only MR22,MX37 --json --scenarios-dir " + (dir / "rows").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(dir / "rows" / "MR30.pbtxt"));  // not modelled: nothing to write
+  EXPECT_FALSE(std::filesystem::exists(dir / "rows" / "MX37.pbtxt"));  // not modelled: nothing to write
   ASSERT_TRUE(std::filesystem::exists(dir / "rows" / "MR22.pbtxt"));
   const auto predicted = r.out.find("\"predicted_iter_s\": ");
   ASSERT_NE(predicted, std::string::npos) << r.out;

@@ -31,15 +31,6 @@ Scenario text_of(const std::string& id) {
   return sc;
 }
 
-std::string not_modelled(const std::string& id) {
-  try {
-    validation_scenario(modern().at(id));
-  } catch (const RowNotModelled& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << id << " was modelled";
-  return "";
-}
 
 TEST(ModernRows, ColumnsAreRead) {
   ASSERT_EQ(modern().size(), 20u);
@@ -72,10 +63,32 @@ TEST(ModernRows, QuestionMarksTakeTheFrameworksDefaultAndSaySo) {
 }
 
 TEST(ModernRows, UnmodelledFeaturesAreNamed) {
-  EXPECT_EQ(not_modelled("MR30"), "multi-head latent attention (attention mla)");  // DeepSeek-V3
-  EXPECT_EQ(not_modelled("MR36"), "sliding-window and sink attention (GPT-OSS)");
-  // The grouped-query MoE rows are modelled: Qwen3, Grok-1, Mixtral (on DGX B200, which has a preset).
-  for (const char* id : {"MR34", "MR37", "MR39"}) EXPECT_NO_THROW(validation_scenario(modern().at(id))) << id;
+  // Every MoE row is modelled: Qwen3, Grok-1, Mixtral (on DGX B200, which has a preset), DeepSeek-V3
+  // (multi-head latent attention) and GPT-OSS (sliding-window and sink attention).
+  for (const char* id : {"MR30", "MR34", "MR36", "MR37", "MR39"}) EXPECT_NO_THROW(validation_scenario(modern().at(id))) << id;
+  // What the scenario loader refuses as not modelled yet is named: ZeRO-3 of a MoE model.
+  ValidationRow fsdp_moe = modern().at("MR37");
+  fsdp_moe.zero = 3;
+  try {
+    validation_scenario(fsdp_moe);
+    ADD_FAILURE() << "ZeRO-3 of a MoE model was modelled";
+  } catch (const RowNotModelled& e) {
+    EXPECT_NE(std::string(e.what()).find("ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model"), std::string::npos) << e.what();
+  }
+  // DeepSeek-V3: MLA with the table's ranks, NeMo's uneven pipeline split (4 layers on each of 15
+  // stages, 1 on the last), the recipe's recompute; GPT-OSS: the window, its pattern and the sinks.
+  const Scenario deepseek = text_of("MR30");
+  EXPECT_EQ(deepseek.model().kv_lora_rank(), 512);
+  EXPECT_EQ(deepseek.model().q_lora_rank(), 1536);
+  EXPECT_EQ(deepseek.layout().stage_layers_size(), 16);
+  EXPECT_EQ(deepseek.layout().stage_layers(0), 4);
+  EXPECT_EQ(deepseek.layout().stage_layers(15), 1);
+  EXPECT_EQ(deepseek.layout().recompute(), Layout::FULL);
+  const Scenario gpt_oss = text_of("MR36");
+  EXPECT_EQ(gpt_oss.model().sliding_window(), 128);
+  EXPECT_EQ(gpt_oss.model().sliding_window_pattern(), 2);
+  EXPECT_TRUE(gpt_oss.model().attention_sinks());
+  EXPECT_TRUE(gpt_oss.model().add_bias_linear());
   const Scenario mixtral = text_of("MR39");
   EXPECT_EQ(mixtral.model().num_experts(), 8);
   EXPECT_EQ(mixtral.model().moe_top_k(), 2);

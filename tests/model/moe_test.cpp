@@ -9,6 +9,7 @@
 #include "parallax/model/parameters.h"
 #include "parallax/model/presets.h"
 #include "parallax/model/rank_grid.h"
+#include "parallax/traces/lanes.h"
 #include "test_support.h"
 
 #include <gmock/gmock.h>
@@ -36,6 +37,10 @@ Dims preset_dims(const std::string& preset, const std::string& layout = "global_
 struct PublishedMoe {
   const char* preset;
   double total, activated, tolerance, activated_tolerance;
+  // Whether the publisher's activated count includes the input embedding table. parallax counts it
+  // (activated_parameters: every weight of a layer a token passes through); DeepSeek and OpenAI leave
+  // it out (a token reads one row of it) and count the output layer: their 37B and 5.13B.
+  bool counts_input_embedding = true;
 };
 
 class PublishedMoeParameters : public ::testing::TestWithParam<PublishedMoe> {};
@@ -45,7 +50,9 @@ TEST_P(PublishedMoeParameters, TotalAndActivated) {
   const Dims d = preset_dims(p.preset);
   const bool tied = load_model(p.preset).tied_embeddings();
   EXPECT_NEAR(total_parameters(d, tied) / p.total, 1.0, p.tolerance) << total_parameters(d, tied);
-  EXPECT_NEAR(activated_parameters(d, tied) / p.activated, 1.0, p.activated_tolerance) << activated_parameters(d, tied);
+  const double input_embedding = p.counts_input_embedding ? 0.0 : static_cast<double>(padded_vocab(d) * d.h);
+  const double activated = activated_parameters(d, tied) - input_embedding;
+  EXPECT_NEAR(activated / p.activated, 1.0, p.activated_tolerance) << activated;
   // The count does not depend on how the experts are split.
   const Dims split = preset_dims(p.preset, "ep: 8 dp: 8 global_batch_size: 8");
   EXPECT_NEAR(total_parameters(split, tied) / total_parameters(d, tied), 1.0, 1e-12);
@@ -54,13 +61,17 @@ TEST_P(PublishedMoeParameters, TotalAndActivated) {
 // Mixtral: Jiang et al. 2024 (46.7B / 12.9B); Mistral AI (141B / 39B). Qwen3 technical report
 // (235B / 22B, 30.5B / 3.3B): the activated counts are given to two digits (22.2B and 3.35B by the
 // configs), so within half their last digit (3.35B rounds to 3.3B: 2% there). Grok-1: xAI's 314B, within 1% (the released config
-// gives 315.7B), "25% of the weights active" within 10%.
+// gives 315.7B), "25% of the weights active" within 10%. DeepSeek-V3: the technical report's 671B
+// (without the multi-token-prediction module) and 37B, to half its last digit. GPT-OSS-120B: OpenAI's
+// model card, 116.83B total and 5.13B active.
 INSTANTIATE_TEST_SUITE_P(Models, PublishedMoeParameters,
                          ::testing::Values(PublishedMoe{"mixtral-8x7b", 46.7e9, 12.9e9, 0.005, 0.005},
                                            PublishedMoe{"mixtral-8x22b", 141e9, 39e9, 0.005, 0.005},
                                            PublishedMoe{"qwen3-235b-a22b", 235e9, 22e9, 0.005, 0.5 / 22},
                                            PublishedMoe{"qwen3-30b-a3b", 30.5e9, 3.3e9, 0.005, 0.02},
-                                           PublishedMoe{"grok-1", 314e9, 314e9 * 0.25, 0.01, 0.1}),
+                                           PublishedMoe{"grok-1", 314e9, 314e9 * 0.25, 0.01, 0.1},
+                                           PublishedMoe{"deepseek-v3", 671e9, 37e9, 0.005, 0.5 / 37, false},
+                                           PublishedMoe{"gpt-oss-120b", 116.83e9, 5.13e9, 0.005, 0.005, false}),
                          [](const auto& info) {
                            std::string name = info.param.preset;
                            for (char& c : name)
@@ -263,6 +274,149 @@ TEST(MoeLayer, BadInputNamesTheFieldAndTheValidValues) {
         cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 global_batch_size: 8 })");
   });
   EXPECT_THAT(stray, HasSubstr("model.moe_top_k: is set but model.num_experts is 0"));
+}
+
+// Multi-head latent attention with DeepSeek-V3's ranks on tp 2: the down-projection on this rank's
+// s / tp tokens with the same weights on every TP rank, the latents all-gathered over TP (their width,
+// not the hidden size), the up-projections to this rank's 64 heads, the fused attention over
+// queries and keys of 192 and values of 128, the projection reading 64 x 128.
+TEST(MlaLayer, ShapesParametersAndTheLatentGather) {
+  const std::string mla = "q_lora_rank: 1536 kv_lora_rank: 512 qk_nope_head_dim: 128 qk_rope_head_dim: 64 v_head_dim: 128 ";
+  // The scenario with `field: value` in place of MLA's own setting of that field.
+  auto scenario = [&](const std::string& field = "", const std::string& value = "") {
+    std::string fields = mla;
+    if (!field.empty()) {
+      const auto at = fields.find(field + ": ");
+      if (at == std::string::npos)
+        fields += field + ": " + value + " ";
+      else
+        fields.replace(at, fields.find(' ', at + field.size() + 2) - at, field + ": " + value);
+    }
+    std::string text = moe_scenario("tp: 2 dp: 8 sequence_parallel: true ep: 16 global_batch_size: 8",
+                                    fields + "num_experts: 32 ");
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"hidden_size: 1024", "hidden_size: 7168"},
+                                   {"num_heads: 8 num_query_groups: 4", "num_heads: 128"}})
+      text.replace(text.find(from), from.size(), to);
+    return scenario_from_text(text);
+  };
+  const Scenario sc = scenario();
+  const Dims d = dims(sc);
+  const LayerDescription layer = describe_layer(d, true);
+  auto op = [&](Op o) -> const LayerOp& {
+    for (const LayerOp& x : layer.ops)
+      if (x.op == o) return x;
+    throw std::runtime_error("no op " + std::string(op_name(o)));
+  };
+  const std::int64_t s = 2048;
+  EXPECT_EQ(op(Op::MlaDownProj).gemm, (GemmShape{s / 2, 1536 + 512 + 64, 7168, 1}));
+  EXPECT_EQ(op(Op::MlaDownProj).replicated_parameters, 7168.0 * 2112);
+  EXPECT_EQ(op(Op::MlaQUpProj).gemm, (GemmShape{s, 64 * 192, 1536, 1}));
+  EXPECT_EQ(op(Op::MlaKvUpProj).gemm, (GemmShape{s, 64 * 256, 512, 1}));
+  EXPECT_EQ(op(Op::AttnProj).gemm, (GemmShape{s, 7168, 64 * 128, 1}));
+  // Per layer: 187.1M attention weights (DeepSeek-V3's, from its config) over both TP ranks.
+  double attention = 0;
+  for (Op o : {Op::MlaDownProj, Op::MlaLatentNorm, Op::MlaQUpProj, Op::MlaKvUpProj, Op::AttnProj})
+    attention += op(o).sharded_parameters * 2 + op(o).replicated_parameters;
+  EXPECT_EQ(attention, 7168.0 * 2112 + 2048 + 1536.0 * 24576 + 512.0 * 32768 + 16384.0 * 7168);
+  // Causal flash attention: s^2 heads (192 + 128) FLOPs forward on this rank's 64 heads.
+  EXPECT_DOUBLE_EQ(op(Op::FlashAttention).fused_forward_flops, 1.0 * s * s * 64 * (192 + 128));
+  // The graph: the latents' all-gather carries s x (1536) and s x (512 + 64) elements, not s x 7168.
+  const JobGraph g = build_job_graph(sc);
+  std::vector<std::uint64_t> gathers;
+  const Task* previous = nullptr;
+  for (const Task& t : g.tasks()) {
+    if (t.rank != 0 || t.layer != 0 || t.microbatch != 0 || t.phase != FORWARD) continue;
+    if (t.op == Op::MlaQUpProj || t.op == Op::MlaKvUpProj) {
+      ASSERT_NE(previous, nullptr);
+      gathers.push_back(previous->bytes);
+    }
+    if (t.op == Op::SpAllGather) previous = &t;
+  }
+  EXPECT_EQ(gathers, (std::vector<std::uint64_t>{2u * s * 1536, 2u * s * 576}));
+  // Bad input: a latent wider than the hidden state, a head dimension missing, MLA fields without MLA.
+  auto error = [&](const std::string& field, const std::string& value) {
+    return input_error([&] { scenario(field, value); });
+  };
+  EXPECT_THAT(error("kv_lora_rank", "8192"), HasSubstr("model.kv_lora_rank: 8192 is larger than hidden_size 7168"));
+  EXPECT_THAT(error("q_lora_rank", "9000"), HasSubstr("model.q_lora_rank"));
+  EXPECT_THAT(error("v_head_dim", "0"), HasSubstr("model.v_head_dim: must be >= 1"));
+  EXPECT_THAT(error("num_query_groups", "8"), HasSubstr("model.num_query_groups: does not apply"));
+  EXPECT_THAT(input_error([] { scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16", "qk_rope_head_dim: 64")); }),
+              HasSubstr("model.qk_rope_head_dim: is set but model.kv_lora_rank is 0"));
+}
+
+// Sliding-window attention as GPT-OSS alternates it (window 128, every second layer full): the
+// windowed layers' kernel computes the 128-key tiles the window spans (256 keys per query at
+// window 128) instead of the causal s / 2, and the full layers are unchanged.
+TEST(SlidingWindow, WindowedLayersDoTheWindowsWork) {
+  const Scenario sc = scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16",
+                                                      "sliding_window: 128 sliding_window_pattern: 2 attention_sinks: true"));
+  const Dims d = dims(sc);
+  EXPECT_TRUE(is_windowed_layer(d, 0));
+  EXPECT_FALSE(is_windowed_layer(d, 1));
+  const JobGraph g = build_job_graph(sc);
+  const auto windowed = tasks_of(g, Op::FlashAttention, FORWARD, 0), full = tasks_of(g, Op::FlashAttention, FORWARD, 1);
+  ASSERT_EQ(windowed.size(), 1u);
+  ASSERT_EQ(full.size(), 1u);
+  const double s = 2048;
+  EXPECT_DOUBLE_EQ(windowed[0]->flops / full[0]->flops, 256.0 / (s / 2));
+  const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
+  EXPECT_LT(cost.duration(*windowed[0]), cost.duration(*full[0]));
+  // The sinks: one parameter per head and layer.
+  Scenario plain = sc;
+  plain.mutable_model()->set_attention_sinks(false);
+  EXPECT_EQ(total_parameters(d, false) - total_parameters(dims(plain), false), 8.0 * 4);
+  EXPECT_THAT(input_error([] { scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16", "sliding_window_pattern: 2")); }),
+              HasSubstr("model.sliding_window_pattern: is set but model.sliding_window is 0"));
+  EXPECT_THAT(input_error([] { scenario_from_text(moe_scenario("dp: 8 cp: 2 global_batch_size: 16", "sliding_window: 128")); }),
+              HasSubstr("is not modelled yet"));
+}
+
+// layout.moe_a2a_overlap: in the steady state each forward step merges with the backward step after
+// it. Their all-to-alls move to EP_COMM (the "ep comm" lane), the warm-up and cool-down steps keep
+// theirs on the compute stream, and the compute stream alternates the two micro-batches within a layer.
+TEST(MoeOverlap, MergedStepsPutTheAllToAllsOnTheirOwnStream) {
+  const std::string layout = "pp: 2 dp: 8 virtual_stages: 2 schedule: INTERLEAVED_1F1B ep: 4 global_batch_size: 64";
+  const JobGraph plain = build_job_graph(scenario_from_text(moe_scenario(layout)));
+  const JobGraph merged = build_job_graph(scenario_from_text(moe_scenario(layout + " moe_a2a_overlap: true")));
+  auto count = [](const JobGraph& g, Stream stream) {
+    std::size_t n = 0;
+    for (const Task& t : g.tasks())
+      if (t.kind == COLLECTIVE && t.collective == ALL_TO_ALL && t.stream == stream) ++n;
+    return n;
+  };
+  EXPECT_EQ(count(plain, EP_COMM), 0u);
+  EXPECT_GT(count(merged, EP_COMM), 0u);
+  EXPECT_GT(count(merged, COMPUTE), 0u);  // the warm-up's and cool-down's
+  EXPECT_EQ(count(merged, EP_COMM) + count(merged, COMPUTE), count(plain, COMPUTE));
+  EXPECT_EQ(merged.num_tasks(), plain.num_tasks());
+  EXPECT_EQ(traces::lane_name(traces::lane_of(EP_COMM, COLLECTIVE)), "ep comm");
+  // On a rank's compute stream, some forward compute task sits between two backward ones of one layer.
+  auto interleaved = [](const JobGraph& g) {
+    std::vector<const Task*> compute;
+    for (auto id : g.rank_tasks(0))
+      if (g.tasks()[id].is_compute()) compute.push_back(&g.tasks()[id]);
+    for (std::size_t i = 0; i + 1 < compute.size(); ++i) {
+      if (compute[i]->phase != BACKWARD || compute[i + 1]->phase != FORWARD) continue;
+      std::size_t j = i + 1;
+      while (j < compute.size() && compute[j]->phase == FORWARD) ++j;
+      // The same layer of the same micro-batch's backward on both sides of the forward tasks.
+      if (j < compute.size() && compute[j]->phase == BACKWARD && compute[j]->layer == compute[i]->layer &&
+          compute[j]->layer >= 0 && compute[j]->microbatch == compute[i]->microbatch)
+        return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(interleaved(merged));
+  EXPECT_FALSE(interleaved(plain));
+
+  // Bad input: a dense model, ep 1, full recompute, pp > 1 without the interleaved schedule.
+  auto error = [&](const std::string& l, const std::string& model = "") {
+    return input_error([&] { scenario_from_text(moe_scenario(l + " moe_a2a_overlap: true", model)); });
+  };
+  EXPECT_THAT(error("dp: 16 global_batch_size: 16"), HasSubstr("layout.moe_a2a_overlap: overlaps the expert-parallel"));
+  EXPECT_THAT(error("dp: 16 ep: 4 global_batch_size: 16 recompute: FULL"), HasSubstr("is not modelled yet"));
+  EXPECT_THAT(error("pp: 2 dp: 8 ep: 4 global_batch_size: 16"), HasSubstr("needs the interleaved schedule"));
 }
 
 }  // namespace

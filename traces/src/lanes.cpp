@@ -21,6 +21,7 @@ LaneId lane_of(Stream stream, TaskKind kind, bool on_host) {
         case DP_COMM: return LANE_DP_COMM;
         case PP_COMM: return LANE_PP_SEND;
         case CP_COMM: return LANE_CP_COMM;
+        case EP_COMM: return LANE_EP_COMM;
       }
       break;
   }
@@ -45,6 +46,7 @@ std::string_view lane_name(LaneId lane) {
     case LANE_PP_RECV: return "pp recv";
     case LANE_HOST: return "host (CPU)";
     case LANE_CP_COMM: return "cp comm";
+    case LANE_EP_COMM: return "ep comm";
   }
   throw std::logic_error("lane_name: " + std::to_string(static_cast<int>(lane)) + " is not a LaneId");
 }

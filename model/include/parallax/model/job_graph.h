@@ -81,6 +81,13 @@ enum class Op : std::uint8_t {
   MoeUnpermute,
   SharedExpertFc1,
   SharedExpertFc2,
+  // Multi-head latent attention (model::describe_layer with kv_lora_rank): the down-projection of
+  // the hidden state to the q and kv latents (and the shared RoPE key), the latents' norms, and the
+  // up-projections of the q latent to the queries and of the kv latent to the keys and values.
+  MlaDownProj,
+  MlaLatentNorm,
+  MlaQUpProj,
+  MlaKvUpProj,
   kCount
 };
 std::string_view op_name(Op op);
@@ -102,6 +109,10 @@ enum class GemmRole : std::uint8_t { Forward, InputGrad, WeightGrad };
 //    (wgrad), its kernels keeping 16 SMs from that GEMM.
 inline constexpr int kTpOverlapCommSms = 16;
 inline constexpr int kTpOverlapPipelineSplits = 4;
+// The MoE all-to-all overlap (layout.moe_a2a_overlap): NCCL's send/recv kernels of the all-to-all
+// run one CTA per channel, up to NCCL_MAX_CTAS (32 by default since NCCL 2.17), each holding an SM,
+// so the GEMMs of the other micro-batch that run beside it have the remaining SMs.
+inline constexpr int kEpOverlapCommSms = 32;
 
 struct Task {
   double flops = 0;          // GEMMs: 2 m n k batch; memory-bound ops: elementwise work

@@ -87,6 +87,10 @@ struct LayerOp {
   // all_to_all_bytes in forward, and the same for the gradients in backward.
   bool ep_all_to_all = false;
   double all_to_all_bytes = 0;
+  // A column-parallel GEMM whose input is narrower than the hidden state (multi-head latent
+  // attention's up-projections read a latent): the elements per token its sequence-parallel
+  // all-gather (and the reduce-scatter of its input gradient) carries; 0: hidden_size.
+  std::int64_t gathered_width = 0;
 };
 
 // One step of an op's backward pass.
@@ -125,8 +129,9 @@ struct LayerDescription {
 };
 
 // A dense layer, or with `moe` a Mixture-of-Experts layer (the FFN replaced by the router, the
-// dispatch, the routed experts, the shared experts and the combine).
-LayerDescription describe_layer(const Dims& d, bool moe = false);
+// dispatch, the routed experts, the shared experts and the combine); with `windowed` its attention
+// is the sliding window of Dims::window (is_windowed_layer).
+LayerDescription describe_layer(const Dims& d, bool moe = false, bool windowed = false);
 
 // Tasks one layer emits for one micro-batch, without ZeRO tasks (Builder::layer_forward and
 // layer_backward).

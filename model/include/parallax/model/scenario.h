@@ -86,7 +86,16 @@ struct Dims {
   std::int64_t experts = 0, top_k = 0, moe_f = 0, shared = 0, dense_layers = 0;
   double skew = 1.0;
   std::int64_t ep = 1;
+  // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
+  std::int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_hd = 0;
+  // Sliding-window attention: window in tokens (0: none) and its layer pattern; attention sinks.
+  std::int64_t window = 0, window_pattern = 0;
+  bool sinks = false;
 };
+// Whether layer `layer` (0-based) attends through the sliding window.
+inline bool is_windowed_layer(const Dims& d, std::int64_t layer) {
+  return d.window > 0 && (d.window_pattern <= 1 || layer % d.window_pattern != d.window_pattern - 1);
+}
 // Whether layer `layer` (0-based) is a MoE layer.
 inline bool is_moe_layer(const Dims& d, std::int64_t layer) { return d.experts > 0 && layer >= d.dense_layers; }
 // Tokens of one micro-batch held by one rank: b * s / c (context parallelism splits the sequence).

@@ -16,8 +16,12 @@ struct PipelineStep {
 };
 
 // The order of steps on `stage` (0 .. p-1). Megatron's order: warm-up forwards, steady 1F1B, cool-down
-// backwards; interleaved follows megatron/core/pipeline_parallel/schedules.py.
-std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage);
+// backwards; interleaved follows megatron/core/pipeline_parallel/schedules.py. `extra_warmup` more
+// forwards before the steady state: the MoE all-to-all overlap (layout.moe_a2a_overlap) merges each
+// steady forward with the backward after it, which must be of another micro-batch, or the last
+// stage's pair would be one micro-batch's forward and its own backward (Megatron's combined 1F1B
+// takes one warm-up micro-batch more).
+std::vector<PipelineStep> stage_order(Layout::Schedule schedule, int p, int v, int m, int stage, int extra_warmup = 0);
 
 // Times the schedule with every chunk's forward taking `forward_time`, backward `backward_time` and
 // free communication, respecting the order on each stage and the dependencies between virtual
