@@ -913,22 +913,20 @@ class Builder {
       for (std::size_t id = first_task; id < tasks_.size(); ++id)
         if (tasks_[id].kind == GEMM) tasks_[id].sm_share = std::min(tasks_[id].sm_share, share);
     };
-    auto f_part = [&](std::size_t lo, std::size_t hi, bool beside = false) {
-      enter_chain(0);
+    // Ops [lo, hi) of the forward chain's (0) current layer, or of the backward chain's (1).
+    auto part = [&](int chain, std::size_t lo, std::size_t hi, bool beside) {
+      enter_chain(chain);
       const std::uint32_t start = last_compute();
       const std::size_t first_task = tasks_.size();
-      forward_ops(fl, fmb, lo, hi);
+      if (chain == 0)
+        forward_ops(fl, fmb, lo, hi);
+      else
+        backward_ops(bl, bmb, lo, hi);
       if (beside) share_sms(first_task);
       mark_chain(start);
     };
-    auto b_part = [&](std::size_t lo, std::size_t hi, bool beside = false) {
-      enter_chain(1);
-      const std::uint32_t start = last_compute();
-      const std::size_t first_task = tasks_.size();
-      backward_ops(bl, bmb, lo, hi);
-      if (beside) share_sms(first_task);
-      mark_chain(start);
-    };
+    auto f_part = [&](std::size_t lo, std::size_t hi, bool beside = false) { part(0, lo, hi, beside); };
+    auto b_part = [&](std::size_t lo, std::size_t hi, bool beside = false) { part(1, lo, hi, beside); };
     auto b_layer_done = [&] {
       layer_done_[bl] = chains_[1].last;
       zero2_reduce(bl, bmb);
