@@ -389,10 +389,15 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     // the one holding it, runs it as a GEMM of its own after the others' grouped GEMM.
     const std::int64_t T = bs / (d.sp ? d.t : 1);
     const std::int64_t E = d.experts, k = d.top_k, local = E / d.ep;
-    const double copies = static_cast<double>(T * k);  // the token copies this rank dispatches
-    const double mean = copies * static_cast<double>(d.ep) / static_cast<double>(E);
-    const std::int64_t m_mean = std::max<std::int64_t>(1, std::llround(mean));
-    const std::int64_t m_busy = std::max<std::int64_t>(1, std::llround(mean * d.skew));
+    // A capacity factor c (token dropping) keeps at most c x the balanced share per expert: below 1
+    // every expert drops, and the dropped copies are neither dispatched nor computed; above 1 it
+    // caps the busiest expert of a skewed routing.
+    const double kept_share = d.capacity > 0 ? std::min(1.0, d.capacity) : 1.0;
+    const double busiest = d.capacity > 0 ? std::min(d.skew, d.capacity) : d.skew;
+    const double copies = static_cast<double>(T * k) * kept_share;  // the token copies this rank dispatches
+    const double mean = static_cast<double>(T * k) * static_cast<double>(d.ep) / static_cast<double>(E);
+    const std::int64_t m_mean = std::max<std::int64_t>(1, std::llround(mean * kept_share));
+    const std::int64_t m_busy = std::max<std::int64_t>(1, std::llround(mean * std::max(busiest, kept_share)));
     const bool skewed = m_busy != m_mean;
     const double rows = static_cast<double>(m_mean * (skewed ? local - 1 : local) + (skewed ? m_busy : 0));
     const std::int64_t expert_width = swiglu ? 2 * d.moe_f : d.moe_f;

@@ -416,6 +416,11 @@ void validate(const Scenario& sc, const Sources& src) {
                std::to_string(m.moe_dense_layers()) + "): the leading layers with a dense FFN");
     // The busiest expert can get at most every token once: skew x tokens x top_k / experts <= tokens.
     const double max_skew = static_cast<double>(experts) / m.moe_top_k();
+    if (m.has_moe_capacity_factor() && !(m.moe_capacity_factor() > 0 && m.moe_capacity_factor() <= max_skew))
+      fail(src, {"model", "moe_capacity_factor"},
+           "must be > 0 and at most num_experts / moe_top_k = " + shortest(max_skew) + " (got " +
+               shortest(m.moe_capacity_factor()) + "): an expert's token capacity as a multiple of the balanced share; "
+               "leave it out for dropless routing");
     if (!(m.moe_routing_skew() >= 1.0 && m.moe_routing_skew() <= max_skew))
       fail(src, {"model", "moe_routing_skew"},
            "must be 1 (balanced) to num_experts / moe_top_k = " + shortest(max_skew) + " (got " +
@@ -425,7 +430,8 @@ void validate(const Scenario& sc, const Sources& src) {
                                     {"moe_ffn_hidden_size", m.moe_ffn_hidden_size() != 0},
                                     {"num_shared_experts", m.num_shared_experts() != 0},
                                     {"moe_dense_layers", m.moe_dense_layers() != 0},
-                                    {"moe_routing_skew", m.moe_routing_skew() != 1.0}})
+                                    {"moe_routing_skew", m.moe_routing_skew() != 1.0},
+                                    {"moe_capacity_factor", m.has_moe_capacity_factor()}})
       if (set)
         fail(src, {"model", name}, "is set but model.num_experts is 0 (a dense model); set num_experts or drop it");
   }
@@ -878,6 +884,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.shared = m.num_shared_experts();
   d.dense_layers = m.moe_dense_layers();
   d.skew = m.moe_routing_skew();
+  d.capacity = m.has_moe_capacity_factor() ? m.moe_capacity_factor() : 0.0;
   d.ep = std::max<std::int64_t>(1, l.ep());
   d.kv_lora = m.kv_lora_rank();
   d.q_lora = m.q_lora_rank();

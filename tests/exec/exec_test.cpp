@@ -158,6 +158,17 @@ TEST(ExecHost, MixtureOfExpertsDispatchAndCombineOnFourRanksVerified) {
   check_measured_timeline_of(path.string(), 4);
 }
 
+// The all-to-all overlap (layout.moe_a2a_overlap, two micro-batches so that a forward and a backward
+// run merged): the overlapped all-to-alls run on the "ep comm" lane's thread, verified.
+TEST(ExecHost, MixtureOfExpertsOverlappedAllToAllsOnTheirOwnLaneVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-moe-overlap.pbtxt";
+  std::string text = tiny_moe_text();
+  text.replace(text.find("global_batch_size: 4 }"), 22, "global_batch_size: 8 moe_a2a_overlap: true }");
+  std::ofstream(path) << text;
+  check_measured_timeline_of(path.string(), 4);
+}
+
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {
   const testing::TempDir dir;
   const auto path = dir / "tiny-moe.pbtxt";

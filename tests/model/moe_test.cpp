@@ -179,6 +179,37 @@ TEST(MoeLayer, Fp8ExpertsAndABf16Router) {
   EXPECT_EQ(cast.bytes, 4u * 4 * 1024 * 1024 + 4u * 4 * 1024 * 2048);
 }
 
+// A capacity factor (token dropping): under 1 every expert keeps that share of its balanced tokens
+// and the dropped copies are not dispatched; over 1 it caps a skewed routing's busiest expert.
+TEST(MoeLayer, CapacityFactorDropsTokensAndCapsTheBusiestExpert) {
+  auto graph = [](const std::string& model) {
+    return build_job_graph(scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", model)));
+  };
+  const JobGraph dropless = graph(""), half = graph("moe_capacity_factor: 0.5");
+  const auto d = tasks_of(dropless, Op::ExpertFc1, FORWARD, 0), h = tasks_of(half, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(d.size(), 1u);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(2 * h[0]->gemm_m, d[0]->gemm_m);
+  EXPECT_EQ(2 * tasks_of(half, Op::MoeDispatch, FORWARD, 0)[0]->bytes, tasks_of(dropless, Op::MoeDispatch, FORWARD, 0)[0]->bytes);
+  // Capacity 1 leaves balanced routing as it is.
+  EXPECT_EQ(tasks_of(graph("moe_capacity_factor: 1"), Op::ExpertFc1, FORWARD, 0)[0]->gemm_m, d[0]->gemm_m);
+  // A skew of 3 capped at 2: the busiest expert gets twice the mean, not three times.
+  const auto capped = tasks_of(graph("moe_routing_skew: 3 moe_capacity_factor: 2"), Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(capped.size(), 2u);
+  EXPECT_EQ(capped[1]->gemm_m, 2 * d[0]->gemm_m);
+  auto error = [](const std::string& model) {
+    return input_error([&] { scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16", model)); });
+  };
+  EXPECT_THAT(error("moe_capacity_factor: 0"), HasSubstr("model.moe_capacity_factor: must be > 0"));
+  EXPECT_THAT(error("moe_capacity_factor: -1"), HasSubstr("leave it out for dropless routing"));
+  EXPECT_THAT(error("moe_capacity_factor: 5"), HasSubstr("num_experts / moe_top_k = 4"));
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512 vocab_size: 1000
+                    moe_capacity_factor: 1 } cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 global_batch_size: 8 })");
+              }),
+              HasSubstr("model.moe_capacity_factor: is set but model.num_experts is 0"));
+}
+
 TEST(MoeLayer, SkewedRoutingDoublesTheBusiestExpertAndTheLayerWaitsForIt) {
   auto run = [](const std::string& skew) {
     const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", skew));

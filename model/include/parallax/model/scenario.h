@@ -85,6 +85,7 @@ struct Dims {
   // t x c x d, Megatron's expert grid).
   std::int64_t experts = 0, top_k = 0, moe_f = 0, shared = 0, dense_layers = 0;
   double skew = 1.0;
+  double capacity = 0;  // moe_capacity_factor; 0: dropless
   std::int64_t ep = 1;
   // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
   std::int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_hd = 0;
