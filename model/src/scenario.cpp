@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
@@ -450,7 +451,7 @@ void validate(const Scenario& sc, const Sources& src) {
              std::to_string(value) + " is larger than hidden_size " + std::to_string(m.hidden_size()) +
                  ": a latent rank must be 1 to hidden_size (DeepSeek-V3: q_lora_rank 1536, kv_lora_rank 512 on 7168; "
                  "q_lora_rank 0 projects queries without compression)");
-    if (m.qk_nope_head_dim() + m.qk_rope_head_dim() < 1)
+    if (std::int64_t{m.qk_nope_head_dim()} + m.qk_rope_head_dim() < 1)  // int32 fields: no overflow
       fail(src, {"model", "qk_nope_head_dim"},
            "multi-head latent attention needs a query/key head dimension: qk_nope_head_dim + qk_rope_head_dim "
            "must be >= 1 (DeepSeek-V3: 128 + 64)");
@@ -640,7 +641,10 @@ void validate(const Scenario& sc, const Sources& src) {
     const double b = l.micro_batch_size(), s = m.seq_length(), a = m.num_heads();
     // The wider of the hidden size and the attention's width (heads * head_dim, which head_dim can
     // make wider); SwiGLU's FC1 is 2f wide; the vocabulary as padded.
-    const double head_dim = m.head_dim() > 0 ? m.head_dim() : static_cast<double>(m.hidden_size()) / a;
+    double head_dim = m.head_dim() > 0 ? m.head_dim() : static_cast<double>(m.hidden_size()) / a;
+    if (m.kv_lora_rank() > 0)  // multi-head latent attention: its own query/key and value head widths
+      head_dim = std::max(static_cast<double>(m.qk_nope_head_dim()) + m.qk_rope_head_dim(),
+                          static_cast<double>(m.v_head_dim()));
     const double h = std::max(static_cast<double>(m.hidden_size()), a * head_dim);
     const double f = static_cast<double>(ffn) * (m.activation() == ModelSpec::SWIGLU ? 2.0 : 1.0);
     const double multiple = static_cast<double>(m.make_vocab_size_divisible_by()) * l.tp();

@@ -234,5 +234,19 @@ TEST(HardenedScenario, PresetNamesNoFileCanHaveAreInputErrors) {
                         "character names no file); bundled presets: "));
 }
 
+// Found by fuzz_scenario_text (regressions/fuzz_scenario_text/mla-head-dims-overflow.pbtxt). Was: the
+// check that multi-head latent attention has a query/key head dimension added qk_nope_head_dim and
+// qk_rope_head_dim in 32 bits, signed overflow (UBSan) at 2^31 - 1 each.
+TEST(HardenedScenario, LatentAttentionHeadDimensionsDoNotOverflow) {
+  const std::string mla = "kv_lora_rank: 256 qk_nope_head_dim: 2147483647 qk_rope_head_dim: 2147483647 "
+                          "v_head_dim: 128 attention_kernel: FLASH }";
+  std::string text = testing::small_scenario_text("dp: 8 global_batch_size: 8");
+  text.replace(text.find("BF16 }"), 6, "BF16 " + mla);
+  // The sum is taken in 64 bits and the attention's width then bounded like any other size.
+  EXPECT_THAT(input_error([&] { testing::scenario_from_text(text, "mla.pbtxt"); }),
+              HasSubstr("mla.pbtxt:3: model.hidden_size: too large: hidden_size * max(hidden_size, ffn size, "
+                        "vocab_size) (a weight matrix)"));
+}
+
 }  // namespace
 }  // namespace parallax

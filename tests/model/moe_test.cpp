@@ -194,7 +194,8 @@ TEST(MoeLayer, CapacityFactorDropsTokensAndCapsTheBusiestExpert) {
   // Capacity 1 leaves balanced routing as it is.
   EXPECT_EQ(tasks_of(graph("moe_capacity_factor: 1"), Op::ExpertFc1, FORWARD, 0)[0]->gemm_m, d[0]->gemm_m);
   // A skew of 3 capped at 2: the busiest expert gets twice the mean, not three times.
-  const auto capped = tasks_of(graph("moe_routing_skew: 3 moe_capacity_factor: 2"), Op::ExpertFc1, FORWARD, 0);
+  const JobGraph skewed = graph("moe_routing_skew: 3 moe_capacity_factor: 2");  // outlives its task pointers
+  const auto capped = tasks_of(skewed, Op::ExpertFc1, FORWARD, 0);
   ASSERT_EQ(capped.size(), 2u);
   EXPECT_EQ(capped[1]->gemm_m, 2 * d[0]->gemm_m);
   auto error = [](const std::string& model) {
