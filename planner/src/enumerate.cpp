@@ -78,6 +78,8 @@ struct Candidate {
   Split split;
   int cp = 1;        // context parallelism
   bool fp8 = false;  // the linears in FP8 (model.precision FP8), where the GPU has FP8 tensor cores
+  int ep = 1;        // expert parallelism (Mixture-of-Experts models), within tp x cp x dp
+  bool a2a_overlap = false;  // layout.moe_a2a_overlap, where the request asks for it and it applies
 };
 
 // The splits worth searching for pp * v virtual stages of num_layers layers: an even split when
@@ -140,6 +142,8 @@ void apply(const Candidate& c, long long num_layers, Layout& l) {
   l.set_zero_stage(c.zero);
   l.set_reshard_after_forward(c.reshard);
   l.set_tp_comm_overlap(c.tp_overlap);
+  l.set_ep(c.ep);
+  l.set_moe_a2a_overlap(c.a2a_overlap);
   l.clear_stage_layers();
   l.set_embedding_in_pipeline_split(c.split == Split::EmbeddingLoss);
   l.set_loss_in_pipeline_split(c.split == Split::EmbeddingLoss);
@@ -155,8 +159,11 @@ Candidate candidate_of(const Layout& l) {
   const Split split = !model::has_partition_fields(l)                                            ? Split::Even
                       : only_slots && l.embedding_in_pipeline_split() && l.loss_in_pipeline_split() ? Split::EmbeddingLoss
                                                                                                    : Split::Balanced;
-  return Candidate{l.tp(),         l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
-                   l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split, l.cp()};
+  Candidate c{l.tp(),         l.pp(), l.dp(), v, l.schedule(), l.micro_batch_size(), sp, l.recompute(), l.zero_stage(),
+              l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split, l.cp()};
+  c.ep = std::max(1, l.ep());
+  c.a2a_overlap = l.moe_a2a_overlap();
+  return c;
 }
 
 // The request's model and cluster with a placeholder layout, validated once by the scenario loader
@@ -310,7 +317,13 @@ int gpus_that_fit(const PlanRequest& r, const Rules& rules, Scenario scratch, lo
         for (int zero = 0; zero <= 3; ++zero)
           for (Split split : splits_of(rules.facts.num_layers, pp, 1)) {
             const bool sp = tp > 1 && rules.facts.seq_length % tp == 0;
-            const Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero, true, false, split};
+            Candidate c{tp, pp, gpus / (tp * pp), 1, Layout::ONE_F_ONE_B, 1, sp, Layout::FULL, zero, true, false, split};
+            if (r.model.num_experts() > 0) {
+              // MoE: ZeRO 0-1, sequence parallel with tp > 1, and the experts spread as far as they go.
+              if (zero >= 2 || (tp > 1 && !sp)) continue;
+              for (int e : divisors(r.model.num_experts()))
+                if ((static_cast<long long>(tp) * c.dp) % e == 0) c.ep = e;
+            }
             if (rules.structural(c)) continue;
             apply(c, rules.facts.num_layers, layout);
             if (model::estimate_memory(scratch).fits()) return gpus;
@@ -377,6 +390,8 @@ std::string layout_summary(const Layout& l) {
     << schedule << " mbs" << l.micro_batch_size() << " sp" << (l.sequence_parallel() && l.tp() > 1 ? 1 : 0)
     << " recompute " << recompute << " zero" << l.zero_stage();
   if (l.cp() > 1) s << " cp" << l.cp();
+  if (l.ep() > 1) s << " ep" << l.ep();
+  if (l.moe_a2a_overlap()) s << " a2a-overlap";
   if (l.zero_stage() >= 3 && !l.reshard_after_forward()) s << " keep-gathered";
   if (l.tp_comm_overlap() && l.sequence_parallel() && l.tp() > 1) s << " tp-overlap";
   if (l.stage_layers_size() > 0) {
@@ -452,9 +467,28 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
     std::vector<int> out{1};
     const long long seq = request.model.seq_length();
     if (request.model.attention_kernel() == ModelSpec::UNFUSED) return out;
+    // Not modelled with multi-head latent or sliding-window attention (scenario validation refuses it).
+    if (request.model.kv_lora_rank() > 0 || request.model.sliding_window() > 0) return out;
     for (int c = 2; c <= 16 && (request.gpus / tp) % c == 0; c *= 2)
       if (seq % (2 * c) == 0 && seq / (2 * c) >= 512 && (seq / c) % tp == 0) out.push_back(c);
     return out;
+  };
+  // Mixture of Experts: ep divides the experts and tp x cp x dp (Megatron's expert grid); Megatron
+  // needs sequence parallelism with tp > 1; ZeRO-2/3 of MoE models is not modelled (0 and 1 only).
+  const bool moe = request.model.num_experts() > 0;
+  const auto eps_of = [&](long long stage_ranks) {
+    std::vector<int> out;
+    if (!moe) return std::vector<int>{1};
+    for (int e : divisors(request.model.num_experts()))
+      if (stage_ranks % e == 0) out.push_back(e);
+    return out;
+  };
+  // The all-to-all overlap where the request asks for it and the layout can run it (ep > 1, one
+  // stage or the interleaved schedule, no full or per-op recompute; scenario validation's rules).
+  const auto a2a_overlap_of = [&](int ep, int pp, Layout::Schedule schedule, Layout::Recompute recompute) {
+    return request.fixed.moe_a2a_overlap() && ep > 1 && (pp == 1 || schedule == Layout::INTERLEAVED_1F1B) &&
+           recompute != Layout::FULL &&
+           !(recompute == Layout::SELECTIVE && request.fixed.selective_policy() == Layout::PER_OP);
   };
   // One layout: pruned by a rule, by memory, or kept.
   const auto consider = [&](const Candidate& c) {
@@ -486,15 +520,22 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
         for (const auto& [schedule, v] : space.schedules) {
           std::vector<Split> splits = splits_of(request.model.num_layers(), pp, v);
           if (splits.empty()) splits.push_back(Split::Even);  // at least as many stages as layers: pruned by rule
-          for (int mbs : space.mbs)
-            for (int sp = 0; sp <= (tp > 1 ? 1 : 0); ++sp)
-              for (Layout::Recompute recompute : kRecompute)
-                for (const auto& [zero, reshard] : kSharding)
-                  for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
-                    for (Split split : splits)
-                      for (const bool fp8 : precisions)
-                        consider(Candidate{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
-                                           split, cp, fp8});
+          for (int ep : eps_of(static_cast<long long>(tp) * cp * dp))
+            for (int mbs : space.mbs)
+              for (int sp = moe && tp > 1 ? 1 : 0; sp <= (tp > 1 ? 1 : 0); ++sp)
+                for (Layout::Recompute recompute : kRecompute)
+                  for (const auto& [zero, reshard] : kSharding) {
+                    if (moe && zero >= 2) continue;
+                    for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
+                      for (Split split : splits)
+                        for (const bool fp8 : precisions) {
+                          Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
+                                      split, cp, fp8};
+                          c.ep = ep;
+                          c.a2a_overlap = a2a_overlap_of(ep, pp, schedule, recompute);
+                          consider(c);
+                        }
+                  }
         }
       }
     }

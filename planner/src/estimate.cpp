@@ -11,6 +11,8 @@
 #include "parallax/netmodel/collective_cost.h"
 
 #include <algorithm>
+#include <array>
+#include <numeric>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -33,24 +35,67 @@ double tuned_time(CollectiveKind kind, const netmodel::GroupShape& g, double S) 
   return netmodel::collective_time(g, kind, netmodel::CollectiveAlgorithm::Auto, S);
 }
 
-// Costs of one transformer layer (and the embedding / output ends) for one micro-batch, measured on a
-// one-layer job graph of the same shapes: an as-soon-as-possible schedule of its tasks with the cost
-// model's compute times and analytic collective times, per phase of the layer.
-struct LayerCosts {
-  double forward = 0, backward = 0;          // one layer, one micro-batch (backward includes recompute)
-  double embedding_fwd = 0, embedding_bwd = 0, output_fwd = 0, output_bwd = 0;
-  double tp_comm_fwd = 0, tp_comm_bwd = 0;   // TP time inside the above (for the report)
+// A transformer layer's kind: dense or Mixture-of-Experts (model::is_moe_layer), full or
+// sliding-window attention (model::is_windowed_layer). Layers of one kind cost the same.
+constexpr int kLayerKinds = 4;
+int layer_kind(const Dims& d, std::int64_t layer) {
+  return (model::is_moe_layer(d, layer) ? 2 : 0) + (model::is_windowed_layer(d, layer) ? 1 : 0);
+}
+
+// Costs of one transformer layer of each kind (and the embedding / output ends) for one micro-batch,
+// measured on a job graph of a few layers of the same shapes (one of each kind the model has): an
+// as-soon-as-possible schedule of its tasks with the cost model's compute times and analytic
+// collective times, per phase of the layer.
+struct KindCosts {
+  double forward = 0, backward = 0;         // one layer, one micro-batch (backward includes recompute)
+  double first_forward_extra = 0;           // the first micro-batch's forward also casts FP8 weights
+  double tp_comm_fwd = 0, tp_comm_bwd = 0;  // TP time inside the above (for the report)
+  double ep_comm_fwd = 0, ep_comm_bwd = 0;  // the MoE dispatch and combine all-to-alls inside them
 };
+struct LayerCosts {
+  std::array<KindCosts, kLayerKinds> kind{};
+  double embedding_fwd = 0, embedding_bwd = 0, output_fwd = 0, output_bwd = 0;
+  double embedding_first_extra = 0, output_first_extra = 0;
+  const KindCosts& of(const Dims& d, std::int64_t layer) const {
+    return kind[static_cast<std::size_t>(layer_kind(d, layer))];
+  }
+};
+
+// The group `group` of rank 0 summarised by its size and finest stride (the estimator's arithmetic
+// shapes): Megatron's expert grid puts an ep group on consecutive ranks of a stage, its expert-data-
+// parallel peers ep apart.
+netmodel::GroupShape grid_group_shape(const netmodel::LinkParameters& net, const model::RankGrid& grid, CommGroup group) {
+  const auto members = grid.members(group, 0);
+  std::int64_t stride = 1;
+  if (members.size() > 1) {
+    stride = std::numeric_limits<std::int64_t>::max();
+    for (std::size_t i = 1; i < members.size(); ++i)
+      stride = std::min<std::int64_t>(stride, static_cast<std::int64_t>(members[i]) - members[i - 1]);
+  }
+  return netmodel::strided_group_shape(net, static_cast<std::int64_t>(members.size()), stride);
+}
 
 LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) {
   Scenario one = sc;
   const Dims full = model::dims(sc);
-  one.mutable_model()->set_num_layers(1);
+  // One layer of each kind: with a sliding-window pattern, a run of `pattern` layers has both
+  // attentions; MoE models with leading dense layers get such a run of each.
+  const std::int64_t pattern = full.window > 0 ? std::max<std::int64_t>(1, full.window_pattern) : 1;
+  const std::int64_t dense_run = full.experts > 0 && full.dense_layers > 0 ? pattern : 0;
+  one.mutable_model()->set_num_layers(static_cast<std::int32_t>(dense_run + pattern));
+  if (full.experts > 0) one.mutable_model()->set_moe_dense_layers(static_cast<std::int32_t>(dense_run));
   auto* l = one.mutable_layout();
   l->set_pp(1);
-  l->set_dp(1);
+  // Expert parallelism needs ep | tp x cp x dp: the fewest data-parallel replicas that hold an ep
+  // group (the graph's tasks per rank do not depend on dp).
+  const std::int64_t ep = std::max<std::int64_t>(1, sc.layout().ep());
+  const std::int64_t dp_one = ep / std::gcd(ep, full.t * full.c);
+  l->set_dp(static_cast<std::int32_t>(dp_one));
   l->set_virtual_stages(1);
   l->set_schedule(Layout::ONE_F_ONE_B);
+  // The all-to-all overlap pairs one micro-batch's forward with another's backward: the per-layer
+  // costs are those of the plain order (the overlap's gain is left to the simulation of the top K).
+  l->clear_moe_a2a_overlap();
   // One layer on one stage: no partition; the TP group keeps its stride (below), not its place.
   l->clear_stage_layers();
   l->clear_first_stage_layers();
@@ -58,17 +103,22 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   l->clear_embedding_in_pipeline_split();
   l->clear_loss_in_pipeline_split();
   l->clear_rank_order();
-  l->set_global_batch_size(l->micro_batch_size());
+  // Two micro-batches: the second's spans are the steady cost of every micro-batch; the first's
+  // forward also casts the FP8 weights (Transformer Engine keeps them over the step's micro-batches).
+  l->set_global_batch_size(static_cast<std::int32_t>(2 * l->micro_batch_size() * dp_one));
   l->set_zero_stage(0);
   one.mutable_cluster()->set_num_nodes(1);
-  one.mutable_cluster()->set_gpus_per_node(static_cast<int>(full.t * full.c));
+  one.mutable_cluster()->set_gpus_per_node(static_cast<int>(full.t * full.c * dp_one));
   one.mutable_options()->set_use_symmetry(true);
   const model::JobGraph g = model::build_job_graph(one);
+  const Dims reduced = model::dims(one);
   const model::CostModel cost(sc.cluster().gpu(), sc.model().precision());
   const model::RankGrid grid = model::rank_grid(sc);
   const netmodel::GroupShape tp = netmodel::strided_group_shape(net, full.t, grid.stride(model::GridDim::Tp));
   // Context parallelism's ring on the cp group where the full job places it.
   const netmodel::GroupShape cp = netmodel::strided_group_shape(net, full.c, grid.stride(model::GridDim::Cp));
+  const netmodel::GroupShape ep_group =
+      grid.has_group(GROUP_EP) ? grid_group_shape(net, grid, GROUP_EP) : netmodel::GroupShape{};
 
   const auto n = static_cast<std::uint32_t>(g.num_tasks());
   std::vector<double> duration(n), start(n), end(n);
@@ -77,37 +127,53 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
     duration[v] = t.is_compute()         ? cost.duration(t)
                   : t.group == GROUP_TP ? tuned_time(t.collective, tp, static_cast<double>(t.bytes))
                   : t.group == GROUP_CP ? tuned_time(t.collective, cp, static_cast<double>(t.bytes))
+                  : t.group == GROUP_EP ? tuned_time(t.collective, ep_group, static_cast<double>(t.bytes))
                                         : 0.0;
   }
   // The graph's tasks are numbered in emission order, predecessors first: one pass schedules them.
+  // With skewed routing the representative ranks differ (one holds the busiest expert): a layer's
+  // span over all of them is the busiest one's, which the others wait for at the next all-to-all.
   for (std::uint32_t v = 0; v < n; ++v) {
     double ready = 0;
     for (auto p : g.predecessors(v)) ready = std::max(ready, end[p]);
     start[v] = ready;
     end[v] = ready + duration[v];
   }
-  // Span of a phase of a part of the graph (layer 0, the embedding -1, the output -2).
-  auto span = [&](std::int32_t layer, bool forward, double* tp_time) {
+  // Span of a phase of a part of the graph (a layer >= 0, the embedding -1, the output -2).
+  auto span = [&](std::int32_t layer, bool forward, std::int32_t mb, double* tp_time, double* ep_time) {
     double lo = kInf, hi = 0;
-    for (std::uint32_t v = 0; v < n; ++v) {
-      const Task& t = g.tasks()[v];
-      if (t.layer != layer || t.kind == SEND || t.kind == RECV) continue;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const Task& t = g.tasks()[i];
+      if (t.layer != layer || t.microbatch != mb || t.kind == SEND || t.kind == RECV) continue;
       if (t.phase == GRADIENT_SYNC || t.phase == OPTIMIZER) continue;
       const bool fwd = t.phase == FORWARD;
       if (fwd != forward) continue;
-      lo = std::min(lo, start[v]);
-      hi = std::max(hi, end[v]);
-      if (tp_time && t.group == GROUP_TP) *tp_time += duration[v];
+      lo = std::min(lo, start[i]);
+      hi = std::max(hi, end[i]);
+      // Communication time of the first representative rank (one rank's share of the step).
+      if (t.rank != g.tasks()[0].rank) continue;
+      if (tp_time && t.group == GROUP_TP) *tp_time += duration[i];
+      if (ep_time && t.group == GROUP_EP) *ep_time += duration[i];
     }
     return hi > lo ? hi - lo : 0.0;
   };
   LayerCosts c;
-  c.forward = span(0, true, &c.tp_comm_fwd);
-  c.backward = span(0, false, &c.tp_comm_bwd);
-  c.embedding_fwd = span(-1, true, nullptr);
-  c.embedding_bwd = span(-1, false, nullptr);
-  c.output_fwd = span(-2, true, nullptr);
-  c.output_bwd = span(-2, false, nullptr);
+  std::array<bool, kLayerKinds> measured{};
+  for (std::int32_t layer = 0; layer < one.model().num_layers(); ++layer) {
+    const auto k = static_cast<std::size_t>(layer_kind(reduced, layer));
+    if (measured[k]) continue;
+    measured[k] = true;
+    KindCosts& kc = c.kind[k];
+    kc.forward = span(layer, true, 1, &kc.tp_comm_fwd, &kc.ep_comm_fwd);
+    kc.backward = span(layer, false, 1, &kc.tp_comm_bwd, &kc.ep_comm_bwd);
+    kc.first_forward_extra = std::max(0.0, span(layer, true, 0, nullptr, nullptr) - kc.forward);
+  }
+  c.embedding_fwd = span(-1, true, 1, nullptr, nullptr);
+  c.embedding_bwd = span(-1, false, 1, nullptr, nullptr);
+  c.output_fwd = span(-2, true, 1, nullptr, nullptr);
+  c.output_bwd = span(-2, false, 1, nullptr, nullptr);
+  c.embedding_first_extra = std::max(0.0, span(-1, true, 0, nullptr, nullptr) - c.embedding_fwd);
+  c.output_first_extra = std::max(0.0, span(-2, true, 0, nullptr, nullptr) - c.output_fwd);
   return c;
 }
 
@@ -129,8 +195,12 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   key_scenario.clear_description();
   // The TP group's rank stride depends on the degrees ordered before tp (cleared above).
   const model::RankGrid grid = model::rank_grid(sc);
+  // The ep group's place (its members' spacing) depends on the grid's order and extents.
+  std::string ep_members;
+  if (grid.has_group(GROUP_EP))
+    for (auto r : grid.members(GROUP_EP, 0)) ep_members += std::to_string(r) + ",";
   const std::string key = key_scenario.SerializeAsString() + "|" + std::to_string(grid.stride(model::GridDim::Tp)) +
-                          "|" + std::to_string(grid.stride(model::GridDim::Cp));
+                          "|" + std::to_string(grid.stride(model::GridDim::Cp)) + "|" + ep_members;
   {
     std::lock_guard<std::mutex> lock(mutex);
     if (auto it = cache.find(key); it != cache.end()) return it->second;
@@ -157,17 +227,6 @@ netmodel::GroupShape dp_group_shape(const netmodel::LinkParameters& net, const D
 }  // namespace
 
 StepEstimate estimate_step(const Scenario& sc) {
-  // The estimator times dense layers only: a MoE layer's router, all-to-alls and experts are the
-  // simulator's (issue: the planner searches ep with the MoE estimate).
-  if (sc.model().num_experts() > 0)
-    throw InputError("model.num_experts " + std::to_string(sc.model().num_experts()) +
-                     ": the fast estimator and the layout search do not model Mixture-of-Experts layers yet; "
-                     "simulate the layout with parallax simulate");
-  if (sc.model().kv_lora_rank() > 0 || sc.model().sliding_window() > 0)
-    throw InputError(std::string(sc.model().kv_lora_rank() > 0 ? "model.kv_lora_rank" : "model.sliding_window") +
-                     ": the fast estimator and the layout search do not model " +
-                     (sc.model().kv_lora_rank() > 0 ? "multi-head latent" : "sliding-window") +
-                     " attention yet; simulate the layout with parallax simulate");
   const Dims d = model::dims(sc);
   const Layout& layout = sc.layout();
   const netmodel::LinkParameters net(sc.cluster());
@@ -180,11 +239,40 @@ StepEstimate estimate_step(const Scenario& sc) {
   const model::StagePartition partition = model::stage_partition(sc);
   const model::RankGrid grid = model::rank_grid(sc);
   const auto chunk_layers = [&](std::int64_t vs) { return static_cast<double>(partition.layers(vs)); };
+  // Layers of each kind on virtual stage vs.
+  const auto kind_counts = [&](std::int64_t vs) {
+    std::array<double, kLayerKinds> count{};
+    for (std::int64_t l = partition.first_layer(vs); l < partition.first_layer(vs) + partition.layers(vs); ++l)
+      count[static_cast<std::size_t>(layer_kind(d, l))] += 1;
+    return count;
+  };
+  // Sum over a virtual stage's layers of a per-layer cost (count x cost per kind: a model of one kind
+  // gets layers x cost).
+  const auto chunk_sum = [&](std::int64_t vs, double KindCosts::*field) {
+    const auto count = kind_counts(vs);
+    double sum = 0;
+    for (std::size_t k = 0; k < kLayerKinds; ++k)
+      if (count[k] > 0) sum += count[k] * (lc.kind[k].*field);
+    return sum;
+  };
+  // Dense parameters of a layer (reduced and ZeRO-sharded over dp x cp) and its routed experts'.
+  const model::ParameterShard dense_layer = model::layer_parameters(d);
+  const model::ParameterShard moe_layer = d.experts > 0 ? model::layer_parameters(d, true) : model::ParameterShard{};
+  const auto layer_dense_params = [&](std::int64_t l) {
+    return model::is_moe_layer(d, l) ? moe_layer.dense() : dense_layer.local();
+  };
+  const auto layer_expert_params = [&](std::int64_t l) { return model::is_moe_layer(d, l) ? moe_layer.expert : 0.0; };
   // Chunk times per virtual stage: the slowest stage sets the pace through the schedule's timing.
   std::vector<double> fwd(static_cast<std::size_t>(VS)), bwd(static_cast<std::size_t>(VS));
+  // What the first micro-batch's forward of each chunk adds (FP8 weight casts).
+  std::vector<double> first_fwd_extra(static_cast<std::size_t>(VS));
+  for (std::int64_t vs = 0; vs < VS; ++vs)
+    first_fwd_extra[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::first_forward_extra) +
+                                                     (vs == 0 ? lc.embedding_first_extra : 0.0) +
+                                                     (vs == VS - 1 ? lc.output_first_extra : 0.0);
   for (std::int64_t vs = 0; vs < VS; ++vs) {
-    fwd[static_cast<std::size_t>(vs)] = chunk_layers(vs) * lc.forward;
-    bwd[static_cast<std::size_t>(vs)] = chunk_layers(vs) * lc.backward;
+    fwd[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::forward);
+    bwd[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::backward);
     if (vs == 0) {
       fwd[0] += lc.embedding_fwd;
       bwd[0] += lc.embedding_bwd;
@@ -212,8 +300,11 @@ StepEstimate estimate_step(const Scenario& sc) {
       for (std::int64_t vs = 0; vs < VS; ++vs) {
         auto& f = fwd[static_cast<std::size_t>(vs)];
         auto& b = bwd[static_cast<std::size_t>(vs)];
+        // The chunk's backward starts with its last layer.
+        const std::int64_t last_layer = partition.first_layer(vs) + partition.layers(vs) - 1;
+        const double first_backward = partition.layers(vs) > 0 ? lc.of(d, last_layer).backward : 0.0;
         f = std::max(f, chunk_layers(vs) * gather);
-        b = std::max(b, backward_gathers ? chunk_layers(vs) * (gather + reduce) : lc.backward + chunk_layers(vs) * reduce);
+        b = std::max(b, backward_gathers ? chunk_layers(vs) * (gather + reduce) : first_backward + chunk_layers(vs) * reduce);
       }
     }
   }
@@ -241,7 +332,8 @@ StepEstimate estimate_step(const Scenario& sc) {
         // Items in backward order, as the builder cuts its buckets.
         std::vector<double> params;
         if (vs == VS - 1) params.push_back(model::output_parameters(d, tied).local());
-        for (std::int64_t k = 0; k < partition.layers(vs); ++k) params.push_back(model::layer_parameters(d).local());
+        for (std::int64_t l = partition.first_layer(vs + 1) - 1; l >= partition.first_layer(vs); --l)
+          params.push_back(layer_dense_params(l));
         if (vs == 0) params.push_back(model::embedding_parameters(d).local());
         std::vector<std::pair<std::vector<std::size_t>, double>> buckets;  // items, parameters
         std::pair<std::vector<std::size_t>, double> current{{}, 0.0};
@@ -270,9 +362,11 @@ StepEstimate estimate_step(const Scenario& sc) {
     const auto& done = gather_done[static_cast<std::size_t>(vs)];
     std::size_t k = 0;
     double t = begin;
-    if (vs == 0) t = std::max(t, done[k++]) + lc.embedding_fwd;
-    for (std::int64_t l = 0; l < partition.layers(vs); ++l) t = std::max(t, done[k++]) + lc.forward;
-    if (vs == VS - 1) t = std::max(t, done[k++]) + lc.output_fwd;
+    // The first micro-batch's forward (with its FP8 weight casts).
+    if (vs == 0) t = std::max(t, done[k++]) + lc.embedding_fwd + lc.embedding_first_extra;
+    for (std::int64_t l = partition.first_layer(vs); l < partition.first_layer(vs + 1); ++l)
+      t = std::max(t, done[k++]) + lc.of(d, l).forward + lc.of(d, l).first_forward_extra;
+    if (vs == VS - 1) t = std::max(t, done[k++]) + lc.output_fwd + lc.output_first_extra;
     return t;
   };
 
@@ -321,7 +415,8 @@ StepEstimate estimate_step(const Scenario& sc) {
           }
           const double begin = std::max(ready, free_at[static_cast<std::size_t>(s)]);
           const double length =
-              step.forward ? fwd[static_cast<std::size_t>(vs)] : bwd[static_cast<std::size_t>(vs)];
+              step.forward ? fwd[static_cast<std::size_t>(vs)] + (step.microbatch == 0 ? first_fwd_extra[static_cast<std::size_t>(vs)] : 0.0)
+                           : bwd[static_cast<std::size_t>(vs)];
           double end = begin + length;
           if (gathers_at_start && step.forward && step.microbatch == 0)
             end = gated_forward_end(vs, begin);
@@ -371,7 +466,10 @@ StepEstimate estimate_step(const Scenario& sc) {
   const double grad_bytes = model::gradient_bytes_per_parameter(layout, d);
   const netmodel::GroupShape dp = dp_group_shape(net, d, grid);
   const double capacity = layout.grad_bucket_mb() * 1e6 / grad_bytes;
-  const model::ParameterShard layer_params = model::layer_parameters(d);
+  // Routed experts' gradients are reduced over the ranks that hold the same experts (expert dp).
+  const std::int64_t expert_dp = grid.expert_data_parallel();
+  const netmodel::GroupShape edp =
+      grid.has_group(GROUP_EXPERT_DP) ? grid_group_shape(net, grid, GROUP_EXPERT_DP) : netmodel::GroupShape{};
   StepEstimate est;
   double step = 0;
   std::vector<double> stage_end(static_cast<std::size_t>(P));
@@ -379,48 +477,68 @@ StepEstimate estimate_step(const Scenario& sc) {
   for (std::int64_t s = 0; s < P; ++s) {
     const double compute_end = free_at[static_cast<std::size_t>(s)];
     double dp_free = 0, dp_total = 0;
-    if (model::dp_cp(d) > 1 && zero < 2) {
+    const bool experts_reduced = d.experts > 0 && expert_dp > 1 && zero < 2;
+    if ((model::dp_cp(d) > 1 || experts_reduced) && zero < 2) {
       // Buckets per chunk in backward order, as the builder makes them; each is ready when its last
-      // layer's final backward ends.
+      // layer's final backward ends. A bucket holds dense parameters; its MoE layers' routed experts
+      // are reduced separately, over expert dp.
       struct Bucket {
-        double ready, params;
+        double ready, params, experts;
       };
       std::vector<Bucket> buckets;
       for (std::int64_t c = 0; c < V; ++c) {
         const std::int64_t vs = c * P + s;
         double t = final_bwd_start[static_cast<std::size_t>(vs)];
-        std::vector<std::pair<double, double>> items;  // (finish time, params)
+        struct Item {
+          double finish, params, experts;
+        };
+        std::vector<Item> items;
         if (vs == VS - 1) {
           t += lc.output_bwd;
-          items.push_back({t, model::output_parameters(d, tied).local()});
+          items.push_back({t, model::output_parameters(d, tied).local(), 0.0});
         }
-        for (std::int64_t k = 0; k < partition.layers(vs); ++k) {
-          t += lc.backward;
-          items.push_back({t, layer_params.local()});
+        for (std::int64_t l = partition.first_layer(vs + 1) - 1; l >= partition.first_layer(vs); --l) {
+          t += lc.of(d, l).backward;
+          items.push_back({t, layer_dense_params(l), layer_expert_params(l)});
         }
         if (vs == 0) {
           t += lc.embedding_bwd;
-          items.push_back({t, model::embedding_parameters(d).local()});
+          items.push_back({t, model::embedding_parameters(d).local(), 0.0});
         }
-        double acc = 0, ready = 0;
-        for (const auto& [finish, params] : items) {
-          if (params <= 0) continue;
-          acc += params;
-          ready = finish;
+        double acc = 0, experts = 0, ready = 0;
+        for (const auto& item : items) {
+          if (item.params <= 0) continue;
+          acc += item.params;
+          experts += item.experts;
+          ready = item.finish;
           if (acc >= capacity) {
-            buckets.push_back({ready, acc});
-            acc = 0;
+            buckets.push_back({ready, acc, experts});
+            acc = experts = 0;
           }
         }
-        if (acc > 0) buckets.push_back({ready, acc});
+        if (acc > 0) buckets.push_back({ready, acc, experts});
       }
-      std::sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
-      for (const auto& b : buckets) {
-        const double t = tuned_time(zero >= 1 ? REDUCE_SCATTER : ALL_REDUCE, dp, b.params * grad_bytes);
-        const double ready = layout.overlap_grad_reduce() ? b.ready : compute_end;
-        dp_free = std::max(dp_free, ready) + t;
-        dp_total += t;
-      }
+      const CollectiveKind reduce = zero >= 1 ? REDUCE_SCATTER : ALL_REDUCE;
+      // The builder's one DP stream: the dense buckets as they become ready, then the experts' in
+      // bucket order.
+      std::vector<Bucket> by_readiness = buckets;
+      std::stable_sort(by_readiness.begin(), by_readiness.end(),
+                       [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
+      if (model::dp_cp(d) > 1)
+        for (const auto& b : by_readiness) {
+          const double t = tuned_time(reduce, dp, b.params * grad_bytes);
+          const double ready = layout.overlap_grad_reduce() ? b.ready : compute_end;
+          dp_free = std::max(dp_free, ready) + t;
+          dp_total += t;
+        }
+      if (experts_reduced)
+        for (const auto& b : buckets) {
+          if (b.experts <= 0) continue;
+          const double t = tuned_time(reduce, edp, b.experts * grad_bytes);
+          const double ready = layout.overlap_grad_reduce() ? b.ready : compute_end;
+          dp_free = std::max(dp_free, ready) + t;
+          dp_total += t;
+        }
     }
     if (model::dp_cp(d) > 1 && zero >= 2) {
       // The per-layer reduce-scatters run with the backward (their pace is in the chunk times); the
@@ -442,9 +560,13 @@ StepEstimate estimate_step(const Scenario& sc) {
       dp_free = std::max(dp_free, compute_end) + t;
       dp_total += t;
     }
-    // Adam over the local (ZeRO: sharded) parameters.
-    double params = model::stage_parameters(d, tied, s, partition.stage_layers(s)).local();
-    if (zero >= 1) params /= static_cast<double>(model::dp_cp(d));
+    // Adam over the local (ZeRO: sharded) parameters: dense ones over dp x cp, routed experts over
+    // expert dp.
+    const model::ParameterShard held =
+        model::stage_parameters(d, tied, s, partition.stage_layers(s), model::stage_moe_layers(d, partition, s));
+    double params = held.local();
+    if (zero >= 1)
+      params = held.dense() / static_cast<double>(model::dp_cp(d)) + held.expert / static_cast<double>(expert_dp);
     Task optimizer;
     optimizer.kind = MEMORY_BOUND;
     const model::OptimizerCost adam = model::optimizer_cost(layout, d);
@@ -456,7 +578,7 @@ StepEstimate estimate_step(const Scenario& sc) {
     if (zero >= 3 && model::dp_cp(d) > 1)
       end += std::max(0.0, tuned_time(ALL_GATHER, dp, model::layer_parameters(d).local() * d.e) - lc.embedding_fwd);
     if ((zero == 1 || zero == 2) && model::dp_cp(d) > 1) {
-      const double gathers = tuned_time(ALL_GATHER, dp, model::stage_parameters(d, tied, s, partition.stage_layers(s)).local() * d.e);
+      const double gathers = tuned_time(ALL_GATHER, dp, held.dense() * d.e);
       // Overlapped, they run at the start of the next step alongside the first forward; else after
       // the optimizer.
       end += layout.overlap_param_gather() ? 0.0 : gathers;
@@ -469,19 +591,30 @@ StepEstimate estimate_step(const Scenario& sc) {
 
   // Summary for the busiest stage.
   const auto busiest = static_cast<std::size_t>(std::max_element(busy.begin(), busy.end()) - busy.begin());
-  const double layers_on_stage = static_cast<double>(partition.stage_layers(static_cast<std::int64_t>(busiest)));
+  // Per-layer communication inside the compute stream, summed over the busiest stage's layers.
+  const auto stage_sum = [&](double KindCosts::*forward, double KindCosts::*backward) {
+    double sum = 0;
+    for (std::int64_t c = 0; c < V; ++c) {
+      const auto count = kind_counts(c * P + static_cast<std::int64_t>(busiest));
+      for (std::size_t k = 0; k < kLayerKinds; ++k)
+        if (count[k] > 0) sum += (lc.kind[k].*forward + lc.kind[k].*backward) * count[k] * static_cast<double>(M);
+    }
+    return sum;
+  };
   est.step_s = step;
   est.compute_s = busy[busiest];
-  est.tp_comm_s = (lc.tp_comm_fwd + lc.tp_comm_bwd) * layers_on_stage * static_cast<double>(M);
+  est.tp_comm_s = stage_sum(&KindCosts::tp_comm_fwd, &KindCosts::tp_comm_bwd);
+  est.ep_comm_s = stage_sum(&KindCosts::ep_comm_fwd, &KindCosts::ep_comm_bwd);
   est.pp_comm_s = P > 1 ? 2.0 * p2p * static_cast<double>(M * V) : 0.0;
   est.dp_comm_s = dp_comm_stage0;
   est.bubble_s = std::max(0.0, free_at[busiest] - busy[busiest]);
-  est.exposed_comm_s = std::max(0.0, step - free_at[busiest]) + est.tp_comm_s;
+  est.exposed_comm_s = std::max(0.0, step - free_at[busiest]) + est.tp_comm_s + est.ep_comm_s;
   const double recompute_share = layout.recompute() == Layout::FULL ? 0.25 : 0.0;
   std::vector<std::pair<double, std::string>> costs = {
-      {est.compute_s - est.tp_comm_s, "compute"},
+      {est.compute_s - est.tp_comm_s - est.ep_comm_s, "compute"},
       {est.bubble_s, "pipeline bubble"},
       {est.tp_comm_s, "tensor-parallel communication"},
+      {est.ep_comm_s, "expert all-to-all (MoE dispatch and combine)"},
       {std::max(0.0, step - free_at[busiest]), "data-parallel gradient sync and optimizer"},
   };
   std::sort(costs.rbegin(), costs.rend());

@@ -2,6 +2,8 @@
 // the ranks of an mpirun job), re-rank by simulated step time, and explain the winner.
 #include "parallax/planner/plan.h"
 
+#include "parallax/model/rank_grid.h"
+
 #include "parallax/exec/environment.h"
 #include "parallax/model/formulas.h"
 #include "parallax/model/job_graph.h"
@@ -186,6 +188,16 @@ std::vector<std::pair<std::string, double>> path_categories(const Report& r) {
       {"fc1", "GEMMs"},
       {"fc2", "GEMMs"},
       {"logits", "GEMMs"},
+      {"moe_router", "GEMMs"},
+      {"expert_fc1", "GEMMs"},
+      {"expert_fc2", "GEMMs"},
+      {"shared_expert_fc1", "GEMMs"},
+      {"shared_expert_fc2", "GEMMs"},
+      {"mla_down_proj", "GEMMs"},
+      {"mla_q_up_proj", "GEMMs"},
+      {"mla_kv_up_proj", "GEMMs"},
+      {"moe_dispatch", "expert all-to-all"},
+      {"moe_combine", "expert all-to-all"},
       {"tp_all_reduce", "TP communication"},
       {"sp_all_gather", "TP communication"},
       {"sp_reduce_scatter", "TP communication"},
@@ -209,7 +221,7 @@ std::vector<std::pair<std::string, double>> path_categories(const Report& r) {
 }
 
 bool is_comm_category(const std::string& c) {
-  return c == "TP communication" || c == "pipeline transfers" || c == "DP gradient reduction" ||
+  return c == "TP communication" || c == "expert all-to-all" || c == "pipeline transfers" || c == "DP gradient reduction" ||
          c == "ZeRO parameter gathers" || c == "embedding all-reduce";
 }
 
@@ -218,6 +230,14 @@ std::string across_nodes(const std::string& category, const Scenario& sc) {
   const model::Dims d = model::dims(sc);
   const std::int64_t per_node = sc.cluster().gpus_per_node();
   if (category == "TP communication" && d.t > per_node) return " (tp " + std::to_string(d.t) + " spans nodes)";
+  if (category == "expert all-to-all") {
+    const model::RankGrid grid = model::rank_grid(sc);
+    if (!grid.has_group(GROUP_EP)) return "";
+    const auto members = grid.members(GROUP_EP, 0);
+    bool one_node = true;
+    for (auto r : members) one_node &= r / per_node == members.front() / per_node;
+    return " (ep " + std::to_string(members.size()) + (one_node ? " within a node)" : " spans nodes)");
+  }
   if ((category == "DP gradient reduction" || category == "ZeRO parameter gathers") && d.t * d.d > per_node &&
       sc.cluster().num_nodes() > 1)
     return " (dp " + std::to_string(d.d) + " spans nodes)";
@@ -492,7 +512,8 @@ bool same_candidate(const Layout& a, const Layout& b) {
          std::equal(a.stage_layers().begin(), a.stage_layers().end(), b.stage_layers().begin(), b.stage_layers().end()) &&
          a.first_stage_layers() == b.first_stage_layers() && a.last_stage_layers() == b.last_stage_layers() &&
          a.embedding_in_pipeline_split() == b.embedding_in_pipeline_split() &&
-         a.loss_in_pipeline_split() == b.loss_in_pipeline_split();
+         a.loss_in_pipeline_split() == b.loss_in_pipeline_split() && std::max(1, a.ep()) == std::max(1, b.ep()) &&
+         a.moe_a2a_overlap() == b.moe_a2a_overlap();
 }
 
 }  // namespace
@@ -516,10 +537,6 @@ Distribution detect_distribution(const std::string& scratch_dir) {
 PlanResult plan(const PlanRequest& request, const PlanOptions& options) {
   if (options.top_k < 1) throw InputError("--top must be at least 1 (got " + std::to_string(options.top_k) + ")");
   if (options.jobs < 1) throw InputError("--jobs must be at least 1 (got " + std::to_string(options.jobs) + ")");
-  if (request.model.num_experts() > 0)
-    throw InputError("model.num_experts " + std::to_string(request.model.num_experts()) +
-                     ": the layout search does not cover Mixture-of-Experts models yet (ep, the dispatcher, the "
-                     "MoE estimate); simulate a layout with parallax simulate");
   const Distribution& dist = options.distribution;
   PlanResult result;
   result.jobs = options.jobs;

@@ -261,18 +261,57 @@ TEST(Pruning, AGivenPartitionIsKept) {
 
 // ---- bad inputs ----
 
-// The search and the estimator time dense layers only: a MoE model is refused by name, not
-// estimated as if its experts were one FFN.
-TEST(BadInput, MixtureOfExpertsIsRefusedNotMisestimated) {
-  const auto r = request(std::string(kSmall) + " num_experts: 8 moe_top_k: 2 moe_ffn_hidden_size: 512", 8, 8);
-  try {
-    plan(r);
-    FAIL() << "expected InputError";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("model.num_experts 8: the layout search does not cover Mixture-of-Experts"),
-              std::string::npos)
-        << e.what();
+// Mixture of Experts: ep is searched with the dense dimensions (each a divisor of the experts and of
+// tp x cp x dp), under Megatron's rules (sequence parallelism with tp > 1) and the modelled ZeRO
+// stages (0, 1); every survivor is a layout scenario validation accepts; expert shards make layouts
+// fit that do not without them; the simulated winner is the estimate's pick within the estimator's
+// agreement; and the table names the all-to-all where it dominates.
+TEST(Plan, MixtureOfExpertsSearchesExpertParallelism) {
+  const std::string moe = std::string(kSmall) +
+                          " activation: SWIGLU attention_kernel: FLASH num_experts: 16 moe_top_k: 2 moe_ffn_hidden_size: 32768";
+  PlanRequest r = request(moe, 16, 16, "dgx-h100");
+  PruneStats stats;
+  const auto layouts = enumerate_layouts(r, &stats);
+  std::set<int> eps;
+  for (const Scenario& sc : layouts) {
+    const Layout& l = sc.layout();
+    const int ep = std::max(1, l.ep());
+    eps.insert(ep);
+    ASSERT_EQ(16 % ep, 0) << sc.name();
+    ASSERT_EQ((l.tp() * l.cp() * l.dp()) % ep, 0) << sc.name();
+    ASSERT_LE(l.zero_stage(), 1) << sc.name();
+    ASSERT_TRUE(l.tp() == 1 || l.sequence_parallel()) << sc.name();
+    // The loader accepts every survivor as it is.
+    EXPECT_NO_THROW(model::parse_scenario(traces::to_text(sc), sc.name(), false, model::data_dir())) << sc.name();
   }
+  EXPECT_EQ(eps, (std::set<int>{1, 2, 4, 8, 16}));
+  // 8 layers of 16 experts of 3 x 512 x 32768: 6.4 B parameters, about 100 GB of weights, gradients and
+  // Adam states per GPU without ep at ZeRO 0: memory prunes layouts that expert shards would save.
+  EXPECT_GT(stats.pruned[static_cast<std::size_t>(PruneReason::Memory)], 0u);
+
+  PlanOptions options;
+  options.top_k = 3;
+  const PlanResult result = plan(r, options);
+  ASSERT_FALSE(result.rows.empty());
+  for (const PlanRow& row : result.rows) {
+    ASSERT_TRUE(row.simulated);
+    EXPECT_NEAR(row.estimate.step_s / row.step_s, 1.0, 0.10) << row.scenario.name();
+  }
+
+  // Behind 25 Gb/s NICs, ep over nodes: the all-to-all is named, with where its group lies.
+  r = request("name: 'wide moe' num_layers: 4 hidden_size: 1024 num_heads: 16 seq_length: 2048 vocab_size: 8192 "
+              "activation: SWIGLU attention_kernel: FLASH num_experts: 32 moe_top_k: 8 moe_ffn_hidden_size: 512",
+              32, 32, "dgx-h100");
+  r.cluster.set_nic_gbit_per_s(25);
+  r.reference = Layout();
+  r.reference->set_dp(32);
+  r.reference->set_ep(16);
+  r.reference->set_micro_batch_size(1);
+  options.top_k = 1;
+  const PlanResult slow = plan(r, options);
+  ASSERT_TRUE(slow.reference);
+  EXPECT_NE(slow.reference->bottleneck.find("expert all-to-all (ep 16 spans nodes)"), std::string::npos)
+      << slow.reference->bottleneck;
 }
 
 TEST(BadInput, NoFactorisationSaysWhatToChange) {

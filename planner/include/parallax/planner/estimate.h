@@ -15,8 +15,9 @@ struct StepEstimate {
   double step_s = 0;
   double compute_s = 0;        // busiest stage's compute
   double bubble_s = 0;         // pipeline bubble on the busiest stage
-  double exposed_comm_s = 0;   // communication not hidden behind compute (TP, PP, DP, optimizer gathers)
+  double exposed_comm_s = 0;   // communication not hidden behind compute (TP, EP, PP, DP, optimizer gathers)
   double tp_comm_s = 0, pp_comm_s = 0, dp_comm_s = 0;  // totals per stage-0 rank
+  double ep_comm_s = 0;        // MoE dispatch and combine all-to-alls on the busiest stage (in compute_s)
   std::string bottleneck;      // the dominant cost, in words
 };
 
