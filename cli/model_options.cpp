@@ -11,8 +11,9 @@ Options& ModelOptions::declare(Options& options) {
 
 const char* ModelOptions::help() {
   return R"(  --hf-config FILE  the model from a Hugging Face config.json (architectures LlamaForCausalLM,
-                    MistralForCausalLM, Qwen2ForCausalLM, NemotronForCausalLM, GPT2LMHeadModel)
-                    instead of the scenario's model block; the scenario's seq_length and
+                    MistralForCausalLM, Qwen2ForCausalLM, NemotronForCausalLM, GPT2LMHeadModel,
+                    MixtralForCausalLM, Qwen3MoeForCausalLM, DeepseekV3ForCausalLM,
+                    GptOssForCausalLM) instead of the scenario's model block; the scenario's seq_length and
                     precision are kept, else max_position_embeddings and BF16
   --seq N           with --hf-config: the sequence length (overrides the scenario's and the config's)
 )";

@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-enum class Family { Llama, Mistral, Qwen2, Nemotron, Gpt2 };
+enum class Family { Llama, Mistral, Qwen2, Nemotron, Gpt2, Mixtral, Qwen3Moe, DeepseekV3, GptOss };
 
 struct Architecture {
   const char* name;
@@ -24,12 +24,15 @@ struct Architecture {
 constexpr Architecture kArchitectures[] = {
     {"LlamaForCausalLM", Family::Llama},       {"MistralForCausalLM", Family::Mistral},
     {"Qwen2ForCausalLM", Family::Qwen2},       {"NemotronForCausalLM", Family::Nemotron},
-    {"GPT2LMHeadModel", Family::Gpt2},
+    {"GPT2LMHeadModel", Family::Gpt2},         {"MixtralForCausalLM", Family::Mixtral},
+    {"Qwen3MoeForCausalLM", Family::Qwen3Moe}, {"DeepseekV3ForCausalLM", Family::DeepseekV3},
+    {"GptOssForCausalLM", Family::GptOss},
 };
 
 // Llama, Mistral and Qwen2 have a gated MLP (gate and up projections, act(gate) * up): with SiLU
 // that is SwiGLU.
-bool gated_mlp(Family f) { return f == Family::Llama || f == Family::Mistral || f == Family::Qwen2; }
+// Mixtral, Qwen3-MoE, DeepSeek-V3 and GPT-OSS gate their experts (and dense MLPs) the same way.
+bool gated_mlp(Family f) { return f != Family::Nemotron && f != Family::Gpt2; }
 
 std::string supported_list() {
   std::string out;
@@ -64,6 +67,102 @@ class Reader {
  private:
   std::string file_;
 };
+
+// The Mixture-of-Experts, latent-attention and sliding-window keys of Mixtral, Qwen3-MoE, DeepSeek-V3
+// and GPT-OSS (transformers' MixtralConfig, Qwen3MoeConfig, DeepseekV3Config, GptOssConfig).
+void read_moe(const hf::HfConfig& c, const Reader& r, const std::string& arch, Family family, ModelSpec& m) {
+  if (family != Family::Mixtral && family != Family::Qwen3Moe && family != Family::DeepseekV3 && family != Family::GptOss)
+    return;
+  const char* experts_key = family == Family::Qwen3Moe     ? "num_experts"
+                            : family == Family::DeepseekV3 ? "n_routed_experts"
+                                                           : "num_local_experts";
+  const bool has_experts = family == Family::Qwen3Moe     ? c.has_num_experts()
+                           : family == Family::DeepseekV3 ? c.has_n_routed_experts()
+                                                          : c.has_num_local_experts();
+  const int experts_value = family == Family::Qwen3Moe     ? c.num_experts()
+                            : family == Family::DeepseekV3 ? c.n_routed_experts()
+                                                           : c.num_local_experts();
+  const int experts = r.positive(experts_key, has_experts, experts_value, arch);
+  const bool oss_alias = family == Family::GptOss && !c.has_num_experts_per_tok() && c.has_experts_per_token();
+  const int top_k = oss_alias ? r.positive("experts_per_token", true, c.experts_per_token(), arch)
+                              : r.positive("num_experts_per_tok", c.has_num_experts_per_tok(), c.num_experts_per_tok(), arch);
+  if (top_k > experts)
+    r.fail(oss_alias ? "experts_per_token" : "num_experts_per_tok",
+           std::to_string(top_k) + " is more than the " + std::to_string(experts) + " experts (`" + experts_key + "`)");
+  m.set_num_experts(experts);
+  m.set_moe_top_k(top_k);
+  // Mixtral and GPT-OSS: every layer's experts are intermediate_size wide; Qwen3-MoE and DeepSeek-V3
+  // name the expert width moe_intermediate_size (intermediate_size is their dense MLP's).
+  if (family == Family::Qwen3Moe || family == Family::DeepseekV3)
+    m.set_moe_ffn_hidden_size(
+        r.positive("moe_intermediate_size", c.has_moe_intermediate_size(), c.moe_intermediate_size(), arch));
+  else
+    m.set_moe_ffn_hidden_size(m.ffn_hidden_size());
+  if (family == Family::Qwen3Moe) {
+    // Every layer MoE is what parallax models (Qwen3's published MoE models); a dense MLP between
+    // them is not.
+    if (c.has_decoder_sparse_step() && c.decoder_sparse_step() != 1)
+      r.fail("decoder_sparse_step", std::to_string(c.decoder_sparse_step()) +
+                                        " (a dense MLP between MoE layers) is not modelled: only 1 (every layer MoE) is");
+    if (c.mlp_only_layers_size() > 0)
+      r.fail("mlp_only_layers", "dense MLP layers among the MoE layers are not modelled; only an empty list is");
+  }
+  if (family == Family::DeepseekV3) {
+    if (c.has_moe_layer_freq() && c.moe_layer_freq() != 1)
+      r.fail("moe_layer_freq", std::to_string(c.moe_layer_freq()) +
+                                   " (a dense layer between MoE layers) is not modelled: only 1 (every layer after "
+                                   "first_k_dense_replace MoE) is");
+    if (c.has_first_k_dense_replace()) {
+      if (c.first_k_dense_replace() < 0 || c.first_k_dense_replace() >= m.num_layers())
+        r.fail("first_k_dense_replace", "must be 0 to num_hidden_layers - 1 = " + std::to_string(m.num_layers() - 1) +
+                                            " (got " + std::to_string(c.first_k_dense_replace()) + ")");
+      m.set_moe_dense_layers(c.first_k_dense_replace());
+    }
+    if (c.has_n_shared_experts()) {
+      if (c.n_shared_experts() < 0)
+        r.fail("n_shared_experts", "must not be negative (got " + std::to_string(c.n_shared_experts()) + ")");
+      m.set_num_shared_experts(c.n_shared_experts());
+    }
+    // Multi-head latent attention: every head has its own keys and values from the latent.
+    m.set_kv_lora_rank(r.positive("kv_lora_rank", c.has_kv_lora_rank(), c.kv_lora_rank(), arch));
+    if (const auto q = r.optional_positive("q_lora_rank", c.has_q_lora_rank(), c.q_lora_rank())) m.set_q_lora_rank(*q);
+    m.set_qk_nope_head_dim(r.positive("qk_nope_head_dim", c.has_qk_nope_head_dim(), c.qk_nope_head_dim(), arch));
+    m.set_qk_rope_head_dim(r.positive("qk_rope_head_dim", c.has_qk_rope_head_dim(), c.qk_rope_head_dim(), arch));
+    m.set_v_head_dim(r.positive("v_head_dim", c.has_v_head_dim(), c.v_head_dim(), arch));
+    m.clear_num_query_groups();
+    m.clear_head_dim();
+  }
+  if (family == Family::GptOss) {
+    // Attention sinks in every layer (a learned logit per head); the sliding window on the layers
+    // layer_types names, which must repeat with one full layer closing each period (GPT-OSS:
+    // sliding, full, sliding, full, ...).
+    m.set_attention_sinks(true);
+    const auto window = r.optional_positive("sliding_window", c.has_sliding_window(), c.sliding_window());
+    if (window) {
+      if (c.layer_types_size() != m.num_layers())
+        r.fail("layer_types", "has " + std::to_string(c.layer_types_size()) + " entries for num_hidden_layers " +
+                                  std::to_string(m.num_layers()) + "; it names each layer's attention");
+      int period = 0;
+      for (int l = 0; l < c.layer_types_size(); ++l) {
+        const std::string& type = c.layer_types(l);
+        if (type != "sliding_attention" && type != "full_attention")
+          r.fail("layer_types", "entry " + std::to_string(l) + " \"" + type +
+                                    "\" is not sliding_attention or full_attention");
+        if (type == "full_attention" && period == 0) period = l + 1;
+      }
+      if (period == 0) period = 1 + c.layer_types_size();  // no full layer: every layer windowed
+      for (int l = 0; l < c.layer_types_size(); ++l) {
+        const bool full = period <= c.layer_types_size() && l % period == period - 1;
+        if ((c.layer_types(l) == "full_attention") != full)
+          r.fail("layer_types", "layer " + std::to_string(l) + " breaks the pattern of one full-attention layer every " +
+                                    std::to_string(period) + " (the only pattern modelled)");
+      }
+      m.set_sliding_window(*window);
+      // A period beyond the layers: every layer windowed (is_windowed_layer with pattern <= 1).
+      m.set_sliding_window_pattern(period <= c.layer_types_size() ? period : 1);
+    }
+  }
+}
 
 }  // namespace
 
@@ -186,6 +285,7 @@ ModelSpec parse_hf_config(const std::string& json, const fs::path& path) {
   const double rate = std::max({c.attention_dropout(), c.hidden_dropout(), c.has_resid_pdrop() ? c.resid_pdrop() : (gpt2 ? 0.1 : 0.0),
                                 c.has_embd_pdrop() ? c.embd_pdrop() : (gpt2 ? 0.1 : 0.0), c.has_attn_pdrop() ? c.attn_pdrop() : (gpt2 ? 0.1 : 0.0)});
   m.set_dropout(rate > 0);
+  read_moe(c, r, arch, family, m);
   return m;
 }
 

@@ -1,6 +1,9 @@
 // Hugging Face config.json files (tests/data/hf, published configs) read into ModelSpecs: every
 // field the reader sets, and the errors for an unknown architecture, a missing key and bad values.
 #include "parallax/model/hf_config.h"
+#include "parallax/model/scenario.h"
+#include "parallax/model/presets.h"
+#include "parallax/model/parameters.h"
 #include "test_support.h"
 
 #include <google/protobuf/text_format.h>
@@ -76,6 +79,99 @@ TEST(HfConfig, Gpt2IsTheGptEraModel) {
   expect_model("gpt2", R"(name: "gpt2" num_layers: 12 hidden_size: 768 num_heads: 12 seq_length: 1024
     vocab_size: 50257 tied_embeddings: true activation: GELU normalization: LAYERNORM attention_kernel: UNFUSED
     position_embedding: LEARNED add_bias_linear: true dropout: true)");
+}
+
+// ---- Mixtures of Experts (MixtralForCausalLM, Qwen3MoeForCausalLM, DeepseekV3ForCausalLM,
+// GptOssForCausalLM) ----
+
+TEST(HfConfig, Mixtral8x7B) {
+  expect_model("Mixtral-8x7B-v0.1", R"(name: "Mixtral-8x7B-v0.1" num_layers: 32 hidden_size: 4096 num_heads: 32
+    ffn_hidden_size: 14336 seq_length: 32768 vocab_size: 32000 tied_embeddings: false num_query_groups: 8
+    activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false
+    dropout: false num_experts: 8 moe_top_k: 2 moe_ffn_hidden_size: 14336)");
+}
+
+TEST(HfConfig, Qwen3_235B_A22B) {
+  // The experts are moe_intermediate_size wide; intermediate_size is the dense MLP's (no layer has one).
+  expect_model("Qwen3-235B-A22B", R"(name: "Qwen3-235B-A22B" num_layers: 94 hidden_size: 4096 num_heads: 64
+    ffn_hidden_size: 12288 seq_length: 40960 vocab_size: 151936 tied_embeddings: false num_query_groups: 4
+    head_dim: 128 activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE
+    add_bias_linear: false dropout: false num_experts: 128 moe_top_k: 8 moe_ffn_hidden_size: 1536)");
+}
+
+TEST(HfConfig, DeepSeekV3) {
+  // Multi-head latent attention (no key/value groups), 3 dense layers of 18432, then 256 routed
+  // experts of 2048 and one shared. The multi-token-prediction module (num_nextn_predict_layers) is
+  // not part of the model parallax builds.
+  expect_model("DeepSeek-V3", R"(name: "DeepSeek-V3" num_layers: 61 hidden_size: 7168 num_heads: 128
+    ffn_hidden_size: 18432 seq_length: 163840 vocab_size: 129280 tied_embeddings: false activation: SWIGLU
+    normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false
+    num_experts: 256 moe_top_k: 8 moe_ffn_hidden_size: 2048 moe_dense_layers: 3 num_shared_experts: 1
+    kv_lora_rank: 512 q_lora_rank: 1536 qk_nope_head_dim: 128 qk_rope_head_dim: 64 v_head_dim: 128)");
+}
+
+TEST(HfConfig, GptOss120B) {
+  // Sliding window 128 on the even layers (layer_types), sinks in every layer, biases.
+  expect_model("gpt-oss-120b", R"(name: "gpt-oss-120b" num_layers: 36 hidden_size: 2880 num_heads: 64
+    ffn_hidden_size: 2880 seq_length: 131072 vocab_size: 201088 tied_embeddings: false num_query_groups: 8
+    head_dim: 64 activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE
+    add_bias_linear: true dropout: false num_experts: 128 moe_top_k: 4 moe_ffn_hidden_size: 2880
+    attention_sinks: true sliding_window: 128 sliding_window_pattern: 2)");
+}
+
+// The same models as the bundled presets: the same parameters, total and activated.
+TEST(HfConfig, MixturesOfExpertsMatchTheirPresets) {
+  for (const auto& [folder, preset] : {std::pair{"Mixtral-8x7B-v0.1", "mixtral-8x7b"}, {"Qwen3-235B-A22B", "qwen3-235b-a22b"},
+                                       {"DeepSeek-V3", "deepseek-v3"}, {"gpt-oss-120b", "gpt-oss-120b"}}) {
+    auto dims_of = [](ModelSpec m) {
+      m.set_seq_length(4096);
+      Scenario sc;
+      *sc.mutable_model() = m;
+      sc.mutable_layout()->set_global_batch_size(1);
+      return model::dims(sc);
+    };
+    const model::Dims hf_dims = dims_of(model::read_hf_config(hf(folder)));
+    const model::Dims preset_dims = dims_of(model::load_model(preset));
+    EXPECT_DOUBLE_EQ(model::total_parameters(hf_dims, false), model::total_parameters(preset_dims, false)) << folder;
+    EXPECT_DOUBLE_EQ(model::activated_parameters(hf_dims, false), model::activated_parameters(preset_dims, false)) << folder;
+  }
+}
+
+std::string config_with(const std::string& folder, const std::string& replace, const std::string& with) {
+  std::string text = testing::file_text(hf(folder));
+  const auto at = text.find(replace);
+  EXPECT_NE(at, std::string::npos) << replace;
+  return text.replace(at, replace.size(), with);
+}
+
+TEST(HfConfig, UnmodelledExpertLayoutsAreNamed) {
+  auto error = [](const std::string& folder, const std::string& replace, const std::string& with) {
+    return input_error([&] { model::parse_hf_config(config_with(folder, replace, with), "c.json"); });
+  };
+  EXPECT_NE(error("Qwen3-235B-A22B", "\"decoder_sparse_step\": 1", "\"decoder_sparse_step\": 2")
+                .find("c.json: field `decoder_sparse_step`: 2 (a dense MLP between MoE layers) is not modelled"),
+            std::string::npos);
+  EXPECT_NE(error("Qwen3-235B-A22B", "\"mlp_only_layers\": []", "\"mlp_only_layers\": [0, 5]")
+                .find("c.json: field `mlp_only_layers`: dense MLP layers among the MoE layers are not modelled"),
+            std::string::npos);
+  EXPECT_NE(error("DeepSeek-V3", "\"moe_layer_freq\": 1", "\"moe_layer_freq\": 2").find("c.json: field `moe_layer_freq`: 2"),
+            std::string::npos);
+  EXPECT_NE(error("DeepSeek-V3", "\"first_k_dense_replace\": 3", "\"first_k_dense_replace\": 61")
+                .find("c.json: field `first_k_dense_replace`: must be 0 to num_hidden_layers - 1 = 60 (got 61)"),
+            std::string::npos);
+  EXPECT_NE(error("DeepSeek-V3", "\"kv_lora_rank\"", "\"unused_kv_lora_rank\"").find("c.json: field `kv_lora_rank`: missing"),
+            std::string::npos);
+  EXPECT_NE(error("Mixtral-8x7B-v0.1", "\"num_experts_per_tok\": 2", "\"num_experts_per_tok\": 9")
+                .find("c.json: field `num_experts_per_tok`: 9 is more than the 8 experts (`num_local_experts`)"),
+            std::string::npos);
+  EXPECT_NE(error("Mixtral-8x7B-v0.1", "\"num_local_experts\"", "\"unused_num_local_experts\"")
+                .find("c.json: field `num_local_experts`: missing"),
+            std::string::npos);
+  // GPT-OSS's layer pattern: one full layer closing every period; anything else is named.
+  EXPECT_NE(error("gpt-oss-120b", "\"sliding_attention\",\n    \"full_attention\",\n    \"sliding_attention\"",
+                  "\"sliding_attention\",\n    \"full_attention\",\n    \"full_attention\"")
+                .find("c.json: field `layer_types`: layer 2 breaks the pattern of one full-attention layer every 2"),
+            std::string::npos);
 }
 
 std::string llama_with(const std::string& replace, const std::string& with) {
