@@ -228,13 +228,15 @@ class Builder {
   void ep_all_to_all(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
     // Overlapped (merged steps of layout.moe_a2a_overlap): on the EP_COMM stream after this chain's
     // last compute task, and this chain's next compute task waits for it.
+    // The all-gather dispatcher: an all-gather and a reduce-scatter (LayerOp::ep_forward, ep_backward).
+    const bool backward = phase == BACKWARD;
+    const CollectiveKind kind = backward ? op.ep_backward : op.ep_forward;
+    const auto bytes = static_cast<std::uint64_t>(backward ? op.ep_backward_bytes : op.all_to_all_bytes);
     if (overlapped_a2a_) {
-      pending_.push_back(collective(op.op, ALL_TO_ALL, GROUP_EP, EP_COMM, phase, layer, mb,
-                                    static_cast<std::uint64_t>(op.all_to_all_bytes), {chains_[active_chain_].last}));
+      pending_.push_back(collective(op.op, kind, GROUP_EP, EP_COMM, phase, layer, mb, bytes, {chains_[active_chain_].last}));
       return;
     }
-    collective(op.op, ALL_TO_ALL, GROUP_EP, COMPUTE, phase, layer, mb, static_cast<std::uint64_t>(op.all_to_all_bytes),
-               {last_compute()});
+    collective(op.op, kind, GROUP_EP, COMPUTE, phase, layer, mb, bytes, {last_compute()});
   }
 
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {

@@ -414,13 +414,35 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
       out.ops.push_back(topk);
       // Gather every token's top_k copies in expert order (read and write one copy each); backward
       // sums the copies' gradients back into the token (read top_k copies, write one).
-      out.ops.push_back(elementwise(Op::MoePermute, T * k * h, {2.0 * e, 0.0}, {e + e / static_cast<double>(k), 1.0}));
+      if (d.allgather_dispatcher && d.ep > 1) {
+        // After the gather: the copies for this rank's experts picked out of the ep group's tokens
+        // (read and write one copy each); backward scatters their gradients into a zeroed buffer of
+        // the gathered tokens (written once more), which the reduce-scatter returns.
+        const double zeroed = static_cast<double>(T * d.ep) / std::max(1.0, rows);
+        out.ops.push_back(elementwise(Op::MoePermute, static_cast<std::int64_t>(rows) * h, {2.0 * e, 0.0},
+                                      {2.0 * e + zeroed * e, 1.0}));
+      } else {
+        out.ops.push_back(elementwise(Op::MoePermute, T * k * h, {2.0 * e, 0.0}, {e + e / static_cast<double>(k), 1.0}));
+      }
     }
     auto all_to_all = [&](Op op) {
       LayerOp a2a;
       a2a.op = op;
       a2a.ep_all_to_all = true;
       a2a.all_to_all_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
+      a2a.ep_backward_bytes = a2a.all_to_all_bytes;
+      if (d.allgather_dispatcher) {
+        // Megatron-Core's MoEAllGatherTokenDispatcher: the ep group's tokens gathered (with each
+        // token's routing: its probabilities in fp32 and its routing-map row, 5 B per expert), the
+        // expert outputs reduce-scattered back; backward the other way round without the routing.
+        const double gathered_tokens = static_cast<double>(T * d.ep);
+        const bool dispatch = op == Op::MoeDispatch;
+        const double tokens_bytes = gathered_tokens * static_cast<double>(h) * e;
+        a2a.ep_forward = dispatch ? ALL_GATHER : REDUCE_SCATTER;
+        a2a.ep_backward = dispatch ? REDUCE_SCATTER : ALL_GATHER;
+        a2a.all_to_all_bytes = tokens_bytes + (dispatch ? gathered_tokens * 5.0 * static_cast<double>(E) : 0.0);
+        a2a.ep_backward_bytes = tokens_bytes;
+      }
       return a2a;
     };
     if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeDispatch));
@@ -449,8 +471,16 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     // Un-permute: each token's top_k expert outputs weighted by their probabilities and summed (read
     // the copies, write the token); backward writes each copy's gradient and reads the kept outputs
     // for the probabilities' gradient.
-    LayerOp unpermute = elementwise(Op::MoeUnpermute, T * k * h, {e + e / static_cast<double>(k), 2.0}, {2.0 * e, 2.0});
-    unpermute.saved.push_back(kept("expert outputs (unpermute input)", 2.0 * copies * static_cast<double>(h),
+    // With the all-gather dispatcher this rank's expert outputs, weighted, are added into a zeroed
+    // buffer of the ep group's tokens (the reduce-scatter's input); backward gathers their gradients.
+    const double zeroed = d.allgather_dispatcher && d.ep > 1 ? static_cast<double>(T * d.ep) / std::max(1.0, rows) : 0.0;
+    const double unpermuted = d.allgather_dispatcher && d.ep > 1 ? rows : static_cast<double>(T * k);
+    LayerOp unpermute =
+        d.allgather_dispatcher && d.ep > 1
+            ? elementwise(Op::MoeUnpermute, static_cast<std::int64_t>(unpermuted) * h, {2.0 * e + zeroed * e, 2.0}, {2.0 * e, 2.0})
+            : elementwise(Op::MoeUnpermute, T * k * h, {e + e / static_cast<double>(k), 2.0}, {2.0 * e, 2.0});
+    unpermute.saved.push_back(kept("expert outputs (unpermute input)",
+                                   2.0 * (d.allgather_dispatcher && d.ep > 1 ? rows : copies) * static_cast<double>(h),
                                    TensorSplit::Tp, true, true, true));
     out.ops.push_back(unpermute);
     if (d.shared > 0) dense_mlp(d.shared * d.moe_f, Op::SharedExpertFc1, Op::SharedExpertFc2);

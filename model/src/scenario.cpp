@@ -556,6 +556,13 @@ void validate(const Scenario& sc, const Sources& src) {
     fail(src, {"layout", "moe_a2a_overlap"},
          "overlaps the expert-parallel all-to-alls, so it needs a Mixture-of-Experts model with ep > 1 (got " +
              std::string(m.num_experts() == 0 ? "a dense model" : "ep 1") + "); set ep or drop it");
+  if (l.moe_dispatcher() == Layout::ALLGATHER && m.num_experts() == 0)
+    fail(src, {"layout", "moe_dispatcher"},
+         "ALLGATHER dispatches a Mixture-of-Experts model's tokens (model.num_experts is 0: a dense model); drop it");
+  if (l.moe_a2a_overlap() && l.moe_dispatcher() == Layout::ALLGATHER)
+    fail(src, {"layout", "moe_a2a_overlap"},
+         "overlaps the all-to-all dispatcher's exchanges (Megatron-Core allows it with the alltoall and flex "
+         "dispatchers); use moe_dispatcher: ALLTOALL or drop the overlap");
   if (l.moe_a2a_overlap() && l.pp() > 1 && (l.schedule() != Layout::INTERLEAVED_1F1B || l.virtual_stages() < 2))
     fail(src, {"layout", "moe_a2a_overlap"},
          "with pp " + std::to_string(l.pp()) +
@@ -890,6 +897,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.skew = m.moe_routing_skew();
   d.capacity = m.has_moe_capacity_factor() ? m.moe_capacity_factor() : 0.0;
   d.ep = std::max<std::int64_t>(1, l.ep());
+  d.allgather_dispatcher = l.moe_dispatcher() == Layout::ALLGATHER;
   d.kv_lora = m.kv_lora_rank();
   d.q_lora = m.q_lora_rank();
   d.qk_nope = m.qk_nope_head_dim();

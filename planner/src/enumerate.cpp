@@ -80,6 +80,7 @@ struct Candidate {
   bool fp8 = false;  // the linears in FP8 (model.precision FP8), where the GPU has FP8 tensor cores
   int ep = 1;        // expert parallelism (Mixture-of-Experts models), within tp x cp x dp
   bool a2a_overlap = false;  // layout.moe_a2a_overlap, where the request asks for it and it applies
+  bool allgather = false;    // layout.moe_dispatcher ALLGATHER (searched with ep > 1)
 };
 
 // The splits worth searching for pp * v virtual stages of num_layers layers: an even split when
@@ -144,6 +145,7 @@ void apply(const Candidate& c, long long num_layers, Layout& l) {
   l.set_tp_comm_overlap(c.tp_overlap);
   l.set_ep(c.ep);
   l.set_moe_a2a_overlap(c.a2a_overlap);
+  l.set_moe_dispatcher(c.allgather ? Layout::ALLGATHER : Layout::ALLTOALL);
   l.clear_stage_layers();
   l.set_embedding_in_pipeline_split(c.split == Split::EmbeddingLoss);
   l.set_loss_in_pipeline_split(c.split == Split::EmbeddingLoss);
@@ -163,6 +165,7 @@ Candidate candidate_of(const Layout& l) {
               l.zero_stage() < 3 || l.reshard_after_forward(), sp && l.tp_comm_overlap(), split, l.cp()};
   c.ep = std::max(1, l.ep());
   c.a2a_overlap = l.moe_a2a_overlap();
+  c.allgather = l.moe_dispatcher() == Layout::ALLGATHER;
   return c;
 }
 
@@ -392,6 +395,7 @@ std::string layout_summary(const Layout& l) {
   if (l.cp() > 1) s << " cp" << l.cp();
   if (l.ep() > 1) s << " ep" << l.ep();
   if (l.moe_a2a_overlap()) s << " a2a-overlap";
+  if (l.moe_dispatcher() == Layout::ALLGATHER) s << " allgather-dispatch";
   if (l.zero_stage() >= 3 && !l.reshard_after_forward()) s << " keep-gathered";
   if (l.tp_comm_overlap() && l.sequence_parallel() && l.tp() > 1) s << " tp-overlap";
   if (l.stage_layers_size() > 0) {
@@ -528,13 +532,17 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
                     if (moe && zero >= 2) continue;
                     for (int overlap = 0; overlap <= (sp == 1 && overlap_possible ? 1 : 0); ++overlap)
                       for (Split split : splits)
-                        for (const bool fp8 : precisions) {
-                          Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
-                                      split, cp, fp8};
-                          c.ep = ep;
-                          c.a2a_overlap = a2a_overlap_of(ep, pp, schedule, recompute);
-                          consider(c);
-                        }
+                        for (const bool fp8 : precisions)
+                          // Megatron's two token dispatchers where tokens move (ep > 1); the
+                          // all-to-all overlap is the all-to-all dispatcher's.
+                          for (int allgather = 0; allgather <= (ep > 1 ? 1 : 0); ++allgather) {
+                            Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
+                                        split, cp, fp8};
+                            c.ep = ep;
+                            c.allgather = allgather == 1;
+                            c.a2a_overlap = !c.allgather && a2a_overlap_of(ep, pp, schedule, recompute);
+                            consider(c);
+                          }
                   }
         }
       }

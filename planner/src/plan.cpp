@@ -513,7 +513,7 @@ bool same_candidate(const Layout& a, const Layout& b) {
          a.first_stage_layers() == b.first_stage_layers() && a.last_stage_layers() == b.last_stage_layers() &&
          a.embedding_in_pipeline_split() == b.embedding_in_pipeline_split() &&
          a.loss_in_pipeline_split() == b.loss_in_pipeline_split() && std::max(1, a.ep()) == std::max(1, b.ep()) &&
-         a.moe_a2a_overlap() == b.moe_a2a_overlap();
+         a.moe_a2a_overlap() == b.moe_a2a_overlap() && a.moe_dispatcher() == b.moe_dispatcher();
 }
 
 }  // namespace

@@ -169,6 +169,17 @@ TEST(ExecHost, MixtureOfExpertsOverlappedAllToAllsOnTheirOwnLaneVerified) {
   check_measured_timeline_of(path.string(), 4);
 }
 
+// The all-gather dispatcher (layout.moe_dispatcher ALLGATHER): the dispatch and combine run as an
+// all-gather and a reduce-scatter on the ep communicator, verified.
+TEST(ExecHost, MixtureOfExpertsAllGatherDispatcherVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-moe-allgather.pbtxt";
+  std::string text = tiny_moe_text();
+  text.replace(text.find("global_batch_size: 4 }"), 22, "global_batch_size: 4 moe_dispatcher: ALLGATHER }");
+  std::ofstream(path) << text;
+  check_measured_timeline_of(path.string(), 4);
+}
+
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {
   const testing::TempDir dir;
   const auto path = dir / "tiny-moe.pbtxt";

@@ -242,6 +242,47 @@ TEST(MoeLayer, SkewedRoutingDoublesTheBusiestExpertAndTheLayerWaitsForIt) {
   EXPECT_TRUE(waits);
 }
 
+// Megatron-Core's all-gather token dispatcher: the ep group's tokens (and their routing, fp32
+// probabilities and the routing map, 5 B per expert) gathered, the expert outputs reduce-scattered;
+// backward the other way round. The experts' GEMMs are the all-to-all dispatcher's.
+TEST(MoeLayer, AllGatherDispatcherGathersTheGroupsTokensAndReduceScattersTheOutputs) {
+  const JobGraph a2a = build_job_graph(scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 16")));
+  const JobGraph ag =
+      build_job_graph(scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 16 moe_dispatcher: ALLGATHER")));
+  const std::uint64_t tokens = 8 * 2048, hidden_bytes = tokens * 1024 * 2;
+  auto only = [](const JobGraph& g, Op op, Phase phase) {
+    const auto t = tasks_of(g, op, phase, 0);
+    EXPECT_EQ(t.size(), 1u);
+    return t.empty() ? Task{} : *t[0];
+  };
+  const Task dispatch = only(ag, Op::MoeDispatch, FORWARD), combine = only(ag, Op::MoeCombine, FORWARD);
+  EXPECT_EQ(dispatch.collective, ALL_GATHER);
+  EXPECT_EQ(dispatch.group, GROUP_EP);
+  EXPECT_EQ(dispatch.bytes, hidden_bytes + tokens * 5 * 8);
+  EXPECT_EQ(combine.collective, REDUCE_SCATTER);
+  EXPECT_EQ(combine.bytes, hidden_bytes);
+  const Task dispatch_grad = only(ag, Op::MoeDispatch, BACKWARD), combine_grad = only(ag, Op::MoeCombine, BACKWARD);
+  EXPECT_EQ(dispatch_grad.collective, REDUCE_SCATTER);
+  EXPECT_EQ(dispatch_grad.bytes, hidden_bytes);
+  EXPECT_EQ(combine_grad.collective, ALL_GATHER);
+  EXPECT_EQ(combine_grad.bytes, hidden_bytes);
+  // The all-to-all moves each rank's top_k copies: 2048 x 2 x 1024 x 2 B.
+  EXPECT_EQ(only(a2a, Op::MoeDispatch, FORWARD).collective, ALL_TO_ALL);
+  EXPECT_EQ(only(a2a, Op::MoeDispatch, FORWARD).bytes, 2048u * 2 * 1024 * 2);
+  EXPECT_EQ(only(ag, Op::ExpertFc1, FORWARD).gemm_m, only(a2a, Op::ExpertFc1, FORWARD).gemm_m);
+  EXPECT_DOUBLE_EQ(ag.scenario().model().num_experts(), 8);
+  // Refused: on a dense model, and with the all-to-all overlap (which overlaps the all-to-alls).
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512 vocab_size: 1000 }
+                    cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 global_batch_size: 8 moe_dispatcher: ALLGATHER })");
+              }),
+              HasSubstr("layout.moe_dispatcher: ALLGATHER dispatches a Mixture-of-Experts model's tokens"));
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 32 moe_dispatcher: ALLGATHER moe_a2a_overlap: true"));
+              }),
+              HasSubstr("layout.moe_a2a_overlap: overlaps the all-to-all dispatcher's exchanges"));
+}
+
 TEST(MoeLayer, DenseLayersComeFirstAndSharedExpertsBesideTheRouted) {
   const Scenario sc =
       scenario_from_text(moe_scenario("dp: 16 ep: 8 global_batch_size: 16", "moe_dense_layers: 1 num_shared_experts: 2 ffn_hidden_size: 4096"));

@@ -121,6 +121,8 @@ TEST(Estimator, MixtureOfExpertsLayoutsAgreeWithinFivePercent) {
     const char* layout;
   } cases[] = {
       {"", "dp: 32 ep: 8 zero_stage: 1 micro_batch_size: 1 global_batch_size: 64"},
+      // The all-gather dispatcher.
+      {"", "dp: 32 ep: 8 moe_dispatcher: ALLGATHER micro_batch_size: 1 global_batch_size: 32"},
       // ep 1: every expert local; FP8 casts its eight experts' weights with the first micro-batch only.
       {"precision: FP8", "dp: 32 micro_batch_size: 1 global_batch_size: 256"},
       // A dense first layer, a shared expert, a skew of 2: the busiest expert sets the pace.

@@ -273,10 +273,14 @@ TEST(Plan, MixtureOfExpertsSearchesExpertParallelism) {
   PruneStats stats;
   const auto layouts = enumerate_layouts(r, &stats);
   std::set<int> eps;
+  bool allgather = false;
   for (const Scenario& sc : layouts) {
     const Layout& l = sc.layout();
     const int ep = std::max(1, l.ep());
     eps.insert(ep);
+    // Both dispatchers where tokens move.
+    allgather |= l.moe_dispatcher() == Layout::ALLGATHER;
+    ASSERT_TRUE(ep > 1 || l.moe_dispatcher() == Layout::ALLTOALL) << sc.name();
     ASSERT_EQ(16 % ep, 0) << sc.name();
     ASSERT_EQ((l.tp() * l.cp() * l.dp()) % ep, 0) << sc.name();
     ASSERT_LE(l.zero_stage(), 1) << sc.name();
@@ -285,6 +289,7 @@ TEST(Plan, MixtureOfExpertsSearchesExpertParallelism) {
     EXPECT_NO_THROW(model::parse_scenario(traces::to_text(sc), sc.name(), false, model::data_dir())) << sc.name();
   }
   EXPECT_EQ(eps, (std::set<int>{1, 2, 4, 8, 16}));
+  EXPECT_TRUE(allgather);
   // 8 layers of 16 experts of 3 x 512 x 32768: 6.4 B parameters, about 100 GB of weights, gradients and
   // Adam states per GPU without ep at ZeRO 0: memory prunes layouts that expert shards would save.
   EXPECT_GT(stats.pruned[static_cast<std::size_t>(PruneReason::Memory)], 0u);

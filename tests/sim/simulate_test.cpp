@@ -541,6 +541,36 @@ TEST(Simulate, MoeAllToAllOverlapHidesCommunication) {
   EXPECT_LT(merged_compute, plain_compute * sms / (sms - model::kEpOverlapCommSms));
 }
 
+// The two dispatchers' traffic per rank and pass: the all-to-all sends top_k x (ep - 1) / ep of its
+// tokens, the all-gather receives (ep - 1) x its tokens. With top_k 8 over ep 4 the all-gather moves
+// half as much (the routing it gathers too adds 2%); with top_k 2 over ep 8 the all-to-all moves a
+// quarter as much (in time at least half: its flows' latency and NVSwitch sharing weigh more on
+// the smaller exchange). Measured on the dispatch and combine time of the critical path, and the step.
+TEST(Simulate, AllGatherDispatcherWinsWhenTopKExceedsEp) {
+  struct Run {
+    double step, exchange;
+  };
+  auto run = [](int top_k, int ep, const char* dispatcher) {
+    const std::string text = std::string(R"(model { num_layers: 2 hidden_size: 4096 num_heads: 8 num_query_groups: 4
+        seq_length: 2048 vocab_size: 4096 activation: SWIGLU normalization: RMSNORM attention_kernel: FLASH
+        position_embedding: ROPE add_bias_linear: false dropout: false tied_embeddings: false num_experts: 32
+        moe_ffn_hidden_size: 128 moe_top_k: )") + std::to_string(top_k) + R"( }
+        cluster { preset: "dgx-h100" num_nodes: 2 }
+        layout { dp: 16 global_batch_size: 16 ep: )" + std::to_string(ep) + " moe_dispatcher: " + dispatcher + " }";
+    const Report r = simulate_in_subprocess(model::build_job_graph(scenario_from_text(text))).report;
+    double exchange = 0;
+    for (const auto& [op, t] : r.critical_path().by_op())
+      if (op == "moe_dispatch" || op == "moe_combine") exchange += t;
+    return Run{r.step_time_s(), exchange};
+  };
+  const Run a2a8 = run(8, 4, "ALLTOALL"), ag8 = run(8, 4, "ALLGATHER");
+  EXPECT_NEAR(ag8.exchange / a2a8.exchange, 0.5, 0.1);
+  EXPECT_LT(ag8.step, a2a8.step);
+  const Run a2a2 = run(2, 8, "ALLTOALL"), ag2 = run(2, 8, "ALLGATHER");
+  EXPECT_GT(ag2.exchange / a2a2.exchange, 2.0);
+  EXPECT_LT(a2a2.step, ag2.step);
+}
+
 TEST(Simulate, UnmatchedCollectiveIsReportedAsDeadlock) {
   const Scenario sc = cluster_scenario(2, "tp: 8 dp: 2 global_batch_size: 2");
   GraphBuilder b{sc, {}, {}, {}};

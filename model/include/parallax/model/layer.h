@@ -83,10 +83,15 @@ struct LayerOp {
   // linears), and the expert parameters this op holds on this rank (reduced over expert dp).
   bool expert = false;
   double expert_parameters = 0;
-  // The dispatch or combine all-to-all over the ep group: no compute, each rank sends (and receives)
-  // all_to_all_bytes in forward, and the same for the gradients in backward.
+  // The dispatch or combine over the ep group: no compute. With the all-to-all dispatcher each rank
+  // sends (and receives) all_to_all_bytes in forward, and the same for the gradients in backward.
+  // With the all-gather dispatcher the collective is ep_forward in forward (dispatch: ALL_GATHER,
+  // combine: REDUCE_SCATTER) and the other one in backward, of all_to_all_bytes in forward and
+  // ep_backward_bytes in backward (the whole gathered tensor, as nccl-tests count).
   bool ep_all_to_all = false;
   double all_to_all_bytes = 0;
+  CollectiveKind ep_forward = ALL_TO_ALL, ep_backward = ALL_TO_ALL;
+  double ep_backward_bytes = 0;
   // A column-parallel GEMM whose input is narrower than the hidden state (multi-head latent
   // attention's up-projections read a latent): the elements per token its sequence-parallel
   // all-gather (and the reduce-scatter of its input gradient) carries; 0: hidden_size.

@@ -87,6 +87,7 @@ struct Dims {
   double skew = 1.0;
   double capacity = 0;  // moe_capacity_factor; 0: dropless
   std::int64_t ep = 1;
+  bool allgather_dispatcher = false;  // layout.moe_dispatcher ALLGATHER
   // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
   std::int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_hd = 0;
   // Sliding-window attention: window in tokens (0: none) and its layer pattern; attention sinks.
