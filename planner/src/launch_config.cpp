@@ -4,6 +4,7 @@
 #include "parallax/model/stage_partition.h"
 #include "parallax/traces/io.h"
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <vector>
@@ -20,14 +21,19 @@ namespace {
                    instead);
 }
 
-// What both targets need: Megatron's (and torchtitan's) grid order, fastest first, and no expert
-// parallelism (MoE layouts are not emitted yet).
+// What both targets need: Megatron's (and torchtitan's) grid order, fastest first.
 void require_common(const char* framework, const Layout& l) {
   if (l.rank_order() != "tp-cp-ep-dp-pp")
     cannot(framework, "rank_order", "\"" + l.rank_order() + "\"",
            "it places ranks tp fastest, then cp, ep, dp, pp (\"tp-cp-ep-dp-pp\"); plan with that order");
-  if (l.ep() != 1)
-    cannot(framework, "ep", std::to_string(l.ep()), "expert parallelism is for MoE models, which parallax does not emit yet");
+}
+
+// A number as Megatron's argument parser reads it back (shortest round-trip form).
+std::string number(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
 }
 
 // An explicit partition Megatron or torchtitan can say: the even one (the same layers in every chunk).
@@ -113,6 +119,40 @@ std::string megatron_arguments(const Scenario& sc) {
   arg("--attention-backend", m.attention_kernel() == ModelSpec::UNFUSED ? "unfused"
                              : m.attention_kernel() == ModelSpec::FLASH2 ? "flash"
                                                                           : "fused");
+  // Megatron-Core's MoE layer (megatron/core/transformer/moe). The routing skew is a modelling
+  // assumption (how unbalanced the router is), not a setting: it has no argument.
+  if (m.num_experts() > 0) {
+    arg("--num-experts", std::to_string(m.num_experts()));
+    arg("--moe-router-topk", std::to_string(m.moe_top_k()));
+    arg("--moe-ffn-hidden-size", std::to_string(m.moe_ffn_hidden_size()));
+    arg("--moe-grouped-gemm");
+    if (m.num_shared_experts() > 0)
+      arg("--moe-shared-expert-intermediate-size", std::to_string(m.num_shared_experts() * m.moe_ffn_hidden_size()));
+    if (m.moe_dense_layers() > 0)
+      arg("--moe-layer-freq", "\"([0]*" + std::to_string(m.moe_dense_layers()) + "+[1]*" +
+                                  std::to_string(m.num_layers() - m.moe_dense_layers()) + ")\"");
+    if (m.has_moe_capacity_factor()) arg("--moe-expert-capacity-factor", number(m.moe_capacity_factor()));
+    arg("--moe-token-dispatcher-type", l.moe_dispatcher() == Layout::ALLGATHER ? "allgather" : "alltoall");
+    arg("--expert-model-parallel-size", std::to_string(std::max(1, l.ep())));
+    if (l.moe_a2a_overlap()) arg("--overlap-moe-expert-parallel-comm");
+  } else if (l.ep() > 1) {
+    cannot(fw, "ep", std::to_string(l.ep()), "expert parallelism needs a Mixture-of-Experts model (model.num_experts)");
+  }
+  if (m.kv_lora_rank() > 0) {
+    arg("--multi-latent-attention");
+    if (m.q_lora_rank() > 0) arg("--q-lora-rank", std::to_string(m.q_lora_rank()));
+    arg("--kv-lora-rank", std::to_string(m.kv_lora_rank()));
+    arg("--qk-head-dim", std::to_string(m.qk_nope_head_dim()));
+    arg("--qk-pos-emb-head-dim", std::to_string(m.qk_rope_head_dim()));
+    arg("--v-head-dim", std::to_string(m.v_head_dim()));
+  }
+  if (m.sliding_window() > 0) {
+    // Megatron's window (left, right) counts the keys before the query: a window of W tokens with
+    // the query's own is (W - 1, 0), as Megatron-Bridge converts GPT-OSS's sliding_window.
+    arg("--window-size", "\"(" + std::to_string(m.sliding_window() - 1) + ",0)\"");
+    if (m.sliding_window_pattern() > 1) arg("--window-attn-skip-freq", std::to_string(m.sliding_window_pattern()));
+  }
+  if (m.attention_sinks()) arg("--softmax-type", "learnable");
   // Precision.
   switch (m.precision()) {
     case BF16: arg("--bf16"); break;
@@ -247,6 +287,46 @@ Scenario parse_megatron_arguments(const std::string& text, int gpus, const std::
   l.set_overlap_grad_reduce(has("--overlap-grad-reduce"));
   l.set_overlap_param_gather(has("--overlap-param-gather"));
   l.set_overlap_p2p(!has("--no-overlap-p2p-communication"));
+  // Mixture of Experts and the attention variants.
+  if (has("--num-experts")) {
+    m.set_num_experts(integer("--num-experts", 1));
+    m.set_moe_top_k(integer("--moe-router-topk", 2));
+    if (has("--moe-ffn-hidden-size")) m.set_moe_ffn_hidden_size(integer("--moe-ffn-hidden-size", 1));
+    if (has("--moe-layer-freq")) {
+      // "([0]*D+[1]*R)": D dense layers, then MoE layers (the only pattern parallax models).
+      const std::string freq = args["--moe-layer-freq"];
+      const auto zeros = freq.find("[0]*"), plus = freq.find('+');
+      if (zeros == std::string::npos || plus == std::string::npos || plus < zeros)
+        throw InputError(source + ": --moe-layer-freq \"" + freq + "\" is not ([0]*D+[1]*R), leading dense layers then MoE");
+      m.set_moe_dense_layers(std::stoi(freq.substr(zeros + 4, plus - zeros - 4)));
+    }
+    if (has("--moe-shared-expert-intermediate-size") && m.moe_ffn_hidden_size() > 0)
+      m.set_num_shared_experts(integer("--moe-shared-expert-intermediate-size", 1) / m.moe_ffn_hidden_size());
+    if (has("--moe-expert-capacity-factor")) m.set_moe_capacity_factor(std::stod(args["--moe-expert-capacity-factor"]));
+  }
+  l.set_ep(integer("--expert-model-parallel-size", 1));
+  if (has("--moe-token-dispatcher-type")) {
+    const std::string dispatcher = args["--moe-token-dispatcher-type"];
+    if (dispatcher != "alltoall" && dispatcher != "allgather")
+      throw InputError(source + ": --moe-token-dispatcher-type " + dispatcher +
+                       " is not modelled; alltoall and allgather are");
+    l.set_moe_dispatcher(dispatcher == "allgather" ? Layout::ALLGATHER : Layout::ALLTOALL);
+  }
+  l.set_moe_a2a_overlap(has("--overlap-moe-expert-parallel-comm"));
+  if (has("--multi-latent-attention")) {
+    if (has("--q-lora-rank")) m.set_q_lora_rank(integer("--q-lora-rank", 1));
+    m.set_kv_lora_rank(integer("--kv-lora-rank", 1));
+    m.set_qk_nope_head_dim(integer("--qk-head-dim", 1));
+    m.set_qk_rope_head_dim(integer("--qk-pos-emb-head-dim", 1));
+    m.set_v_head_dim(integer("--v-head-dim", 1));
+  }
+  if (has("--window-size")) {
+    std::string w = args["--window-size"];
+    w.erase(std::remove_if(w.begin(), w.end(), [](char c) { return c == '"' || c == '(' || c == ' '; }), w.end());
+    m.set_sliding_window(std::stoi(w.substr(0, w.find(','))) + 1);
+    if (has("--window-attn-skip-freq")) m.set_sliding_window_pattern(integer("--window-attn-skip-freq", 1));
+  }
+  m.set_attention_sinks(args.count("--softmax-type") > 0 && args["--softmax-type"] == "learnable");
   return out;
 }
 
@@ -257,6 +337,14 @@ std::string torchtitan_toml(const Scenario& sc) {
   const Layout& l = sc.layout();
   const char* fw = "torchtitan";
   require_common(fw, l);
+  if (m.num_experts() > 0)
+    cannot(fw, "model.num_experts", std::to_string(m.num_experts()),
+           "torchtitan's Mixtures of Experts are its own model flavors (DeepSeek-V3, Llama 4), not a job setting; "
+           "use --emit megatron");
+  if (m.kv_lora_rank() > 0 || m.sliding_window() > 0)
+    cannot(fw, m.kv_lora_rank() > 0 ? "model.kv_lora_rank" : "model.sliding_window",
+           std::to_string(m.kv_lora_rank() > 0 ? m.kv_lora_rank() : m.sliding_window()),
+           "the attention variant is a torchtitan model flavor, not a job setting; use --emit megatron");
   if (l.zero_stage() == 1 || l.zero_stage() == 2)
     cannot(fw, "zero_stage", std::to_string(l.zero_stage()),
            "it shards with FSDP2 (zero_stage 3) or replicates with DDP (zero_stage 0)");

@@ -1,7 +1,9 @@
 // Launch configurations: a layout as Megatron-LM arguments and as a torchtitan TOML, every name one
 // those projects publish, read back into the same layout; and what a framework cannot say refused by
 // the layout field.
+#include "parallax/model/presets.h"
 #include "parallax/planner/launch_config.h"
+#include "parallax/traces/io.h"
 #include "test_support.h"
 
 #include <gmock/gmock.h>
@@ -9,6 +11,7 @@
 
 #include <set>
 #include <sstream>
+#include <tuple>
 
 namespace parallax::planner {
 namespace {
@@ -30,7 +33,13 @@ const std::set<std::string> kMegatronArguments = {
     "--recompute-granularity", "--recompute-method", "--recompute-num-layers", "--seq-length",
     "--sequence-parallel", "--squared-relu", "--swiglu", "--tensor-model-parallel-size", "--tp-comm-overlap",
     "--untie-embeddings-and-output-weights", "--use-distributed-optimizer", "--use-megatron-fsdp",
-    "--use-precision-aware-optimizer", "--vocab-size"};
+    "--use-precision-aware-optimizer", "--vocab-size",
+    // Mixture of Experts and the attention variants.
+    "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-grouped-gemm",
+    "--moe-shared-expert-intermediate-size", "--moe-layer-freq", "--moe-expert-capacity-factor",
+    "--moe-token-dispatcher-type", "--expert-model-parallel-size", "--overlap-moe-expert-parallel-comm",
+    "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
+    "--v-head-dim", "--window-size", "--window-attn-skip-freq", "--softmax-type"};
 
 // torchtitan's job config keys (torchtitan/config/job_config.py), section.key.
 const std::set<std::string> kTorchtitanKeys = {
@@ -76,6 +85,9 @@ void expect_same_layout(const Scenario& want, const Scenario& got, const std::st
   EXPECT_EQ(a.embedding_in_pipeline_split(), b.embedding_in_pipeline_split()) << what;
   EXPECT_EQ(a.loss_in_pipeline_split(), b.loss_in_pipeline_split()) << what;
   EXPECT_EQ(a.optimizer_state(), b.optimizer_state()) << what;
+  EXPECT_EQ(std::max(1, a.ep()), std::max(1, b.ep())) << what;
+  EXPECT_EQ(a.moe_dispatcher(), b.moe_dispatcher()) << what;
+  EXPECT_EQ(a.moe_a2a_overlap(), b.moe_a2a_overlap()) << what;
   EXPECT_EQ(want.model().precision(), got.model().precision()) << what;
   if (want.model().precision() == FP8) {
     EXPECT_EQ(want.model().fp8_recipe(), got.model().fp8_recipe()) << what;
@@ -110,6 +122,49 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
     expect_same_layout(sc, back, name + "\n" + text);
     EXPECT_EQ(back.model().num_layers(), 80);
   }
+  // Mixtures of Experts: DeepSeek-V3 (latent attention, three dense layers, a shared expert) with the
+  // all-to-all overlap, and GPT-OSS (sliding window every other layer, sinks) with the all-gather
+  // dispatcher and a capacity factor; the model's MoE and attention fields come back too.
+  const auto preset = [](const std::string& name, int gpus, const std::string& layout, const std::string& extra = "") {
+    std::string model = traces::to_text(model::load_model(name));
+    return scenario_from_text("model { " + model + extra + " }\ncluster { preset: \"dgx-h100\" num_nodes: " +
+                              std::to_string(gpus / 8) + " }\nlayout { " + layout + " }");
+  };
+  const std::vector<std::pair<std::string, Scenario>> moe = {
+      {"deepseek", preset("deepseek-v3", 224,
+                          "tp: 2 pp: 7 dp: 16 ep: 32 virtual_stages: 3 schedule: INTERLEAVED_1F1B sequence_parallel: true "
+                          "embedding_in_pipeline_split: true loss_in_pipeline_split: true "
+                          "micro_batch_size: 1 global_batch_size: 224 zero_stage: 1 moe_a2a_overlap: true")},
+      {"gpt-oss", preset("gpt-oss-120b", 64, "pp: 4 dp: 16 ep: 8 moe_dispatcher: ALLGATHER global_batch_size: 128 zero_stage: 1",
+                         " moe_capacity_factor: 1.25")},
+  };
+  for (const auto& [name, sc] : moe) {
+    const std::string text = megatron_arguments(sc);
+    std::string w;
+    std::istringstream all(text.substr(text.find('\n') + 1));
+    while (all >> w)
+      if (w.rfind("--", 0) == 0) {
+        EXPECT_TRUE(kMegatronArguments.count(w)) << name << ": " << w;
+      }
+    const Scenario back = parse_megatron_arguments(text, sc.cluster().num_nodes() * 8, name);
+    expect_same_layout(sc, back, name + "\n" + text);
+    const ModelSpec &a = sc.model(), &b = back.model();
+    for (const auto& [field, x, y] : std::vector<std::tuple<std::string, double, double>>{
+             {"num_experts", a.num_experts(), b.num_experts()}, {"moe_top_k", a.moe_top_k(), b.moe_top_k()},
+             {"moe_ffn_hidden_size", a.moe_ffn_hidden_size(), b.moe_ffn_hidden_size()},
+             {"num_shared_experts", a.num_shared_experts(), b.num_shared_experts()},
+             {"moe_dense_layers", a.moe_dense_layers(), b.moe_dense_layers()},
+             {"moe_capacity_factor", a.moe_capacity_factor(), b.moe_capacity_factor()},
+             {"q_lora_rank", a.q_lora_rank(), b.q_lora_rank()}, {"kv_lora_rank", a.kv_lora_rank(), b.kv_lora_rank()},
+             {"qk_nope_head_dim", a.qk_nope_head_dim(), b.qk_nope_head_dim()},
+             {"qk_rope_head_dim", a.qk_rope_head_dim(), b.qk_rope_head_dim()}, {"v_head_dim", a.v_head_dim(), b.v_head_dim()},
+             {"sliding_window", a.sliding_window(), b.sliding_window()},
+             {"sliding_window_pattern", a.sliding_window_pattern(), b.sliding_window_pattern()},
+             {"attention_sinks", a.attention_sinks(), b.attention_sinks()}})
+      EXPECT_EQ(x, y) << name << ": model." << field << "\n" << text;
+  }
+  EXPECT_NE(megatron_arguments(moe[0].second).find("--moe-layer-freq \"([0]*3+[1]*58)\""), std::string::npos);
+  EXPECT_NE(megatron_arguments(moe[1].second).find("--window-size \"(127,0)\""), std::string::npos);
   // Spot checks of the values.
   const std::string mr04 = megatron_arguments(cases[0].second);
   for (const char* expected : {"--tensor-model-parallel-size 4", "--pipeline-model-parallel-size 4",
@@ -195,6 +250,11 @@ TEST(LaunchConfig, WhatATargetCannotSayIsRefusedByField) {
           {"layout.sequence_parallel false"});
   refused(llama(64, "FP8", "dp: 64 zero_stage: 3 global_batch_size: 64", "fp8_recipe: DELAYED"), LaunchTarget::Torchtitan,
           {"model.fp8_recipe DELAYED", "tensorwise"});
+  // torchtitan's MoE models are its own flavors: a Mixture of Experts is refused by the model field.
+  refused(scenario_from_text("model { " + traces::to_text(model::load_model("mixtral-8x7b")) +
+                             " }\ncluster { preset: \"dgx-h100\" num_nodes: 8 }\nlayout { dp: 64 ep: 8 "
+                             "global_batch_size: 64 }"),
+          LaunchTarget::Torchtitan, {"--emit torchtitan", "model.num_experts 8", "--emit megatron"});
   try {
     (void)parse_launch_target("deepspeed");
     ADD_FAILURE();
