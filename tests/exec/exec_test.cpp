@@ -160,24 +160,24 @@ TEST(ExecHost, MixtureOfExpertsDispatchAndCombineOnFourRanksVerified) {
 
 // The all-to-all overlap (layout.moe_a2a_overlap, two micro-batches so that a forward and a backward
 // run merged): the overlapped all-to-alls run on the "ep comm" lane's thread, verified.
-TEST(ExecHost, MixtureOfExpertsOverlappedAllToAllsOnTheirOwnLaneVerified) {
+// The tiny MoE scenario with its layout's batch and extra fields replaced, run on 4 ranks verified.
+void check_tiny_moe_with(const std::string& name, const std::string& layout_end) {
   const testing::TempDir dir;
-  const auto path = dir / "tiny-moe-overlap.pbtxt";
+  const auto path = dir / (name + ".pbtxt");
   std::string text = tiny_moe_text();
-  text.replace(text.find("global_batch_size: 4 }"), 22, "global_batch_size: 8 moe_a2a_overlap: true }");
+  text.replace(text.find("global_batch_size: 4 }"), 22, layout_end);
   std::ofstream(path) << text;
   check_measured_timeline_of(path.string(), 4);
+}
+
+TEST(ExecHost, MixtureOfExpertsOverlappedAllToAllsOnTheirOwnLaneVerified) {
+  check_tiny_moe_with("tiny-moe-overlap", "global_batch_size: 8 moe_a2a_overlap: true }");
 }
 
 // The all-gather dispatcher (layout.moe_dispatcher ALLGATHER): the dispatch and combine run as an
 // all-gather and a reduce-scatter on the ep communicator, verified.
 TEST(ExecHost, MixtureOfExpertsAllGatherDispatcherVerified) {
-  const testing::TempDir dir;
-  const auto path = dir / "tiny-moe-allgather.pbtxt";
-  std::string text = tiny_moe_text();
-  text.replace(text.find("global_batch_size: 4 }"), 22, "global_batch_size: 4 moe_dispatcher: ALLGATHER }");
-  std::ofstream(path) << text;
-  check_measured_timeline_of(path.string(), 4);
+  check_tiny_moe_with("tiny-moe-allgather", "global_batch_size: 4 moe_dispatcher: ALLGATHER }");
 }
 
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {

@@ -175,10 +175,7 @@ TEST(HfConfig, UnmodelledExpertLayoutsAreNamed) {
 }
 
 std::string llama_with(const std::string& replace, const std::string& with) {
-  std::string text = testing::file_text(hf("Meta-Llama-3-8B"));
-  const auto at = text.find(replace);
-  EXPECT_NE(at, std::string::npos) << replace;
-  return text.replace(at, replace.size(), with);
+  return config_with("Meta-Llama-3-8B", replace, with);
 }
 
 TEST(HfConfig, UnknownArchitectureNamesTheFileTheFieldAndTheSupportedList) {

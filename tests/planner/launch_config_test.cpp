@@ -95,6 +95,21 @@ void expect_same_layout(const Scenario& want, const Scenario& got, const std::st
   }
 }
 
+// A scenario's Megatron arguments: every name one Megatron-LM publishes, read back into the same
+// layout; the scenario read back.
+Scenario megatron_round_trip(const std::string& name, const Scenario& sc, int gpus) {
+  const std::string text = megatron_arguments(sc);
+  std::string w;
+  std::istringstream all(text.substr(text.find('\n') + 1));
+  while (all >> w)
+    if (w.rfind("--", 0) == 0) {
+      EXPECT_TRUE(kMegatronArguments.count(w)) << name << ": " << w;
+    }
+  const Scenario back = parse_megatron_arguments(text, gpus, name);
+  expect_same_layout(sc, back, name + "\n" + text);
+  return back;
+}
+
 TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
   const std::vector<std::pair<std::string, Scenario>> cases = {
       // NVIDIA's Llama 3.1 70B FP8 benchmark layout (modern.tsv MR04).
@@ -110,18 +125,7 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
       {"bf16-optimizer", llama(64, "BF16", "tp: 8 dp: 8 sequence_parallel: true global_batch_size: 64 zero_stage: 1 "
                                            "optimizer_state: MODEL_PRECISION")},
   };
-  for (const auto& [name, sc] : cases) {
-    const std::string text = megatron_arguments(sc);
-    std::string w;
-    std::istringstream all(text.substr(text.find('\n') + 1));
-    while (all >> w)
-      if (w.rfind("--", 0) == 0) {
-        EXPECT_TRUE(kMegatronArguments.count(w)) << name << ": " << w;
-      }
-    const Scenario back = parse_megatron_arguments(text, 64, name);
-    expect_same_layout(sc, back, name + "\n" + text);
-    EXPECT_EQ(back.model().num_layers(), 80);
-  }
+  for (const auto& [name, sc] : cases) EXPECT_EQ(megatron_round_trip(name, sc, 64).model().num_layers(), 80);
   // Mixtures of Experts: DeepSeek-V3 (latent attention, three dense layers, a shared expert) with the
   // all-to-all overlap, and GPT-OSS (sliding window every other layer, sinks) with the all-gather
   // dispatcher and a capacity factor; the model's MoE and attention fields come back too.
@@ -139,15 +143,8 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
                          " moe_capacity_factor: 1.25")},
   };
   for (const auto& [name, sc] : moe) {
+    const Scenario back = megatron_round_trip(name, sc, sc.cluster().num_nodes() * 8);
     const std::string text = megatron_arguments(sc);
-    std::string w;
-    std::istringstream all(text.substr(text.find('\n') + 1));
-    while (all >> w)
-      if (w.rfind("--", 0) == 0) {
-        EXPECT_TRUE(kMegatronArguments.count(w)) << name << ": " << w;
-      }
-    const Scenario back = parse_megatron_arguments(text, sc.cluster().num_nodes() * 8, name);
-    expect_same_layout(sc, back, name + "\n" + text);
     const ModelSpec &a = sc.model(), &b = back.model();
     for (const auto& [field, x, y] : std::vector<std::tuple<std::string, double, double>>{
              {"num_experts", a.num_experts(), b.num_experts()}, {"moe_top_k", a.moe_top_k(), b.moe_top_k()},
