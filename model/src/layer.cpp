@@ -392,8 +392,11 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     // A capacity factor c (token dropping) keeps at most c x the balanced share per expert: below 1
     // every expert drops, and the dropped copies are neither dispatched nor computed; above 1 it
     // caps the busiest expert of a skewed routing.
-    const double kept_share = d.capacity > 0 ? std::min(1.0, d.capacity) : 1.0;
-    const double busiest = d.capacity > 0 ? std::min(d.skew, d.capacity) : d.skew;
+    // Padded to capacity (moe_pad_to_capacity), every expert computes exactly c x its share, and the
+    // all-to-alls carry the padded buffers, whatever the routing.
+    const bool padded = d.capacity > 0 && d.pad_to_capacity;
+    const double kept_share = padded ? d.capacity : d.capacity > 0 ? std::min(1.0, d.capacity) : 1.0;
+    const double busiest = padded ? d.capacity : d.capacity > 0 ? std::min(d.skew, d.capacity) : d.skew;
     const double copies = static_cast<double>(T * k) * kept_share;  // the token copies this rank dispatches
     const double mean = static_cast<double>(T * k) * static_cast<double>(d.ep) / static_cast<double>(E);
     const std::int64_t m_mean = std::max<std::int64_t>(1, std::llround(mean * kept_share));

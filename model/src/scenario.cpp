@@ -422,6 +422,10 @@ void validate(const Scenario& sc, const Sources& src) {
            "must be > 0 and at most num_experts / moe_top_k = " + shortest(max_skew) + " (got " +
                shortest(m.moe_capacity_factor()) + "): an expert's token capacity as a multiple of the balanced share; "
                "leave it out for dropless routing");
+    if (m.moe_pad_to_capacity() && !m.has_moe_capacity_factor())
+      fail(src, {"model", "moe_pad_to_capacity"},
+           "pads each expert's input to its capacity, which model.moe_capacity_factor sets; set it (e.g. 1.0) or "
+           "drop moe_pad_to_capacity");
     if (!(m.moe_routing_skew() >= 1.0 && m.moe_routing_skew() <= max_skew))
       fail(src, {"model", "moe_routing_skew"},
            "must be 1 (balanced) to num_experts / moe_top_k = " + shortest(max_skew) + " (got " +
@@ -432,7 +436,8 @@ void validate(const Scenario& sc, const Sources& src) {
                                     {"num_shared_experts", m.num_shared_experts() != 0},
                                     {"moe_dense_layers", m.moe_dense_layers() != 0},
                                     {"moe_routing_skew", m.moe_routing_skew() != 1.0},
-                                    {"moe_capacity_factor", m.has_moe_capacity_factor()}})
+                                    {"moe_capacity_factor", m.has_moe_capacity_factor()},
+                                    {"moe_pad_to_capacity", m.moe_pad_to_capacity()}})
       if (set)
         fail(src, {"model", name}, "is set but model.num_experts is 0 (a dense model); set num_experts or drop it");
   }
@@ -896,6 +901,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.dense_layers = m.moe_dense_layers();
   d.skew = m.moe_routing_skew();
   d.capacity = m.has_moe_capacity_factor() ? m.moe_capacity_factor() : 0.0;
+  d.pad_to_capacity = m.moe_pad_to_capacity();
   d.ep = std::max<std::int64_t>(1, l.ep());
   d.allgather_dispatcher = l.moe_dispatcher() == Layout::ALLGATHER;
   d.kv_lora = m.kv_lora_rank();

@@ -132,6 +132,7 @@ std::string megatron_arguments(const Scenario& sc) {
       arg("--moe-layer-freq", "\"([0]*" + std::to_string(m.moe_dense_layers()) + "+[1]*" +
                                   std::to_string(m.num_layers() - m.moe_dense_layers()) + ")\"");
     if (m.has_moe_capacity_factor()) arg("--moe-expert-capacity-factor", number(m.moe_capacity_factor()));
+    if (m.moe_pad_to_capacity()) arg("--moe-pad-expert-input-to-capacity");
     arg("--moe-token-dispatcher-type", l.moe_dispatcher() == Layout::ALLGATHER ? "allgather" : "alltoall");
     arg("--expert-model-parallel-size", std::to_string(std::max(1, l.ep())));
     if (l.moe_a2a_overlap()) arg("--overlap-moe-expert-parallel-comm");
@@ -303,6 +304,7 @@ Scenario parse_megatron_arguments(const std::string& text, int gpus, const std::
     if (has("--moe-shared-expert-intermediate-size") && m.moe_ffn_hidden_size() > 0)
       m.set_num_shared_experts(integer("--moe-shared-expert-intermediate-size", 1) / m.moe_ffn_hidden_size());
     if (has("--moe-expert-capacity-factor")) m.set_moe_capacity_factor(std::stod(args["--moe-expert-capacity-factor"]));
+    m.set_moe_pad_to_capacity(has("--moe-pad-expert-input-to-capacity"));
   }
   l.set_ep(integer("--expert-model-parallel-size", 1));
   if (has("--moe-token-dispatcher-type")) {

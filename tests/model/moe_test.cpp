@@ -211,6 +211,32 @@ TEST(MoeLayer, CapacityFactorDropsTokensAndCapsTheBusiestExpert) {
               HasSubstr("model.moe_capacity_factor: is set but model.num_experts is 0"));
 }
 
+// Padded to capacity (Megatron's moe_pad_expert_input_to_capacity): every expert computes exactly
+// capacity x its balanced share and the all-to-alls carry the padded buffers, whatever the skew.
+TEST(MoeLayer, PaddingToCapacityGivesEveryExpertItsCapacity) {
+  auto graph = [](const std::string& model) {
+    return build_job_graph(scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", model)));
+  };
+  const JobGraph dropless = graph(""), padded = graph("moe_capacity_factor: 1.5 moe_pad_to_capacity: true");
+  const auto d = tasks_of(dropless, Op::ExpertFc1, FORWARD, 0), p = tasks_of(padded, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(d.size(), 1u);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(2 * p[0]->gemm_m, 3 * d[0]->gemm_m);
+  EXPECT_EQ(2 * tasks_of(padded, Op::MoeDispatch, FORWARD, 0)[0]->bytes,
+            3 * tasks_of(dropless, Op::MoeDispatch, FORWARD, 0)[0]->bytes);
+  // A skew of 3 padded to 2: no busiest expert of its own, every expert at twice the mean.
+  const JobGraph skewed = graph("moe_routing_skew: 3 moe_capacity_factor: 2 moe_pad_to_capacity: true");
+  const auto s = tasks_of(skewed, Op::ExpertFc1, FORWARD, 0);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0]->gemm_m, 2 * d[0]->gemm_m);
+  EXPECT_EQ(s[0]->gemm_batch, d[0]->gemm_batch);
+  EXPECT_THAT(input_error([] {
+                scenario_from_text(moe_scenario("dp: 16 global_batch_size: 16", "moe_pad_to_capacity: true"));
+              }),
+              HasSubstr("model.moe_pad_to_capacity: pads each expert's input to its capacity, which "
+                        "model.moe_capacity_factor sets"));
+}
+
 TEST(MoeLayer, SkewedRoutingDoublesTheBusiestExpertAndTheLayerWaitsForIt) {
   auto run = [](const std::string& skew) {
     const Scenario sc = scenario_from_text(moe_scenario("dp: 16 ep: 4 global_batch_size: 16", skew));

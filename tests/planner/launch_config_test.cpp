@@ -37,6 +37,7 @@ const std::set<std::string> kMegatronArguments = {
     // Mixture of Experts and the attention variants.
     "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-grouped-gemm",
     "--moe-shared-expert-intermediate-size", "--moe-layer-freq", "--moe-expert-capacity-factor",
+    "--moe-pad-expert-input-to-capacity",
     "--moe-token-dispatcher-type", "--expert-model-parallel-size", "--overlap-moe-expert-parallel-comm",
     "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
     "--v-head-dim", "--window-size", "--window-attn-skip-freq", "--softmax-type"};
@@ -140,7 +141,7 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
                           "embedding_in_pipeline_split: true loss_in_pipeline_split: true "
                           "micro_batch_size: 1 global_batch_size: 224 zero_stage: 1 moe_a2a_overlap: true")},
       {"gpt-oss", preset("gpt-oss-120b", 64, "pp: 4 dp: 16 ep: 8 moe_dispatcher: ALLGATHER global_batch_size: 128 zero_stage: 1",
-                         " moe_capacity_factor: 1.25")},
+                         " moe_capacity_factor: 1.25 moe_pad_to_capacity: true")},
   };
   for (const auto& [name, sc] : moe) {
     const Scenario back = megatron_round_trip(name, sc, sc.cluster().num_nodes() * 8);
@@ -152,6 +153,7 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
              {"num_shared_experts", a.num_shared_experts(), b.num_shared_experts()},
              {"moe_dense_layers", a.moe_dense_layers(), b.moe_dense_layers()},
              {"moe_capacity_factor", a.moe_capacity_factor(), b.moe_capacity_factor()},
+             {"moe_pad_to_capacity", a.moe_pad_to_capacity(), b.moe_pad_to_capacity()},
              {"q_lora_rank", a.q_lora_rank(), b.q_lora_rank()}, {"kv_lora_rank", a.kv_lora_rank(), b.kv_lora_rank()},
              {"qk_nope_head_dim", a.qk_nope_head_dim(), b.qk_nope_head_dim()},
              {"qk_rope_head_dim", a.qk_rope_head_dim(), b.qk_rope_head_dim()}, {"v_head_dim", a.v_head_dim(), b.v_head_dim()},

@@ -86,6 +86,7 @@ struct Dims {
   std::int64_t experts = 0, top_k = 0, moe_f = 0, shared = 0, dense_layers = 0;
   double skew = 1.0;
   double capacity = 0;  // moe_capacity_factor; 0: dropless
+  bool pad_to_capacity = false;  // moe_pad_to_capacity: every expert computes exactly its capacity
   std::int64_t ep = 1;
   bool allgather_dispatcher = false;  // layout.moe_dispatcher ALLGATHER
   // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
