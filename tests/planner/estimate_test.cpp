@@ -130,6 +130,10 @@ TEST(Estimator, MixtureOfExpertsLayoutsAgreeWithinFivePercent) {
        "tp: 2 pp: 2 dp: 8 sequence_parallel: true ep: 4 zero_stage: 1 micro_batch_size: 1 global_batch_size: 32"},
       {"", "tp: 2 pp: 2 dp: 8 virtual_stages: 2 schedule: INTERLEAVED_1F1B sequence_parallel: true ep: 8 "
            "micro_batch_size: 1 global_batch_size: 16"},
+      // Multi-head latent attention with a dense first layer and a shared expert (DeepSeek-V3's shape).
+      {"moe_dense_layers: 1 num_shared_experts: 1 q_lora_rank: 256 kv_lora_rank: 128 qk_nope_head_dim: 64 "
+       "qk_rope_head_dim: 32 v_head_dim: 64",
+       "tp: 2 sequence_parallel: true dp: 16 ep: 8 zero_stage: 1 micro_batch_size: 1 global_batch_size: 32"},
       // Sliding-window layers every other layer (GPT-OSS's pattern).
       {"sliding_window: 128 sliding_window_pattern: 2 attention_sinks: true", "pp: 4 dp: 8 ep: 8 micro_batch_size: 1 global_batch_size: 32"},
   };
