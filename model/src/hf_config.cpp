@@ -73,16 +73,17 @@ class Reader {
 void read_moe(const hf::HfConfig& c, const Reader& r, const std::string& arch, Family family, ModelSpec& m) {
   if (family != Family::Mixtral && family != Family::Qwen3Moe && family != Family::DeepseekV3 && family != Family::GptOss)
     return;
-  const char* experts_key = family == Family::Qwen3Moe     ? "num_experts"
-                            : family == Family::DeepseekV3 ? "n_routed_experts"
-                                                           : "num_local_experts";
-  const bool has_experts = family == Family::Qwen3Moe     ? c.has_num_experts()
-                           : family == Family::DeepseekV3 ? c.has_n_routed_experts()
-                                                          : c.has_num_local_experts();
-  const int experts_value = family == Family::Qwen3Moe     ? c.num_experts()
-                            : family == Family::DeepseekV3 ? c.n_routed_experts()
-                                                           : c.num_local_experts();
-  const int experts = r.positive(experts_key, has_experts, experts_value, arch);
+  // Each family names its expert count differently.
+  struct Key {
+    const char* name;
+    bool has;
+    int value;
+  };
+  const Key count = family == Family::Qwen3Moe     ? Key{"num_experts", c.has_num_experts(), c.num_experts()}
+                    : family == Family::DeepseekV3 ? Key{"n_routed_experts", c.has_n_routed_experts(), c.n_routed_experts()}
+                                                   : Key{"num_local_experts", c.has_num_local_experts(), c.num_local_experts()};
+  const char* experts_key = count.name;
+  const int experts = r.positive(count.name, count.has, count.value, arch);
   const bool oss_alias = family == Family::GptOss && !c.has_num_experts_per_tok() && c.has_experts_per_token();
   const int top_k = oss_alias ? r.positive("experts_per_token", true, c.experts_per_token(), arch)
                               : r.positive("num_experts_per_tok", c.has_num_experts_per_tok(), c.num_experts_per_tok(), arch);

@@ -404,6 +404,11 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     const bool skewed = m_busy != m_mean;
     const double rows = static_cast<double>(m_mean * (skewed ? local - 1 : local) + (skewed ? m_busy : 0));
     const std::int64_t expert_width = swiglu ? 2 * d.moe_f : d.moe_f;
+    // The all-gather dispatcher where tokens move (ep > 1): the ep group's T ep tokens arrive, this
+    // rank's rows are picked out of them, and its outputs go back through a zeroed buffer of them
+    // (written once more per row computed: `zeroed` bytes per element of the rows).
+    const bool gathered = d.allgather_dispatcher && d.ep > 1;
+    const double zeroed = gathered ? static_cast<double>(T * d.ep) / std::max(1.0, rows) : 0.0;
     {
       LayerOp router = gemm(Op::MoeRouter, {T, E, h, 1}, TpPlacement::None);
       router.has_weight = true;
@@ -417,11 +422,10 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
       out.ops.push_back(topk);
       // Gather every token's top_k copies in expert order (read and write one copy each); backward
       // sums the copies' gradients back into the token (read top_k copies, write one).
-      if (d.allgather_dispatcher && d.ep > 1) {
+      if (gathered) {
         // After the gather: the copies for this rank's experts picked out of the ep group's tokens
         // (read and write one copy each); backward scatters their gradients into a zeroed buffer of
         // the gathered tokens (written once more), which the reduce-scatter returns.
-        const double zeroed = static_cast<double>(T * d.ep) / std::max(1.0, rows);
         out.ops.push_back(elementwise(Op::MoePermute, static_cast<std::int64_t>(rows) * h, {2.0 * e, 0.0},
                                       {2.0 * e + zeroed * e, 1.0}));
       } else {
@@ -434,7 +438,7 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
       a2a.ep_all_to_all = true;
       a2a.all_to_all_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
       a2a.ep_backward_bytes = a2a.all_to_all_bytes;
-      if (d.allgather_dispatcher) {
+      if (gathered) {
         // Megatron-Core's MoEAllGatherTokenDispatcher: the ep group's tokens gathered (with each
         // token's routing: its probabilities in fp32 and its routing-map row, 5 B per expert), the
         // expert outputs reduce-scattered back; backward the other way round without the routing.
@@ -476,14 +480,10 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     // for the probabilities' gradient.
     // With the all-gather dispatcher this rank's expert outputs, weighted, are added into a zeroed
     // buffer of the ep group's tokens (the reduce-scatter's input); backward gathers their gradients.
-    const double zeroed = d.allgather_dispatcher && d.ep > 1 ? static_cast<double>(T * d.ep) / std::max(1.0, rows) : 0.0;
-    const double unpermuted = d.allgather_dispatcher && d.ep > 1 ? rows : static_cast<double>(T * k);
     LayerOp unpermute =
-        d.allgather_dispatcher && d.ep > 1
-            ? elementwise(Op::MoeUnpermute, static_cast<std::int64_t>(unpermuted) * h, {2.0 * e + zeroed * e, 2.0}, {2.0 * e, 2.0})
-            : elementwise(Op::MoeUnpermute, T * k * h, {e + e / static_cast<double>(k), 2.0}, {2.0 * e, 2.0});
-    unpermute.saved.push_back(kept("expert outputs (unpermute input)",
-                                   2.0 * (d.allgather_dispatcher && d.ep > 1 ? rows : copies) * static_cast<double>(h),
+        gathered ? elementwise(Op::MoeUnpermute, static_cast<std::int64_t>(rows) * h, {2.0 * e + zeroed * e, 2.0}, {2.0 * e, 2.0})
+                 : elementwise(Op::MoeUnpermute, T * k * h, {e + e / static_cast<double>(k), 2.0}, {2.0 * e, 2.0});
+    unpermute.saved.push_back(kept("expert outputs (unpermute input)", 2.0 * (gathered ? rows : copies) * static_cast<double>(h),
                                    TensorSplit::Tp, true, true, true));
     out.ops.push_back(unpermute);
     if (d.shared > 0) dense_mlp(d.shared * d.moe_f, Op::SharedExpertFc1, Op::SharedExpertFc2);

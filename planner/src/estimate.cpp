@@ -12,11 +12,11 @@
 
 #include <algorithm>
 #include <array>
-#include <numeric>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <tuple>
 #include <unordered_map>
 
@@ -239,17 +239,15 @@ StepEstimate estimate_step(const Scenario& sc) {
   const model::StagePartition partition = model::stage_partition(sc);
   const model::RankGrid grid = model::rank_grid(sc);
   const auto chunk_layers = [&](std::int64_t vs) { return static_cast<double>(partition.layers(vs)); };
-  // Layers of each kind on virtual stage vs.
-  const auto kind_counts = [&](std::int64_t vs) {
-    std::array<double, kLayerKinds> count{};
-    for (std::int64_t l = partition.first_layer(vs); l < partition.first_layer(vs) + partition.layers(vs); ++l)
-      count[static_cast<std::size_t>(layer_kind(d, l))] += 1;
-    return count;
-  };
+  // Layers of each kind on each virtual stage, counted once.
+  std::vector<std::array<double, kLayerKinds>> kinds(static_cast<std::size_t>(VS));
+  for (std::int64_t vs = 0; vs < VS; ++vs)
+    for (std::int64_t l = partition.first_layer(vs); l < partition.first_layer(vs + 1); ++l)
+      kinds[static_cast<std::size_t>(vs)][static_cast<std::size_t>(layer_kind(d, l))] += 1;
   // Sum over a virtual stage's layers of a per-layer cost (count x cost per kind: a model of one kind
   // gets layers x cost).
   const auto chunk_sum = [&](std::int64_t vs, double KindCosts::*field) {
-    const auto count = kind_counts(vs);
+    const auto& count = kinds[static_cast<std::size_t>(vs)];
     double sum = 0;
     for (std::size_t k = 0; k < kLayerKinds; ++k)
       if (count[k] > 0) sum += count[k] * (lc.kind[k].*field);
@@ -266,11 +264,10 @@ StepEstimate estimate_step(const Scenario& sc) {
   std::vector<double> fwd(static_cast<std::size_t>(VS)), bwd(static_cast<std::size_t>(VS));
   // What the first micro-batch's forward of each chunk adds (FP8 weight casts).
   std::vector<double> first_fwd_extra(static_cast<std::size_t>(VS));
-  for (std::int64_t vs = 0; vs < VS; ++vs)
+  for (std::int64_t vs = 0; vs < VS; ++vs) {
     first_fwd_extra[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::first_forward_extra) +
                                                      (vs == 0 ? lc.embedding_first_extra : 0.0) +
                                                      (vs == VS - 1 ? lc.output_first_extra : 0.0);
-  for (std::int64_t vs = 0; vs < VS; ++vs) {
     fwd[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::forward);
     bwd[static_cast<std::size_t>(vs)] = chunk_sum(vs, &KindCosts::backward);
     if (vs == 0) {
@@ -595,7 +592,7 @@ StepEstimate estimate_step(const Scenario& sc) {
   const auto stage_sum = [&](double KindCosts::*forward, double KindCosts::*backward) {
     double sum = 0;
     for (std::int64_t c = 0; c < V; ++c) {
-      const auto count = kind_counts(c * P + static_cast<std::int64_t>(busiest));
+      const auto& count = kinds[static_cast<std::size_t>(c * P + static_cast<std::int64_t>(busiest))];
       for (std::size_t k = 0; k < kLayerKinds; ++k)
         if (count[k] > 0) sum += (lc.kind[k].*forward + lc.kind[k].*backward) * count[k] * static_cast<double>(M);
     }

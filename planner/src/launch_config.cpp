@@ -328,7 +328,7 @@ Scenario parse_megatron_arguments(const std::string& text, int gpus, const std::
     m.set_sliding_window(std::stoi(w.substr(0, w.find(','))) + 1);
     if (has("--window-attn-skip-freq")) m.set_sliding_window_pattern(integer("--window-attn-skip-freq", 1));
   }
-  m.set_attention_sinks(args.count("--softmax-type") > 0 && args["--softmax-type"] == "learnable");
+  m.set_attention_sinks(has("--softmax-type") && args["--softmax-type"] == "learnable");
   return out;
 }
 
