@@ -77,6 +77,7 @@ const char* group_name(CommGroup g) {
     case GROUP_EP: return "EP";
     case GROUP_DP_CP: return "DP x CP";
     case GROUP_EXPERT_DP: return "expert DP";
+    case GROUP_EXPERT_TP: return "expert TP";
     default: return "none";
   }
 }

@@ -40,7 +40,8 @@ std::string_view op_name(Op op) {
       "moe_permute",        "moe_dispatch",       "expert_fc1",
       "expert_fc2",         "moe_combine",        "moe_unpermute",
       "shared_expert_fc1",  "shared_expert_fc2",  "mla_down_proj",
-      "mla_latent_norm",    "mla_q_up_proj",      "mla_kv_up_proj"};
+      "mla_latent_norm",    "mla_q_up_proj",      "mla_kv_up_proj",
+      "expert_tp_all_gather", "expert_tp_reduce_scatter"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -224,24 +225,26 @@ class Builder {
   // column-parallel GEMM waits for the all-gather of its input; a row-parallel GEMM's output is
   // reduced (all-reduce, or reduce-scatter with sequence parallelism) before the next op.
   // MoE dispatch / combine: an all-to-all over the ep group, on the compute stream: Megatron's
-  // dispatcher holds the layer's compute until the tokens have arrived (no overlap).
-  void ep_all_to_all(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+  // dispatcher holds the layer's compute until the tokens have arrived (no overlap). The same for
+  // the all-gather dispatcher's collectives and the expert tensor-parallel gather and scatter
+  // (LayerOp::exchange_group, exchange_forward, exchange_backward).
+  void expert_exchange(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
+    const bool backward = phase == BACKWARD;
+    const CollectiveKind kind = backward ? op.exchange_backward : op.exchange_forward;
+    const auto bytes = static_cast<std::uint64_t>(backward ? op.exchange_backward_bytes : op.exchange_forward_bytes);
     // Overlapped (merged steps of layout.moe_a2a_overlap): on the EP_COMM stream after this chain's
     // last compute task, and this chain's next compute task waits for it.
-    // The all-gather dispatcher: an all-gather and a reduce-scatter (LayerOp::ep_forward, ep_backward).
-    const bool backward = phase == BACKWARD;
-    const CollectiveKind kind = backward ? op.ep_backward : op.ep_forward;
-    const auto bytes = static_cast<std::uint64_t>(backward ? op.ep_backward_bytes : op.all_to_all_bytes);
     if (overlapped_a2a_) {
-      pending_.push_back(collective(op.op, kind, GROUP_EP, EP_COMM, phase, layer, mb, bytes, {chains_[active_chain_].last}));
+      pending_.push_back(
+          collective(op.op, kind, op.exchange_group, EP_COMM, phase, layer, mb, bytes, {chains_[active_chain_].last}));
       return;
     }
-    collective(op.op, kind, GROUP_EP, COMPUTE, phase, layer, mb, bytes, {last_compute()});
+    collective(op.op, kind, op.exchange_group, COMPUTE, phase, layer, mb, bytes, {last_compute()});
   }
 
   void op_forward(const LayerOp& op, Phase phase, std::int32_t layer, std::int32_t mb) {
-    if (op.ep_all_to_all) {
-      ep_all_to_all(op, phase, layer, mb);
+    if (op.expert_exchange) {
+      expert_exchange(op, phase, layer, mb);
       return;
     }
     const bool overlap = tp_overlapped() && op.is_gemm;
@@ -367,8 +370,8 @@ class Builder {
 
   // The backward of one forward op (model::backward_of) with its TP collectives.
   void op_backward(const LayerOp& op, std::int32_t layer, std::int32_t mb) {
-    if (op.ep_all_to_all) {
-      ep_all_to_all(op, BACKWARD, layer, mb);  // the gradients of the tokens, the other way
+    if (op.expert_exchange) {
+      expert_exchange(op, BACKWARD, layer, mb);  // the gradients of the tokens, the other way
       return;
     }
     const std::vector<BackwardStep> steps = backward_of(op);
@@ -885,8 +888,10 @@ class Builder {
   std::pair<std::size_t, std::size_t> a2a_indices(std::int32_t layer) const {
     const LayerDescription& desc = layer_of(layer);
     std::size_t dispatch = desc.ops.size(), combine = desc.ops.size();
-    for (std::size_t i = 0; i < desc.ops.size(); ++i)
-      if (desc.ops[i].ep_all_to_all) (dispatch == desc.ops.size() ? dispatch : combine) = i;
+    for (std::size_t i = 0; i < desc.ops.size(); ++i) {
+      if (desc.ops[i].op == Op::MoeDispatch) dispatch = i;
+      if (desc.ops[i].op == Op::MoeCombine) combine = i;
+    }
     return {dispatch, combine};
   }
 

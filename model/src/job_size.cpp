@@ -67,6 +67,7 @@ struct ChunkLayers {
     if (partition && (partition->even() || partition->pp() != d.p || partition->chunks() != d.v)) partition.reset();
   }
   std::int64_t operator()(std::int64_t vs) const { return partition ? partition->layers(vs) : even_share; }
+  std::int64_t first(std::int64_t vs) const { return partition ? partition->first_layer(vs) : vs * even_share; }
   std::int64_t on_stage(const Dims& d, std::int64_t stage) const {
     return partition ? partition->stage_layers(stage) : even_share * d.v;
   }
@@ -74,35 +75,49 @@ struct ChunkLayers {
 
 // Gradient buckets of one stage, counted as Builder::make_buckets cuts them: per model chunk, its
 // items in backward order (output layer, layers, embedding), skipping those without parameters,
-// a bucket closed as soon as it holds `capacity` parameters.
-std::uint64_t bucket_count(const Dims& d, const ChunkLayers& chunk_layers, bool tied, double capacity,
-                           std::int64_t stage) {
+// a bucket closed as soon as it holds `capacity` parameters (a MoE layer's dense ones). `with_moe`:
+// those holding a Mixture-of-Experts layer, whose routed experts are reduced on their own.
+struct BucketCount {
+  std::uint64_t buckets = 0, with_moe = 0;
+};
+BucketCount bucket_count(const Dims& d, const ChunkLayers& chunk_layers, bool tied, double capacity, std::int64_t stage,
+                         bool moe) {
   // Validation allows at most 32767 layers; more is an unvalidated scenario, bounded by one bucket
   // per item rather than walked.
   const std::int64_t on_stage = chunk_layers.on_stage(d, stage);
-  if (on_stage > 65536) return static_cast<std::uint64_t>(on_stage + 2);
-  const double layer = layer_parameters(d).local();
-  std::uint64_t buckets = 0;
+  if (on_stage > 65536) return {static_cast<std::uint64_t>(on_stage + 2), static_cast<std::uint64_t>(on_stage + 2)};
+  const double dense_layer = layer_parameters(d).local();
+  const double moe_layer = moe ? layer_parameters(d, true).dense() : dense_layer;
+  BucketCount count;
   for (std::int64_t c = 0; c < d.v; ++c) {
     const std::int64_t vs = c * d.p + stage;
     double current = 0;
-    bool open = false;
-    auto item = [&](double params) {
+    bool open = false, has_moe = false;
+    auto item = [&](double params, bool moe_item) {
       if (params <= 0) return;
       open = true;
+      has_moe = has_moe || moe_item;
       current += params;
       if (current >= capacity) {
-        ++buckets;
+        ++count.buckets;
+        if (has_moe) ++count.with_moe;
         current = 0;
-        open = false;
+        open = has_moe = false;
       }
     };
-    if (vs == d.p * d.v - 1) item(output_parameters(d, tied).local());
-    for (std::int64_t l = 0; l < chunk_layers(vs); ++l) item(layer);
-    if (vs == 0) item(embedding_parameters(d).local());
-    if (open) ++buckets;
+    if (vs == d.p * d.v - 1) item(output_parameters(d, tied).local(), false);
+    const std::int64_t first = chunk_layers.first(vs);
+    for (std::int64_t l = first + chunk_layers(vs) - 1; l >= first; --l) {
+      const bool moe_item = moe && is_moe_layer(d, l);
+      item(moe_item ? moe_layer : dense_layer, moe_item);
+    }
+    if (vs == 0) item(embedding_parameters(d).local(), false);
+    if (open) {
+      ++count.buckets;
+      if (has_moe) ++count.with_moe;
+    }
   }
-  return buckets;
+  return count;
 }
 
 }  // namespace
@@ -135,10 +150,12 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   // reduce-scatter.
   // A Mixture-of-Experts model is counted as if every layer were a MoE layer (more tasks than a
   // dense one: an upper bound where the first layers are dense), its expert gradient reductions
-  // as one more per bucket.
+  // as one more per bucket holding a MoE layer.
   // (Only for MoE fields validation would accept: this runs on unvalidated scenarios.)
   const bool moe = d.experts > 0 && d.top_k >= 1 && d.top_k <= d.experts && d.moe_f >= 1 && d.experts % d.ep == 0 &&
-                   d.skew >= 1 && d.skew <= static_cast<double>(d.experts);
+                   d.moe_f % d.etp == 0 && d.skew >= 1 && d.skew <= static_cast<double>(d.experts);
+  // The ranks holding the same experts, which reduce the expert gradients (model::RankGrid).
+  const std::int64_t expert_dp = d.t * d.c * d.d / std::max<std::int64_t>(1, d.ep * d.etp);
   const LayerTaskCounts counts = layer_task_counts(describe_layer(d, moe), d, recompute);
   const std::uint64_t layer_fwd = counts.forward + z3;
   // Without resharding after forward (FSDP2 reshard_after_forward False) the backward uses the
@@ -168,10 +185,13 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
           (vs == last_vs ? output_bwd : 1) + layers * layer_bwd + (vs == 0 ? embedding_bwd : 1);
     }
     double once = 1;  // the optimizer step
-    if (param_gathers || (dp_cp(d) > 1 && zero < 2)) {
-      const auto buckets = static_cast<double>(bucket_count(d, chunk_layers, tied, capacity, stage));
-      if (param_gathers) once += buckets;        // parameter all-gathers, at the start or the end
-      if (dp_cp(d) > 1 && zero < 2) once += buckets * (moe ? 2 : 1);  // gradient reductions
+    const bool expert_reductions = moe && expert_dp > 1 && zero < 2;
+    if (param_gathers || (dp_cp(d) > 1 && zero < 2) || expert_reductions) {
+      const BucketCount count = bucket_count(d, chunk_layers, tied, capacity, stage, moe);
+      const auto buckets = static_cast<double>(count.buckets);
+      if (param_gathers) once += buckets;                   // parameter all-gathers, at the start or the end
+      if (dp_cp(d) > 1 && zero < 2) once += buckets;        // gradient reductions
+      if (expert_reductions) once += static_cast<double>(count.with_moe);  // expert gradient reductions
     }
     if (tied && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
     return static_cast<double>(m) * static_cast<double>(per_microbatch) + once;

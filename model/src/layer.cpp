@@ -378,8 +378,8 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
   if (!moe) {
     dense_mlp(f, Op::Fc1, Op::Fc2);
   } else {
-    // Megatron-Core's MoELayer (megatron/core/transformer/moe) with the all-to-all token dispatcher
-    // and expert tensor parallelism 1. Each rank routes its own T tokens (b s / cp, split over tp by
+    // Megatron-Core's MoELayer (megatron/core/transformer/moe) with the all-to-all token dispatcher.
+    // Each rank routes its own T tokens (b s / cp, split over tp by
     // sequence parallelism, which Megatron requires with MoE): the router GEMM (h x experts) and
     // its softmax / top-k in fp32, the permutation of every token's top_k copies into expert order
     // (memory-bound), the dispatch all-to-all over the ep group, the local experts' FFNs as grouped
@@ -387,6 +387,10 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     // their router probabilities and summed). Balanced routing sends each expert T top_k ep /
     // experts tokens; with moe_routing_skew s the busiest expert gets s times that, and this rank,
     // the one holding it, runs it as a GEMM of its own after the others' grouped GEMM.
+    // Expert tensor parallelism (etp > 1): the etp ranks holding the same experts all-gather the
+    // tokens each received, so every expert GEMM has etp x the rows, and each rank computes its
+    // 1 / etp of FC1's output columns and of FC2's input rows; FC2's partial outputs are
+    // reduce-scattered back to the rank that received the tokens before the combine.
     const std::int64_t T = bs / (d.sp ? d.t : 1);
     const std::int64_t E = d.experts, k = d.top_k, local = E / d.ep;
     // A capacity factor c (token dropping) keeps at most c x the balanced share per expert: below 1
@@ -403,7 +407,9 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     const std::int64_t m_busy = std::max<std::int64_t>(1, std::llround(mean * std::max(busiest, kept_share)));
     const bool skewed = m_busy != m_mean;
     const double rows = static_cast<double>(m_mean * (skewed ? local - 1 : local) + (skewed ? m_busy : 0));
-    const std::int64_t expert_width = swiglu ? 2 * d.moe_f : d.moe_f;
+    const std::int64_t etp = d.etp, expert_f = d.moe_f / etp;  // one expert's FFN width on this rank
+    const std::int64_t expert_width = swiglu ? 2 * expert_f : expert_f;
+    const double expert_rows = rows * static_cast<double>(etp);  // the rows each expert GEMM runs
     // The all-gather dispatcher where tokens move (ep > 1): the ep group's T ep tokens arrive, this
     // rank's rows are picked out of them, and its outputs go back through a zeroed buffer of them
     // (written once more per row computed: `zeroed` bytes per element of the rows).
@@ -435,9 +441,9 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
     auto all_to_all = [&](Op op) {
       LayerOp a2a;
       a2a.op = op;
-      a2a.ep_all_to_all = true;
-      a2a.all_to_all_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
-      a2a.ep_backward_bytes = a2a.all_to_all_bytes;
+      a2a.expert_exchange = true;
+      a2a.exchange_forward_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
+      a2a.exchange_backward_bytes = a2a.exchange_forward_bytes;
       if (gathered) {
         // Megatron-Core's MoEAllGatherTokenDispatcher: the ep group's tokens gathered (with each
         // token's routing: its probabilities in fp32 and its routing-map row, 5 B per expert), the
@@ -445,35 +451,50 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
         const double gathered_tokens = static_cast<double>(T * d.ep);
         const bool dispatch = op == Op::MoeDispatch;
         const double tokens_bytes = gathered_tokens * static_cast<double>(h) * e;
-        a2a.ep_forward = dispatch ? ALL_GATHER : REDUCE_SCATTER;
-        a2a.ep_backward = dispatch ? REDUCE_SCATTER : ALL_GATHER;
-        a2a.all_to_all_bytes = tokens_bytes + (dispatch ? gathered_tokens * 5.0 * static_cast<double>(E) : 0.0);
-        a2a.ep_backward_bytes = tokens_bytes;
+        a2a.exchange_forward = dispatch ? ALL_GATHER : REDUCE_SCATTER;
+        a2a.exchange_backward = dispatch ? REDUCE_SCATTER : ALL_GATHER;
+        a2a.exchange_forward_bytes = tokens_bytes + (dispatch ? gathered_tokens * 5.0 * static_cast<double>(E) : 0.0);
+        a2a.exchange_backward_bytes = tokens_bytes;
       }
       return a2a;
     };
     if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeDispatch));
+    // The expert tensor-parallel exchange: the received tokens gathered over etp (backward: their
+    // gradients reduce-scattered), and the partial outputs reduce-scattered (backward: gathered).
+    auto expert_tp_exchange = [&](Op op, CollectiveKind forward, CollectiveKind backward) {
+      LayerOp x;
+      x.op = op;
+      x.expert_exchange = true;
+      x.exchange_group = GROUP_EXPERT_TP;
+      x.exchange_forward = forward;
+      x.exchange_backward = backward;
+      x.exchange_forward_bytes = expert_rows * static_cast<double>(h) * e;  // the whole gathered tensor
+      x.exchange_backward_bytes = x.exchange_forward_bytes;
+      return x;
+    };
+    if (etp > 1) out.ops.push_back(expert_tp_exchange(Op::ExpertTpGather, ALL_GATHER, REDUCE_SCATTER));
     auto experts = [&](Op op, std::int64_t n, std::int64_t kk, double parameters_per_expert, const char* input,
                        double input_width) {
       if (!skewed || local > 1) {
-        LayerOp g = gemm(op, {m_mean, n, kk, skewed ? local - 1 : local}, TpPlacement::None);
+        LayerOp g = gemm(op, {m_mean * etp, n, kk, skewed ? local - 1 : local}, TpPlacement::None);
         g.expert = true;
         out.ops.push_back(g);
       }
       if (skewed) {
-        LayerOp busiest = gemm(op, {m_busy, n, kk, 1}, TpPlacement::None);
+        LayerOp busiest = gemm(op, {m_busy * etp, n, kk, 1}, TpPlacement::None);
         busiest.expert = true;
         out.ops.push_back(busiest);
       }
       LayerOp& first = out.ops[out.ops.size() - ((skewed && local > 1) ? 2 : 1)];
       first.has_weight = true;
       first.expert_parameters = parameters_per_expert * static_cast<double>(local);
-      first.saved.push_back(kept(input, 2.0 * rows * input_width, TensorSplit::Tp, true, true, false));
+      first.saved.push_back(kept(input, 2.0 * expert_rows * input_width, TensorSplit::Tp, true, true, false));
     };
     experts(Op::ExpertFc1, expert_width, h, static_cast<double>(h * expert_width), "permuted tokens, the expert FC1 input",
             static_cast<double>(h));
-    out.ops.push_back(activation(static_cast<std::int64_t>(rows) * d.moe_f));
-    experts(Op::ExpertFc2, h, d.moe_f, static_cast<double>(d.moe_f * h), "expert FC2 input", static_cast<double>(d.moe_f));
+    out.ops.push_back(activation(static_cast<std::int64_t>(expert_rows) * expert_f));
+    experts(Op::ExpertFc2, h, expert_f, static_cast<double>(expert_f * h), "expert FC2 input", static_cast<double>(expert_f));
+    if (etp > 1) out.ops.push_back(expert_tp_exchange(Op::ExpertTpReduceScatter, REDUCE_SCATTER, ALL_GATHER));
     if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeCombine));
     // Un-permute: each token's top_k expert outputs weighted by their probabilities and summed (read
     // the copies, write the token); backward writes each copy's gradient and reads the kept outputs

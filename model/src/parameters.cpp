@@ -84,9 +84,10 @@ double embedding_and_output(const Dims& d, bool tied_embeddings) {
 double activated_parameters(const Dims& d, bool tied_embeddings) {
   if (d.experts == 0) return total_parameters(d, tied_embeddings);
   const ParameterShard dense = layer_parameters(d), moe = layer_parameters(d, true);
-  // A token uses top_k of the experts / ep experts a rank holds, times ep ranks: top_k / experts of
-  // them all.
-  const double routed = moe.expert * static_cast<double>(d.ep) * static_cast<double>(d.top_k) / static_cast<double>(d.experts);
+  // A token uses top_k of the experts / ep experts a rank holds (1 / etp of each), times ep x etp
+  // ranks: top_k / experts of them all.
+  const double routed =
+      moe.expert * static_cast<double>(d.ep * d.etp) * static_cast<double>(d.top_k) / static_cast<double>(d.experts);
   return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
          static_cast<double>(d.L - d.dense_layers) * (moe.sharded * static_cast<double>(d.t) + moe.replicated + routed) +
          embedding_and_output(d, tied_embeddings);
@@ -96,7 +97,7 @@ double total_parameters(const Dims& d, bool tied_embeddings) {
   if (d.experts > 0) {
     const ParameterShard dense = layer_parameters(d), moe = layer_parameters(d, true);
     return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
-           static_cast<double>(d.L - d.dense_layers) * moe.unique(d.t, d.ep) + embedding_and_output(d, tied_embeddings);
+           static_cast<double>(d.L - d.dense_layers) * moe.unique(d.t, d.ep * d.etp) + embedding_and_output(d, tied_embeddings);
   }
   double total = 0;
   // Any split of the layers gives the same count: the even one (the first L % p stages one more).

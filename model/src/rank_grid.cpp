@@ -40,8 +40,8 @@ std::string rank_order_text(const GridOrder& order) {
 RankGrid::RankGrid(std::int64_t tp, std::int64_t dp, std::int64_t pp)
     : RankGrid(GridCoords{tp, 1, 1, dp, pp}, kDefaultRankOrder) {}
 
-RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order, std::int64_t expert_parallel)
-    : extent_(extent), order_(order), expert_parallel_(expert_parallel) {
+RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order, std::optional<ExpertGrid> experts)
+    : extent_(extent), order_(order), expert_(experts.value_or(ExpertGrid{})), has_experts_(experts.has_value()) {
   std::int64_t stride = 1;
   for (GridDim dim : order_) {
     if (extent_[index(dim)] < 1) throw std::invalid_argument("rank grid: a dimension's extent is below 1");
@@ -49,9 +49,9 @@ RankGrid::RankGrid(const GridCoords& extent, const GridOrder& order, std::int64_
     stride *= extent_[index(dim)];
   }
   size_ = stride;
-  if (expert_parallel_ < 1 || (size_ / extent_[index(GridDim::Pp)]) % expert_parallel_ != 0)
-    throw std::invalid_argument("rank grid: ep does not divide the ranks of a pipeline stage");
-  if (expert_parallel_ > 1 && extent_[index(GridDim::Ep)] > 1)
+  if (expert_.ep < 1 || expert_.etp < 1 || (size_ / extent_[index(GridDim::Pp)]) % (expert_.ep * expert_.etp) != 0)
+    throw std::invalid_argument("rank grid: ep x etp does not divide the ranks of a pipeline stage");
+  if (has_experts_ && extent_[index(GridDim::Ep)] > 1)
     throw std::invalid_argument("rank grid: ep is folded into tp x cp x dp; the Ep extent must be 1");
 }
 
@@ -96,8 +96,9 @@ bool RankGrid::has_group(CommGroup group) const {
   switch (group) {
     case GROUP_TP: return extent(GridDim::Tp) > 1;
     case GROUP_CP: return extent(GridDim::Cp) > 1;
-    case GROUP_EP: return extent(GridDim::Ep) > 1 || expert_parallel_ > 1;
-    case GROUP_EXPERT_DP: return expert_parallel_ > 1 && expert_data_parallel() > 1;
+    case GROUP_EP: return extent(GridDim::Ep) > 1 || expert_.ep > 1;
+    case GROUP_EXPERT_TP: return expert_.etp > 1;
+    case GROUP_EXPERT_DP: return has_experts_ && expert_data_parallel() > 1;
     case GROUP_DP: return extent(GridDim::Dp) > 1;
     case GROUP_DP_CP: return extent(GridDim::Cp) > 1;
     case GROUP_PP:
@@ -124,14 +125,20 @@ std::vector<std::uint32_t> RankGrid::members(CommGroup group, std::uint32_t r) c
     case GROUP_TP: return vary(r, {GridDim::Tp});
     case GROUP_CP: return vary(r, {GridDim::Cp});
     case GROUP_EP:
+    case GROUP_EXPERT_TP:
     case GROUP_EXPERT_DP: {
-      if (expert_parallel_ == 1) return group == GROUP_EP ? vary(r, {GridDim::Ep}) : std::vector<std::uint32_t>{r};
-      const std::int64_t q = pipeline(r), s = stage(r), ep = expert_parallel_;
+      if (!has_experts_) return group == GROUP_EP ? vary(r, {GridDim::Ep}) : std::vector<std::uint32_t>{r};
+      // r's place in the expert grid: q = e + etp (p + ep x), e its expert tp, p its ep, x its
+      // expert dp coordinate.
+      const std::int64_t q = pipeline(r), s = stage(r), ep = expert_.ep, etp = expert_.etp;
+      const std::int64_t e = q % etp, block = q / (etp * ep) * (etp * ep);
       std::vector<std::uint32_t> m;
-      if (group == GROUP_EP)
-        for (std::int64_t i = 0; i < ep; ++i) m.push_back(stage_rank(s, q / ep * ep + i));
+      if (group == GROUP_EXPERT_TP)
+        for (std::int64_t i = 0; i < etp; ++i) m.push_back(stage_rank(s, q - e + i));
+      else if (group == GROUP_EP)
+        for (std::int64_t i = 0; i < ep; ++i) m.push_back(stage_rank(s, block + i * etp + e));
       else
-        for (std::int64_t i = 0; i < expert_data_parallel(); ++i) m.push_back(stage_rank(s, q % ep + i * ep));
+        for (std::int64_t i = 0; i < expert_data_parallel(); ++i) m.push_back(stage_rank(s, q % (etp * ep) + i * etp * ep));
       std::sort(m.begin(), m.end());
       return m;
     }
@@ -152,7 +159,9 @@ std::string rank_label(const RankGrid& grid, std::uint32_t r) {
                     " pp" + std::to_string(grid.stage(r));
   if (grid.extent(GridDim::Cp) > 1) out += " cp" + std::to_string(grid.cp(r));
   if (grid.extent(GridDim::Ep) > 1) out += " ep" + std::to_string(grid.ep(r));
-  if (grid.expert_parallel() > 1) out += " ep" + std::to_string(grid.pipeline(r) % grid.expert_parallel());
+  const std::int64_t etp = grid.expert_tensor_parallel();
+  if (grid.expert_parallel() > 1) out += " ep" + std::to_string(grid.pipeline(r) / etp % grid.expert_parallel());
+  if (etp > 1) out += " etp" + std::to_string(grid.pipeline(r) % etp);
   return out + ")";
 }
 
@@ -161,7 +170,13 @@ std::string grid_shape_text(const RankGrid& grid) {
                     " x pp " + std::to_string(grid.extent(GridDim::Pp));
   if (grid.extent(GridDim::Cp) > 1) out += " x cp " + std::to_string(grid.extent(GridDim::Cp));
   if (grid.extent(GridDim::Ep) > 1) out += " x ep " + std::to_string(grid.extent(GridDim::Ep));
-  if (grid.expert_parallel() > 1) out += " (ep " + std::to_string(grid.expert_parallel()) + " within)";
+  if (grid.expert_parallel() > 1 || grid.expert_tensor_parallel() > 1) {
+    out += " (";
+    if (grid.expert_parallel() > 1) out += "ep " + std::to_string(grid.expert_parallel());
+    if (grid.expert_parallel() > 1 && grid.expert_tensor_parallel() > 1) out += " x ";
+    if (grid.expert_tensor_parallel() > 1) out += "etp " + std::to_string(grid.expert_tensor_parallel());
+    out += " within)";
+  }
   return out;
 }
 
@@ -171,9 +186,11 @@ RankGrid rank_grid(const Scenario& sc) {
   if (!order)
     throw std::invalid_argument("layout.rank_order \"" + l.rank_order() +
                                 "\" is not a permutation of tp, cp, ep, dp, pp joined by '-'");
-  // Megatron's ep folds into tp x cp x dp (the expert grid of each stage), so the dense grid's Ep
-  // extent is 1.
-  return RankGrid(GridCoords{l.tp(), l.cp(), 1, l.dp(), l.pp()}, *order, std::max(1, l.ep()));
+  // Megatron's ep and etp fold into tp x cp x dp (the expert grid of each stage), so the dense
+  // grid's Ep extent is 1.
+  std::optional<ExpertGrid> experts;
+  if (sc.model().num_experts() > 0) experts = ExpertGrid{std::max(1, l.ep()), std::max(1, l.etp())};
+  return RankGrid(GridCoords{l.tp(), l.cp(), 1, l.dp(), l.pp()}, *order, experts);
 }
 
 }  // namespace parallax::model

@@ -508,7 +508,8 @@ void validate(const Scenario& sc, const Sources& src) {
   const Layout& l = sc.layout();
   for (const auto& [name, value] : {std::pair{"dp", l.dp()}, {"tp", l.tp()}, {"pp", l.pp()},
                                     {"virtual_stages", l.virtual_stages()},
-                                    {"micro_batch_size", l.micro_batch_size()}, {"cp", l.cp()}, {"ep", l.ep()}}) {
+                                    {"micro_batch_size", l.micro_batch_size()}, {"cp", l.cp()}, {"ep", l.ep()},
+                                    {"etp", l.etp()}}) {
     if (value < 1) fail(src, {"layout", name}, "must be >= 1 (got " + std::to_string(value) + ")");
   }
   for (const auto& [name, value] : {std::pair{"first_stage_layers", l.first_stage_layers()},
@@ -549,6 +550,38 @@ void validate(const Scenario& sc, const Sources& src) {
            "ep " + std::to_string(l.ep()) + " does not divide tp x cp x dp = " + std::to_string(stage_ranks) +
                " (the ranks of a pipeline stage, which Megatron regroups as ep x expert dp); valid ep: " +
                divisors_text(stage_ranks, std::min<std::int64_t>(m.num_experts(), stage_ranks)));
+  }
+  if (l.etp() > 1) {
+    // Expert tensor parallelism: ep x etp ranks of each stage hold one copy of all the experts.
+    const std::int64_t stage_ranks = static_cast<std::int64_t>(l.tp()) * l.cp() * l.dp();
+    const std::int64_t ep = std::max(1, l.ep());
+    if (m.num_experts() == 0)
+      fail(src, {"layout", "etp"},
+           "expert tensor parallelism needs a Mixture-of-Experts model (model.num_experts > 0); use etp 1");
+    if (stage_ranks % (ep * l.etp()) != 0)
+      fail(src, {"layout", "etp"},
+           "ep x etp = " + std::to_string(ep) + " x " + std::to_string(l.etp()) + " does not divide tp x cp x dp = " +
+               std::to_string(stage_ranks) +
+               " (the ranks of a pipeline stage, which Megatron regroups as etp x ep x expert dp); valid etp with ep " +
+               std::to_string(ep) + ": " + divisors_text(stage_ranks / ep, stage_ranks / ep));
+    if (m.moe_ffn_hidden_size() % l.etp() != 0)
+      fail(src, {"layout", "etp"},
+           "etp " + std::to_string(l.etp()) + " does not divide model.moe_ffn_hidden_size " +
+               std::to_string(m.moe_ffn_hidden_size()) + " (each expert's FFN is split over etp ranks); valid etp: " +
+               divisors_text(m.moe_ffn_hidden_size(), std::min<std::int64_t>(m.moe_ffn_hidden_size(), stage_ranks / ep)));
+    if (m.add_bias_linear())
+      fail(src, {"layout", "etp"},
+           "etp " + std::to_string(l.etp()) +
+               " with model.add_bias_linear: Megatron-Core asserts expert_tensor_parallel_size == 1 or no linear "
+               "biases; use etp 1 or add_bias_linear: false");
+    if (l.moe_dispatcher() == Layout::ALLGATHER)
+      fail(src, {"layout", "etp"},
+           "etp " + std::to_string(l.etp()) +
+               " with moe_dispatcher ALLGATHER is not modelled (the all-gather dispatcher gathers over ep x etp); "
+               "use etp 1 or moe_dispatcher: ALLTOALL");
+    refuse_unmodelled(src, {"layout", "etp"}, l.moe_a2a_overlap(),
+                      "the all-to-all overlap (moe_a2a_overlap) with expert tensor parallelism (etp " +
+                          std::to_string(l.etp()) + ")");
   }
   refuse_unmodelled(src, {"layout", "cp"}, l.cp() > 1 && (m.kv_lora_rank() > 0 || m.sliding_window() > 0),
                     "context parallelism with " +
@@ -903,6 +936,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.capacity = m.has_moe_capacity_factor() ? m.moe_capacity_factor() : 0.0;
   d.pad_to_capacity = m.moe_pad_to_capacity();
   d.ep = std::max<std::int64_t>(1, l.ep());
+  d.etp = std::max<std::int64_t>(1, l.etp());
   d.allgather_dispatcher = l.moe_dispatcher() == Layout::ALLGATHER;
   d.kv_lora = m.kv_lora_rank();
   d.q_lora = m.q_lora_rank();

@@ -81,6 +81,7 @@ struct Candidate {
   int ep = 1;        // expert parallelism (Mixture-of-Experts models), within tp x cp x dp
   bool a2a_overlap = false;  // layout.moe_a2a_overlap, where the request asks for it and it applies
   bool allgather = false;    // layout.moe_dispatcher ALLGATHER (searched with ep > 1)
+  int etp = 1;               // expert tensor parallelism, within tp x cp x dp with ep
 };
 
 // The splits worth searching for pp * v virtual stages of num_layers layers: an even split when
@@ -146,6 +147,7 @@ void apply(const Candidate& c, long long num_layers, Layout& l) {
   l.set_ep(c.ep);
   l.set_moe_a2a_overlap(c.a2a_overlap);
   l.set_moe_dispatcher(c.allgather ? Layout::ALLGATHER : Layout::ALLTOALL);
+  l.set_etp(c.etp);
   l.clear_stage_layers();
   l.set_embedding_in_pipeline_split(c.split == Split::EmbeddingLoss);
   l.set_loss_in_pipeline_split(c.split == Split::EmbeddingLoss);
@@ -166,6 +168,7 @@ Candidate candidate_of(const Layout& l) {
   c.ep = std::max(1, l.ep());
   c.a2a_overlap = l.moe_a2a_overlap();
   c.allgather = l.moe_dispatcher() == Layout::ALLGATHER;
+  c.etp = std::max(1, l.etp());
   return c;
 }
 
@@ -394,6 +397,7 @@ std::string layout_summary(const Layout& l) {
     << " recompute " << recompute << " zero" << l.zero_stage();
   if (l.cp() > 1) s << " cp" << l.cp();
   if (l.ep() > 1) s << " ep" << l.ep();
+  if (l.etp() > 1) s << " etp" << l.etp();
   if (l.moe_a2a_overlap()) s << " a2a-overlap";
   if (l.moe_dispatcher() == Layout::ALLGATHER) s << " allgather-dispatch";
   if (l.zero_stage() >= 3 && !l.reshard_after_forward()) s << " keep-gathered";
@@ -487,6 +491,17 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
       if (stage_ranks % e == 0) out.push_back(e);
     return out;
   };
+  // Expert tensor parallelism: etp divides tp (Megatron's default etp is tp; experts split finer
+  // than the dense layers are left out of the search), ep x etp the stage's ranks, and etp the
+  // expert FFN; not with linear biases (Megatron asserts it).
+  const auto etps_of = [&](int tp, int ep, long long stage_ranks) {
+    std::vector<int> out{1};
+    if (!moe || request.model.add_bias_linear()) return out;
+    for (int e : divisors(tp))
+      if (e > 1 && stage_ranks % (static_cast<long long>(ep) * e) == 0 && request.model.moe_ffn_hidden_size() % e == 0)
+        out.push_back(e);
+    return out;
+  };
   // The all-to-all overlap where the request asks for it and the layout can run it (ep > 1, one
   // stage or the interleaved schedule, no full or per-op recompute; scenario validation's rules).
   const auto a2a_overlap_of = [&](int ep, int pp, Layout::Schedule schedule, Layout::Recompute recompute) {
@@ -534,15 +549,18 @@ std::vector<Scenario> enumerate_layouts(const PlanRequest& request, PruneStats* 
                       for (Split split : splits)
                         for (const bool fp8 : precisions)
                           // Megatron's two token dispatchers where tokens move (ep > 1); the
-                          // all-to-all overlap is the all-to-all dispatcher's.
-                          for (int allgather = 0; allgather <= (ep > 1 ? 1 : 0); ++allgather) {
-                            Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
-                                        split, cp, fp8};
-                            c.ep = ep;
-                            c.allgather = allgather == 1;
-                            c.a2a_overlap = !c.allgather && a2a_overlap_of(ep, pp, schedule, recompute);
-                            consider(c);
-                          }
+                          // all-to-all overlap is the all-to-all dispatcher's. Expert tensor
+                          // parallelism with the all-to-all dispatcher, without the overlap.
+                          for (int etp : etps_of(tp, ep, static_cast<long long>(tp) * cp * dp))
+                            for (int allgather = 0; allgather <= (ep > 1 && etp == 1 ? 1 : 0); ++allgather) {
+                              Candidate c{tp, pp, dp, v, schedule, mbs, sp == 1, recompute, zero, reshard, overlap == 1,
+                                          split, cp, fp8};
+                              c.ep = ep;
+                              c.etp = etp;
+                              c.allgather = allgather == 1;
+                              c.a2a_overlap = etp == 1 && !c.allgather && a2a_overlap_of(ep, pp, schedule, recompute);
+                              consider(c);
+                            }
                   }
         }
       }

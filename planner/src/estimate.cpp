@@ -86,10 +86,10 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   if (full.experts > 0) one.mutable_model()->set_moe_dense_layers(static_cast<std::int32_t>(dense_run));
   auto* l = one.mutable_layout();
   l->set_pp(1);
-  // Expert parallelism needs ep | tp x cp x dp: the fewest data-parallel replicas that hold an ep
-  // group (the graph's tasks per rank do not depend on dp).
-  const std::int64_t ep = std::max<std::int64_t>(1, sc.layout().ep());
-  const std::int64_t dp_one = ep / std::gcd(ep, full.t * full.c);
+  // Expert parallelism needs ep x etp | tp x cp x dp: the fewest data-parallel replicas that hold
+  // an ep x etp block of the expert grid (the graph's tasks per rank do not depend on dp).
+  const std::int64_t expert_block = std::max<std::int64_t>(1, sc.layout().ep()) * std::max<std::int64_t>(1, sc.layout().etp());
+  const std::int64_t dp_one = expert_block / std::gcd(expert_block, full.t * full.c);
   l->set_dp(static_cast<std::int32_t>(dp_one));
   l->set_virtual_stages(1);
   l->set_schedule(Layout::ONE_F_ONE_B);
@@ -119,6 +119,8 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
   const netmodel::GroupShape cp = netmodel::strided_group_shape(net, full.c, grid.stride(model::GridDim::Cp));
   const netmodel::GroupShape ep_group =
       grid.has_group(GROUP_EP) ? grid_group_shape(net, grid, GROUP_EP) : netmodel::GroupShape{};
+  const netmodel::GroupShape etp_group =
+      grid.has_group(GROUP_EXPERT_TP) ? grid_group_shape(net, grid, GROUP_EXPERT_TP) : netmodel::GroupShape{};
 
   const auto n = static_cast<std::uint32_t>(g.num_tasks());
   std::vector<double> duration(n), start(n), end(n);
@@ -128,7 +130,8 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
                   : t.group == GROUP_TP ? tuned_time(t.collective, tp, static_cast<double>(t.bytes))
                   : t.group == GROUP_CP ? tuned_time(t.collective, cp, static_cast<double>(t.bytes))
                   : t.group == GROUP_EP ? tuned_time(t.collective, ep_group, static_cast<double>(t.bytes))
-                                        : 0.0;
+                  : t.group == GROUP_EXPERT_TP ? tuned_time(t.collective, etp_group, static_cast<double>(t.bytes))
+                                               : 0.0;
   }
   // The graph's tasks are numbered in emission order, predecessors first: one pass schedules them.
   // With skewed routing the representative ranks differ (one holds the busiest expert): a layer's
@@ -153,7 +156,7 @@ LayerCosts layer_costs(const Scenario& sc, const netmodel::LinkParameters& net) 
       // Communication time of the first representative rank (one rank's share of the step).
       if (t.rank != g.tasks()[0].rank) continue;
       if (tp_time && t.group == GROUP_TP) *tp_time += duration[i];
-      if (ep_time && t.group == GROUP_EP) *ep_time += duration[i];
+      if (ep_time && (t.group == GROUP_EP || t.group == GROUP_EXPERT_TP)) *ep_time += duration[i];
     }
     return hi > lo ? hi - lo : 0.0;
   };
@@ -195,10 +198,14 @@ LayerCosts cached_layer_costs(const Scenario& sc, const netmodel::LinkParameters
   key_scenario.clear_description();
   // The TP group's rank stride depends on the degrees ordered before tp (cleared above).
   const model::RankGrid grid = model::rank_grid(sc);
-  // The ep group's place (its members' spacing) depends on the grid's order and extents.
+  // The ep and expert tp groups' places (their members' spacing) depend on the grid's order and
+  // extents.
   std::string ep_members;
-  if (grid.has_group(GROUP_EP))
-    for (auto r : grid.members(GROUP_EP, 0)) ep_members += std::to_string(r) + ",";
+  for (CommGroup group : {GROUP_EP, GROUP_EXPERT_TP}) {
+    if (grid.has_group(group))
+      for (auto r : grid.members(group, 0)) ep_members += std::to_string(r) + ",";
+    ep_members += "|";
+  }
   const std::string key = key_scenario.SerializeAsString() + "|" + std::to_string(grid.stride(model::GridDim::Tp)) +
                           "|" + std::to_string(grid.stride(model::GridDim::Cp)) + "|" + ep_members;
   {
@@ -611,7 +618,8 @@ StepEstimate estimate_step(const Scenario& sc) {
       {est.compute_s - est.tp_comm_s - est.ep_comm_s, "compute"},
       {est.bubble_s, "pipeline bubble"},
       {est.tp_comm_s, "tensor-parallel communication"},
-      {est.ep_comm_s, "expert all-to-all (MoE dispatch and combine)"},
+      {est.ep_comm_s, d.etp > 1 ? "expert communication (MoE dispatch and combine, expert tp gather and scatter)"
+                                : "expert all-to-all (MoE dispatch and combine)"},
       {std::max(0.0, step - free_at[busiest]), "data-parallel gradient sync and optimizer"},
   };
   std::sort(costs.rbegin(), costs.rend());

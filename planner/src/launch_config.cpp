@@ -135,6 +135,8 @@ std::string megatron_arguments(const Scenario& sc) {
     if (m.moe_pad_to_capacity()) arg("--moe-pad-expert-input-to-capacity");
     arg("--moe-token-dispatcher-type", l.moe_dispatcher() == Layout::ALLGATHER ? "allgather" : "alltoall");
     arg("--expert-model-parallel-size", std::to_string(std::max(1, l.ep())));
+    // Always written: without it Megatron-LM sets expert_tensor_parallel_size to tp.
+    arg("--expert-tensor-parallel-size", std::to_string(std::max(1, l.etp())));
     if (l.moe_a2a_overlap()) arg("--overlap-moe-expert-parallel-comm");
   } else if (l.ep() > 1) {
     cannot(fw, "ep", std::to_string(l.ep()), "expert parallelism needs a Mixture-of-Experts model (model.num_experts)");
@@ -307,6 +309,8 @@ Scenario parse_megatron_arguments(const std::string& text, int gpus, const std::
     m.set_moe_pad_to_capacity(has("--moe-pad-expert-input-to-capacity"));
   }
   l.set_ep(integer("--expert-model-parallel-size", 1));
+  // Megatron-LM's default: expert tensor parallelism as wide as tensor parallelism (arguments.py).
+  if (has("--num-experts")) l.set_etp(integer("--expert-tensor-parallel-size", l.tp()));
   if (has("--moe-token-dispatcher-type")) {
     const std::string dispatcher = args["--moe-token-dispatcher-type"];
     if (dispatcher != "alltoall" && dispatcher != "allgather")

@@ -198,6 +198,8 @@ std::vector<std::pair<std::string, double>> path_categories(const Report& r) {
       {"mla_kv_up_proj", "GEMMs"},
       {"moe_dispatch", "expert all-to-all"},
       {"moe_combine", "expert all-to-all"},
+      {"expert_tp_all_gather", "expert tp exchange"},
+      {"expert_tp_reduce_scatter", "expert tp exchange"},
       {"tp_all_reduce", "TP communication"},
       {"sp_all_gather", "TP communication"},
       {"sp_reduce_scatter", "TP communication"},
@@ -221,7 +223,8 @@ std::vector<std::pair<std::string, double>> path_categories(const Report& r) {
 }
 
 bool is_comm_category(const std::string& c) {
-  return c == "TP communication" || c == "expert all-to-all" || c == "pipeline transfers" || c == "DP gradient reduction" ||
+  return c == "TP communication" || c == "expert all-to-all" || c == "expert tp exchange" || c == "pipeline transfers" ||
+         c == "DP gradient reduction" ||
          c == "ZeRO parameter gathers" || c == "embedding all-reduce";
 }
 
@@ -230,13 +233,15 @@ std::string across_nodes(const std::string& category, const Scenario& sc) {
   const model::Dims d = model::dims(sc);
   const std::int64_t per_node = sc.cluster().gpus_per_node();
   if (category == "TP communication" && d.t > per_node) return " (tp " + std::to_string(d.t) + " spans nodes)";
-  if (category == "expert all-to-all") {
+  if (category == "expert all-to-all" || category == "expert tp exchange") {
+    const CommGroup group = category == "expert all-to-all" ? GROUP_EP : GROUP_EXPERT_TP;
     const model::RankGrid grid = model::rank_grid(sc);
-    if (!grid.has_group(GROUP_EP)) return "";
-    const auto members = grid.members(GROUP_EP, 0);
+    if (!grid.has_group(group)) return "";
+    const auto members = grid.members(group, 0);
     bool one_node = true;
     for (auto r : members) one_node &= r / per_node == members.front() / per_node;
-    return " (ep " + std::to_string(members.size()) + (one_node ? " within a node)" : " spans nodes)");
+    return std::string(group == GROUP_EP ? " (ep " : " (etp ") + std::to_string(members.size()) +
+           (one_node ? " within a node)" : " spans nodes)");
   }
   if ((category == "DP gradient reduction" || category == "ZeRO parameter gathers") && d.t * d.d > per_node &&
       sc.cluster().num_nodes() > 1)
@@ -513,7 +518,8 @@ bool same_candidate(const Layout& a, const Layout& b) {
          a.first_stage_layers() == b.first_stage_layers() && a.last_stage_layers() == b.last_stage_layers() &&
          a.embedding_in_pipeline_split() == b.embedding_in_pipeline_split() &&
          a.loss_in_pipeline_split() == b.loss_in_pipeline_split() && std::max(1, a.ep()) == std::max(1, b.ep()) &&
-         a.moe_a2a_overlap() == b.moe_a2a_overlap() && a.moe_dispatcher() == b.moe_dispatcher();
+         a.moe_a2a_overlap() == b.moe_a2a_overlap() && a.moe_dispatcher() == b.moe_dispatcher() &&
+         std::max(1, a.etp()) == std::max(1, b.etp());
 }
 
 }  // namespace

@@ -180,6 +180,18 @@ TEST(ExecHost, MixtureOfExpertsAllGatherDispatcherVerified) {
   check_tiny_moe_with("tiny-moe-allgather", "global_batch_size: 4 moe_dispatcher: ALLGATHER }");
 }
 
+// Expert tensor parallelism (layout.etp 2 beside ep 2 on 4 ranks): the tokens each rank received
+// all-gathered and the partial expert outputs reduce-scattered on the expert-tp communicator, and
+// the expert gradients reduced over expert dp, verified.
+TEST(ExecHost, MixtureOfExpertsExpertTensorParallelVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-moe-etp.pbtxt";
+  std::string text = tiny_moe_text();
+  text.replace(text.find("ep: 4"), 5, "ep: 2 etp: 2");
+  std::ofstream(path) << text;
+  check_measured_timeline_of(path.string(), 4);
+}
+
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {
   const testing::TempDir dir;
   const auto path = dir / "tiny-moe.pbtxt";

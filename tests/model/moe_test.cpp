@@ -4,6 +4,7 @@
 // expert gradients over expert dp, the memory of expert shards, and the refusals.
 #include "parallax/model/cost_model.h"
 #include "parallax/model/job_graph.h"
+#include "parallax/model/job_size.h"
 #include "parallax/model/layer.h"
 #include "parallax/model/memory_model.h"
 #include "parallax/model/parameters.h"
@@ -17,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(Models, PublishedMoeParameters,
 // Megatron's expert grid: within a stage the tp x cp x dp ranks in rank order regrouped as ep
 // (fastest) x expert dp; ep does not multiply the GPU count.
 TEST(MoeGrid, ExpertGroupsFoldIntoTheStage) {
-  const RankGrid grid(GridCoords{2, 1, 1, 4, 2}, kDefaultRankOrder, 4);  // tp 2, dp 4, pp 2, ep 4
+  const RankGrid grid(GridCoords{2, 1, 1, 4, 2}, kDefaultRankOrder, ExpertGrid{4, 1});  // tp 2, dp 4, pp 2, ep 4
   EXPECT_EQ(grid.size(), 16u);
   EXPECT_EQ(grid.expert_parallel(), 4);
   EXPECT_EQ(grid.expert_data_parallel(), 2);
@@ -93,7 +95,7 @@ TEST(MoeGrid, ExpertGroupsFoldIntoTheStage) {
   EXPECT_TRUE(grid.has_group(GROUP_EP));
   EXPECT_TRUE(grid.has_group(GROUP_EXPERT_DP));
   // With pp fastest the stage's ranks are strided, and the groups follow them.
-  const RankGrid pp_first(GridCoords{1, 1, 1, 4, 2}, *parse_rank_order("pp-tp-cp-ep-dp"), 2);
+  const RankGrid pp_first(GridCoords{1, 1, 1, 4, 2}, *parse_rank_order("pp-tp-cp-ep-dp"), ExpertGrid{2, 1});
   EXPECT_EQ(pp_first.members(GROUP_EP, 0), (std::vector<std::uint32_t>{0, 2}));
   EXPECT_EQ(pp_first.members(GROUP_EP, 5), (std::vector<std::uint32_t>{5, 7}));
   EXPECT_EQ(pp_first.members(GROUP_EXPERT_DP, 1), (std::vector<std::uint32_t>{1, 5}));
@@ -349,6 +351,107 @@ TEST(MoeLayer, ExpertGradientsReduceOverExpertDataParallelRanks) {
   EXPECT_NEAR(m.stages[0].optimizer, p.dense() * 12 / 16 + p.expert * 12 / 4, 1);
 }
 
+// Expert tensor parallelism in the grid: within a stage the ranks in pipeline() order are
+// etp (fastest) x ep x expert dp.
+TEST(MoeGrid, ExpertTensorParallelGroupsAreFastestThenEpThenExpertDp) {
+  const RankGrid grid(GridCoords{2, 1, 1, 4, 2}, kDefaultRankOrder, ExpertGrid{2, 2});  // tp 2 dp 4 pp 2, ep 2 etp 2
+  EXPECT_EQ(grid.expert_data_parallel(), 2);
+  EXPECT_TRUE(grid.has_group(GROUP_EXPERT_TP));
+  // Rank 5 is place 5 of stage 0: etp 1, ep 0, expert dp 1.
+  EXPECT_EQ(grid.members(GROUP_EXPERT_TP, 5), (std::vector<std::uint32_t>{4, 5}));
+  EXPECT_EQ(grid.members(GROUP_EP, 5), (std::vector<std::uint32_t>{5, 7}));
+  EXPECT_EQ(grid.members(GROUP_EXPERT_DP, 5), (std::vector<std::uint32_t>{1, 5}));
+  EXPECT_EQ(grid.members(GROUP_EXPERT_TP, 10), (std::vector<std::uint32_t>{10, 11}));  // stage 1
+  EXPECT_EQ(grid.members(GROUP_EP, 10), (std::vector<std::uint32_t>{8, 10}));
+  // Every rank of a stage is in exactly one expert tp group, one ep group and one expert dp group,
+  // and the three together cover the stage: etp x ep x expert dp = 8.
+  for (std::uint32_t r = 0; r < 8; ++r) {
+    std::set<std::uint32_t> reached;
+    for (auto a : grid.members(GROUP_EXPERT_TP, r))
+      for (auto b : grid.members(GROUP_EP, a))
+        for (auto c : grid.members(GROUP_EXPERT_DP, b)) reached.insert(c);
+    EXPECT_EQ(reached.size(), 8u) << r;
+    EXPECT_EQ(*reached.rbegin(), 7u) << r;
+  }
+  EXPECT_EQ(rank_label(grid, 5), "rank 5 (dp2 tp1 pp0 ep0 etp1)");
+  EXPECT_EQ(grid_shape_text(grid), "dp 4 x tp 2 x pp 2 (ep 2 x etp 2 within)");
+  // A MoE model with ep 1 still has an expert grid: its experts' gradients are reduced over all
+  // of the stage's tp x cp x dp ranks (each tp rank routed its own tokens).
+  const Scenario sc = scenario_from_text(moe_scenario("tp: 2 dp: 8 sequence_parallel: true global_batch_size: 8"));
+  EXPECT_TRUE(rank_grid(sc).has_group(GROUP_EXPERT_DP));
+  EXPECT_EQ(rank_grid(sc).members(GROUP_EXPERT_DP, 0).size(), 16u);
+}
+
+// etp 2 against etp 1 at the same ep: each expert GEMM runs twice the rows on half the width (the
+// same FLOPs), the received tokens are all-gathered over the expert tp group before the experts and
+// the partial outputs reduce-scattered after them, and each rank holds half of its experts.
+TEST(MoeLayer, ExpertTensorParallelismSplitsEachExpertAndGathersItsTokens) {
+  const std::string layout = "tp: 2 dp: 8 sequence_parallel: true ep: 4 global_batch_size: 8";
+  const Scenario one = scenario_from_text(moe_scenario(layout));
+  const Scenario two = scenario_from_text(moe_scenario(layout + " etp: 2"));
+  const JobGraph g1 = build_job_graph(one), g2 = build_job_graph(two);
+  const auto fc1_1 = tasks_of(g1, Op::ExpertFc1, FORWARD, 0), fc1_2 = tasks_of(g2, Op::ExpertFc1, FORWARD, 0);
+  const auto fc2_1 = tasks_of(g1, Op::ExpertFc2, FORWARD, 0), fc2_2 = tasks_of(g2, Op::ExpertFc2, FORWARD, 0);
+  ASSERT_EQ(fc1_1.size(), 1u);
+  ASSERT_EQ(fc1_2.size(), 1u);
+  ASSERT_EQ(fc2_2.size(), 1u);
+  // Each rank routes 2048 / tp = 1024 tokens, 2 copies; ep 4: 1024 x 2 x 4 / 8 = 1024 rows per
+  // expert, two local experts.
+  EXPECT_EQ(fc1_1[0]->gemm_m, 1024u);
+  EXPECT_EQ(fc1_2[0]->gemm_m, 2048u);
+  EXPECT_EQ(fc1_2[0]->gemm_n, fc1_1[0]->gemm_n / 2);  // gate and up: 2 x 1024 / etp
+  EXPECT_EQ(fc1_2[0]->gemm_batch, 2u);
+  EXPECT_EQ(fc2_2[0]->gemm_k, fc2_1[0]->gemm_k / 2);
+  EXPECT_DOUBLE_EQ(fc1_2[0]->flops, fc1_1[0]->flops);
+  EXPECT_DOUBLE_EQ(fc2_2[0]->flops, fc2_1[0]->flops);
+  // The exchange over the expert tp group: the whole gathered tensor, 2 experts x 2048 rows x 1024 x 2 B.
+  const std::uint64_t gathered = 2u * 2048 * 1024 * 2;
+  const std::map<std::pair<Op, Phase>, CollectiveKind> expected{{{Op::ExpertTpGather, FORWARD}, ALL_GATHER},
+                                                                {{Op::ExpertTpGather, BACKWARD}, REDUCE_SCATTER},
+                                                                {{Op::ExpertTpReduceScatter, FORWARD}, REDUCE_SCATTER},
+                                                                {{Op::ExpertTpReduceScatter, BACKWARD}, ALL_GATHER}};
+  for (const auto& [key, kind] : expected) {
+    const auto t = tasks_of(g2, key.first, key.second, 0);
+    ASSERT_EQ(t.size(), 1u) << op_name(key.first);
+    EXPECT_EQ(t[0]->collective, kind) << op_name(key.first);
+    EXPECT_EQ(t[0]->group, GROUP_EXPERT_TP);
+    EXPECT_EQ(t[0]->stream, COMPUTE);
+    EXPECT_EQ(t[0]->bytes, gathered);
+    EXPECT_EQ(rank_grid(two).members(GROUP_EXPERT_TP, t[0]->rank).size(), 2u);
+    EXPECT_TRUE(tasks_of(g1, key.first, key.second, 0).empty());
+  }
+  // In forward order: dispatch, gather, experts, reduce-scatter, combine.
+  std::vector<Op> order;
+  for (const Task& t : g2.tasks())
+    if (t.layer == 0 && t.microbatch == 0 && t.phase == FORWARD && t.rank == g2.tasks()[0].rank &&
+        (t.op == Op::MoeDispatch || t.op == Op::ExpertTpGather || t.op == Op::ExpertFc1 ||
+         t.op == Op::ExpertTpReduceScatter || t.op == Op::MoeCombine))
+      order.push_back(t.op);
+  EXPECT_EQ(order, (std::vector<Op>{Op::MoeDispatch, Op::ExpertTpGather, Op::ExpertFc1, Op::ExpertTpReduceScatter,
+                                    Op::MoeCombine}));
+  // Parameters: half of each local expert per rank; the model's totals are unchanged.
+  const Dims d1 = dims(one), d2 = dims(two);
+  EXPECT_NEAR(layer_parameters(d2, true).expert, layer_parameters(d1, true).expert / 2, 1e-6);
+  EXPECT_NEAR(total_parameters(d2, false), total_parameters(d1, false), 1);
+  EXPECT_NEAR(activated_parameters(d2, false), activated_parameters(d1, false), 1);
+  // Expert gradients over expert dp = 16 / (4 x 2) = 2 ranks, half the bytes of etp 1's (over 4).
+  auto expert_grads = [](const JobGraph& g, const Scenario& sc, std::size_t group_size) {
+    double bytes = 0;
+    for (const Task& t : g.tasks())
+      if (t.phase == GRADIENT_SYNC && t.rank == g.tasks()[0].rank && t.group == GROUP_EXPERT_DP) {
+        bytes += static_cast<double>(t.bytes);
+        EXPECT_EQ(rank_grid(sc).members(t.group, t.rank).size(), group_size);
+      }
+    return bytes;
+  };
+  EXPECT_NEAR(expert_grads(g2, two, 2), expert_grads(g1, one, 4) / 2, 1);
+  // Memory: the expert weights per rank halve.
+  EXPECT_LT(estimate_memory(two).stages[0].weights, estimate_memory(one).stages[0].weights);
+  // The simulated-size count is exact for the etp graph too.
+  EXPECT_EQ(estimate_job_size(one).tasks, g1.num_tasks());
+  EXPECT_EQ(estimate_job_size(two).tasks, g2.num_tasks());
+}
+
 TEST(MoeLayer, BadInputNamesTheFieldAndTheValidValues) {
   auto error = [](const std::string& layout, const std::string& model = "") {
     return input_error([&] { scenario_from_text(moe_scenario(layout, model)); });
@@ -373,6 +476,25 @@ TEST(MoeLayer, BadInputNamesTheFieldAndTheValidValues) {
         cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 global_batch_size: 8 })");
   });
   EXPECT_THAT(stray, HasSubstr("model.moe_top_k: is set but model.num_experts is 0"));
+  // Expert tensor parallelism: ep x etp within the stage, etp dividing the expert FFN, and the
+  // combinations Megatron refuses or parallax does not model.
+  EXPECT_THAT(error("tp: 2 dp: 8 sequence_parallel: true ep: 8 etp: 4 global_batch_size: 8"),
+              HasSubstr("layout.etp: ep x etp = 8 x 4 does not divide tp x cp x dp = 16"));
+  EXPECT_THAT(error("tp: 2 dp: 8 sequence_parallel: true ep: 2 etp: 4 global_batch_size: 8", "moe_ffn_hidden_size: 1022"),
+              HasSubstr("layout.etp: etp 4 does not divide model.moe_ffn_hidden_size 1022"));
+  std::string biased = moe_scenario("dp: 16 ep: 2 etp: 2 global_batch_size: 16");
+  biased.replace(biased.find("add_bias_linear: false"), 22, "add_bias_linear: true");
+  EXPECT_THAT(input_error([&] { scenario_from_text(biased); }),
+              HasSubstr("Megatron-Core asserts expert_tensor_parallel_size == 1 or no linear biases"));
+  EXPECT_THAT(error("dp: 16 ep: 2 etp: 2 global_batch_size: 16 moe_dispatcher: ALLGATHER"),
+              HasSubstr("layout.etp: etp 2 with moe_dispatcher ALLGATHER is not modelled"));
+  EXPECT_THAT(error("dp: 16 ep: 2 etp: 2 global_batch_size: 32 moe_a2a_overlap: true"), HasSubstr("is not modelled yet"));
+  EXPECT_THAT(error("dp: 16 etp: 0 global_batch_size: 16"), HasSubstr("layout.etp: must be >= 1 (got 0)"));
+  const std::string dense_etp = input_error([] {
+    scenario_from_text(R"(model { num_layers: 2 hidden_size: 512 num_heads: 8 seq_length: 512 vocab_size: 1000 }
+        cluster { preset: "dgx-h100" num_nodes: 1 } layout { dp: 8 etp: 2 global_batch_size: 8 })");
+  });
+  EXPECT_THAT(dense_etp, HasSubstr("layout.etp: expert tensor parallelism needs a Mixture-of-Experts model"));
 }
 
 // Multi-head latent attention with DeepSeek-V3's ranks on tp 2: the down-projection on this rank's

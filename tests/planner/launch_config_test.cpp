@@ -38,7 +38,8 @@ const std::set<std::string> kMegatronArguments = {
     "--num-experts", "--moe-router-topk", "--moe-ffn-hidden-size", "--moe-grouped-gemm",
     "--moe-shared-expert-intermediate-size", "--moe-layer-freq", "--moe-expert-capacity-factor",
     "--moe-pad-expert-input-to-capacity",
-    "--moe-token-dispatcher-type", "--expert-model-parallel-size", "--overlap-moe-expert-parallel-comm",
+    "--moe-token-dispatcher-type", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
+    "--overlap-moe-expert-parallel-comm",
     "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
     "--v-head-dim", "--window-size", "--window-attn-skip-freq", "--softmax-type"};
 
@@ -87,6 +88,9 @@ void expect_same_layout(const Scenario& want, const Scenario& got, const std::st
   EXPECT_EQ(a.loss_in_pipeline_split(), b.loss_in_pipeline_split()) << what;
   EXPECT_EQ(a.optimizer_state(), b.optimizer_state()) << what;
   EXPECT_EQ(std::max(1, a.ep()), std::max(1, b.ep())) << what;
+  if (want.model().num_experts() > 0) {
+    EXPECT_EQ(std::max(1, a.etp()), std::max(1, b.etp())) << what;
+  }
   EXPECT_EQ(a.moe_dispatcher(), b.moe_dispatcher()) << what;
   EXPECT_EQ(a.moe_a2a_overlap(), b.moe_a2a_overlap()) << what;
   EXPECT_EQ(want.model().precision(), got.model().precision()) << what;
@@ -142,6 +146,8 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
                           "micro_batch_size: 1 global_batch_size: 224 zero_stage: 1 moe_a2a_overlap: true")},
       {"gpt-oss", preset("gpt-oss-120b", 64, "pp: 4 dp: 16 ep: 8 moe_dispatcher: ALLGATHER global_batch_size: 128 zero_stage: 1",
                          " moe_capacity_factor: 1.25 moe_pad_to_capacity: true")},
+      // Expert tensor parallelism.
+      {"qwen3-etp", preset("qwen3-30b-a3b", 32, "tp: 2 dp: 16 sequence_parallel: true ep: 8 etp: 2 global_batch_size: 64 zero_stage: 1")},
   };
   for (const auto& [name, sc] : moe) {
     const Scenario back = megatron_round_trip(name, sc, sc.cluster().num_nodes() * 8);
@@ -164,6 +170,16 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
   }
   EXPECT_NE(megatron_arguments(moe[0].second).find("--moe-layer-freq \"([0]*3+[1]*58)\""), std::string::npos);
   EXPECT_NE(megatron_arguments(moe[1].second).find("--window-size \"(127,0)\""), std::string::npos);
+  // etp is always written, 1 included: without it Megatron-LM would take tp.
+  EXPECT_NE(megatron_arguments(moe[0].second).find("--expert-tensor-parallel-size 1"), std::string::npos);
+  EXPECT_NE(megatron_arguments(moe[2].second).find("--expert-tensor-parallel-size 2"), std::string::npos);
+  {
+    // Read without the flag: Megatron-LM's default, etp = tp (here 2 from deepseek's tp 2).
+    std::string text = megatron_arguments(moe[0].second);
+    const auto at = text.find("--expert-tensor-parallel-size 1");
+    text.erase(at, std::string("--expert-tensor-parallel-size 1").size());
+    EXPECT_EQ(parse_megatron_arguments(text, 224, "no-etp").layout().etp(), 2);
+  }
   // Spot checks of the values.
   const std::string mr04 = megatron_arguments(cases[0].second);
   for (const char* expected : {"--tensor-model-parallel-size 4", "--pipeline-model-parallel-size 4",

@@ -290,6 +290,28 @@ TEST(Plan, MixtureOfExpertsSearchesExpertParallelism) {
   }
   EXPECT_EQ(eps, (std::set<int>{1, 2, 4, 8, 16}));
   EXPECT_TRUE(allgather);
+  // With linear biases (kSmall's default) Megatron refuses expert tensor parallelism: etp 1 only.
+  for (const Scenario& sc : layouts) ASSERT_EQ(std::max(1, sc.layout().etp()), 1) << sc.name();
+  // Without them etp is searched among the divisors of tp, with the all-to-all dispatcher.
+  {
+    const auto unbiased = enumerate_layouts(request(moe + " add_bias_linear: false", 16, 16, "dgx-h100"));
+    std::set<std::pair<int, int>> tp_etp;
+    for (const Scenario& sc : unbiased) {
+      const Layout& l = sc.layout();
+      const int etp = std::max(1, l.etp());
+      tp_etp.insert({l.tp(), etp});
+      ASSERT_EQ(l.tp() % etp, 0) << sc.name();
+      ASSERT_EQ((l.tp() * l.cp() * l.dp()) % (std::max(1, l.ep()) * etp), 0) << sc.name();
+      ASSERT_TRUE(etp == 1 || (l.moe_dispatcher() == Layout::ALLTOALL && !l.moe_a2a_overlap())) << sc.name();
+      if (etp > 1) {
+        EXPECT_NE(sc.name().find(" etp" + std::to_string(etp)), std::string::npos) << sc.name();
+        EXPECT_NO_THROW(model::parse_scenario(traces::to_text(sc), sc.name(), false, model::data_dir())) << sc.name();
+      }
+    }
+    EXPECT_TRUE(tp_etp.count({2, 2}));
+    EXPECT_TRUE(tp_etp.count({8, 4}));
+    EXPECT_TRUE(tp_etp.count({8, 8}));
+  }
   // 8 layers of 16 experts of 3 x 512 x 32768: 6.4 B parameters, about 100 GB of weights, gradients and
   // Adam states per GPU without ep at ZeRO 0: memory prunes layouts that expert shards would save.
   EXPECT_GT(stats.pruned[static_cast<std::size_t>(PruneReason::Memory)], 0u);

@@ -88,6 +88,10 @@ enum class Op : std::uint8_t {
   MlaLatentNorm,
   MlaQUpProj,
   MlaKvUpProj,
+  // Expert tensor parallelism (layout.etp): the tokens an expert rank received all-gathered over
+  // its etp group before the experts, and the partial expert outputs reduce-scattered after them.
+  ExpertTpGather,
+  ExpertTpReduceScatter,
   kCount
 };
 std::string_view op_name(Op op);

@@ -79,19 +79,21 @@ struct LayerOp {
   // SELECTIVE / PER_OP on a fused GEMM of which torchtitan runs a part as its own matmul and
   // re-runs it (wk within QKV, w3 within FC1): the output columns (per TP rank) re-run.
   std::int64_t per_op_rerun_columns = 0;
-  // Mixture of Experts: a routed expert's GEMM (its weights sharded over ep, not tp; FP8 like the
-  // linears), and the expert parameters this op holds on this rank (reduced over expert dp).
+  // Mixture of Experts: a routed expert's GEMM (its weights sharded over ep and etp, not tp; FP8 like
+  // the linears), and the expert parameters this op holds on this rank (reduced over expert dp).
   bool expert = false;
   double expert_parameters = 0;
-  // The dispatch or combine over the ep group: no compute. With the all-to-all dispatcher each rank
-  // sends (and receives) all_to_all_bytes in forward, and the same for the gradients in backward.
-  // With the all-gather dispatcher the collective is ep_forward in forward (dispatch: ALL_GATHER,
-  // combine: REDUCE_SCATTER) and the other one in backward, of all_to_all_bytes in forward and
-  // ep_backward_bytes in backward (the whole gathered tensor, as nccl-tests count).
-  bool ep_all_to_all = false;
-  double all_to_all_bytes = 0;
-  CollectiveKind ep_forward = ALL_TO_ALL, ep_backward = ALL_TO_ALL;
-  double ep_backward_bytes = 0;
+  // A token exchange among the expert ranks, no compute: the dispatch or combine over the ep group,
+  // or the expert tensor-parallel gather and reduce-scatter around the experts (exchange_group
+  // GROUP_EXPERT_TP). With the all-to-all dispatcher each rank sends (and receives)
+  // exchange_forward_bytes in forward, and the same for the gradients in backward. Otherwise the
+  // collective is exchange_forward in forward (a gather: ALL_GATHER, a scatter back:
+  // REDUCE_SCATTER) and the other one in backward, of exchange_forward_bytes in forward and
+  // exchange_backward_bytes in backward (the whole gathered tensor, as nccl-tests count).
+  bool expert_exchange = false;
+  CommGroup exchange_group = GROUP_EP;
+  CollectiveKind exchange_forward = ALL_TO_ALL, exchange_backward = ALL_TO_ALL;
+  double exchange_forward_bytes = 0, exchange_backward_bytes = 0;
   // A column-parallel GEMM whose input is narrower than the hidden state (multi-head latent
   // attention's up-projections read a latent): the elements per token its sequence-parallel
   // all-gather (and the reduce-scatter of its input gradient) carries; 0: hidden_size.

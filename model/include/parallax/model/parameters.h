@@ -17,8 +17,9 @@ struct ParameterShard {
   double local() const { return sharded + replicated + expert; }
   // Parameters other than the routed experts (reduced, and ZeRO-sharded, over dp x cp).
   double dense() const { return sharded + replicated; }
-  double unique(std::int64_t tp, std::int64_t ep = 1) const {
-    return sharded * static_cast<double>(tp) + replicated + expert * static_cast<double>(ep);
+  // Over the tp ranks and the ep x etp ranks of the expert grid that together hold one copy.
+  double unique(std::int64_t tp, std::int64_t expert_ranks = 1) const {
+    return sharded * static_cast<double>(tp) + replicated + expert * static_cast<double>(expert_ranks);
   }
 };
 

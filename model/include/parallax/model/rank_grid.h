@@ -21,8 +21,8 @@ using GridCoords = std::array<std::int64_t, kGridDims>;  // indexed by GridDim
 
 // The groups collectives run on, in the order executors create their communicators (PP transfers are
 // point-to-point).
-inline constexpr std::array<CommGroup, 7> kCollectiveGroups{GROUP_TP,    GROUP_CP,        GROUP_EP,       GROUP_DP,
-                                                            GROUP_DP_CP, GROUP_EXPERT_DP, GROUP_EMBEDDING};
+inline constexpr std::array<CommGroup, 8> kCollectiveGroups{GROUP_TP,    GROUP_CP,        GROUP_EP,        GROUP_DP,
+                                                            GROUP_DP_CP, GROUP_EXPERT_DP, GROUP_EXPERT_TP, GROUP_EMBEDDING};
 
 inline constexpr GridOrder kDefaultRankOrder{GridDim::Tp, GridDim::Cp, GridDim::Ep, GridDim::Dp, GridDim::Pp};
 
@@ -31,14 +31,20 @@ std::string_view grid_dim_name(GridDim dim);  // "tp", "cp", "ep", "dp", "pp"
 std::optional<GridOrder> parse_rank_order(std::string_view text);
 std::string rank_order_text(const GridOrder& order);
 
+// Megatron's expert grid (a Mixture-of-Experts model only): each stage's tp x cp x dp ranks, in
+// RankGrid::pipeline() order, regrouped as expert tp (etp, fastest) x ep x expert dp.
+struct ExpertGrid {
+  std::int64_t ep = 1, etp = 1;
+};
+
 class RankGrid {
  public:
   RankGrid() : RankGrid(1, 1, 1) {}
   // Megatron's default order with cp = ep = 1.
   RankGrid(std::int64_t tp, std::int64_t dp, std::int64_t pp);
-  // `extent` indexed by GridDim; each at least 1. `expert_parallel`: Megatron's ep, folded into the
-  // tp x cp x dp ranks of each stage (it must divide their count; the Ep extent is then 1).
-  RankGrid(const GridCoords& extent, const GridOrder& order, std::int64_t expert_parallel = 1);
+  // `extent` indexed by GridDim; each at least 1. `experts`: the expert grid, folded into the
+  // tp x cp x dp ranks of each stage (ep x etp must divide their count; the Ep extent is then 1).
+  RankGrid(const GridCoords& extent, const GridOrder& order, std::optional<ExpertGrid> experts = std::nullopt);
 
   std::int64_t extent(GridDim dim) const { return extent_[index(dim)]; }
   // Rank distance between neighbours along `dim`: the product of the extents of faster dimensions.
@@ -68,17 +74,19 @@ class RankGrid {
   std::int64_t pipeline(std::uint32_t r) const;
   std::int64_t pipelines() const { return size_ / extent(GridDim::Pp); }
   // Whether the layout has `group` as a communicator of more than one rank (DP_CP only when cp > 1:
-  // with cp = 1 it is the DP group; EP and EXPERT_DP only with ep > 1).
+  // with cp = 1 it is the DP group; EP, EXPERT_TP and EXPERT_DP only with an expert grid).
   bool has_group(CommGroup group) const;
-  // Megatron's expert grid: within a stage the ranks in pipeline() order regrouped as ep (fastest) x
-  // expert dp. ep 1: no expert grid.
-  std::int64_t expert_parallel() const { return expert_parallel_; }
-  std::int64_t expert_data_parallel() const { return size_ / extent(GridDim::Pp) / expert_parallel_; }
+  // The expert grid (ExpertGrid); without one ep = etp = 1 and expert dp is the stage's rank count.
+  bool has_experts() const { return has_experts_; }
+  std::int64_t expert_parallel() const { return expert_.ep; }
+  std::int64_t expert_tensor_parallel() const { return expert_.etp; }
+  std::int64_t expert_data_parallel() const { return size_ / extent(GridDim::Pp) / (expert_.ep * expert_.etp); }
 
   // The global ranks of `group` that `r` belongs to, in rank order (the communicator's rank order):
-  // TP, CP, DP, PP vary one coordinate; DP_CP varies dp and cp; EP is the ep consecutive ranks of
-  // r's stage (in pipeline() order) around r, EXPERT_DP the stage's ranks at r's position in every
-  // EP group; EMBEDDING is the first and the last stage; any other group is r alone.
+  // TP, CP, DP, PP vary one coordinate; DP_CP varies dp and cp; in the expert grid (r's stage in
+  // pipeline() order) EXPERT_TP is the etp consecutive ranks around r, EP the ep ranks etp apart
+  // around r, EXPERT_DP the stage's ranks at r's expert tp and ep coordinates; EMBEDDING is the
+  // first and the last stage; any other group is r alone.
   std::vector<std::uint32_t> members(CommGroup group, std::uint32_t r) const;
 
  private:
@@ -92,12 +100,14 @@ class RankGrid {
   GridCoords stride_{1, 1, 1, 1, 1};
   GridOrder order_ = kDefaultRankOrder;
   std::int64_t size_ = 1;
-  std::int64_t expert_parallel_ = 1;
+  ExpertGrid expert_;
+  bool has_experts_ = false;
 };
 
-// "rank 5 (dp1 tp1 pp0)", with cp / ep coordinates where those dimensions exist: timeline lane labels.
+// "rank 5 (dp1 tp1 pp0)", with cp / ep / etp coordinates where those dimensions exist: timeline lane
+// labels.
 std::string rank_label(const RankGrid& grid, std::uint32_t r);
-// "dp 2 x tp 2 x pp 2", with cp / ep where they exceed 1: error messages.
+// "dp 2 x tp 2 x pp 2", with cp / ep / etp where they exceed 1: error messages.
 std::string grid_shape_text(const RankGrid& grid);
 
 // The layout's grid. The scenario must have passed validation (a valid rank_order); an invalid order

@@ -81,13 +81,13 @@ struct Dims {
   // model.elementwise_kernels EAGER: the elementwise ops as PyTorch eager runs them (layer.cpp).
   bool eager = false;
   // Mixture of Experts (model.num_experts > 0): experts, top-k, one expert's FFN size, shared
-  // experts, the leading dense layers, the routing skew, and the expert-parallel degree (folded into
-  // t x c x d, Megatron's expert grid).
+  // experts, the leading dense layers, the routing skew, and the expert-parallel and expert
+  // tensor-parallel degrees (folded into t x c x d, Megatron's expert grid).
   std::int64_t experts = 0, top_k = 0, moe_f = 0, shared = 0, dense_layers = 0;
   double skew = 1.0;
   double capacity = 0;  // moe_capacity_factor; 0: dropless
   bool pad_to_capacity = false;  // moe_pad_to_capacity: every expert computes exactly its capacity
-  std::int64_t ep = 1;
+  std::int64_t ep = 1, etp = 1;
   bool allgather_dispatcher = false;  // layout.moe_dispatcher ALLGATHER
   // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
   std::int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_hd = 0;
