@@ -41,7 +41,7 @@ std::string_view op_name(Op op) {
       "expert_fc2",         "moe_combine",        "moe_unpermute",
       "shared_expert_fc1",  "shared_expert_fc2",  "mla_down_proj",
       "mla_latent_norm",    "mla_q_up_proj",      "mla_kv_up_proj",
-      "expert_tp_all_gather", "expert_tp_reduce_scatter"};
+      "expert_tp_all_gather", "expert_tp_reduce_scatter", "mtp_projection"};
   return names[static_cast<std::size_t>(op)];
 }
 
@@ -469,7 +469,9 @@ class Builder {
     return op;
   }
 
-  void output_forward(std::int32_t mb) {
+  // The final norm, the logits and the cross entropy (the main model's, and each MTP module's with
+  // the shared output head).
+  void output_head_forward(std::int32_t mb) {
     const std::int64_t vocab_shard = layer_.vocab / d_.t;
     elementwise(layer_.final_norm_op, FORWARD, -2, mb, hidden_elements(), layer_.norm_forward.bytes_per_element,
                 layer_.norm_forward.flops_per_element);
@@ -484,7 +486,7 @@ class Builder {
                                     static_cast<std::uint64_t>(tokens() * 4 * 2), {last_compute()}));
   }
 
-  void output_backward(std::int32_t mb) {
+  void output_head_backward(std::int32_t mb) {
     const std::int64_t vocab_shard = layer_.vocab / d_.t;
     // Eager: nll_loss's backward writes a dense fp32 gradient (4), log_softmax's reads it and its
     // output and writes (12), the cast back (4, e): e + 20 bytes per logit.
@@ -492,6 +494,65 @@ class Builder {
     op_backward(logits_op(), -2, mb);
     elementwise(layer_.final_norm_op, BACKWARD, -2, mb, hidden_elements(), layer_.norm_backward.bytes_per_element,
                 layer_.norm_backward.flops_per_element);
+  }
+
+  // Multi-token prediction (model.mtp_layers, Megatron-Core's MultiTokenPredictionLayer): module k
+  // looks up the embeddings of the tokens k + 1 ahead (the vocabulary-parallel lookup, reduced over
+  // TP as the first stage's), normalises them and the hidden state, projects their concatenation
+  // 2h -> h (eh_proj: column-parallel, its input all-gathered with sequence parallelism, its output
+  // gathered over TP), runs its transformer layer (layer id num_layers + k) and the output head.
+  // Its tasks but the layer's are the output layer's (layer -2).
+  LayerOp mtp_projection_op() const {
+    LayerOp op;
+    op.op = Op::MtpProjection;
+    op.is_gemm = true;
+    op.has_weight = true;
+    op.tp = TpPlacement::Column;
+    op.gemm = {tokens(), d_.h / d_.t, 2 * d_.h, 1};
+    op.gathered_width = 2 * d_.h;
+    return op;
+  }
+
+  void mtp_forward(std::int32_t mb) {
+    for (std::int64_t k = 0; k < d_.mtp; ++k) {
+      elementwise(Op::Embedding, FORWARD, -2, mb, tokens() * d_.h, 2.0 * d_.e, 1.0);
+      if (d_.t > 1)
+        pending_.push_back(collective(d_.sp ? Op::SpReduceScatter : Op::TpAllReduce, d_.sp ? REDUCE_SCATTER : ALL_REDUCE,
+                                      GROUP_TP, TP_COMM, FORWARD, -2, mb, act_bytes_full(), {last_compute()}));
+      for (int norm = 0; norm < 2; ++norm)  // the embedding's and the hidden state's
+        elementwise(layer_.norm_op, FORWARD, -2, mb, hidden_elements(), layer_.norm_forward.bytes_per_element,
+                    layer_.norm_forward.flops_per_element);
+      op_forward(mtp_projection_op(), FORWARD, -2, mb);
+      tp_blocking(Op::SpAllGather, ALL_GATHER, FORWARD, -2, mb);  // eh_proj's output, h / tp -> h wide
+      layer_forward(FORWARD, static_cast<std::int32_t>(d_.L + k), mb);
+      output_head_forward(mb);
+    }
+  }
+
+  void mtp_backward(std::int32_t mb) {
+    for (std::int64_t k = d_.mtp - 1; k >= 0; --k) {
+      output_head_backward(mb);
+      layer_backward(static_cast<std::int32_t>(d_.L + k), -1, mb);
+      // The sequence-parallel split after eh_proj's gather: its backward gathers the sequence.
+      if (d_.sp) tp_blocking(Op::SpAllGather, ALL_GATHER, BACKWARD, -2, mb);
+      op_backward(mtp_projection_op(), -2, mb);
+      for (int norm = 0; norm < 2; ++norm)
+        elementwise(layer_.norm_op, BACKWARD, -2, mb, hidden_elements(), layer_.norm_backward.bytes_per_element,
+                    layer_.norm_backward.flops_per_element);
+      elementwise(Op::Embedding, BACKWARD, -2, mb, tokens() * d_.h, 3.0 * d_.e, 1.0);
+    }
+  }
+
+  void output_forward(std::int32_t mb) {
+    output_head_forward(mb);
+    mtp_forward(mb);
+  }
+
+  // The MTP modules' backward first (their losses' gradients reach the main hidden state through
+  // their hnorm), then the main output head's.
+  void output_backward(std::int32_t mb) {
+    mtp_backward(mb);
+    output_head_backward(mb);
     output_done_ = last_compute();
     zero2_reduce(-2, mb);
   }
@@ -565,7 +626,7 @@ class Builder {
     for (std::int64_t c = 0; c < d_.v; ++c) {
       const std::int64_t vs = c * d_.p + stage_;
       std::vector<std::pair<std::int32_t, double>> order;
-      if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).local());
+      if (vs == d_.p * d_.v - 1) order.emplace_back(-2, output_parameters(d_, sc_.model().tied_embeddings()).dense());
       for (std::int64_t l = partition_.first_layer(vs + 1) - 1; l >= partition_.first_layer(vs); --l)
         order.emplace_back(static_cast<std::int32_t>(l), dense_params(static_cast<std::int32_t>(l)));
       if (vs == 0) order.emplace_back(-1, embedding_parameters(d_).local());
@@ -627,7 +688,7 @@ class Builder {
     if (layout_.zero_stage() < 2 || dp_ways() == 1) return;
     double params = layer >= 0 ? layer_params_
                                : (layer == -1 ? embedding_parameters(d_).local()
-                                               : output_parameters(d_, sc_.model().tied_embeddings()).local());
+                                               : output_parameters(d_, sc_.model().tied_embeddings()).dense());
     if (params <= 0) return;
     grad_syncs_.push_back(collective(Op::DpGradReduceScatter, REDUCE_SCATTER, dp_group(), DP_COMM, GRADIENT_SYNC,
                                      layer, mb, static_cast<std::uint64_t>(params * grad_bytes_),
@@ -692,6 +753,8 @@ class Builder {
         double experts = 0;
         for (auto layer : bucket.layers)
           if (layer >= 0 && is_moe_layer(d_, layer)) experts += moe_params_.expert;
+        // The multi-token prediction layers' experts, with the output layer.
+        if (bucket.layers.front() == -2) experts += output_parameters(d_, sc_.model().tied_embeddings()).expert;
         if (experts <= 0) continue;
         const auto ready = layout_.overlap_grad_reduce() ? done_task(bucket.layers.back()) : last_compute();
         grad_syncs_.push_back(collective(shard ? Op::DpGradReduceScatter : Op::DpGradAllReduce,
@@ -699,8 +762,9 @@ class Builder {
                                          -1, static_cast<std::uint64_t>(experts * grad_bytes_), {ready}));
       }
     }
-    // Tied embeddings: the first and last stage each hold a copy; their gradients are summed.
-    if (sc_.model().tied_embeddings() && d_.p > 1 && (stage_ == 0 || stage_ == d_.p - 1)) {
+    // Tied embeddings (or the multi-token prediction modules' lookups): the first and last stage
+    // each hold a copy of the word embedding; their gradients are summed.
+    if ((sc_.model().tied_embeddings() || d_.mtp > 0) && d_.p > 1 && (stage_ == 0 || stage_ == d_.p - 1)) {
       const auto bytes = static_cast<std::uint64_t>(embedding_parameters(d_).word * grad_bytes_);
       grad_syncs_.push_back(collective(Op::EmbeddingGradAllReduce, ALL_REDUCE, GROUP_EMBEDDING, DP_COMM,
                                        GRADIENT_SYNC, -1, -1, bytes,

@@ -105,7 +105,10 @@ BucketCount bucket_count(const Dims& d, const ChunkLayers& chunk_layers, bool ti
         open = has_moe = false;
       }
     };
-    if (vs == d.p * d.v - 1) item(output_parameters(d, tied).local(), false);
+    if (vs == d.p * d.v - 1) {
+      const ParameterShard output = output_parameters(d, tied);  // with the MTP modules
+      item(output.dense(), moe && output.expert > 0);
+    }
     const std::int64_t first = chunk_layers.first(vs);
     for (std::int64_t l = first + chunk_layers(vs) - 1; l >= first; --l) {
       const bool moe_item = moe && is_moe_layer(d, l);
@@ -163,9 +166,16 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   const std::uint64_t layer_bwd = counts.backward + (layout.reshard_after_forward() ? z3 : 0) + z2;
   const std::uint64_t embedding_fwd = 1 + tb;
   const std::uint64_t embedding_bwd = 1 + (z2 && embedding_parameters(d).local() > 0 ? 1 : 0);
-  const std::uint64_t output_fwd = 3 + spt + tb;
-  const std::uint64_t output_bwd =
-      4 + spt + tb + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
+  const std::uint64_t head_fwd = 3 + spt + tb, head_bwd = 4 + spt + tb;
+  // Each multi-token prediction module (Builder::mtp_forward): the lookup and its TP reduction, two
+  // norms, eh_proj (column-parallel) and the gather of its output, the layer, the output head;
+  // backward the head, the layer, the sequence-parallel gather, eh_proj's two GEMMs with their TP
+  // collectives, the norms and the lookup's scatter-add.
+  const auto mtp = static_cast<std::uint64_t>(std::clamp<std::int64_t>(d.mtp, 0, kMaxMtpLayers));
+  const std::uint64_t mtp_fwd = mtp * ((1 + tb) + 2 + (1 + spt) + tb + counts.forward + head_fwd);
+  const std::uint64_t mtp_bwd = mtp * (head_bwd + counts.backward + spt + (2 + spt + tb) + 2 + 1);
+  const std::uint64_t output_fwd = head_fwd + mtp_fwd;
+  const std::uint64_t output_bwd = head_bwd + mtp_bwd + (z2 && output_parameters(d, tied).local() > 0 ? 1 : 0);
 
   const ChunkLayers chunk_layers(sc, d);
   const auto m = static_cast<std::uint64_t>(d.m);
@@ -193,7 +203,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
       if (dp_cp(d) > 1 && zero < 2) once += buckets;        // gradient reductions
       if (expert_reductions) once += static_cast<double>(count.with_moe);  // expert gradient reductions
     }
-    if (tied && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
+    if ((tied || d.mtp > 0) && d.p > 1 && (stage == 0 || stage == d.p - 1)) once += 1;  // embedding gradients
     return static_cast<double>(m) * static_cast<double>(per_microbatch) + once;
   };
   double per_stage_total = kSaturate;

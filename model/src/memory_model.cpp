@@ -102,8 +102,11 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
     // for the step; with fp8_params they replace the BF16 copy instead of joining it.
     if (d.fp8) {
       const std::int64_t moe_layers = stage_moe_layers(d, partition, stage);
-      const double linears = static_cast<double>(partition.stage_layers(stage) - moe_layers) * describe_layer(d).sharded_parameters() +
-                             (moe_layers > 0 ? static_cast<double>(moe_layers) * (describe_layer(d, true).sharded_parameters()) : 0.0);
+      double linears = static_cast<double>(partition.stage_layers(stage) - moe_layers) * describe_layer(d).sharded_parameters() +
+                       (moe_layers > 0 ? static_cast<double>(moe_layers) * (describe_layer(d, true).sharded_parameters()) : 0.0);
+      // The multi-token prediction layers' linears (their eh_proj stays in BF16).
+      if (stage == d.p - 1 && d.mtp > 0)
+        linears += static_cast<double>(d.mtp) * describe_layer(d, is_moe_layer(d, d.L)).sharded_parameters();
       m.weights += linears * (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? dp : 1.0) +
                    params.expert * (d.fp8_params ? 0.0 : 2.0) / (zero >= 3 ? edp : 1.0);
     }
@@ -122,7 +125,13 @@ MemoryEstimate estimate_memory(const Scenario& sc) {
       const auto moe_layers = static_cast<double>(chunk_moe_layers(d, partition, vs));
       double bytes = per_layer * (static_cast<double>(partition.layers(vs)) - moe_layers) + per_moe_layer * moe_layers;
       if (vs == 0 && d.dropout) bytes += sbh / outside;  // the embedding's dropout mask
-      if (vs == last_vs) bytes += 4.0 * static_cast<double>(local_tokens(d)) * (padded_vocab(d) / d.t) + 2 * sbh / outside;
+      const double logits = 4.0 * static_cast<double>(local_tokens(d)) * (padded_vocab(d) / d.t);
+      if (vs == last_vs) bytes += logits + 2 * sbh / outside;
+      // Each multi-token prediction module: its layer, its logits and final norm input, the two
+      // norms' inputs and eh_proj's (2h wide).
+      if (vs == last_vs && d.mtp > 0)
+        bytes += static_cast<double>(d.mtp) * ((is_moe_layer(d, d.L) ? per_moe_layer : per_layer) + logits +
+                                               (2 + 4 + 4) * sbh / outside);
       chunk_bytes[static_cast<std::size_t>(chunk)] = bytes;
     }
     const HeldPeak held = peak_held(layout.schedule(), static_cast<int>(d.p), static_cast<int>(d.v),

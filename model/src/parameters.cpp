@@ -37,11 +37,37 @@ EmbeddingShard embedding_parameters(const Dims& d) {
   return e;
 }
 
-ParameterShard output_parameters(const Dims& d, bool tied_embeddings) {
+namespace {
+// The final norm and the output layer alone.
+ParameterShard output_layer_parameters(const Dims& d, bool tied_embeddings) {
   ParameterShard p;
   p.replicated = describe_layer(d).final_norm_parameters;
   if (!tied_embeddings || d.p > 1) p.sharded = static_cast<double>(padded_vocab(d)) * d.h / d.t;
   return p;
+}
+// One MTP module without an embedding copy: eh_proj, three norms, its layer.
+ParameterShard mtp_module_parameters(const Dims& d) {
+  const ParameterShard layer = layer_parameters(d, is_moe_layer(d, d.L));
+  ParameterShard p;
+  p.sharded = 2.0 * static_cast<double>(d.h) * static_cast<double>(d.h) / static_cast<double>(d.t) + layer.sharded;
+  p.replicated = 3.0 * describe_layer(d).final_norm_parameters + layer.replicated;
+  p.expert = layer.expert;
+  return p;
+}
+}  // namespace
+
+ParameterShard mtp_parameters(const Dims& d, bool tied_embeddings) {
+  if (d.mtp <= 0) return {};
+  const ParameterShard module = mtp_module_parameters(d);
+  const double n = static_cast<double>(d.mtp);
+  ParameterShard p{module.sharded * n, module.replicated * n, module.expert * n};
+  if (!tied_embeddings && d.p > 1) p.sharded += embedding_parameters(d).word;
+  return p;
+}
+
+ParameterShard output_parameters(const Dims& d, bool tied_embeddings) {
+  const ParameterShard o = output_layer_parameters(d, tied_embeddings), m = mtp_parameters(d, tied_embeddings);
+  return {o.sharded + m.sharded, o.replicated + m.replicated, m.expert};
 }
 
 ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_t stage, std::int64_t stage_layers,
@@ -65,6 +91,7 @@ ParameterShard stage_parameters(const Dims& d, bool tied_embeddings, std::int64_
     const auto o = output_parameters(d, tied_embeddings);
     p.sharded += o.sharded;
     p.replicated += o.replicated;
+    p.expert += o.expert;
   }
   return p;
 }
@@ -74,10 +101,21 @@ namespace {
 // parameter of its own).
 double embedding_and_output(const Dims& d, bool tied_embeddings) {
   const EmbeddingShard e = embedding_parameters(d);
-  const ParameterShard o = output_parameters(d, tied_embeddings);
+  const ParameterShard o = output_layer_parameters(d, tied_embeddings);
   double total = e.unique(d.t) + o.unique(d.t);
   if (tied_embeddings && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
   return total;
+}
+// The MTP modules, counted once (their layers' experts over ep x etp; a token passes through
+// top_k / experts of them).
+double mtp_total(const Dims& d, bool activated) {
+  if (d.mtp <= 0) return 0;
+  const ParameterShard m = mtp_module_parameters(d);
+  const double expert_ranks = static_cast<double>(d.ep * d.etp);
+  const double experts = activated && d.experts > 0
+                             ? m.expert * expert_ranks * static_cast<double>(d.top_k) / static_cast<double>(d.experts)
+                             : m.expert * expert_ranks;
+  return static_cast<double>(d.mtp) * (m.sharded * static_cast<double>(d.t) + m.replicated + experts);
 }
 }  // namespace
 
@@ -90,21 +128,23 @@ double activated_parameters(const Dims& d, bool tied_embeddings) {
       moe.expert * static_cast<double>(d.ep * d.etp) * static_cast<double>(d.top_k) / static_cast<double>(d.experts);
   return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
          static_cast<double>(d.L - d.dense_layers) * (moe.sharded * static_cast<double>(d.t) + moe.replicated + routed) +
-         embedding_and_output(d, tied_embeddings);
+         embedding_and_output(d, tied_embeddings) + mtp_total(d, true);
 }
 
 double total_parameters(const Dims& d, bool tied_embeddings) {
   if (d.experts > 0) {
     const ParameterShard dense = layer_parameters(d), moe = layer_parameters(d, true);
     return static_cast<double>(d.dense_layers) * dense.unique(d.t) +
-           static_cast<double>(d.L - d.dense_layers) * moe.unique(d.t, d.ep * d.etp) + embedding_and_output(d, tied_embeddings);
+           static_cast<double>(d.L - d.dense_layers) * moe.unique(d.t, d.ep * d.etp) + embedding_and_output(d, tied_embeddings) +
+           mtp_total(d, false);
   }
   double total = 0;
   // Any split of the layers gives the same count: the even one (the first L % p stages one more).
   for (std::int64_t stage = 0; stage < d.p; ++stage)
     total += stage_parameters(d, tied_embeddings, stage, d.L / d.p + (stage < d.L % d.p ? 1 : 0)).unique(d.t);
-  // The last stage's copy of a tied word embedding is not a parameter of its own.
-  if (tied_embeddings && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
+  // The last stage's copy of the word embedding (tied, or for the MTP modules' lookups) is not a
+  // parameter of its own.
+  if ((tied_embeddings || d.mtp > 0) && d.p > 1) total -= static_cast<double>(padded_vocab(d)) * d.h;
   return total;
 }
 

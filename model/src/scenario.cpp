@@ -503,6 +503,11 @@ void validate(const Scenario& sc, const Sources& src) {
              "add cluster.gpu.flash_attention_efficiency (seq and head_dim axes, forward and backward "
              "fractions of peak) or use attention_kernel: UNFUSED");
 
+  if (m.mtp_layers() < 0 || m.mtp_layers() > kMaxMtpLayers)
+    fail(src, {"model", "mtp_layers"},
+         "must be 0 to " + std::to_string(kMaxMtpLayers) + " (got " + std::to_string(m.mtp_layers()) +
+             "): the multi-token prediction modules after the main model (DeepSeek-V3: 1)");
+
   // Layout.
   if (!sc.has_layout()) fail(src, {"layout"}, "missing: give layout { dp: .. tp: .. pp: .. global_batch_size: .. }");
   const Layout& l = sc.layout();
@@ -587,6 +592,12 @@ void validate(const Scenario& sc, const Sources& src) {
                     "context parallelism with " +
                         std::string(m.kv_lora_rank() > 0 ? "multi-head latent" : "sliding-window") +
                         " attention (cp " + std::to_string(l.cp()) + ")");
+  refuse_unmodelled(src, {"layout", "moe_a2a_overlap"}, m.mtp_layers() > 0 && l.moe_a2a_overlap(),
+                    "the all-to-all overlap with multi-token prediction (model.mtp_layers " + std::to_string(m.mtp_layers()) +
+                        ")");
+  refuse_unmodelled(src, {"layout", "zero_stage"}, m.mtp_layers() > 0 && l.zero_stage() >= 2,
+                    "ZeRO-2/3 (FSDP) sharding with multi-token prediction (model.mtp_layers " +
+                        std::to_string(m.mtp_layers()) + "; take zero_stage 0 or 1)");
   refuse_unmodelled(src, {"layout", "zero_stage"}, m.num_experts() > 0 && l.zero_stage() >= 2,
                     "ZeRO-2/3 (FSDP) sharding of a Mixture-of-Experts model (zero_stage " +
                         std::to_string(l.zero_stage()) + "; MoE layouts take zero_stage 0 or 1)");
@@ -937,6 +948,7 @@ void set_layer_shape(Dims& d, const ModelSpec& m, const Layout& l) {
   d.pad_to_capacity = m.moe_pad_to_capacity();
   d.ep = std::max<std::int64_t>(1, l.ep());
   d.etp = std::max<std::int64_t>(1, l.etp());
+  d.mtp = std::clamp<std::int64_t>(m.mtp_layers(), 0, kMaxMtpLayers);
   d.allgather_dispatcher = l.moe_dispatcher() == Layout::ALLGATHER;
   d.kv_lora = m.kv_lora_rank();
   d.q_lora = m.q_lora_rank();

@@ -335,7 +335,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         const std::int64_t vs = c * P + s;
         // Items in backward order, as the builder cuts its buckets.
         std::vector<double> params;
-        if (vs == VS - 1) params.push_back(model::output_parameters(d, tied).local());
+        if (vs == VS - 1) params.push_back(model::output_parameters(d, tied).dense());
         for (std::int64_t l = partition.first_layer(vs + 1) - 1; l >= partition.first_layer(vs); --l)
           params.push_back(layer_dense_params(l));
         if (vs == 0) params.push_back(model::embedding_parameters(d).local());
@@ -499,7 +499,8 @@ StepEstimate estimate_step(const Scenario& sc) {
         std::vector<Item> items;
         if (vs == VS - 1) {
           t += lc.output_bwd;
-          items.push_back({t, model::output_parameters(d, tied).local(), 0.0});
+          const model::ParameterShard output = model::output_parameters(d, tied);  // with the MTP modules
+          items.push_back({t, output.dense(), output.expert});
         }
         for (std::int64_t l = partition.first_layer(vs + 1) - 1; l >= partition.first_layer(vs); --l) {
           t += lc.of(d, l).backward;
@@ -558,7 +559,7 @@ StepEstimate estimate_step(const Scenario& sc) {
         dp_total += embedding * static_cast<double>(M);
       }
     }
-    if (tied && P > 1 && (s == 0 || s == P - 1)) {
+    if ((tied || d.mtp > 0) && P > 1 && (s == 0 || s == P - 1)) {
       const double t = tuned_time(ALL_REDUCE, netmodel::strided_group_shape(net, 2, grid.stride(model::GridDim::Pp) * (P - 1)),
                                   model::embedding_parameters(d).word * grad_bytes);
       dp_free = std::max(dp_free, compute_end) + t;

@@ -141,6 +141,7 @@ std::string megatron_arguments(const Scenario& sc) {
   } else if (l.ep() > 1) {
     cannot(fw, "ep", std::to_string(l.ep()), "expert parallelism needs a Mixture-of-Experts model (model.num_experts)");
   }
+  if (m.mtp_layers() > 0) arg("--mtp-num-layers", std::to_string(m.mtp_layers()));
   if (m.kv_lora_rank() > 0) {
     arg("--multi-latent-attention");
     if (m.q_lora_rank() > 0) arg("--q-lora-rank", std::to_string(m.q_lora_rank()));
@@ -319,6 +320,7 @@ Scenario parse_megatron_arguments(const std::string& text, int gpus, const std::
     l.set_moe_dispatcher(dispatcher == "allgather" ? Layout::ALLGATHER : Layout::ALLTOALL);
   }
   l.set_moe_a2a_overlap(has("--overlap-moe-expert-parallel-comm"));
+  if (has("--mtp-num-layers")) m.set_mtp_layers(integer("--mtp-num-layers", 0));
   if (has("--multi-latent-attention")) {
     if (has("--q-lora-rank")) m.set_q_lora_rank(integer("--q-lora-rank", 1));
     m.set_kv_lora_rank(integer("--kv-lora-rank", 1));

@@ -192,6 +192,17 @@ TEST(ExecHost, MixtureOfExpertsExpertTensorParallelVerified) {
   check_measured_timeline_of(path.string(), 4);
 }
 
+// Multi-token prediction (model.mtp_layers 1): the module's lookup, eh_proj, MoE layer and second
+// output head run after the main output head on every rank, verified.
+TEST(ExecHost, MultiTokenPredictionModuleVerified) {
+  const testing::TempDir dir;
+  const auto path = dir / "tiny-moe-mtp.pbtxt";
+  std::string text = tiny_moe_text();
+  text.replace(text.find("num_experts: 8"), 14, "num_experts: 8 mtp_layers: 1");
+  std::ofstream(path) << text;
+  check_measured_timeline_of(path.string(), 4);
+}
+
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {
   const testing::TempDir dir;
   const auto path = dir / "tiny-moe.pbtxt";

@@ -452,6 +452,79 @@ TEST(MoeLayer, ExpertTensorParallelismSplitsEachExpertAndGathersItsTokens) {
   EXPECT_EQ(estimate_job_size(two).tasks, g2.num_tasks());
 }
 
+// Multi-token prediction (model.mtp_layers 1, DeepSeek-V3's D = 1) on pp 2: the module runs on the
+// last stage after the output head, with its own layer (id num_layers, a MoE layer here), eh_proj
+// (2h -> h) and a second pass through the output head; the last stage then holds a copy of the
+// untied word embedding, whose gradient is all-reduced with the first stage's.
+TEST(MultiTokenPrediction, OneModuleOnTheLastStage) {
+  const std::string layout = "pp: 2 dp: 8 ep: 4 global_batch_size: 16 zero_stage: 1";  // expert dp 2
+  const Scenario plain = scenario_from_text(moe_scenario(layout));
+  const Scenario mtp = scenario_from_text(moe_scenario(layout, "mtp_layers: 1"));
+  const JobGraph g0 = build_job_graph(plain), g1 = build_job_graph(mtp);
+  const RankGrid grid = rank_grid(mtp);
+  const std::uint32_t last = grid.stage_representative(1), first = grid.stage_representative(0);
+  auto count = [](const JobGraph& g, std::uint32_t rank, auto&& pred) {
+    std::size_t n = 0;
+    for (const Task& t : g.tasks())
+      if (t.rank == rank && t.microbatch <= 0 && pred(t)) ++n;
+    return n;
+  };
+  // Two passes through the output head per micro-batch, one eh_proj GEMM forward (tokens, h, 2h).
+  for (const Phase phase : {FORWARD, BACKWARD}) {
+    EXPECT_EQ(count(g1, last, [&](const Task& t) { return t.op == Op::Logits && t.phase == phase && t.microbatch == 0; }),
+              2 * count(g0, last, [&](const Task& t) { return t.op == Op::Logits && t.phase == phase && t.microbatch == 0; }));
+  }
+  std::vector<const Task*> on_last;
+  for (const Task& t : g1.tasks())
+    if (t.op == Op::MtpProjection && t.phase == FORWARD && t.microbatch == 0 && t.rank == last) on_last.push_back(&t);
+  ASSERT_EQ(on_last.size(), 1u);
+  EXPECT_EQ(on_last[0]->gemm_m, 2048u);
+  EXPECT_EQ(on_last[0]->gemm_n, 1024u);
+  EXPECT_EQ(on_last[0]->gemm_k, 2048u);
+  EXPECT_EQ(count(g1, first, [](const Task& t) { return t.op == Op::MtpProjection; }), 0u);
+  // Its layer is layer 4 (num_layers), a MoE layer with its all-to-alls, on the last stage only.
+  EXPECT_GT(count(g1, last, [](const Task& t) { return t.layer == 4 && t.op == Op::MoeDispatch; }), 0u);
+  EXPECT_EQ(count(g1, first, [](const Task& t) { return t.layer == 4; }), 0u);
+  EXPECT_EQ(count(g0, last, [](const Task& t) { return t.layer == 4; }), 0u);
+  // The word embedding's gradient all-reduced between the first and last stage (untied).
+  EXPECT_EQ(count(g0, last, [](const Task& t) { return t.op == Op::EmbeddingGradAllReduce; }), 0u);
+  EXPECT_EQ(count(g1, last, [](const Task& t) { return t.op == Op::EmbeddingGradAllReduce; }), 1u);
+  EXPECT_EQ(count(g1, first, [](const Task& t) { return t.op == Op::EmbeddingGradAllReduce; }), 1u);
+  // Parameters: eh_proj 2h^2, three RMSNorms of h and one MoE layer more; per rank of the last
+  // stage also the embedding copy (4096 x 1024); the layer's experts reduced over expert dp.
+  const Dims d0 = dims(plain), d1 = dims(mtp);
+  const double module = 2.0 * 1024 * 1024 + 3.0 * 1024 + layer_parameters(d0, true).unique(1, 4);
+  EXPECT_NEAR(total_parameters(d1, false) - total_parameters(d0, false), module, 1);
+  const ParameterShard stage0 = stage_parameters(d0, false, 1, 2, 2), stage1 = stage_parameters(d1, false, 1, 2, 2);
+  EXPECT_NEAR(stage1.dense() - stage0.dense(), 2.0 * 1024 * 1024 + 3.0 * 1024 + layer_parameters(d0, true).dense() + 4096.0 * 1024, 1);
+  EXPECT_NEAR(stage1.expert - stage0.expert, layer_parameters(d0, true).expert, 1e-6);
+  auto expert_grad_bytes = [&](const JobGraph& g) {
+    double bytes = 0;
+    for (const Task& t : g.tasks())
+      if (t.rank == last && t.phase == GRADIENT_SYNC && t.group == GROUP_EXPERT_DP) bytes += static_cast<double>(t.bytes);
+    return bytes;
+  };
+  EXPECT_NEAR(expert_grad_bytes(g1) - expert_grad_bytes(g0), layer_parameters(d0, true).expert * 2, 1);
+  // Memory: the last stage holds the module's activations and weights too.
+  EXPECT_GT(estimate_memory(mtp).stages[1].activations, estimate_memory(plain).stages[1].activations);
+  EXPECT_GT(estimate_memory(mtp).stages[1].weights, estimate_memory(plain).stages[1].weights);
+  EXPECT_DOUBLE_EQ(estimate_memory(mtp).stages[0].activations, estimate_memory(plain).stages[0].activations);
+  // The size check counts the module's tasks exactly, with sequence parallelism too.
+  EXPECT_EQ(estimate_job_size(mtp).tasks, g1.num_tasks());
+  const Scenario sp = scenario_from_text(
+      moe_scenario("tp: 2 sequence_parallel: true pp: 2 dp: 4 ep: 8 global_batch_size: 8 recompute: FULL", "mtp_layers: 2"));
+  EXPECT_EQ(estimate_job_size(sp).tasks, build_job_graph(sp).num_tasks());
+  // Refused: more than 8 modules, ZeRO-2/3, the all-to-all overlap.
+  EXPECT_THAT(input_error([&] { scenario_from_text(moe_scenario(layout, "mtp_layers: 9")); }),
+              HasSubstr("model.mtp_layers: must be 0 to 8 (got 9)"));
+  EXPECT_THAT(input_error([&] {
+                scenario_from_text(moe_scenario("pp: 2 dp: 8 ep: 8 global_batch_size: 32 moe_a2a_overlap: true "
+                                                "schedule: INTERLEAVED_1F1B virtual_stages: 2",
+                                                "mtp_layers: 1"));
+              }),
+              HasSubstr("the all-to-all overlap with multi-token prediction"));
+}
+
 TEST(MoeLayer, BadInputNamesTheFieldAndTheValidValues) {
   auto error = [](const std::string& layout, const std::string& model = "") {
     return input_error([&] { scenario_from_text(moe_scenario(layout, model)); });

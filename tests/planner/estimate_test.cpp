@@ -136,6 +136,8 @@ TEST(Estimator, MixtureOfExpertsLayoutsAgreeWithinFivePercent) {
        "tp: 2 sequence_parallel: true dp: 16 ep: 8 zero_stage: 1 micro_batch_size: 1 global_batch_size: 32"},
       // Sliding-window layers every other layer (GPT-OSS's pattern).
       {"sliding_window: 128 sliding_window_pattern: 2 attention_sinks: true", "pp: 4 dp: 8 ep: 8 micro_batch_size: 1 global_batch_size: 32"},
+      // Multi-token prediction: a module (its MoE layer, eh_proj, a second output head) on the last stage.
+      {"mtp_layers: 1", "pp: 2 dp: 16 ep: 8 zero_stage: 1 micro_batch_size: 1 global_batch_size: 32"},
       // Expert tensor parallelism: the received tokens gathered over etp 2 and scattered back.
       {"add_bias_linear: false",
        "tp: 4 sequence_parallel: true dp: 8 ep: 4 etp: 2 zero_stage: 1 micro_batch_size: 1 global_batch_size: 16"},

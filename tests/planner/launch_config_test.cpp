@@ -40,7 +40,7 @@ const std::set<std::string> kMegatronArguments = {
     "--moe-pad-expert-input-to-capacity",
     "--moe-token-dispatcher-type", "--expert-model-parallel-size", "--expert-tensor-parallel-size",
     "--overlap-moe-expert-parallel-comm",
-    "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
+    "--mtp-num-layers", "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim", "--qk-pos-emb-head-dim",
     "--v-head-dim", "--window-size", "--window-attn-skip-freq", "--softmax-type"};
 
 // torchtitan's job config keys (torchtitan/config/job_config.py), section.key.
@@ -144,6 +144,12 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
                           "tp: 2 pp: 7 dp: 16 ep: 32 virtual_stages: 3 schedule: INTERLEAVED_1F1B sequence_parallel: true "
                           "embedding_in_pipeline_split: true loss_in_pipeline_split: true "
                           "micro_batch_size: 1 global_batch_size: 224 zero_stage: 1 moe_a2a_overlap: true")},
+      // With its multi-token prediction module (D = 1), as DeepSeek trained it.
+      {"deepseek-mtp", preset("deepseek-v3", 224,
+                              "tp: 2 pp: 7 dp: 16 ep: 32 virtual_stages: 3 schedule: INTERLEAVED_1F1B sequence_parallel: true "
+                              "embedding_in_pipeline_split: true loss_in_pipeline_split: true "
+                              "micro_batch_size: 1 global_batch_size: 224 zero_stage: 1",
+                              " mtp_layers: 1")},
       {"gpt-oss", preset("gpt-oss-120b", 64, "pp: 4 dp: 16 ep: 8 moe_dispatcher: ALLGATHER global_batch_size: 128 zero_stage: 1",
                          " moe_capacity_factor: 1.25 moe_pad_to_capacity: true")},
       // Expert tensor parallelism.
@@ -165,14 +171,16 @@ TEST(LaunchConfig, MegatronArgumentsParseBackIntoTheSameLayout) {
              {"qk_rope_head_dim", a.qk_rope_head_dim(), b.qk_rope_head_dim()}, {"v_head_dim", a.v_head_dim(), b.v_head_dim()},
              {"sliding_window", a.sliding_window(), b.sliding_window()},
              {"sliding_window_pattern", a.sliding_window_pattern(), b.sliding_window_pattern()},
-             {"attention_sinks", a.attention_sinks(), b.attention_sinks()}})
+             {"attention_sinks", a.attention_sinks(), b.attention_sinks()}, {"mtp_layers", a.mtp_layers(), b.mtp_layers()}})
       EXPECT_EQ(x, y) << name << ": model." << field << "\n" << text;
   }
   EXPECT_NE(megatron_arguments(moe[0].second).find("--moe-layer-freq \"([0]*3+[1]*58)\""), std::string::npos);
-  EXPECT_NE(megatron_arguments(moe[1].second).find("--window-size \"(127,0)\""), std::string::npos);
+  EXPECT_NE(megatron_arguments(moe[2].second).find("--window-size \"(127,0)\""), std::string::npos);
   // etp is always written, 1 included: without it Megatron-LM would take tp.
   EXPECT_NE(megatron_arguments(moe[0].second).find("--expert-tensor-parallel-size 1"), std::string::npos);
-  EXPECT_NE(megatron_arguments(moe[2].second).find("--expert-tensor-parallel-size 2"), std::string::npos);
+  EXPECT_NE(megatron_arguments(moe[3].second).find("--expert-tensor-parallel-size 2"), std::string::npos);
+  EXPECT_NE(megatron_arguments(moe[1].second).find("--mtp-num-layers 1"), std::string::npos);
+  EXPECT_EQ(megatron_arguments(moe[0].second).find("--mtp-num-layers"), std::string::npos);
   {
     // Read without the flag: Megatron-LM's default, etp = tp (here 2 from deepseek's tp 2).
     std::string text = megatron_arguments(moe[0].second);

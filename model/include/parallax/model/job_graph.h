@@ -92,6 +92,9 @@ enum class Op : std::uint8_t {
   // its etp group before the experts, and the partial expert outputs reduce-scattered after them.
   ExpertTpGather,
   ExpertTpReduceScatter,
+  // Multi-token prediction (model.mtp_layers): eh_proj, the projection of the normalised hidden
+  // state and embedding (2h) to h.
+  MtpProjection,
   kCount
 };
 std::string_view op_name(Op op);

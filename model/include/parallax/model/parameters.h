@@ -38,9 +38,17 @@ struct EmbeddingShard : ParameterShard {
 // Word (vocabulary-parallel, padded vocabulary) and learned position embeddings, on the first stage.
 EmbeddingShard embedding_parameters(const Dims& d);
 
-// Final norm and the output layer on the last stage: with tied embeddings and p > 1 a copy of the
-// word embedding (kept in sync by an all-reduce), with tied embeddings and p = 1 nothing extra.
+// The output part of the last stage: the final norm and the output layer (with tied embeddings and
+// p > 1 a copy of the word embedding, kept in sync by an all-reduce; with tied embeddings and p = 1
+// nothing extra), and the multi-token prediction modules (mtp_parameters). Reduced over dp x cp
+// but for ParameterShard::expert (the MTP layers' routed experts, over expert dp).
 ParameterShard output_parameters(const Dims& d, bool tied_embeddings);
+// The multi-token prediction modules (model.mtp_layers) on one rank of the last stage: per module
+// eh_proj (2h x h, column-parallel), three norms (the hidden state's, the embedding's, the
+// module's output) and one layer of the kind layer num_layers + k has; with p > 1 and untied
+// embeddings, a copy of the word embedding for the modules' lookups (the first stage's copy is the
+// one counted once).
+ParameterShard mtp_parameters(const Dims& d, bool tied_embeddings);
 
 // Everything held by one rank of pipeline stage `stage`, which has `stage_layers` transformer layers
 // (StagePartition::stage_layers).

@@ -89,12 +89,15 @@ struct Dims {
   bool pad_to_capacity = false;  // moe_pad_to_capacity: every expert computes exactly its capacity
   std::int64_t ep = 1, etp = 1;
   bool allgather_dispatcher = false;  // layout.moe_dispatcher ALLGATHER
+  std::int64_t mtp = 0;  // model.mtp_layers: multi-token prediction modules on the last stage
   // Multi-head latent attention (kv_lora > 0): the latent ranks and the head dimensions.
   std::int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_hd = 0;
   // Sliding-window attention: window in tokens (0: none) and its layer pattern; attention sinks.
   std::int64_t window = 0, window_pattern = 0;
   bool sinks = false;
 };
+// model.mtp_layers: at most this many multi-token prediction modules.
+inline constexpr std::int64_t kMaxMtpLayers = 8;
 // Whether layer `layer` (0-based) attends through the sliding window.
 inline bool is_windowed_layer(const Dims& d, std::int64_t layer) {
   return d.window > 0 && (d.window_pattern <= 1 || layer % d.window_pattern != d.window_pattern - 1);
