@@ -1,6 +1,7 @@
 #include "parallax/model/hf_config.h"
 
 #include "parallax/hf_config.pb.h"
+#include "parallax/model/scenario.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -132,6 +133,13 @@ void read_moe(const hf::HfConfig& c, const Reader& r, const std::string& arch, F
     m.set_v_head_dim(r.positive("v_head_dim", c.has_v_head_dim(), c.v_head_dim(), arch));
     m.clear_num_query_groups();
     m.clear_head_dim();
+  }
+  // DeepSeek-V3's multi-token prediction modules, trained with the model (its checkpoint holds them).
+  if (c.has_num_nextn_predict_layers()) {
+    if (c.num_nextn_predict_layers() < 0 || c.num_nextn_predict_layers() > kMaxMtpLayers)
+      r.fail("num_nextn_predict_layers", "must be 0 to " + std::to_string(kMaxMtpLayers) + " (got " +
+                                             std::to_string(c.num_nextn_predict_layers()) + ")");
+    m.set_mtp_layers(c.num_nextn_predict_layers());
   }
   if (family == Family::GptOss) {
     // Attention sinks in every layer (a learned logit per head); the sliding window on the layers

@@ -99,15 +99,21 @@ TEST(HfConfig, Qwen3_235B_A22B) {
     add_bias_linear: false dropout: false num_experts: 128 moe_top_k: 8 moe_ffn_hidden_size: 1536)");
 }
 
+std::string config_with(const std::string& folder, const std::string& replace, const std::string& with);
+
 TEST(HfConfig, DeepSeekV3) {
   // Multi-head latent attention (no key/value groups), 3 dense layers of 18432, then 256 routed
-  // experts of 2048 and one shared. The multi-token-prediction module (num_nextn_predict_layers) is
-  // not part of the model parallax builds.
+  // experts of 2048 and one shared, and its multi-token-prediction module (num_nextn_predict_layers).
   expect_model("DeepSeek-V3", R"(name: "DeepSeek-V3" num_layers: 61 hidden_size: 7168 num_heads: 128
     ffn_hidden_size: 18432 seq_length: 163840 vocab_size: 129280 tied_embeddings: false activation: SWIGLU
     normalization: RMSNORM attention_kernel: FLASH position_embedding: ROPE add_bias_linear: false dropout: false
     num_experts: 256 moe_top_k: 8 moe_ffn_hidden_size: 2048 moe_dense_layers: 3 num_shared_experts: 1
-    kv_lora_rank: 512 q_lora_rank: 1536 qk_nope_head_dim: 128 qk_rope_head_dim: 64 v_head_dim: 128)");
+    kv_lora_rank: 512 q_lora_rank: 1536 qk_nope_head_dim: 128 qk_rope_head_dim: 64 v_head_dim: 128 mtp_layers: 1)");
+  EXPECT_NE(input_error([] {
+              model::parse_hf_config(config_with("DeepSeek-V3", "\"num_nextn_predict_layers\": 1", "\"num_nextn_predict_layers\": 9"),
+                                     "c.json");
+            }).find("c.json: field `num_nextn_predict_layers`: must be 0 to 8 (got 9)"),
+            std::string::npos);
 }
 
 TEST(HfConfig, GptOss120B) {
@@ -130,8 +136,14 @@ TEST(HfConfig, MixturesOfExpertsMatchTheirPresets) {
       sc.mutable_layout()->set_global_batch_size(1);
       return model::dims(sc);
     };
-    const model::Dims hf_dims = dims_of(model::read_hf_config(hf(folder)));
-    const model::Dims preset_dims = dims_of(model::load_model(preset));
+    const ModelSpec from_hf = model::read_hf_config(hf(folder));
+    // DeepSeek-V3's config has its multi-token prediction module (num_nextn_predict_layers 1); the
+    // preset is the main model (DeepSeek's 671B), so the module is compared with it added.
+    EXPECT_EQ(from_hf.mtp_layers(), std::string(preset) == "deepseek-v3" ? 1 : 0) << folder;
+    ModelSpec bundled = model::load_model(preset);
+    bundled.set_mtp_layers(from_hf.mtp_layers());
+    const model::Dims hf_dims = dims_of(from_hf);
+    const model::Dims preset_dims = dims_of(bundled);
     EXPECT_DOUBLE_EQ(model::total_parameters(hf_dims, false), model::total_parameters(preset_dims, false)) << folder;
     EXPECT_DOUBLE_EQ(model::activated_parameters(hf_dims, false), model::activated_parameters(preset_dims, false)) << folder;
   }
