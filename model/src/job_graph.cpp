@@ -457,17 +457,20 @@ class Builder {
     zero2_reduce(-1, mb);
   }
 
-  // The output layer: the final norm, the logits (a column-parallel GEMM over the padded
-  // vocabulary), the cross entropy.
-  LayerOp logits_op() const {
+  // A column-parallel linear outside the layers: this rank's tokens times a k x n weight shard.
+  LayerOp column_linear(Op kind, std::int64_t n, std::int64_t k) const {
     LayerOp op;
-    op.op = Op::Logits;
+    op.op = kind;
     op.is_gemm = true;
     op.has_weight = true;
     op.tp = TpPlacement::Column;
-    op.gemm = {tokens(), layer_.vocab / d_.t, d_.h, 1};
+    op.gemm = {tokens(), n, k, 1};
     return op;
   }
+
+  // The output layer: the final norm, the logits (a column-parallel GEMM over the padded
+  // vocabulary), the cross entropy.
+  LayerOp logits_op() const { return column_linear(Op::Logits, layer_.vocab / d_.t, d_.h); }
 
   // The final norm, the logits and the cross entropy (the main model's, and each MTP module's with
   // the shared output head).
@@ -503,12 +506,7 @@ class Builder {
   // gathered over TP), runs its transformer layer (layer id num_layers + k) and the output head.
   // Its tasks but the layer's are the output layer's (layer -2).
   LayerOp mtp_projection_op() const {
-    LayerOp op;
-    op.op = Op::MtpProjection;
-    op.is_gemm = true;
-    op.has_weight = true;
-    op.tp = TpPlacement::Column;
-    op.gemm = {tokens(), d_.h / d_.t, 2 * d_.h, 1};
+    LayerOp op = column_linear(Op::MtpProjection, d_.h / d_.t, 2 * d_.h);
     op.gathered_width = 2 * d_.h;
     return op;
   }

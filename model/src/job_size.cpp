@@ -157,8 +157,10 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
   // (Only for MoE fields validation would accept: this runs on unvalidated scenarios.)
   const bool moe = d.experts > 0 && d.top_k >= 1 && d.top_k <= d.experts && d.moe_f >= 1 && d.experts % d.ep == 0 &&
                    d.moe_f % d.etp == 0 && d.skew >= 1 && d.skew <= static_cast<double>(d.experts);
-  // The ranks holding the same experts, which reduce the expert gradients (model::RankGrid).
-  const std::int64_t expert_dp = d.t * d.c * d.d / std::max<std::int64_t>(1, d.ep * d.etp);
+  // More than one rank holds the same experts (expert dp > 1), so their gradients are reduced
+  // (model::RankGrid). In doubles: unvalidated degrees can overflow a 64-bit product.
+  const bool expert_dp_above_one =
+      static_cast<double>(d.t) * static_cast<double>(d.c) * static_cast<double>(d.d) > static_cast<double>(d.ep) * static_cast<double>(d.etp);
   const LayerTaskCounts counts = layer_task_counts(describe_layer(d, moe), d, recompute);
   const std::uint64_t layer_fwd = counts.forward + z3;
   // Without resharding after forward (FSDP2 reshard_after_forward False) the backward uses the
@@ -195,7 +197,7 @@ JobSizeEstimate estimate_job_size(const Scenario& sc) {
           (vs == last_vs ? output_bwd : 1) + layers * layer_bwd + (vs == 0 ? embedding_bwd : 1);
     }
     double once = 1;  // the optimizer step
-    const bool expert_reductions = moe && expert_dp > 1 && zero < 2;
+    const bool expert_reductions = moe && expert_dp_above_one && zero < 2;
     if (param_gathers || (dp_cp(d) > 1 && zero < 2) || expert_reductions) {
       const BucketCount count = bucket_count(d, chunk_layers, tied, capacity, stage, moe);
       const auto buckets = static_cast<double>(count.buckets);

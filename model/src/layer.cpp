@@ -438,41 +438,39 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
         out.ops.push_back(elementwise(Op::MoePermute, T * k * h, {2.0 * e, 0.0}, {e + e / static_cast<double>(k), 1.0}));
       }
     }
+    // A token exchange among the expert ranks (LayerOp::expert_exchange).
+    auto exchange = [](Op op, CommGroup group, CollectiveKind forward, CollectiveKind backward, double forward_bytes,
+                       double backward_bytes) {
+      LayerOp x;
+      x.op = op;
+      x.expert_exchange = true;
+      x.exchange_group = group;
+      x.exchange_forward = forward;
+      x.exchange_backward = backward;
+      x.exchange_forward_bytes = forward_bytes;
+      x.exchange_backward_bytes = backward_bytes;
+      return x;
+    };
     auto all_to_all = [&](Op op) {
-      LayerOp a2a;
-      a2a.op = op;
-      a2a.expert_exchange = true;
-      a2a.exchange_forward_bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
-      a2a.exchange_backward_bytes = a2a.exchange_forward_bytes;
-      if (gathered) {
-        // Megatron-Core's MoEAllGatherTokenDispatcher: the ep group's tokens gathered (with each
-        // token's routing: its probabilities in fp32 and its routing-map row, 5 B per expert), the
-        // expert outputs reduce-scattered back; backward the other way round without the routing.
-        const double gathered_tokens = static_cast<double>(T * d.ep);
-        const bool dispatch = op == Op::MoeDispatch;
-        const double tokens_bytes = gathered_tokens * static_cast<double>(h) * e;
-        a2a.exchange_forward = dispatch ? ALL_GATHER : REDUCE_SCATTER;
-        a2a.exchange_backward = dispatch ? REDUCE_SCATTER : ALL_GATHER;
-        a2a.exchange_forward_bytes = tokens_bytes + (dispatch ? gathered_tokens * 5.0 * static_cast<double>(E) : 0.0);
-        a2a.exchange_backward_bytes = tokens_bytes;
+      if (!gathered) {
+        const double bytes = copies * static_cast<double>(h) * e;  // each rank's send buffer (and receive)
+        return exchange(op, GROUP_EP, ALL_TO_ALL, ALL_TO_ALL, bytes, bytes);
       }
-      return a2a;
+      // Megatron-Core's MoEAllGatherTokenDispatcher: the ep group's tokens gathered (with each
+      // token's routing: its probabilities in fp32 and its routing-map row, 5 B per expert), the
+      // expert outputs reduce-scattered back; backward the other way round without the routing.
+      const double gathered_tokens = static_cast<double>(T * d.ep);
+      const bool dispatch = op == Op::MoeDispatch;
+      const double tokens_bytes = gathered_tokens * static_cast<double>(h) * e;
+      return exchange(op, GROUP_EP, dispatch ? ALL_GATHER : REDUCE_SCATTER, dispatch ? REDUCE_SCATTER : ALL_GATHER,
+                      tokens_bytes + (dispatch ? gathered_tokens * 5.0 * static_cast<double>(E) : 0.0), tokens_bytes);
     };
     if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeDispatch));
     // The expert tensor-parallel exchange: the received tokens gathered over etp (backward: their
     // gradients reduce-scattered), and the partial outputs reduce-scattered (backward: gathered).
-    auto expert_tp_exchange = [&](Op op, CollectiveKind forward, CollectiveKind backward) {
-      LayerOp x;
-      x.op = op;
-      x.expert_exchange = true;
-      x.exchange_group = GROUP_EXPERT_TP;
-      x.exchange_forward = forward;
-      x.exchange_backward = backward;
-      x.exchange_forward_bytes = expert_rows * static_cast<double>(h) * e;  // the whole gathered tensor
-      x.exchange_backward_bytes = x.exchange_forward_bytes;
-      return x;
-    };
-    if (etp > 1) out.ops.push_back(expert_tp_exchange(Op::ExpertTpGather, ALL_GATHER, REDUCE_SCATTER));
+    const double expert_tp_bytes = expert_rows * static_cast<double>(h) * e;  // the whole gathered tensor
+    if (etp > 1)
+      out.ops.push_back(exchange(Op::ExpertTpGather, GROUP_EXPERT_TP, ALL_GATHER, REDUCE_SCATTER, expert_tp_bytes, expert_tp_bytes));
     auto experts = [&](Op op, std::int64_t n, std::int64_t kk, double parameters_per_expert, const char* input,
                        double input_width) {
       if (!skewed || local > 1) {
@@ -494,7 +492,9 @@ LayerDescription describe_layer(const Dims& d, bool moe, bool windowed) {
             static_cast<double>(h));
     out.ops.push_back(activation(static_cast<std::int64_t>(expert_rows) * expert_f));
     experts(Op::ExpertFc2, h, expert_f, static_cast<double>(expert_f * h), "expert FC2 input", static_cast<double>(expert_f));
-    if (etp > 1) out.ops.push_back(expert_tp_exchange(Op::ExpertTpReduceScatter, REDUCE_SCATTER, ALL_GATHER));
+    if (etp > 1)
+      out.ops.push_back(
+          exchange(Op::ExpertTpReduceScatter, GROUP_EXPERT_TP, REDUCE_SCATTER, ALL_GATHER, expert_tp_bytes, expert_tp_bytes));
     if (d.ep > 1) out.ops.push_back(all_to_all(Op::MoeCombine));
     // Un-permute: each token's top_k expert outputs weighted by their probabilities and summed (read
     // the copies, write the token); backward writes each copy's gradient and reads the kept outputs

@@ -541,9 +541,11 @@ void validate(const Scenario& sc, const Sources& src) {
            "with sequence parallelism each rank's s / cp = " + std::to_string(m.seq_length() / l.cp()) +
                " tokens are split again over tp " + std::to_string(l.tp()) + ", which does not divide them");
   }
+  // Megatron's expert grid folds into a stage's tp x cp x dp ranks (model::RankGrid): ep, and ep x
+  // etp, divide them. Computed where an expert degree exceeds 1 (the GPU count is bounded later).
+  const auto stage_ranks_of = [&l] { return static_cast<std::int64_t>(l.tp()) * l.cp() * l.dp(); };
   if (l.ep() > 1) {
-    // Megatron's expert grid folds into tp x cp x dp (model::RankGrid): ep divides the stage's ranks.
-    const std::int64_t stage_ranks = static_cast<std::int64_t>(l.tp()) * l.cp() * l.dp();
+    const std::int64_t stage_ranks = stage_ranks_of();
     if (m.num_experts() == 0)
       fail(src, {"layout", "ep"}, "expert parallelism needs a Mixture-of-Experts model (model.num_experts > 0); use ep 1");
     if (m.num_experts() % l.ep() != 0)
@@ -558,7 +560,7 @@ void validate(const Scenario& sc, const Sources& src) {
   }
   if (l.etp() > 1) {
     // Expert tensor parallelism: ep x etp ranks of each stage hold one copy of all the experts.
-    const std::int64_t stage_ranks = static_cast<std::int64_t>(l.tp()) * l.cp() * l.dp();
+    const std::int64_t stage_ranks = stage_ranks_of();
     const std::int64_t ep = std::max(1, l.ep());
     if (m.num_experts() == 0)
       fail(src, {"layout", "etp"},

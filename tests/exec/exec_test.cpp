@@ -161,13 +161,16 @@ TEST(ExecHost, MixtureOfExpertsDispatchAndCombineOnFourRanksVerified) {
 // The all-to-all overlap (layout.moe_a2a_overlap, two micro-batches so that a forward and a backward
 // run merged): the overlapped all-to-alls run on the "ep comm" lane's thread, verified.
 // The tiny MoE scenario with its layout's batch and extra fields replaced, run on 4 ranks verified.
-void check_tiny_moe_with(const std::string& name, const std::string& layout_end) {
+void check_tiny_moe_replacing(const std::string& name, const std::string& from, const std::string& to) {
   const testing::TempDir dir;
   const auto path = dir / (name + ".pbtxt");
   std::string text = tiny_moe_text();
-  text.replace(text.find("global_batch_size: 4 }"), 22, layout_end);
+  text.replace(text.find(from), from.size(), to);
   std::ofstream(path) << text;
   check_measured_timeline_of(path.string(), 4);
+}
+void check_tiny_moe_with(const std::string& name, const std::string& layout_end) {
+  check_tiny_moe_replacing(name, "global_batch_size: 4 }", layout_end);
 }
 
 TEST(ExecHost, MixtureOfExpertsOverlappedAllToAllsOnTheirOwnLaneVerified) {
@@ -184,23 +187,13 @@ TEST(ExecHost, MixtureOfExpertsAllGatherDispatcherVerified) {
 // all-gathered and the partial expert outputs reduce-scattered on the expert-tp communicator, and
 // the expert gradients reduced over expert dp, verified.
 TEST(ExecHost, MixtureOfExpertsExpertTensorParallelVerified) {
-  const testing::TempDir dir;
-  const auto path = dir / "tiny-moe-etp.pbtxt";
-  std::string text = tiny_moe_text();
-  text.replace(text.find("ep: 4"), 5, "ep: 2 etp: 2");
-  std::ofstream(path) << text;
-  check_measured_timeline_of(path.string(), 4);
+  check_tiny_moe_replacing("tiny-moe-etp", "ep: 4", "ep: 2 etp: 2");
 }
 
 // Multi-token prediction (model.mtp_layers 1): the module's lookup, eh_proj, MoE layer and second
 // output head run after the main output head on every rank, verified.
 TEST(ExecHost, MultiTokenPredictionModuleVerified) {
-  const testing::TempDir dir;
-  const auto path = dir / "tiny-moe-mtp.pbtxt";
-  std::string text = tiny_moe_text();
-  text.replace(text.find("num_experts: 8"), 14, "num_experts: 8 mtp_layers: 1");
-  std::ofstream(path) << text;
-  check_measured_timeline_of(path.string(), 4);
+  check_tiny_moe_replacing("tiny-moe-mtp", "num_experts: 8", "num_experts: 8 mtp_layers: 1");
 }
 
 TEST(ExecHostFaults, VerifyCatchesACorruptedDispatch) {
